@@ -1,1 +1,19 @@
-//! placeholder
+//! gptoss-model-gpt-oss: everything that knows gpt-oss. Its config, checkpoint loading
+//! (safetensors, memory-mapped, validated against the config), synthetic checkpoints, and the
+//! forward pass written by hand against the engine's `Backend` trait.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod graph;
+pub mod safetensors;
+pub mod source;
+pub mod synth_writer;
+pub mod synthetic;
+pub mod tensors;
+pub mod weights;
+
+pub use config::GptOssConfig;
+pub use error::{ModelError, Result};
+pub use graph::{GptOss, LoadOptions, Probe, ProbeData};
+pub use source::{ModelSource, OpenedModel};

@@ -1,0 +1,44 @@
+//! The engine's error type, shared by every backend and the model code.
+
+use thiserror::Error;
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// An argument that breaks an op's contract (wrong length, dtype, alignment…).
+    #[error("{op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+    /// A weight format, shape or option the chosen kernel does not support.
+    #[error("{op}: unsupported: {detail}")]
+    Unsupported { op: &'static str, detail: String },
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is out of range: the vocabulary has {vocab} tokens (ids 0..{vocab})")]
+    TokenOutOfRange { id: u32, vocab: usize },
+    /// More tokens than the KV cache was allocated for.
+    #[error("context overflow: {needed} tokens needed but the context holds {capacity}")]
+    ContextOverflow { needed: usize, capacity: usize },
+    /// A bad request from the caller (empty prompt, invalid sampling parameter…).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A failure inside a backend (device error, out of memory…).
+    #[error("{backend} backend: {detail}")]
+    Backend { backend: &'static str, detail: String },
+}
+
+impl EngineError {
+    pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+        EngineError::Shape { op, detail: detail.into() }
+    }
+    pub fn unsupported(op: &'static str, detail: impl Into<String>) -> Self {
+        EngineError::Unsupported { op, detail: detail.into() }
+    }
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        EngineError::InvalidArgument(detail.into())
+    }
+}
+
+/// Fails with a shape error unless `cond` holds; the message is built only on failure.
+pub fn ensure(cond: bool, op: &'static str, detail: impl FnOnce() -> String) -> Result<()> {
+    if cond { Ok(()) } else { Err(EngineError::shape(op, detail())) }
+}

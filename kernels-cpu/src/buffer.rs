@@ -1,0 +1,156 @@
+//! CPU buffers: owned 64-byte-aligned memory, or a read-only view of host memory (a region of
+//! a memory-mapped checkpoint) used in place.
+
+use gptoss_engine::{DType, DeviceBuffer, EngineError, HostBytes, Result};
+
+/// 64 bytes, 64-byte aligned: the unit of owned storage, so every buffer suits any SIMD width.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+enum Storage {
+    Owned(Vec<Line>),
+    Host(HostBytes),
+}
+
+pub struct CpuBuffer {
+    dtype: DType,
+    len: usize,
+    storage: Storage,
+}
+
+impl DeviceBuffer for CpuBuffer {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+fn byte_len(dtype: DType, len: usize) -> Result<usize> {
+    dtype.bytes(len).ok_or_else(|| EngineError::invalid(format!("{len} elements of {dtype} overflow the address space")))
+}
+
+impl CpuBuffer {
+    pub fn zeroed(dtype: DType, len: usize) -> Result<Self> {
+        let bytes = byte_len(dtype, len)?;
+        let mut lines = Vec::new();
+        lines.try_reserve_exact(bytes.div_ceil(64)).map_err(|_| EngineError::Backend {
+            backend: "cpu",
+            detail: format!("out of memory allocating {bytes} bytes"),
+        })?;
+        lines.resize(bytes.div_ceil(64), Line([0; 64]));
+        Ok(CpuBuffer { dtype, len, storage: Storage::Owned(lines) })
+    }
+
+    /// Uses `bytes` in place when they are aligned for `dtype`, else copies them.
+    /// Returns the buffer and whether it was copied.
+    pub fn from_host(dtype: DType, len: usize, bytes: HostBytes) -> Result<(Self, bool)> {
+        let want = byte_len(dtype, len)?;
+        if bytes.len() != want {
+            return Err(EngineError::invalid(format!("{len} elements of {dtype} need {want} bytes, got {}", bytes.len())));
+        }
+        if (bytes.as_bytes().as_ptr() as usize) % dtype.size() == 0 {
+            return Ok((CpuBuffer { dtype, len, storage: Storage::Host(bytes) }, false));
+        }
+        let mut buf = Self::zeroed(dtype, len)?;
+        buf.bytes_mut()?.copy_from_slice(bytes.as_bytes());
+        Ok((buf, true))
+    }
+
+    /// Whether the data lives in host memory owned elsewhere (e.g. a memory map).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.storage, Storage::Host(_))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match &self.storage {
+            Storage::Owned(lines) => &bytemuck_lines(lines)[..self.len * self.dtype.size()],
+            Storage::Host(h) => h.as_bytes(),
+        }
+    }
+
+    pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        let n = self.len * self.dtype.size();
+        match &mut self.storage {
+            Storage::Owned(lines) => Ok(&mut bytemuck_lines_mut(lines)[..n]),
+            Storage::Host(_) => Err(EngineError::invalid("a buffer that maps host memory is read-only")),
+        }
+    }
+
+    fn typed<T: bytemuck::Pod>(&self, dtype: DType, what: &'static str) -> Result<&[T]> {
+        self.check(dtype, what)?;
+        bytemuck::try_cast_slice(self.bytes()).map_err(|e| EngineError::shape(what, format!("{e:?}")))
+    }
+
+    fn typed_mut<T: bytemuck::Pod>(&mut self, dtype: DType, what: &'static str) -> Result<&mut [T]> {
+        self.check(dtype, what)?;
+        bytemuck::try_cast_slice_mut(self.bytes_mut()?).map_err(|e| EngineError::shape(what, format!("{e:?}")))
+    }
+
+    fn check(&self, dtype: DType, what: &'static str) -> Result<()> {
+        if self.dtype == dtype {
+            Ok(())
+        } else {
+            Err(EngineError::shape(what, format!("expected a {dtype} buffer, got {}", self.dtype)))
+        }
+    }
+
+    pub fn f32s(&self, what: &'static str) -> Result<&[f32]> {
+        self.typed(DType::F32, what)
+    }
+    pub fn f32s_mut(&mut self, what: &'static str) -> Result<&mut [f32]> {
+        self.typed_mut(DType::F32, what)
+    }
+    pub fn u32s(&self, what: &'static str) -> Result<&[u32]> {
+        self.typed(DType::U32, what)
+    }
+    pub fn u32s_mut(&mut self, what: &'static str) -> Result<&mut [u32]> {
+        self.typed_mut(DType::U32, what)
+    }
+}
+
+fn bytemuck_lines(lines: &[Line]) -> &[u8] {
+    // SAFETY: `Line` is a plain 64-byte array with no padding; any byte pattern is valid.
+    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<u8>(), lines.len() * 64) }
+}
+
+fn bytemuck_lines_mut(lines: &mut [Line]) -> &mut [u8] {
+    // SAFETY: as above; the borrow is unique.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_buffers_are_zeroed_aligned_and_typed() {
+        let mut b = CpuBuffer::zeroed(DType::F32, 5).unwrap();
+        assert_eq!(b.bytes().as_ptr() as usize % 64, 0);
+        assert_eq!(b.f32s("t").unwrap(), &[0.0; 5]);
+        b.f32s_mut("t").unwrap()[4] = 2.0;
+        assert_eq!(b.f32s("t").unwrap()[4], 2.0);
+        assert!(b.u32s("t").unwrap_err().to_string().contains("expected a u32 buffer"));
+    }
+
+    #[test]
+    fn host_bytes_are_used_in_place_or_copied_when_misaligned() {
+        let host = HostBytes::from_vec((0u8..17).collect());
+        let aligned = host.slice(0, 8).unwrap();
+        let (b, copied) = CpuBuffer::from_host(DType::F32, 2, aligned).unwrap();
+        assert!(!copied && b.is_borrowed());
+        let odd = host.slice(1, 8).unwrap();
+        let (b, copied) = CpuBuffer::from_host(DType::F32, 2, odd).unwrap();
+        assert!(copied && !b.is_borrowed());
+        assert_eq!(b.bytes(), &(1u8..9).collect::<Vec<_>>()[..]);
+        assert!(CpuBuffer::from_host(DType::F32, 3, host.slice(0, 8).unwrap()).is_err());
+    }
+
+    #[test]
+    fn host_buffers_are_read_only() {
+        let (mut b, _) = CpuBuffer::from_host(DType::U8, 4, HostBytes::from_vec(vec![1, 2, 3, 4])).unwrap();
+        assert!(b.bytes_mut().is_err());
+    }
+}

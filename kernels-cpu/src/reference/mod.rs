@@ -1,0 +1,16 @@
+//! Scalar reference kernels: the definition of every Backend op, written for clarity, with
+//! f64 accumulation. The SIMD kernels and the CUDA kernels are tested against these.
+//! Rows are spread over the rayon pool the caller installed; results do not depend on it.
+
+pub mod attention;
+pub mod embed;
+pub mod matmul;
+pub mod moe_experts;
+pub mod moe_route;
+pub mod qkv_rope;
+pub mod rms_norm;
+pub mod sample;
+
+/// Output rows per parallel task: large enough to amortise scheduling, small enough to
+/// balance two to a few dozen threads on the smallest matrices.
+pub const ROWS_PER_TASK: usize = 64;

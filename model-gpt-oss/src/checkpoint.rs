@@ -1,0 +1,135 @@
+//! A checkpoint directory in the Hugging Face layout: `config.json` plus either one
+//! `model.safetensors` or shards listed by `model.safetensors.index.json`. Shards are memory
+//! mapped; tensors are handed out as zero-copy byte regions of the mapping.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gptoss_engine::HostBytes;
+use memmap2::Mmap;
+use serde_json::Value;
+
+use crate::error::{ModelError, Result};
+use crate::safetensors::{TensorInfo, parse_header};
+
+pub const SINGLE_FILE: &str = "model.safetensors";
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+struct Shard {
+    path: PathBuf,
+    map: HostBytes,
+}
+
+/// A tensor located in a shard.
+#[derive(Clone, Debug)]
+pub struct Located {
+    pub shard: usize,
+    pub info: TensorInfo,
+}
+
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    shards: Vec<Shard>,
+    tensors: BTreeMap<String, Located>,
+}
+
+impl Checkpoint {
+    /// Maps every shard and parses every header. Fails on the first malformed file.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let index = dir.join(INDEX_FILE);
+        let files: Vec<String> = if index.exists() {
+            shard_names(&index)?
+        } else if dir.join(SINGLE_FILE).exists() {
+            vec![SINGLE_FILE.to_string()]
+        } else {
+            return Err(ModelError::checkpoint(dir, format!("neither {SINGLE_FILE} nor {INDEX_FILE} is in this directory")));
+        };
+        let mut shards: Vec<Shard> = Vec::new();
+        let mut tensors = BTreeMap::new();
+        for name in files {
+            let path = dir.join(&name);
+            let map = map_file(&path)?;
+            for (tname, info) in parse_header(&path, map.as_bytes())? {
+                if let Some(prev) = tensors.insert(tname.clone(), Located { shard: shards.len(), info }) {
+                    return Err(ModelError::checkpoint(&path, format!("tensor '{tname}' also appears in {}", shards[prev.shard].path.display())));
+                }
+            }
+            shards.push(Shard { path, map });
+        }
+        if index.exists() {
+            check_index_map(&index, &shards, &tensors)?;
+        }
+        Ok(Checkpoint { dir: dir.to_path_buf(), shards, tensors })
+    }
+
+    pub fn tensors(&self) -> &BTreeMap<String, Located> {
+        &self.tensors
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Located> {
+        self.tensors.get(name)
+    }
+
+    /// The tensor's bytes, borrowed from the mapping.
+    pub fn bytes(&self, t: &Located) -> HostBytes {
+        self.shards[t.shard].map.slice(t.info.start, t.info.end - t.info.start).expect("ranges are checked when the header is parsed")
+    }
+
+    pub fn shard_path(&self, t: &Located) -> &Path {
+        &self.shards[t.shard].path
+    }
+
+    /// Total bytes of all files.
+    pub fn file_bytes(&self) -> usize {
+        self.shards.iter().map(|s| s.map.len()).sum()
+    }
+}
+
+fn map_file(path: &Path) -> Result<HostBytes> {
+    let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    // SAFETY: the mapping is read-only; a checkpoint modified while loaded is outside our
+    // contract (as for every engine that maps weights).
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
+    Ok(HostBytes::new(Arc::new(map)))
+}
+
+/// The distinct shard files named by an index's `weight_map`, in first-seen order.
+fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
+    let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| ModelError::checkpoint(index, "no \"weight_map\" object"))?;
+    let mut names = Vec::new();
+    for (tensor, file) in map {
+        let file = file.as_str().ok_or_else(|| ModelError::checkpoint(index, format!("weight_map['{tensor}'] is not a file name")))?;
+        if file.contains('/') || file.contains('\\') || file == ".." {
+            return Err(ModelError::checkpoint(index, format!("weight_map['{tensor}'] = '{file}' is not a file in this directory")));
+        }
+        if !names.iter().any(|n| n == file) {
+            names.push(file.to_string());
+        }
+    }
+    if names.is_empty() {
+        return Err(ModelError::checkpoint(index, "weight_map is empty"));
+    }
+    Ok(names)
+}
+
+/// Every tensor listed in the index must be in the shard the index names.
+fn check_index_map(index: &Path, shards: &[Shard], tensors: &BTreeMap<String, Located>) -> Result<()> {
+    let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
+    let map = v["weight_map"].as_object().expect("checked by shard_names");
+    let file_of: HashMap<&Path, usize> = shards.iter().enumerate().map(|(i, s)| (s.path.as_path(), i)).collect();
+    for (tensor, file) in map {
+        let want = index.with_file_name(file.as_str().unwrap_or_default());
+        match tensors.get(tensor) {
+            None => return Err(ModelError::checkpoint(index, format!("tensor '{tensor}' is listed for {} but that file does not contain it", want.display()))),
+            Some(l) if file_of.get(want.as_path()) != Some(&l.shard) => {
+                return Err(ModelError::checkpoint(index, format!("tensor '{tensor}' is listed for {} but found in {}", want.display(), shards[l.shard].path.display())));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The gpt-oss forward pass, written out by hand. Every op runs on the backend; the model only
+//! knows shapes. Prefill (many tokens) and decode (one token) take the same path.
+//!
+//! Per token: embed → per layer [RMSNorm → q,k,v (+bias) → YaRN RoPE → KV cache → attention
+//! with sinks (window on sliding layers) → o-proj (+bias) + residual → RMSNorm → router top-k →
+//! experts (clamped SwiGLU, down + bias, weighted) + residual] → final RMSNorm → unembedding.
+
+use gptoss_engine::{
+    Backend, CausalLm, DType, EngineError, KernelChoice, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope, SamplingParams, Swiglu,
+};
+
+use crate::config::{GptOssConfig, SWIGLU_ALPHA};
+use crate::error::Result;
+use crate::source::OpenedModel;
+use crate::weights::{Weights, load};
+
+/// Choices made when a model is loaded.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Tokens the KV cache holds (default 4096; at most the model's max_position_embeddings).
+    pub max_context: usize,
+    /// Tokens one forward call takes at most (prefill chunk).
+    pub max_batch: usize,
+    /// bf16 (default) or f32 for tight comparisons with f32 references.
+    pub kv_dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { max_context: 4096, max_batch: 128, kv_dtype: DType::Bf16 }
+    }
+}
+
+/// Activation buffers, allocated once for `max_batch` tokens (shapes per token row).
+struct Activations<Buf> {
+    /// u32 [max_batch]: the ids being processed
+    tokens: Buf,
+    /// u32 [max_batch]: their absolute positions
+    positions: Buf,
+    /// f32 [max_batch, hidden]: the residual stream
+    x: Buf,
+    /// f32 [max_batch, hidden]: normalised input of the current block
+    h: Buf,
+    /// f32 [max_batch, q_heads·head_dim]: rotated queries
+    q: Buf,
+    /// f32 [max_batch, q_heads·head_dim]: attention output (heads concatenated)
+    attn: Buf,
+    /// u32 [max_batch, top_k]: routed expert ids
+    expert_ids: Buf,
+    /// f32 [max_batch, top_k]: their weights
+    expert_weights: Buf,
+    /// f32 [max_batch, hidden]: final-normed rows whose logits are wanted
+    last: Buf,
+    /// f32 [max_batch, vocab]
+    logits: Buf,
+}
+
+/// Something that watches intermediate results (tests comparing layer by layer). Names:
+/// `embeddings`, `layers.L.attention_residual`, `layers.L.router_ids`,
+/// `layers.L.router_weights`, `layers.L.output`, `final_norm`, `logits`.
+pub type Probe = Box<dyn FnMut(&str, ProbeData)>;
+
+pub enum ProbeData<'a> {
+    F32(&'a [f32]),
+    U32(&'a [u32]),
+}
+
+pub struct GptOss<B: Backend> {
+    backend: B,
+    config: GptOssConfig,
+    weights: Weights<B::Buffer>,
+    rope: Rope<B::Buffer>,
+    kv: KvCache<B::Buffer>,
+    act: Activations<B::Buffer>,
+    max_batch: usize,
+    /// Rows of logits the last forward produced.
+    logits_rows: usize,
+    kernels: Vec<KernelChoice>,
+    probe: Option<Probe>,
+    /// Host staging for token ids and positions, sized once (no allocation per step).
+    staging: Vec<u8>,
+}
+
+impl<B: Backend> GptOss<B> {
+    pub fn load(mut backend: B, model: &OpenedModel, opts: LoadOptions) -> Result<Self> {
+        let c = model.config.clone();
+        if opts.max_context == 0 || opts.max_context > c.max_position_embeddings {
+            return Err(EngineError::invalid(format!("context of {} tokens: must be between 1 and the model's {}", opts.max_context, c.max_position_embeddings)).into());
+        }
+        let max_batch = opts.max_batch.clamp(1, opts.max_context);
+        let weights = load(&mut backend, model)?;
+        let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
+
+        let table = c.rope().table()?;
+        let inv_freq: Vec<u8> = table.inv_freq.iter().flat_map(|f| f.to_le_bytes()).collect();
+        let mut inv = backend.alloc(DType::F32, table.inv_freq.len())?;
+        backend.write(&mut inv, 0, &inv_freq)?;
+        let rope = Rope { inv_freq: inv, concentration: table.concentration };
+
+        let specs: Vec<KvLayerSpec> = (0..c.num_hidden_layers)
+            .map(|l| KvLayerSpec { kv_heads: c.num_key_value_heads, head_dim: c.head_dim, window: c.window(l) })
+            .collect();
+        let kv = KvCache::new(&mut backend, &specs, opts.kv_dtype, opts.max_context, max_batch)?;
+
+        let (h, qd, k, v) = (c.hidden_size, c.q_dim(), c.num_experts_per_tok, c.vocab_size);
+        let mut alloc = |dtype, len| backend.alloc(dtype, len);
+        let act = Activations {
+            tokens: alloc(DType::U32, max_batch)?,
+            positions: alloc(DType::U32, max_batch)?,
+            x: alloc(DType::F32, max_batch * h)?,
+            h: alloc(DType::F32, max_batch * h)?,
+            q: alloc(DType::F32, max_batch * qd)?,
+            attn: alloc(DType::F32, max_batch * qd)?,
+            expert_ids: alloc(DType::U32, max_batch * k)?,
+            expert_weights: alloc(DType::F32, max_batch * k)?,
+            last: alloc(DType::F32, max_batch * h)?,
+            logits: alloc(DType::F32, max_batch * v)?,
+        };
+        Ok(GptOss { backend, config: c, weights, rope, kv, act, max_batch, logits_rows: 0, kernels, probe: None, staging: vec![0; max_batch * 4] })
+    }
+
+    pub fn config(&self) -> &GptOssConfig {
+        &self.config
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// The kernel chosen for every op of this model.
+    pub fn kernels(&self) -> &[KernelChoice] {
+        &self.kernels
+    }
+
+    pub fn kv_cache_bytes(&self) -> usize {
+        self.kv.bytes()
+    }
+
+    /// Installs (or removes) a probe that sees intermediate results. Probing copies buffers to
+    /// the host and is meant for tests.
+    pub fn set_probe(&mut self, probe: Option<Probe>) {
+        self.probe = probe;
+    }
+
+    fn probe_f32(&mut self, name: &str, buf: Probed, elems: usize) -> Result<()> {
+        let Some(probe) = self.probe.as_mut() else { return Ok(()) };
+        let mut bytes = vec![0u8; elems * 4];
+        let src = match buf {
+            Probed::X => &self.act.x,
+            Probed::Last => &self.act.last,
+            Probed::Logits => &self.act.logits,
+            Probed::ExpertWeights => &self.act.expert_weights,
+            Probed::ExpertIds => &self.act.expert_ids,
+        };
+        self.backend.read(src, 0, &mut bytes)?;
+        if matches!(buf, Probed::ExpertIds) {
+            let v: Vec<u32> = bytes.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).collect();
+            probe(name, ProbeData::U32(&v));
+        } else {
+            let v: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            probe(name, ProbeData::F32(&v));
+        }
+        Ok(())
+    }
+
+    /// Uploads ids and positions through the preallocated staging area.
+    fn stage(&mut self, tokens: &[u32], start: usize) -> Result<()> {
+        let n = tokens.len();
+        for (i, t) in tokens.iter().enumerate() {
+            self.staging[4 * i..4 * i + 4].copy_from_slice(&t.to_le_bytes());
+        }
+        self.backend.write(&mut self.act.tokens, 0, &self.staging[..4 * n])?;
+        for i in 0..n {
+            self.staging[4 * i..4 * i + 4].copy_from_slice(&((start + i) as u32).to_le_bytes());
+        }
+        self.backend.write(&mut self.act.positions, 0, &self.staging[..4 * n])?;
+        Ok(())
+    }
+
+    fn run(&mut self, tokens: &[u32], logits_rows: usize) -> Result<()> {
+        let c = &self.config;
+        let n = tokens.len();
+        let (hidden, top_k, eps) = (c.hidden_size, c.num_experts_per_tok, c.rms_norm_eps);
+        let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let swiglu = Swiglu { alpha: SWIGLU_ALPHA, limit: c.swiglu_limit };
+        let layers = c.num_hidden_layers;
+        self.stage(tokens, self.kv.len())?;
+        let (b, w, a) = (&mut self.backend, &self.weights, &mut self.act);
+
+        // x [n, hidden] = embedding rows
+        b.embed(&w.embed, &a.tokens, n, &mut a.x)?;
+        self.probe_f32("embeddings", Probed::X, n * hidden)?;
+
+        for l in 0..layers {
+            let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut self.act);
+            let kv = &mut self.kv.layers[l];
+            // h [n, hidden] = RMSNorm(x)
+            b.rms_norm(&a.x, &w.attn_norm, n, eps, &mut a.h)?;
+            // q [n, q_heads·d] rotated; k, v rotated/plain into the cache at their positions
+            b.qkv_rope(&w.q, &w.k, &w.v, &a.h, n, &a.positions, &self.rope, kv, &mut a.q)?;
+            // attn [n, q_heads·d] = softmax(q·kᵀ/√d ∪ sink) · v over the allowed keys
+            b.attention(&a.q, kv, n, &a.positions, &w.sinks, scale, &mut a.attn)?;
+            // x += Wo · attn + bo
+            b.matmul(&w.o, &a.attn, n, &mut a.x, true)?;
+            if self.probe.is_some() {
+                self.probe_f32(&format!("layers.{l}.attention_residual"), Probed::X, n * hidden)?;
+            }
+
+            let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut self.act);
+            // h [n, hidden] = RMSNorm(x)
+            b.rms_norm(&a.x, &w.mlp_norm, n, eps, &mut a.h)?;
+            // expert_ids, expert_weights [n, top_k] = top-k of (Wr·h + br), softmax over the k
+            b.moe_route(&w.router, &a.h, n, top_k, &mut a.expert_ids, &mut a.expert_weights)?;
+            // x += Σ_k weight_k · (W2[e_k] · swiglu(W1[e_k] · h + b1) + b2)
+            b.moe_experts(&w.gate_up, &w.down, &a.h, n, &a.expert_ids, &a.expert_weights, top_k, swiglu, &mut a.x)?;
+            if self.probe.is_some() {
+                self.probe_f32(&format!("layers.{l}.router_ids"), Probed::ExpertIds, n * top_k)?;
+                self.probe_f32(&format!("layers.{l}.router_weights"), Probed::ExpertWeights, n * top_k)?;
+                self.probe_f32(&format!("layers.{l}.output"), Probed::X, n * hidden)?;
+            }
+        }
+
+        self.logits_rows = logits_rows;
+        if logits_rows == 0 {
+            return Ok(());
+        }
+        let (b, w, a) = (&mut self.backend, &self.weights, &mut self.act);
+        let first = n - logits_rows;
+        // last [rows, hidden] = RMSNorm(x[first..n])
+        b.copy(&a.x, first * hidden, &mut a.h, 0, logits_rows * hidden)?;
+        b.rms_norm(&a.h, &w.norm, logits_rows, eps, &mut a.last)?;
+        // logits [rows, vocab] = W_U · last
+        b.matmul(&w.unembed, &a.last, logits_rows, &mut a.logits, false)?;
+        self.probe_f32("final_norm", Probed::Last, logits_rows * hidden)?;
+        self.probe_f32("logits", Probed::Logits, logits_rows * self.config.vocab_size)?;
+        Ok(())
+    }
+}
+
+/// Which activation buffer a probe reads.
+#[derive(Clone, Copy)]
+enum Probed {
+    X,
+    Last,
+    Logits,
+    ExpertIds,
+    ExpertWeights,
+}
+
+/// The cases the backend must have kernels for, and the sizes of its scratch.
+fn plan<Buf>(c: &GptOssConfig, w: &Weights<Buf>, max_batch: usize) -> ModelPlan {
+    let l0 = &w.layers[0];
+    let mut cases = vec![
+        OpCase { op: OpKind::Embed, format: Some(w.embed.format) },
+        OpCase { op: OpKind::RmsNorm, format: None },
+        OpCase { op: OpKind::QkvRope, format: Some(l0.q.format) },
+        OpCase { op: OpKind::Attention, format: None },
+        OpCase { op: OpKind::Matmul, format: Some(l0.o.format) },
+        OpCase { op: OpKind::Matmul, format: Some(w.unembed.format) },
+        OpCase { op: OpKind::MoeRoute, format: Some(l0.router.format) },
+        OpCase { op: OpKind::MoeExperts, format: Some(l0.gate_up.format) },
+        OpCase { op: OpKind::Sample, format: None },
+    ];
+    let mut seen = Vec::new();
+    cases.retain(|c| {
+        let new = !seen.contains(c);
+        seen.push(*c);
+        new
+    });
+    ModelPlan {
+        max_tokens: max_batch,
+        hidden: c.hidden_size,
+        q_heads: c.num_attention_heads,
+        kv_heads: c.num_key_value_heads,
+        head_dim: c.head_dim,
+        experts: c.num_local_experts,
+        top_k: c.num_experts_per_tok,
+        intermediate: c.intermediate_size,
+        vocab: c.vocab_size,
+        cases,
+    }
+}
+
+impl<B: Backend> CausalLm for GptOss<B> {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn max_context(&self) -> usize {
+        self.kv.max_context()
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn position(&self) -> usize {
+        self.kv.len()
+    }
+
+    fn rollback(&mut self, to: usize) -> gptoss_engine::Result<()> {
+        self.kv.rollback(to)
+    }
+
+    fn forward(&mut self, tokens: &[u32], logits_rows: usize) -> gptoss_engine::Result<()> {
+        if tokens.is_empty() {
+            return Err(EngineError::invalid("forward: no tokens"));
+        }
+        if logits_rows > tokens.len() {
+            return Err(EngineError::invalid(format!("forward: {logits_rows} rows of logits asked for {} tokens", tokens.len())));
+        }
+        let vocab = self.config.vocab_size;
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(EngineError::TokenOutOfRange { id, vocab });
+        }
+        self.kv.check_append(tokens.len())?;
+        self.logits_rows = 0;
+        self.run(tokens, logits_rows).map_err(|e| match e {
+            crate::error::ModelError::Engine(e) => e,
+            other => EngineError::Backend { backend: "model", detail: other.to_string() },
+        })?;
+        self.kv.advance(tokens.len());
+        Ok(())
+    }
+
+    fn logits(&mut self, row: usize, out: &mut [f32]) -> gptoss_engine::Result<()> {
+        let vocab = self.config.vocab_size;
+        if row >= self.logits_rows || out.len() != vocab {
+            return Err(EngineError::invalid(format!("logits row {row} of {} (buffer of {} for a vocabulary of {vocab})", self.logits_rows, out.len())));
+        }
+        self.backend.read(&self.act.logits, row * vocab, bytemuck::cast_slice_mut(out))
+    }
+
+    fn sample(&mut self, row: usize, params: &SamplingParams, u: f32) -> gptoss_engine::Result<u32> {
+        if row >= self.logits_rows {
+            return Err(EngineError::invalid(format!("sample: row {row} but the last forward produced {} rows of logits", self.logits_rows)));
+        }
+        self.backend.sample(&self.act.logits, row, self.config.vocab_size, params, u)
+    }
+}

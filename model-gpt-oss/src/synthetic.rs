@@ -1,0 +1,174 @@
+//! Synthetic gpt-oss models: the exact shapes of the released models (or a tiny one for tests)
+//! with weights that are a pure function of (seed, tensor name, element index), so a model can
+//! be generated in memory by any backend, or written to disk, and always be the same.
+//!
+//! Magnitudes keep activations finite and the network well-conditioned: matrices are uniform
+//! with variance 1/fan-in, gains near 1, small biases, sinks near 1, and MXFP4 scales chosen so
+//! a row of random FP4 codes has a norm near 1.
+
+use gptoss_engine::{SynthFill, SynthTensor};
+use serde_json::json;
+
+use crate::config::{GptOssConfig, LayerType, Quantization};
+use crate::tensors::{Kind, TensorSpec};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    Tiny,
+    Gpt20b,
+    Gpt120b,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 3] = [Preset::Tiny, Preset::Gpt20b, Preset::Gpt120b];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Tiny => "tiny",
+            Preset::Gpt20b => "20b",
+            Preset::Gpt120b => "120b",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Preset::ALL.into_iter().find(|p| p.name() == s)
+    }
+
+    /// The config, with the released models' exact sizes for 20b and 120b.
+    pub fn config(self) -> GptOssConfig {
+        let (layers, experts) = match self {
+            Preset::Tiny => (4, 8),
+            Preset::Gpt20b => (24, 32),
+            Preset::Gpt120b => (36, 128),
+        };
+        let mut c = GptOssConfig::from_json(&json!({"num_hidden_layers": layers, "num_local_experts": experts, "quantization_config": {"quant_method": "mxfp4"}}).to_string())
+            .expect("preset configs are valid");
+        c.eos_token_ids = vec![200_002, 199_999, 200_012];
+        if self == Preset::Tiny {
+            c.hidden_size = 64;
+            c.intermediate_size = 64;
+            c.num_attention_heads = 8;
+            c.num_key_value_heads = 2;
+            c.head_dim = 16;
+            c.sliding_window = 16;
+        }
+        c
+    }
+}
+
+/// The fill rule of a tensor of a synthetic model.
+pub fn fill(spec: &TensorSpec) -> SynthFill {
+    let name = spec.name.as_str();
+    let fan_in = *spec.shape.last().unwrap_or(&1) as f32;
+    if spec.kind == Kind::Mx {
+        if name.ends_with("_scales") {
+            // Random FP4 codes have an RMS of ~2.93; pick 2^(s-127) ≈ 1 / (2.93 · sqrt(fan-in)),
+            // fan-in being 32 × the number of blocks.
+            let cols = spec.shape[2] as f32 * 32.0;
+            let s = (127.0 - (2.93 * cols.sqrt()).log2()).round() as u8;
+            return SynthFill::ByteRange { lo: s - 1, hi: s };
+        }
+        return SynthFill::Bytes;
+    }
+    let uniform = |center: f32, half_width: f32| SynthFill::Uniform { center, half_width };
+    if name.ends_with("layernorm.weight") || name == "model.norm.weight" {
+        uniform(1.0, 0.1)
+    } else if name.ends_with("sinks") {
+        uniform(1.0, 1.0)
+    } else if name.ends_with("bias") {
+        uniform(0.0, 0.1)
+    } else if name == "model.embed_tokens.weight" {
+        uniform(0.0, 1.0)
+    } else {
+        // Uniform(-a, a) has variance a²/3: a = sqrt(3 / fan-in) gives variance 1/fan-in.
+        uniform(0.0, (3.0 / fan_in).sqrt())
+    }
+}
+
+pub fn synth_tensor(spec: &TensorSpec, seed: u64) -> SynthTensor {
+    SynthTensor { seed, name: spec.name.clone(), fill: fill(spec) }
+}
+
+/// config.json in the Hugging Face form for a config.
+pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
+    let y = c.rope_scaling.expect("synthetic models use YaRN");
+    let layer_types: Vec<&str> = c.layer_types.iter().map(|t| if *t == LayerType::Sliding { "sliding_attention" } else { "full_attention" }).collect();
+    let mut v = json!({
+        "architectures": ["GptOssForCausalLM"],
+        "model_type": "gpt_oss",
+        "attention_bias": c.attention_bias,
+        "attention_dropout": 0.0,
+        "eos_token_id": c.eos_token_ids.first().copied().unwrap_or(200_002),
+        "pad_token_id": 199_999,
+        "head_dim": c.head_dim,
+        "hidden_act": "silu",
+        "hidden_size": c.hidden_size,
+        "initial_context_length": y.original_max_position_embeddings,
+        "intermediate_size": c.intermediate_size,
+        "layer_types": layer_types,
+        "max_position_embeddings": c.max_position_embeddings,
+        "num_attention_heads": c.num_attention_heads,
+        "num_experts_per_tok": c.num_experts_per_tok,
+        "experts_per_token": c.num_experts_per_tok,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_key_value_heads": c.num_key_value_heads,
+        "num_local_experts": c.num_local_experts,
+        "rms_norm_eps": c.rms_norm_eps,
+        "rope_scaling": {
+            "rope_type": "yarn",
+            "factor": y.factor,
+            "beta_fast": y.beta_fast,
+            "beta_slow": y.beta_slow,
+            "original_max_position_embeddings": y.original_max_position_embeddings,
+            "truncate": y.truncate,
+        },
+        "rope_theta": c.rope_theta,
+        "sliding_window": c.sliding_window,
+        "swiglu_limit": c.swiglu_limit,
+        "tie_word_embeddings": false,
+        "vocab_size": c.vocab_size,
+    });
+    if c.quantization == Quantization::Mxfp4 {
+        v["quantization_config"] = json!({
+            "quant_method": "mxfp4",
+            "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensors::expected_tensors;
+
+    #[test]
+    fn preset_20b_has_the_released_tensor_bytes() {
+        let c = Preset::Gpt20b.config();
+        let specs = expected_tensors(&c);
+        assert_eq!(specs.len(), 459);
+        let bytes: usize = specs.iter().map(|s| s.elements() * if s.kind == Kind::Mx { 1 } else { 2 }).sum();
+        assert_eq!(bytes, 13_761_264_768);
+        let c = Preset::Gpt120b.config();
+        let specs = expected_tensors(&c);
+        assert_eq!(specs.len(), 687);
+        let bytes: usize = specs.iter().map(|s| s.elements() * if s.kind == Kind::Mx { 1 } else { 2 }).sum();
+        assert_eq!(bytes, 65_248_815_744);
+    }
+
+    #[test]
+    fn expert_scales_target_unit_rows() {
+        let c = Preset::Gpt20b.config();
+        let s = expected_tensors(&c).into_iter().find(|s| s.name.ends_with("gate_up_proj_scales")).unwrap();
+        assert_eq!(fill(&s), SynthFill::ByteRange { lo: 119, hi: 120 });
+    }
+
+    #[test]
+    fn config_json_round_trips() {
+        for p in Preset::ALL {
+            let c = p.config();
+            let back = GptOssConfig::from_json(&config_json(&c).to_string()).unwrap();
+            assert_eq!(back, GptOssConfig { eos_token_ids: vec![c.eos_token_ids[0]], ..c });
+        }
+    }
+}
