@@ -16,7 +16,11 @@ impl HostBytes {
     /// The whole of `owner`.
     pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
         let len = (*owner).as_ref().len();
-        HostBytes { owner, offset: 0, len }
+        HostBytes {
+            owner,
+            offset: 0,
+            len,
+        }
     }
 
     pub fn from_vec(bytes: Vec<u8>) -> Self {

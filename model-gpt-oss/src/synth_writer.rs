@@ -16,7 +16,12 @@ pub const SHARD_BYTES: usize = 5_000_000_000;
 
 /// Writes the preset into `dir` (created if needed). `progress(done, total)` is called as
 /// bytes are written.
-pub fn write_synthetic(preset: Preset, seed: u64, dir: &Path, mut progress: impl FnMut(usize, usize)) -> Result<()> {
+pub fn write_synthetic(
+    preset: Preset,
+    seed: u64,
+    dir: &Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let config = preset.config();
     let specs = expected_tensors(&config);
@@ -26,7 +31,12 @@ pub fn write_synthetic(preset: Preset, seed: u64, dir: &Path, mut progress: impl
         .map(|spec| {
             let t = synth_tensor(spec, seed);
             if spec.kind == Kind::Mx {
-                TensorToWrite { name: spec.name.clone(), dtype: StDtype::U8, shape: spec.shape.clone(), fill: Box::new(move |off, out| t.fill_bytes(off, out)) }
+                TensorToWrite {
+                    name: spec.name.clone(),
+                    dtype: StDtype::U8,
+                    shape: spec.shape.clone(),
+                    fill: Box::new(move |off, out| t.fill_bytes(off, out)),
+                }
             } else {
                 let fill = move |off: usize, out: &mut [u8]| {
                     let mut bits = [0u16; 256];
@@ -38,7 +48,12 @@ pub fn write_synthetic(preset: Preset, seed: u64, dir: &Path, mut progress: impl
                         }
                     }
                 };
-                TensorToWrite { name: spec.name.clone(), dtype: StDtype::Bf16, shape: spec.shape.clone(), fill: Box::new(fill) }
+                TensorToWrite {
+                    name: spec.name.clone(),
+                    dtype: StDtype::Bf16,
+                    shape: spec.shape.clone(),
+                    fill: Box::new(fill),
+                }
             }
         })
         .collect();
@@ -58,7 +73,15 @@ pub fn write_synthetic(preset: Preset, seed: u64, dir: &Path, mut progress: impl
     let mut weight_map = serde_json::Map::new();
     for (i, shard) in shards.iter().enumerate() {
         let file = format!("model-{:05}-of-{:05}.safetensors", i + 1, shards.len());
-        let owned: Vec<TensorToWrite> = shard.iter().map(|t| TensorToWrite { name: t.name.clone(), dtype: t.dtype, shape: t.shape.clone(), fill: Box::new(|o, b| (t.fill)(o, b)) }).collect();
+        let owned: Vec<TensorToWrite> = shard
+            .iter()
+            .map(|t| TensorToWrite {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                fill: Box::new(|o, b| (t.fill)(o, b)),
+            })
+            .collect();
         write_file(&dir.join(&file), &owned, |n| {
             done += n;
             progress(done, total);
