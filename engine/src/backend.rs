@@ -68,59 +68,27 @@ pub trait Backend {
     /// from host memory keeps a reference instead of copying.
     fn from_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<Self::Buffer>;
     /// A buffer materialised from a synthetic tensor's counter-based generator (see `synth`).
-    fn from_synth(
-        &mut self,
-        dtype: DType,
-        len: usize,
-        tensor: &SynthTensor,
-    ) -> Result<Self::Buffer>;
+    fn from_synth(&mut self, dtype: DType, len: usize, tensor: &SynthTensor) -> Result<Self::Buffer>;
     /// Copies host bytes into `dst` starting at element `first`.
     fn write(&mut self, dst: &mut Self::Buffer, first: usize, bytes: &[u8]) -> Result<()>;
     /// Copies elements of `src`, starting at element `first`, into `out`.
     fn read(&mut self, src: &Self::Buffer, first: usize, out: &mut [u8]) -> Result<()>;
     /// Copies `len` elements from `src[src_first..]` to `dst[dst_first..]` (same dtype).
-    fn copy(
-        &mut self,
-        src: &Self::Buffer,
-        src_first: usize,
-        dst: &mut Self::Buffer,
-        dst_first: usize,
-        len: usize,
-    ) -> Result<()>;
+    fn copy(&mut self, src: &Self::Buffer, src_first: usize, dst: &mut Self::Buffer, dst_first: usize, len: usize) -> Result<()>;
     /// Waits for all queued work.
     fn synchronize(&mut self) -> Result<()>;
 
     // ---- the forward pass ---------------------------------------------------------------
 
     /// `out[t, :] = table[tokens[t], :]` for `t < n`; out is f32 `[n, table.cols]`.
-    fn embed(
-        &mut self,
-        table: &Weight<Self::Buffer>,
-        tokens: &Self::Buffer,
-        n: usize,
-        out: &mut Self::Buffer,
-    ) -> Result<()>;
+    fn embed(&mut self, table: &Weight<Self::Buffer>, tokens: &Self::Buffer, n: usize, out: &mut Self::Buffer) -> Result<()>;
 
     /// RMSNorm over rows of width `gain.len()`: `out = x / sqrt(mean(x²) + eps) · gain`.
-    fn rms_norm(
-        &mut self,
-        x: &Self::Buffer,
-        gain: &Self::Buffer,
-        n: usize,
-        eps: f32,
-        out: &mut Self::Buffer,
-    ) -> Result<()>;
+    fn rms_norm(&mut self, x: &Self::Buffer, gain: &Self::Buffer, n: usize, eps: f32, out: &mut Self::Buffer) -> Result<()>;
 
     /// `out[t] = (accumulate ? out[t] : 0) + W · x[t] + b` for `t < n`; x is `[n, w.cols]`, out
     /// `[n, w.rows]`. `w` must be dense (`experts == 1`).
-    fn matmul(
-        &mut self,
-        w: &Weight<Self::Buffer>,
-        x: &Self::Buffer,
-        n: usize,
-        out: &mut Self::Buffer,
-        accumulate: bool,
-    ) -> Result<()>;
+    fn matmul(&mut self, w: &Weight<Self::Buffer>, x: &Self::Buffer, n: usize, out: &mut Self::Buffer, accumulate: bool) -> Result<()>;
 
     /// The attention input projections of `n` tokens: `q = Wq·x + bq`, `k = Wk·x + bk`,
     /// `v = Wv·x + bv`; rotates every head of q and k by its token's position (split halves
@@ -192,12 +160,5 @@ pub trait Backend {
 
     /// Draws a token from row `row` of `logits` (`[rows, vocab]`) by the rule in `sampling`,
     /// using the uniform number `u`.
-    fn sample(
-        &mut self,
-        logits: &Self::Buffer,
-        row: usize,
-        vocab: usize,
-        params: &SamplingParams,
-        u: f32,
-    ) -> Result<u32>;
+    fn sample(&mut self, logits: &Self::Buffer, row: usize, vocab: usize, params: &SamplingParams, u: f32) -> Result<u32>;
 }

@@ -23,24 +23,15 @@ pub enum EngineError {
     InvalidArgument(String),
     /// A failure inside a backend (device error, out of memory…).
     #[error("{backend} backend: {detail}")]
-    Backend {
-        backend: &'static str,
-        detail: String,
-    },
+    Backend { backend: &'static str, detail: String },
 }
 
 impl EngineError {
     pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
-        EngineError::Shape {
-            op,
-            detail: detail.into(),
-        }
+        EngineError::Shape { op, detail: detail.into() }
     }
     pub fn unsupported(op: &'static str, detail: impl Into<String>) -> Self {
-        EngineError::Unsupported {
-            op,
-            detail: detail.into(),
-        }
+        EngineError::Unsupported { op, detail: detail.into() }
     }
     pub fn invalid(detail: impl Into<String>) -> Self {
         EngineError::InvalidArgument(detail.into())
@@ -49,9 +40,5 @@ impl EngineError {
 
 /// Fails with a shape error unless `cond` holds; the message is built only on failure.
 pub fn ensure(cond: bool, op: &'static str, detail: impl FnOnce() -> String) -> Result<()> {
-    if cond {
-        Ok(())
-    } else {
-        Err(EngineError::shape(op, detail()))
-    }
+    if cond { Ok(()) } else { Err(EngineError::shape(op, detail())) }
 }

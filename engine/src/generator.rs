@@ -47,11 +47,7 @@ impl GenerationStats {
 }
 
 fn rate(tokens: usize, t: Duration) -> f64 {
-    if tokens == 0 || t.is_zero() {
-        0.0
-    } else {
-        tokens as f64 / t.as_secs_f64()
-    }
+    if tokens == 0 || t.is_zero() { 0.0 } else { tokens as f64 / t.as_secs_f64() }
 }
 
 /// Runs `prompt` through the model from its current position, then samples up to
@@ -64,9 +60,7 @@ pub fn generate(
 ) -> Result<GenerationStats> {
     opts.sampling.validate()?;
     if prompt.is_empty() {
-        return Err(EngineError::invalid(
-            "the prompt is empty: at least one token is needed",
-        ));
+        return Err(EngineError::invalid("the prompt is empty: at least one token is needed"));
     }
     if opts.max_tokens == 0 {
         return Err(EngineError::invalid("max tokens must be at least 1"));
@@ -78,10 +72,7 @@ pub fn generate(
     // Every sampled token but the last is fed back.
     let needed = model.position() + prompt.len() + opts.max_tokens - 1;
     if needed > model.max_context() {
-        return Err(EngineError::ContextOverflow {
-            needed,
-            capacity: model.max_context(),
-        });
+        return Err(EngineError::ContextOverflow { needed, capacity: model.max_context() });
     }
 
     let mut rng = Rng::new(opts.seed);

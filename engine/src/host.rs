@@ -16,11 +16,7 @@ impl HostBytes {
     /// The whole of `owner`.
     pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
         let len = (*owner).as_ref().len();
-        HostBytes {
-            owner,
-            offset: 0,
-            len,
-        }
+        HostBytes { owner, offset: 0, len }
     }
 
     pub fn from_vec(bytes: Vec<u8>) -> Self {
@@ -30,11 +26,7 @@ impl HostBytes {
     /// A sub-region, or `None` if it does not lie inside this one.
     pub fn slice(&self, offset: usize, len: usize) -> Option<HostBytes> {
         let end = offset.checked_add(len)?;
-        (end <= self.len).then(|| HostBytes {
-            owner: Arc::clone(&self.owner),
-            offset: self.offset + offset,
-            len,
-        })
+        (end <= self.len).then(|| HostBytes { owner: Arc::clone(&self.owner), offset: self.offset + offset, len })
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -121,19 +121,12 @@ impl KernelOverrides {
     pub fn parse(spec: &str) -> Result<Self> {
         let mut map = HashMap::new();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (op, name) = item.split_once('=').ok_or_else(|| {
-                EngineError::invalid(format!(
-                    "{}: '{item}' is not of the form op=kernel",
-                    Self::ENV
-                ))
-            })?;
+            let (op, name) = item
+                .split_once('=')
+                .ok_or_else(|| EngineError::invalid(format!("{}: '{item}' is not of the form op=kernel", Self::ENV)))?;
             let kind = OpKind::from_name(op.trim()).ok_or_else(|| {
                 let ops: Vec<_> = OpKind::ALL.iter().map(|o| o.name()).collect();
-                EngineError::invalid(format!(
-                    "{}: unknown op '{op}' (ops: {})",
-                    Self::ENV,
-                    ops.join(", ")
-                ))
+                EngineError::invalid(format!("{}: unknown op '{op}' (ops: {})", Self::ENV, ops.join(", ")))
             })?;
             map.insert(kind, name.trim().to_string());
         }
@@ -156,37 +149,17 @@ impl KernelOverrides {
 /// Picks the kernel for `case` among `candidates`, honouring an override. An override names a
 /// kernel for an op; it applies to those of the op's cases the kernel supports, and is an
 /// error if the kernel does not exist or supports none of them (checked by [`check_overrides`]).
-pub fn choose<'a, F>(
-    case: &OpCase,
-    candidates: &'a [Candidate<F>],
-    overrides: &KernelOverrides,
-) -> Result<(&'a Candidate<F>, bool)> {
+pub fn choose<'a, F>(case: &OpCase, candidates: &'a [Candidate<F>], overrides: &KernelOverrides) -> Result<(&'a Candidate<F>, bool)> {
     if let Some(name) = overrides.get(case.op) {
-        if let Some(c) = candidates
-            .iter()
-            .find(|c| c.name == name && (c.supports)(case))
-        {
+        if let Some(c) = candidates.iter().find(|c| c.name == name && (c.supports)(case)) {
             return Ok((c, true));
         }
     }
-    candidates
-        .iter()
-        .find(|c| (c.supports)(case))
-        .map(|c| (c, false))
-        .ok_or_else(|| {
-            let what = case
-                .format
-                .map(|f| format!(" with {f} weights"))
-                .unwrap_or_default();
-            let names: Vec<_> = candidates.iter().map(|c| c.name).collect();
-            EngineError::unsupported(
-                case.op.name(),
-                format!(
-                    "no kernel supports it{what} (candidates: {})",
-                    names.join(", ")
-                ),
-            )
-        })
+    candidates.iter().find(|c| (c.supports)(case)).map(|c| (c, false)).ok_or_else(|| {
+        let what = case.format.map(|f| format!(" with {f} weights")).unwrap_or_default();
+        let names: Vec<_> = candidates.iter().map(|c| c.name).collect();
+        EngineError::unsupported(case.op.name(), format!("no kernel supports it{what} (candidates: {})", names.join(", ")))
+    })
 }
 
 /// Fails if an override names a kernel that was not chosen for any case of its op.
@@ -216,32 +189,15 @@ mod tests {
     }
 
     fn candidates() -> Vec<Candidate<u8>> {
-        vec![
-            Candidate {
-                name: "fast_bf16",
-                supports: bf16_only,
-                kernel: 1,
-            },
-            Candidate {
-                name: "generic",
-                supports: any,
-                kernel: 2,
-            },
-        ]
+        vec![Candidate { name: "fast_bf16", supports: bf16_only, kernel: 1 }, Candidate { name: "generic", supports: any, kernel: 2 }]
     }
 
     #[test]
     fn first_supporting_candidate_wins() {
         let c = candidates();
         let none = KernelOverrides::default();
-        let bf16 = OpCase {
-            op: OpKind::Matmul,
-            format: Some(WeightFormat::Bf16),
-        };
-        let int8 = OpCase {
-            op: OpKind::Matmul,
-            format: Some(WeightFormat::Int8),
-        };
+        let bf16 = OpCase { op: OpKind::Matmul, format: Some(WeightFormat::Bf16) };
+        let int8 = OpCase { op: OpKind::Matmul, format: Some(WeightFormat::Int8) };
         assert_eq!(choose(&bf16, &c, &none).unwrap().0.kernel, 1);
         assert_eq!(choose(&int8, &c, &none).unwrap().0.kernel, 2);
     }
@@ -250,62 +206,27 @@ mod tests {
     fn overrides_apply_and_are_checked() {
         let c = candidates();
         let ov = KernelOverrides::parse("matmul=generic").unwrap();
-        let bf16 = OpCase {
-            op: OpKind::Matmul,
-            format: Some(WeightFormat::Bf16),
-        };
+        let bf16 = OpCase { op: OpKind::Matmul, format: Some(WeightFormat::Bf16) };
         let (k, overridden) = choose(&bf16, &c, &ov).unwrap();
         assert_eq!((k.kernel, overridden), (2, true));
-        let choice = KernelChoice {
-            case: bf16,
-            kernel: "generic",
-            overridden: true,
-        };
+        let choice = KernelChoice { case: bf16, kernel: "generic", overridden: true };
         assert!(check_overrides(&[choice.clone()], &ov).is_ok());
         let bad = KernelOverrides::parse("matmul=nope").unwrap();
-        assert!(
-            check_overrides(&[choice], &bad)
-                .unwrap_err()
-                .to_string()
-                .contains("nope")
-        );
+        assert!(check_overrides(&[choice], &bad).unwrap_err().to_string().contains("nope"));
     }
 
     #[test]
     fn parse_errors_name_the_problem() {
-        assert!(
-            KernelOverrides::parse("warp=x")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown op 'warp'")
-        );
-        assert!(
-            KernelOverrides::parse("matmul")
-                .unwrap_err()
-                .to_string()
-                .contains("op=kernel")
-        );
-        assert_eq!(
-            KernelOverrides::parse(" , ").unwrap(),
-            KernelOverrides::default()
-        );
+        assert!(KernelOverrides::parse("warp=x").unwrap_err().to_string().contains("unknown op 'warp'"));
+        assert!(KernelOverrides::parse("matmul").unwrap_err().to_string().contains("op=kernel"));
+        assert_eq!(KernelOverrides::parse(" , ").unwrap(), KernelOverrides::default());
     }
 
     #[test]
     fn unsupported_case_is_an_error() {
-        let c = vec![Candidate {
-            name: "fast_bf16",
-            supports: bf16_only,
-            kernel: 1u8,
-        }];
-        let case = OpCase {
-            op: OpKind::Matmul,
-            format: Some(WeightFormat::Mxfp4),
-        };
-        let err = choose(&case, &c, &KernelOverrides::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let c = vec![Candidate { name: "fast_bf16", supports: bf16_only, kernel: 1u8 }];
+        let case = OpCase { op: OpKind::Matmul, format: Some(WeightFormat::Mxfp4) };
+        let err = choose(&case, &c, &KernelOverrides::default()).err().unwrap().to_string();
         assert!(err.contains("mxfp4") && err.contains("fast_bf16"), "{err}");
     }
 }

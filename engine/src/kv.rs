@@ -58,29 +58,21 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
         max_batch: usize,
     ) -> Result<Self> {
         if !matches!(dtype, DType::Bf16 | DType::F32) {
-            return Err(EngineError::invalid(format!(
-                "kv cache dtype {dtype} must be bf16 or f32"
-            )));
+            return Err(EngineError::invalid(format!("kv cache dtype {dtype} must be bf16 or f32")));
         }
         if max_context == 0 || max_batch == 0 {
-            return Err(EngineError::invalid(
-                "kv cache: max context and max batch must be positive",
-            ));
+            return Err(EngineError::invalid("kv cache: max context and max batch must be positive"));
         }
         let mut layers = Vec::with_capacity(specs.len());
         for s in specs {
             let capacity = match s.window {
                 Some(w) if w == 0 => {
-                    return Err(EngineError::invalid(
-                        "kv cache: a sliding window of 0 tokens",
-                    ));
+                    return Err(EngineError::invalid("kv cache: a sliding window of 0 tokens"));
                 }
                 Some(w) => max_context.min(w.saturating_add(max_batch)),
                 None => max_context,
             };
-            let elems = capacity
-                .checked_mul(s.kv_heads * s.head_dim)
-                .ok_or_else(|| EngineError::invalid("kv cache size overflows"))?;
+            let elems = capacity.checked_mul(s.kv_heads * s.head_dim).ok_or_else(|| EngineError::invalid("kv cache size overflows"))?;
             layers.push(KvLayer {
                 k: backend.alloc(dtype, elems)?,
                 v: backend.alloc(dtype, elems)?,
@@ -90,12 +82,7 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
                 window: s.window,
             });
         }
-        Ok(KvCache {
-            layers,
-            max_context,
-            max_batch,
-            len: 0,
-        })
+        Ok(KvCache { layers, max_context, max_batch, len: 0 })
     }
 
     pub fn len(&self) -> usize {
@@ -112,26 +99,17 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
 
     /// Bytes held by all layers.
     pub fn bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| 2 * l.k.len() * l.k.dtype().size())
-            .sum()
+        self.layers.iter().map(|l| 2 * l.k.len() * l.k.dtype().size()).sum()
     }
 
     /// Checks that `n` more tokens fit, batch and context wise.
     pub fn check_append(&self, n: usize) -> Result<()> {
         if n > self.max_batch {
-            return Err(EngineError::invalid(format!(
-                "{n} tokens in one step; the model was loaded for at most {}",
-                self.max_batch
-            )));
+            return Err(EngineError::invalid(format!("{n} tokens in one step; the model was loaded for at most {}", self.max_batch)));
         }
         let needed = self.len + n;
         if needed > self.max_context {
-            return Err(EngineError::ContextOverflow {
-                needed,
-                capacity: self.max_context,
-            });
+            return Err(EngineError::ContextOverflow { needed, capacity: self.max_context });
         }
         Ok(())
     }
@@ -145,10 +123,7 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
     /// sliding layer's ring has already overwritten entries that position `to` would need.
     pub fn rollback(&mut self, to: usize) -> Result<()> {
         if to > self.len {
-            return Err(EngineError::invalid(format!(
-                "rollback to position {to} beyond the {} cached tokens",
-                self.len
-            )));
+            return Err(EngineError::invalid(format!("rollback to position {to} beyond the {} cached tokens", self.len)));
         }
         for l in &self.layers {
             if let Some(w) = l.window {

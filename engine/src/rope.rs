@@ -42,39 +42,24 @@ impl RopeConfig {
     pub fn table(&self) -> Result<RopeTable> {
         let d = self.head_dim;
         if d == 0 || d % 2 != 0 {
-            return Err(EngineError::invalid(format!(
-                "rope: head_dim {d} must be even and non-zero"
-            )));
+            return Err(EngineError::invalid(format!("rope: head_dim {d} must be even and non-zero")));
         }
         if !(self.theta.is_finite() && self.theta > 1.0) {
-            return Err(EngineError::invalid(format!(
-                "rope: theta {} must be finite and > 1",
-                self.theta
-            )));
+            return Err(EngineError::invalid(format!("rope: theta {} must be finite and > 1", self.theta)));
         }
         let half = d / 2;
-        let extrap: Vec<f64> = (0..half)
-            .map(|i| 1.0 / self.theta.powf((2 * i) as f64 / d as f64))
-            .collect();
+        let extrap: Vec<f64> = (0..half).map(|i| 1.0 / self.theta.powf((2 * i) as f64 / d as f64)).collect();
         let Some(y) = self.yarn else {
-            return Ok(RopeTable {
-                inv_freq: extrap.iter().map(|&f| f as f32).collect(),
-                concentration: 1.0,
-            });
+            return Ok(RopeTable { inv_freq: extrap.iter().map(|&f| f as f32).collect(), concentration: 1.0 });
         };
         for (name, v) in [
             ("factor", y.factor),
-            (
-                "original_max_position_embeddings",
-                y.original_max_position_embeddings,
-            ),
+            ("original_max_position_embeddings", y.original_max_position_embeddings),
             ("beta_fast", y.beta_fast),
             ("beta_slow", y.beta_slow),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(EngineError::invalid(format!(
-                    "rope_scaling.{name} = {v} must be finite and positive"
-                )));
+                return Err(EngineError::invalid(format!("rope_scaling.{name} = {v} must be finite and positive")));
             }
         }
         let (low, high) = correction_range(y, d, self.theta);
@@ -88,20 +73,15 @@ impl RopeConfig {
                 (interp * ramp + e * (1.0 - ramp)) as f32
             })
             .collect();
-        Ok(RopeTable {
-            inv_freq,
-            concentration: concentration(y) as f32,
-        })
+        Ok(RopeTable { inv_freq, concentration: concentration(y) as f32 })
     }
 }
 
 /// The first and last dimension pair touched by the interpolation ramp (`low`, `high`).
 pub fn correction_range(y: Yarn, head_dim: usize, theta: f64) -> (f64, f64) {
     let dim = head_dim as f64;
-    let corr = |rotations: f64| {
-        dim * (y.original_max_position_embeddings / (rotations * 2.0 * std::f64::consts::PI)).ln()
-            / (2.0 * theta.ln())
-    };
+    let corr =
+        |rotations: f64| dim * (y.original_max_position_embeddings / (rotations * 2.0 * std::f64::consts::PI)).ln() / (2.0 * theta.ln());
     let (mut low, mut high) = (corr(y.beta_fast), corr(y.beta_slow));
     if y.truncate {
         low = low.floor();
@@ -112,17 +92,11 @@ pub fn correction_range(y: Yarn, head_dim: usize, theta: f64) -> (f64, f64) {
 
 fn concentration(y: Yarn) -> f64 {
     let mscale = |scale: f64, m: f64| {
-        if scale <= 1.0 {
-            1.0
-        } else {
-            0.1 * m * scale.ln() + 1.0
-        }
+        if scale <= 1.0 { 1.0 } else { 0.1 * m * scale.ln() + 1.0 }
     };
     match (y.attention_factor, y.mscale, y.mscale_all_dim) {
         (Some(a), _, _) => a,
-        (None, Some(m), Some(all)) if m != 0.0 && all != 0.0 => {
-            mscale(y.factor, m) / mscale(y.factor, all)
-        }
+        (None, Some(m), Some(all)) if m != 0.0 && all != 0.0 => mscale(y.factor, m) / mscale(y.factor, all),
         _ => mscale(y.factor, 1.0),
     }
 }
@@ -176,21 +150,12 @@ mod tests {
     fn truncate_rounds_the_range() {
         let mut cfg = gpt_oss();
         cfg.yarn.as_mut().unwrap().truncate = true;
-        assert_eq!(
-            correction_range(cfg.yarn.unwrap(), 64, 150_000.0),
-            (8.0, 18.0)
-        );
+        assert_eq!(correction_range(cfg.yarn.unwrap(), 64, 150_000.0), (8.0, 18.0));
     }
 
     #[test]
     fn plain_rope_has_no_concentration() {
-        let t = RopeConfig {
-            theta: 10_000.0,
-            head_dim: 4,
-            yarn: None,
-        }
-        .table()
-        .unwrap();
+        let t = RopeConfig { theta: 10_000.0, head_dim: 4, yarn: None }.table().unwrap();
         assert_eq!(t.concentration, 1.0);
         assert_eq!(t.inv_freq, vec![1.0, 0.01]);
     }
@@ -200,14 +165,6 @@ mod tests {
         let mut cfg = gpt_oss();
         cfg.yarn.as_mut().unwrap().factor = f64::NAN;
         assert!(cfg.table().unwrap_err().to_string().contains("factor"));
-        assert!(
-            RopeConfig {
-                theta: 1e4,
-                head_dim: 3,
-                yarn: None
-            }
-            .table()
-            .is_err()
-        );
+        assert!(RopeConfig { theta: 1e4, head_dim: 3, yarn: None }.table().is_err());
     }
 }

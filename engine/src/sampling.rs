@@ -25,24 +25,14 @@ pub struct SamplingParams {
 }
 
 impl SamplingParams {
-    pub const GREEDY: SamplingParams = SamplingParams {
-        temperature: 0.0,
-        top_k: 0,
-        top_p: 1.0,
-    };
+    pub const GREEDY: SamplingParams = SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0 };
 
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            return Err(EngineError::invalid(format!(
-                "temperature {} must be finite and ≥ 0",
-                self.temperature
-            )));
+            return Err(EngineError::invalid(format!("temperature {} must be finite and ≥ 0", self.temperature)));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(EngineError::invalid(format!(
-                "top-p {} must be in (0, 1]",
-                self.top_p
-            )));
+            return Err(EngineError::invalid(format!("top-p {} must be in (0, 1]", self.top_p)));
         }
         Ok(())
     }
@@ -55,11 +45,7 @@ impl SamplingParams {
 impl Default for SamplingParams {
     /// gpt-oss's recommended sampling: temperature 1, no cuts.
     fn default() -> Self {
-        SamplingParams {
-            temperature: 1.0,
-            top_k: 0,
-            top_p: 1.0,
-        }
+        SamplingParams { temperature: 1.0, top_k: 0, top_p: 1.0 }
     }
 }
 
@@ -104,36 +90,9 @@ mod tests {
     #[test]
     fn params_are_validated() {
         assert!(SamplingParams::default().validate().is_ok());
-        assert!(
-            SamplingParams {
-                temperature: -1.0,
-                ..Default::default()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            SamplingParams {
-                top_p: 0.0,
-                ..Default::default()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            SamplingParams {
-                temperature: f32::NAN,
-                ..Default::default()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            SamplingParams {
-                top_k: 1,
-                ..Default::default()
-            }
-            .is_greedy()
-        );
+        assert!(SamplingParams { temperature: -1.0, ..Default::default() }.validate().is_err());
+        assert!(SamplingParams { top_p: 0.0, ..Default::default() }.validate().is_err());
+        assert!(SamplingParams { temperature: f32::NAN, ..Default::default() }.validate().is_err());
+        assert!(SamplingParams { top_k: 1, ..Default::default() }.is_greedy());
     }
 }

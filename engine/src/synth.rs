@@ -47,9 +47,7 @@ pub fn mix(mut z: u64) -> u64 {
 }
 
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl SynthTensor {
@@ -111,19 +109,12 @@ mod tests {
     use super::*;
 
     fn tensor(fill: SynthFill) -> SynthTensor {
-        SynthTensor {
-            seed: 7,
-            name: "model.layers.0.mlp.router.weight".into(),
-            fill,
-        }
+        SynthTensor { seed: 7, name: "model.layers.0.mlp.router.weight".into(), fill }
     }
 
     #[test]
     fn values_do_not_depend_on_the_chunking() {
-        let t = tensor(SynthFill::Uniform {
-            center: 0.0,
-            half_width: 0.5,
-        });
+        let t = tensor(SynthFill::Uniform { center: 0.0, half_width: 0.5 });
         let mut whole = vec![0u16; 1000];
         t.fill_bf16(0, &mut whole);
         let mut part = vec![0u16; 300];
@@ -140,10 +131,7 @@ mod tests {
 
     #[test]
     fn uniform_stays_in_range_and_is_spread() {
-        let t = tensor(SynthFill::Uniform {
-            center: 1.0,
-            half_width: 0.25,
-        });
+        let t = tensor(SynthFill::Uniform { center: 1.0, half_width: 0.25 });
         let mut v = vec![0f32; 10_000];
         t.fill_f32(0, &mut v);
         assert!(v.iter().all(|&x| (0.75..=1.25).contains(&x)));
@@ -176,11 +164,7 @@ mod tests {
     #[test]
     fn known_values_are_stable() {
         // Pins the recipe: a CUDA implementation must reproduce these exact values.
-        let t = SynthTensor {
-            seed: 0,
-            name: "t".into(),
-            fill: SynthFill::Bytes,
-        };
+        let t = SynthTensor { seed: 0, name: "t".into(), fill: SynthFill::Bytes };
         let mut v = [0u8; 4];
         t.fill_bytes(0, &mut v);
         let w = word(t.stream(), 0).to_le_bytes();

@@ -42,9 +42,7 @@ pub enum WeightFormat {
 pub const INT4_GROUPS: [usize; 3] = [32, 64, 128];
 
 /// E2M1 code → value (index = the 4-bit code).
-pub const FP4_VALUES: [f32; 16] = [
-    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
-];
+pub const FP4_VALUES: [f32; 16] = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0];
 
 impl WeightFormat {
     /// Checks that a `rows × cols` matrix can be stored in this format.
@@ -56,22 +54,16 @@ impl WeightFormat {
             WeightFormat::F32 | WeightFormat::Bf16 | WeightFormat::Int8 => Ok(()),
             WeightFormat::Int4 { group } => {
                 if !INT4_GROUPS.contains(&group) {
-                    Err(format!(
-                        "int4 group size {group} is not one of {INT4_GROUPS:?}"
-                    ))
+                    Err(format!("int4 group size {group} is not one of {INT4_GROUPS:?}"))
                 } else if cols % group != 0 {
-                    Err(format!(
-                        "int4: {cols} input columns are not a multiple of the group size {group}"
-                    ))
+                    Err(format!("int4: {cols} input columns are not a multiple of the group size {group}"))
                 } else {
                     Ok(())
                 }
             }
             WeightFormat::Mxfp4 => {
                 if cols % 32 != 0 {
-                    Err(format!(
-                        "mxfp4: {cols} input columns are not a multiple of 32"
-                    ))
+                    Err(format!("mxfp4: {cols} input columns are not a multiple of 32"))
                 } else {
                     Ok(())
                 }
@@ -107,8 +99,7 @@ impl WeightFormat {
 
     /// Bytes of `scales` for one `rows × cols` matrix (0 when the format has none).
     pub fn scales_bytes(self, rows: usize, cols: usize) -> usize {
-        self.scales_layout(rows, cols)
-            .map_or(0, |(st, sn)| st.size() * sn)
+        self.scales_layout(rows, cols).map_or(0, |(st, sn)| st.size() * sn)
     }
 
     /// Bytes one `rows × cols` matrix occupies (data plus scales, no bias).
@@ -179,12 +170,7 @@ mod tests {
     #[test]
     fn shapes_are_checked() {
         assert!(WeightFormat::Mxfp4.check_shape(4, 2880).is_ok());
-        assert!(
-            WeightFormat::Mxfp4
-                .check_shape(4, 2881)
-                .unwrap_err()
-                .contains("multiple of 32")
-        );
+        assert!(WeightFormat::Mxfp4.check_shape(4, 2881).unwrap_err().contains("multiple of 32"));
         assert!(WeightFormat::Int4 { group: 48 }.check_shape(4, 96).is_err());
         assert!(WeightFormat::Int4 { group: 64 }.check_shape(4, 96).is_err());
         assert!(WeightFormat::Int4 { group: 32 }.check_shape(4, 96).is_ok());
@@ -196,24 +182,15 @@ mod tests {
         // gpt-oss-20b: one layer's gate_up blocks + scales for 32 experts.
         let per_expert = WeightFormat::Mxfp4.matrix_bytes(5760, 2880);
         assert_eq!(per_expert * 32, 265_420_800 + 16_588_800);
-        assert_eq!(
-            WeightFormat::Bf16.matrix_bytes(201_088, 2880),
-            1_158_266_880
-        );
+        assert_eq!(WeightFormat::Bf16.matrix_bytes(201_088, 2880), 1_158_266_880);
         assert_eq!(WeightFormat::Int8.matrix_bytes(10, 64), 640 + 40);
-        assert_eq!(
-            WeightFormat::Int4 { group: 32 }.matrix_bytes(10, 64),
-            320 + 40
-        );
+        assert_eq!(WeightFormat::Int4 { group: 32 }.matrix_bytes(10, 64), 320 + 40);
     }
 
     #[test]
     fn nibble_order_is_low_first() {
         let row = [0x21u8, 0x43];
-        assert_eq!(
-            (0..4).map(|c| nibble(&row, c)).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4]
-        );
+        assert_eq!((0..4).map(|c| nibble(&row, c)).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     }
 
     #[test]

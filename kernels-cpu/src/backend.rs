@@ -1,9 +1,8 @@
 //! `CpuBackend`: validates every op's buffers, then runs the chosen kernel on its rayon pool.
 
 use gptoss_engine::{
-    Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice,
-    KernelOverrides, KvLayer, ModelPlan, OpKind, Result, Rope, SamplingParams, Swiglu, SynthTensor,
-    Weight, WeightFormat,
+    Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result,
+    Rope, SamplingParams, Swiglu, SynthTensor, Weight, WeightFormat,
 };
 
 use crate::buffer::CpuBuffer;
@@ -34,8 +33,7 @@ struct Scratch {
 impl CpuBackend {
     /// A backend running on `threads` worker threads (all cores when `None`).
     pub fn new(threads: Option<usize>) -> Result<Self> {
-        let threads =
-            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {
             return Err(EngineError::invalid("--threads must be at least 1"));
         }
@@ -43,17 +41,8 @@ impl CpuBackend {
             .num_threads(threads)
             .thread_name(|i| format!("gptoss-cpu-{i}"))
             .build()
-            .map_err(|e| EngineError::Backend {
-                backend: "cpu",
-                detail: format!("cannot start {threads} threads: {e}"),
-            })?;
-        Ok(CpuBackend {
-            pool,
-            threads,
-            kernels: Chosen::default(),
-            scratch: Scratch::default(),
-            copied_bytes: 0,
-        })
+            .map_err(|e| EngineError::Backend { backend: "cpu", detail: format!("cannot start {threads} threads: {e}") })?;
+        Ok(CpuBackend { pool, threads, kernels: Chosen::default(), scratch: Scratch::default(), copied_bytes: 0 })
     }
 
     /// Bytes that had to be copied instead of used in place.
@@ -64,14 +53,7 @@ impl CpuBackend {
 
 fn need(b: &CpuBuffer, dtype: DType, len: usize, op: &'static str, what: &str) -> Result<()> {
     if b.dtype() != dtype || b.len() < len {
-        return Err(EngineError::shape(
-            op,
-            format!(
-                "{what} must be {dtype} with ≥ {len} elements, got {} × {}",
-                b.dtype(),
-                b.len()
-            ),
-        ));
+        return Err(EngineError::shape(op, format!("{what} must be {dtype} with ≥ {len} elements, got {} × {}", b.dtype(), b.len())));
     }
     Ok(())
 }
@@ -79,10 +61,7 @@ fn need(b: &CpuBuffer, dtype: DType, len: usize, op: &'static str, what: &str) -
 fn dense<'a>(w: &'a Weight<CpuBuffer>, op: &'static str) -> Result<WeightView<'a>> {
     let v = WeightView::new(w, op)?;
     if v.experts != 1 {
-        return Err(EngineError::shape(
-            op,
-            format!("expected a dense weight, got {} experts", v.experts),
-        ));
+        return Err(EngineError::shape(op, format!("expected a dense weight, got {} experts", v.experts)));
     }
     Ok(v)
 }
@@ -91,22 +70,12 @@ impl Backend for CpuBackend {
     type Buffer = CpuBuffer;
 
     fn info(&self) -> BackendInfo {
-        BackendInfo {
-            name: "cpu",
-            device: "scalar".into(),
-            threads: self.threads,
-        }
+        BackendInfo { name: "cpu", device: "scalar".into(), threads: self.threads }
     }
 
     fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
         if plan.head_dim > MAX_HEAD_DIM || plan.head_dim % 2 != 0 {
-            return Err(EngineError::unsupported(
-                "attention",
-                format!(
-                    "head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)",
-                    plan.head_dim
-                ),
-            ));
+            return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
         }
         self.kernels = Chosen::new(&plan.cases, &KernelOverrides::from_env()?)?;
         let kv_row = plan.kv_heads * plan.head_dim;
@@ -138,21 +107,11 @@ impl Backend for CpuBackend {
         self.pool.install(|| -> Result<()> {
             use rayon::prelude::*;
             match dtype {
-                DType::U8 | DType::I8 => buf
-                    .bytes_mut()?
-                    .par_chunks_mut(CHUNK)
-                    .enumerate()
-                    .for_each(|(i, c)| t.fill_bytes(i * CHUNK, c)),
-                DType::F32 => buf
-                    .f32s_mut("synth")?
-                    .par_chunks_mut(CHUNK)
-                    .enumerate()
-                    .for_each(|(i, c)| t.fill_f32(i * CHUNK, c)),
+                DType::U8 | DType::I8 => buf.bytes_mut()?.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| t.fill_bytes(i * CHUNK, c)),
+                DType::F32 => buf.f32s_mut("synth")?.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| t.fill_f32(i * CHUNK, c)),
                 DType::Bf16 => {
                     let bits: &mut [u16] = bytemuck::cast_slice_mut(buf.bytes_mut()?);
-                    bits.par_chunks_mut(CHUNK)
-                        .enumerate()
-                        .for_each(|(i, c)| t.fill_bf16(i * CHUNK, c));
+                    bits.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| t.fill_bf16(i * CHUNK, c));
                 }
                 DType::U32 => return Err(EngineError::unsupported("synth", "u32 tensors")),
             }
@@ -168,11 +127,7 @@ impl Backend for CpuBackend {
         if bytes.len() % size != 0 || start + bytes.len() > dst_bytes.len() {
             return Err(EngineError::shape(
                 "write",
-                format!(
-                    "{} bytes at element {first} do not fit a buffer of {} bytes",
-                    bytes.len(),
-                    dst_bytes.len()
-                ),
+                format!("{} bytes at element {first} do not fit a buffer of {} bytes", bytes.len(), dst_bytes.len()),
             ));
         }
         dst_bytes[start..start + bytes.len()].copy_from_slice(bytes);
@@ -183,29 +138,14 @@ impl Backend for CpuBackend {
         let start = first * src.dtype().size();
         let b = src.bytes();
         if start + out.len() > b.len() {
-            return Err(EngineError::shape(
-                "read",
-                format!(
-                    "{} bytes at element {first} exceed a buffer of {} bytes",
-                    out.len(),
-                    b.len()
-                ),
-            ));
+            return Err(EngineError::shape("read", format!("{} bytes at element {first} exceed a buffer of {} bytes", out.len(), b.len())));
         }
         out.copy_from_slice(&b[start..start + out.len()]);
         Ok(())
     }
 
-    fn copy(
-        &mut self,
-        src: &CpuBuffer,
-        src_first: usize,
-        dst: &mut CpuBuffer,
-        dst_first: usize,
-        len: usize,
-    ) -> Result<()> {
-        if src.dtype() != dst.dtype() || src_first + len > src.len() || dst_first + len > dst.len()
-        {
+    fn copy(&mut self, src: &CpuBuffer, src_first: usize, dst: &mut CpuBuffer, dst_first: usize, len: usize) -> Result<()> {
+        if src.dtype() != dst.dtype() || src_first + len > src.len() || dst_first + len > dst.len() {
             return Err(EngineError::shape(
                 "copy",
                 format!(
@@ -227,71 +167,37 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn embed(
-        &mut self,
-        table: &Weight<CpuBuffer>,
-        tokens: &CpuBuffer,
-        n: usize,
-        out: &mut CpuBuffer,
-    ) -> Result<()> {
+    fn embed(&mut self, table: &Weight<CpuBuffer>, tokens: &CpuBuffer, n: usize, out: &mut CpuBuffer) -> Result<()> {
         const OP: &str = "embed";
         let t = dense(table, OP)?;
         need(tokens, DType::U32, n, OP, "tokens")?;
         need(out, DType::F32, n * t.cols, OP, "out")?;
         let k = lookup(&self.kernels.embed, OpKind::Embed, Some(t.format))?;
-        k(
-            &t,
-            &tokens.u32s(OP)?[..n],
-            &mut out.f32s_mut(OP)?[..n * t.cols],
-        )
+        k(&t, &tokens.u32s(OP)?[..n], &mut out.f32s_mut(OP)?[..n * t.cols])
     }
 
-    fn rms_norm(
-        &mut self,
-        x: &CpuBuffer,
-        gain: &CpuBuffer,
-        n: usize,
-        eps: f32,
-        out: &mut CpuBuffer,
-    ) -> Result<()> {
+    fn rms_norm(&mut self, x: &CpuBuffer, gain: &CpuBuffer, n: usize, eps: f32, out: &mut CpuBuffer) -> Result<()> {
         const OP: &str = "rms_norm";
         let d = gain.len();
         need(gain, DType::F32, d, OP, "gain")?;
         need(x, DType::F32, n * d, OP, "x")?;
         need(out, DType::F32, n * d, OP, "out")?;
         if !(eps.is_finite() && eps >= 0.0) {
-            return Err(EngineError::shape(
-                OP,
-                format!("eps {eps} must be finite and ≥ 0"),
-            ));
+            return Err(EngineError::shape(OP, format!("eps {eps} must be finite and ≥ 0")));
         }
         let k = lookup(&self.kernels.rms_norm, OpKind::RmsNorm, None)?;
-        let (x, g, o) = (
-            &x.f32s(OP)?[..n * d],
-            gain.f32s(OP)?,
-            &mut out.f32s_mut(OP)?[..n * d],
-        );
+        let (x, g, o) = (&x.f32s(OP)?[..n * d], gain.f32s(OP)?, &mut out.f32s_mut(OP)?[..n * d]);
         self.pool.install(|| k(x, g, eps, o));
         Ok(())
     }
 
-    fn matmul(
-        &mut self,
-        w: &Weight<CpuBuffer>,
-        x: &CpuBuffer,
-        n: usize,
-        out: &mut CpuBuffer,
-        accumulate: bool,
-    ) -> Result<()> {
+    fn matmul(&mut self, w: &Weight<CpuBuffer>, x: &CpuBuffer, n: usize, out: &mut CpuBuffer, accumulate: bool) -> Result<()> {
         const OP: &str = "matmul";
         let w = dense(w, OP)?;
         need(x, DType::F32, n * w.cols, OP, "x")?;
         need(out, DType::F32, n * w.rows, OP, "out")?;
         let k = lookup(&self.kernels.matmul, OpKind::Matmul, Some(w.format))?;
-        let (x, o) = (
-            &x.f32s(OP)?[..n * w.cols],
-            &mut out.f32s_mut(OP)?[..n * w.rows],
-        );
+        let (x, o) = (&x.f32s(OP)?[..n * w.cols], &mut out.f32s_mut(OP)?[..n * w.rows]);
         self.pool.install(|| k(&w, x, n, o, accumulate));
         Ok(())
     }
@@ -316,18 +222,10 @@ impl Backend for CpuBackend {
         if q.format != k.format || q.format != v.format {
             return Err(EngineError::shape(
                 OP,
-                format!(
-                    "q, k, v weights must share a format, got {}, {}, {}",
-                    q.format, k.format, v.format
-                ),
+                format!("q, k, v weights must share a format, got {}, {}, {}", q.format, k.format, v.format),
             ));
         }
-        if k.rows != kv_row
-            || v.rows != kv_row
-            || q.rows % d != 0
-            || k.cols != q.cols
-            || v.cols != q.cols
-        {
+        if k.rows != kv_row || v.rows != kv_row || q.rows % d != 0 || k.cols != q.cols || v.cols != q.cols {
             return Err(EngineError::shape(
                 OP,
                 format!(
@@ -341,26 +239,13 @@ impl Backend for CpuBackend {
         need(&rope.inv_freq, DType::F32, d / 2, OP, "rope inv_freq")?;
         need(q_out, DType::F32, n * q.rows, OP, "q_out")?;
         if self.scratch.k.len() < n * kv_row {
-            return Err(EngineError::invalid(format!(
-                "{OP}: {n} tokens exceed the batch the backend was prepared for"
-            )));
+            return Err(EngineError::invalid(format!("{OP}: {n} tokens exceed the batch the backend was prepared for")));
         }
         let kern = lookup(&self.kernels.qkv_rope, OpKind::QkvRope, Some(q.format))?;
-        let rv = RopeView {
-            inv_freq: rope.inv_freq.f32s(OP)?,
-            concentration: rope.concentration,
-        };
-        let (x, pos, qo) = (
-            &x.f32s(OP)?[..n * q.cols],
-            &positions.u32s(OP)?[..n],
-            &mut q_out.f32s_mut(OP)?[..n * q.rows],
-        );
-        let (kt, vt) = (
-            &mut self.scratch.k[..n * kv_row],
-            &mut self.scratch.v[..n * kv_row],
-        );
-        self.pool
-            .install(|| kern(&q, &k, &v, x, n, pos, &rv, &mut cache, qo, kt, vt));
+        let rv = RopeView { inv_freq: rope.inv_freq.f32s(OP)?, concentration: rope.concentration };
+        let (x, pos, qo) = (&x.f32s(OP)?[..n * q.cols], &positions.u32s(OP)?[..n], &mut q_out.f32s_mut(OP)?[..n * q.rows]);
+        let (kt, vt) = (&mut self.scratch.k[..n * kv_row], &mut self.scratch.v[..n * kv_row]);
+        self.pool.install(|| kern(&q, &k, &v, x, n, pos, &rv, &mut cache, qo, kt, vt));
         Ok(())
     }
 
@@ -380,10 +265,7 @@ impl Backend for CpuBackend {
         if q_heads == 0 || q_heads % cache.shape.kv_heads != 0 {
             return Err(EngineError::shape(
                 OP,
-                format!(
-                    "{q_heads} query heads (sinks) are not a multiple of {} kv heads",
-                    cache.shape.kv_heads
-                ),
+                format!("{q_heads} query heads (sinks) are not a multiple of {} kv heads", cache.shape.kv_heads),
             ));
         }
         need(sinks, DType::F32, q_heads, OP, "sinks")?;
@@ -398,18 +280,11 @@ impl Backend for CpuBackend {
         }) {
             return Err(EngineError::shape(
                 OP,
-                format!(
-                    "position {p} needs more keys than the layer's {} cache slots",
-                    cache.shape.capacity
-                ),
+                format!("position {p} needs more keys than the layer's {} cache slots", cache.shape.capacity),
             ));
         }
         let kern = lookup(&self.kernels.attention, OpKind::Attention, None)?;
-        let (qs, s, o) = (
-            &q.f32s(OP)?[..n * q_heads * d],
-            sinks.f32s(OP)?,
-            &mut out.f32s_mut(OP)?[..n * q_heads * d],
-        );
+        let (qs, s, o) = (&q.f32s(OP)?[..n * q_heads * d], sinks.f32s(OP)?, &mut out.f32s_mut(OP)?[..n * q_heads * d]);
         self.pool.install(|| kern(qs, &cache, n, pos, s, scale, o));
         Ok(())
     }
@@ -426,26 +301,16 @@ impl Backend for CpuBackend {
         const OP: &str = "moe_route";
         let r = dense(router, OP)?;
         if top_k == 0 || top_k > r.rows {
-            return Err(EngineError::shape(
-                OP,
-                format!("top-{top_k} of {} experts", r.rows),
-            ));
+            return Err(EngineError::shape(OP, format!("top-{top_k} of {} experts", r.rows)));
         }
         if self.scratch.router_logits.len() < r.rows {
-            return Err(EngineError::invalid(format!(
-                "{OP}: {} experts exceed the plan the backend was prepared for",
-                r.rows
-            )));
+            return Err(EngineError::invalid(format!("{OP}: {} experts exceed the plan the backend was prepared for", r.rows)));
         }
         need(x, DType::F32, n * r.cols, OP, "x")?;
         need(ids, DType::U32, n * top_k, OP, "ids")?;
         need(weights, DType::F32, n * top_k, OP, "weights")?;
         let kern = lookup(&self.kernels.moe_route, OpKind::MoeRoute, Some(r.format))?;
-        let (xs, is, ws) = (
-            &x.f32s(OP)?[..n * r.cols],
-            &mut ids.u32s_mut(OP)?[..n * top_k],
-            &mut weights.f32s_mut(OP)?[..n * top_k],
-        );
+        let (xs, is, ws) = (&x.f32s(OP)?[..n * r.cols], &mut ids.u32s_mut(OP)?[..n * top_k], &mut weights.f32s_mut(OP)?[..n * top_k]);
         let logits = &mut self.scratch.router_logits;
         self.pool.install(|| kern(&r, xs, n, top_k, is, ws, logits));
         Ok(())
@@ -476,10 +341,7 @@ impl Backend for CpuBackend {
             ));
         }
         if g.format != dn.format {
-            return Err(EngineError::shape(
-                OP,
-                format!("gate_up is {} but down is {}", g.format, dn.format),
-            ));
+            return Err(EngineError::shape(OP, format!("gate_up is {} but down is {}", g.format, dn.format)));
         }
         need(x, DType::F32, n * g.cols, OP, "x")?;
         need(ids, DType::U32, n * top_k, OP, "ids")?;
@@ -487,47 +349,24 @@ impl Backend for CpuBackend {
         need(residual, DType::F32, n * g.cols, OP, "residual")?;
         let sel = &ids.u32s(OP)?[..n * top_k];
         if let Some(&e) = sel.iter().find(|&&e| e as usize >= g.experts) {
-            return Err(EngineError::shape(
-                OP,
-                format!("expert id {e} out of range (the layer has {})", g.experts),
-            ));
+            return Err(EngineError::shape(OP, format!("expert id {e} out of range (the layer has {})", g.experts)));
         }
         if self.scratch.act.len() < top_k * inter {
-            return Err(EngineError::invalid(format!(
-                "{OP}: top-{top_k} × {inter} exceeds the plan the backend was prepared for"
-            )));
+            return Err(EngineError::invalid(format!("{OP}: top-{top_k} × {inter} exceeds the plan the backend was prepared for")));
         }
-        let kern = lookup(
-            &self.kernels.moe_experts,
-            OpKind::MoeExperts,
-            Some(g.format),
-        )?;
-        let (xs, ws, res) = (
-            &x.f32s(OP)?[..n * g.cols],
-            &weights.f32s(OP)?[..n * top_k],
-            &mut residual.f32s_mut(OP)?[..n * g.cols],
-        );
+        let kern = lookup(&self.kernels.moe_experts, OpKind::MoeExperts, Some(g.format))?;
+        let (xs, ws, res) = (&x.f32s(OP)?[..n * g.cols], &weights.f32s(OP)?[..n * top_k], &mut residual.f32s_mut(OP)?[..n * g.cols]);
         let act = &mut self.scratch.act;
-        self.pool
-            .install(|| kern(&g, &dn, xs, n, sel, ws, top_k, swiglu, res, act));
+        self.pool.install(|| kern(&g, &dn, xs, n, sel, ws, top_k, swiglu, res, act));
         Ok(())
     }
 
-    fn sample(
-        &mut self,
-        logits: &CpuBuffer,
-        row: usize,
-        vocab: usize,
-        params: &SamplingParams,
-        u: f32,
-    ) -> Result<u32> {
+    fn sample(&mut self, logits: &CpuBuffer, row: usize, vocab: usize, params: &SamplingParams, u: f32) -> Result<u32> {
         const OP: &str = "sample";
         params.validate()?;
         need(logits, DType::F32, (row + 1) * vocab, OP, "logits")?;
         if vocab == 0 || self.scratch.sample.capacity() < vocab {
-            return Err(EngineError::invalid(format!(
-                "{OP}: vocabulary of {vocab} exceeds the plan the backend was prepared for"
-            )));
+            return Err(EngineError::invalid(format!("{OP}: vocabulary of {vocab} exceeds the plan the backend was prepared for")));
         }
         let kern = lookup(&self.kernels.sample, OpKind::Sample, None)?;
         let l = &logits.f32s(OP)?[row * vocab..(row + 1) * vocab];

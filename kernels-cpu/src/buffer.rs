@@ -29,11 +29,7 @@ impl DeviceBuffer for CpuBuffer {
 }
 
 fn byte_len(dtype: DType, len: usize) -> Result<usize> {
-    dtype.bytes(len).ok_or_else(|| {
-        EngineError::invalid(format!(
-            "{len} elements of {dtype} overflow the address space"
-        ))
-    })
+    dtype.bytes(len).ok_or_else(|| EngineError::invalid(format!("{len} elements of {dtype} overflow the address space")))
 }
 
 impl CpuBuffer {
@@ -42,16 +38,9 @@ impl CpuBuffer {
         let mut lines = Vec::new();
         lines
             .try_reserve_exact(bytes.div_ceil(64))
-            .map_err(|_| EngineError::Backend {
-                backend: "cpu",
-                detail: format!("out of memory allocating {bytes} bytes"),
-            })?;
+            .map_err(|_| EngineError::Backend { backend: "cpu", detail: format!("out of memory allocating {bytes} bytes") })?;
         lines.resize(bytes.div_ceil(64), Line([0; 64]));
-        Ok(CpuBuffer {
-            dtype,
-            len,
-            storage: Storage::Owned(lines),
-        })
+        Ok(CpuBuffer { dtype, len, storage: Storage::Owned(lines) })
     }
 
     /// Uses `bytes` in place when they are aligned for `dtype`, else copies them.
@@ -59,20 +48,10 @@ impl CpuBuffer {
     pub fn from_host(dtype: DType, len: usize, bytes: HostBytes) -> Result<(Self, bool)> {
         let want = byte_len(dtype, len)?;
         if bytes.len() != want {
-            return Err(EngineError::invalid(format!(
-                "{len} elements of {dtype} need {want} bytes, got {}",
-                bytes.len()
-            )));
+            return Err(EngineError::invalid(format!("{len} elements of {dtype} need {want} bytes, got {}", bytes.len())));
         }
         if (bytes.as_bytes().as_ptr() as usize) % dtype.size() == 0 {
-            return Ok((
-                CpuBuffer {
-                    dtype,
-                    len,
-                    storage: Storage::Host(bytes),
-                },
-                false,
-            ));
+            return Ok((CpuBuffer { dtype, len, storage: Storage::Host(bytes) }, false));
         }
         let mut buf = Self::zeroed(dtype, len)?;
         buf.bytes_mut()?.copy_from_slice(bytes.as_bytes());
@@ -95,37 +74,22 @@ impl CpuBuffer {
         let n = self.len * self.dtype.size();
         match &mut self.storage {
             Storage::Owned(lines) => Ok(&mut bytemuck_lines_mut(lines)[..n]),
-            Storage::Host(_) => Err(EngineError::invalid(
-                "a buffer that maps host memory is read-only",
-            )),
+            Storage::Host(_) => Err(EngineError::invalid("a buffer that maps host memory is read-only")),
         }
     }
 
     fn typed<T: bytemuck::Pod>(&self, dtype: DType, what: &'static str) -> Result<&[T]> {
         self.check(dtype, what)?;
-        bytemuck::try_cast_slice(self.bytes())
-            .map_err(|e| EngineError::shape(what, format!("{e:?}")))
+        bytemuck::try_cast_slice(self.bytes()).map_err(|e| EngineError::shape(what, format!("{e:?}")))
     }
 
-    fn typed_mut<T: bytemuck::Pod>(
-        &mut self,
-        dtype: DType,
-        what: &'static str,
-    ) -> Result<&mut [T]> {
+    fn typed_mut<T: bytemuck::Pod>(&mut self, dtype: DType, what: &'static str) -> Result<&mut [T]> {
         self.check(dtype, what)?;
-        bytemuck::try_cast_slice_mut(self.bytes_mut()?)
-            .map_err(|e| EngineError::shape(what, format!("{e:?}")))
+        bytemuck::try_cast_slice_mut(self.bytes_mut()?).map_err(|e| EngineError::shape(what, format!("{e:?}")))
     }
 
     fn check(&self, dtype: DType, what: &'static str) -> Result<()> {
-        if self.dtype == dtype {
-            Ok(())
-        } else {
-            Err(EngineError::shape(
-                what,
-                format!("expected a {dtype} buffer, got {}", self.dtype),
-            ))
-        }
+        if self.dtype == dtype { Ok(()) } else { Err(EngineError::shape(what, format!("expected a {dtype} buffer, got {}", self.dtype))) }
     }
 
     pub fn f32s(&self, what: &'static str) -> Result<&[f32]> {
@@ -163,12 +127,7 @@ mod tests {
         assert_eq!(b.f32s("t").unwrap(), &[0.0; 5]);
         b.f32s_mut("t").unwrap()[4] = 2.0;
         assert_eq!(b.f32s("t").unwrap()[4], 2.0);
-        assert!(
-            b.u32s("t")
-                .unwrap_err()
-                .to_string()
-                .contains("expected a u32 buffer")
-        );
+        assert!(b.u32s("t").unwrap_err().to_string().contains("expected a u32 buffer"));
     }
 
     #[test]
@@ -186,8 +145,7 @@ mod tests {
 
     #[test]
     fn host_buffers_are_read_only() {
-        let (mut b, _) =
-            CpuBuffer::from_host(DType::U8, 4, HostBytes::from_vec(vec![1, 2, 3, 4])).unwrap();
+        let (mut b, _) = CpuBuffer::from_host(DType::U8, 4, HostBytes::from_vec(vec![1, 2, 3, 4])).unwrap();
         assert!(b.bytes_mut().is_err());
     }
 }

@@ -21,9 +21,7 @@ pub struct WeightView<'a> {
 
 impl<'a> WeightView<'a> {
     pub fn new(w: &'a Weight<CpuBuffer>, op: &'static str) -> Result<Self> {
-        w.format
-            .check_shape(w.rows, w.cols)
-            .map_err(|e| EngineError::shape(op, e))?;
+        w.format.check_shape(w.rows, w.cols).map_err(|e| EngineError::shape(op, e))?;
         let (dt, n) = w.format.data_layout(w.rows, w.cols);
         let n = n * w.experts;
         if w.data.dtype() != dt || w.data.len() != n {
@@ -60,27 +58,12 @@ impl<'a> WeightView<'a> {
             Some(b) => {
                 let b = b.f32s(op)?;
                 if b.len() != w.experts * w.rows {
-                    return Err(EngineError::shape(
-                        op,
-                        format!(
-                            "bias has {} elements, expected {}",
-                            b.len(),
-                            w.experts * w.rows
-                        ),
-                    ));
+                    return Err(EngineError::shape(op, format!("bias has {} elements, expected {}", b.len(), w.experts * w.rows)));
                 }
                 Some(b)
             }
         };
-        Ok(WeightView {
-            format: w.format,
-            experts: w.experts,
-            rows: w.rows,
-            cols: w.cols,
-            data: w.data.bytes(),
-            scales,
-            bias,
-        })
+        Ok(WeightView { format: w.format, experts: w.experts, rows: w.rows, cols: w.cols, data: w.data.bytes(), scales, bias })
     }
 
     /// The view of expert `e`'s matrix (a dense weight has only expert 0).
@@ -114,21 +97,12 @@ impl<'a> WeightView<'a> {
             }
             WeightFormat::Bf16 => {
                 let row = &self.data[r * cols * 2..(r + 1) * cols * 2];
-                dot4(
-                    x.iter()
-                        .enumerate()
-                        .map(|(c, &xv)| bf16_at(row, c) as f64 * xv as f64),
-                )
+                dot4(x.iter().enumerate().map(|(c, &xv)| bf16_at(row, c) as f64 * xv as f64))
             }
             WeightFormat::Int8 => {
                 let row = &self.data[r * cols..(r + 1) * cols];
-                let scale =
-                    f32::from_le_bytes(self.scales[4 * r..4 * r + 4].try_into().unwrap()) as f64;
-                dot4(
-                    row.iter()
-                        .zip(x)
-                        .map(|(&q, &xv)| q as i8 as f64 * xv as f64),
-                ) * scale
+                let scale = f32::from_le_bytes(self.scales[4 * r..4 * r + 4].try_into().unwrap()) as f64;
+                dot4(row.iter().zip(x).map(|(&q, &xv)| q as i8 as f64 * xv as f64)) * scale
             }
             WeightFormat::Int4 { group } => {
                 let row = &self.data[r * cols / 2..(r + 1) * cols / 2];
@@ -136,10 +110,7 @@ impl<'a> WeightView<'a> {
                 let mut acc = 0.0;
                 for g in 0..groups {
                     let scale = bf16_at(&self.scales[r * groups * 2..], g) as f64;
-                    let part = dot4(
-                        (g * group..(g + 1) * group)
-                            .map(|c| (nibble(row, c) as f64 - 8.0) * x[c] as f64),
-                    );
+                    let part = dot4((g * group..(g + 1) * group).map(|c| (nibble(row, c) as f64 - 8.0) * x[c] as f64));
                     acc += part * scale;
                 }
                 acc
@@ -151,9 +122,7 @@ impl<'a> WeightView<'a> {
                 let mut acc = 0.0;
                 for b in 0..blocks {
                     let block = &row[16 * b..16 * b + 16];
-                    let part = dot4((0..32).map(|j| {
-                        FP4_VALUES[nibble(block, j) as usize] as f64 * x[32 * b + j] as f64
-                    }));
+                    let part = dot4((0..32).map(|j| FP4_VALUES[nibble(block, j) as usize] as f64 * x[32 * b + j] as f64));
                     acc += part * e8m0_to_f64(scales[b]);
                 }
                 acc
@@ -198,8 +167,7 @@ impl<'a> WeightView<'a> {
             }
             WeightFormat::Bf16 => bf16_at(&self.data[r * cols * 2..], c) as f64,
             WeightFormat::Int8 => {
-                let scale =
-                    f32::from_le_bytes(self.scales[4 * r..4 * r + 4].try_into().unwrap()) as f64;
+                let scale = f32::from_le_bytes(self.scales[4 * r..4 * r + 4].try_into().unwrap()) as f64;
                 self.data[r * cols + c] as i8 as f64 * scale
             }
             WeightFormat::Int4 { group } => {
@@ -267,10 +235,7 @@ impl KvDataMut<'_> {
 
 fn kv_data<'a>(b: &'a CpuBuffer, op: &'static str) -> Result<KvData<'a>> {
     match b.dtype() {
-        DType::Bf16 => Ok(KvData::Bf16(
-            bytemuck::try_cast_slice(b.bytes())
-                .map_err(|e| EngineError::shape(op, format!("{e:?}")))?,
-        )),
+        DType::Bf16 => Ok(KvData::Bf16(bytemuck::try_cast_slice(b.bytes()).map_err(|e| EngineError::shape(op, format!("{e:?}")))?)),
         DType::F32 => Ok(KvData::F32(b.f32s(op)?)),
         other => Err(EngineError::shape(op, format!("kv cache of {other}"))),
     }
@@ -278,10 +243,9 @@ fn kv_data<'a>(b: &'a CpuBuffer, op: &'static str) -> Result<KvData<'a>> {
 
 fn kv_data_mut<'a>(b: &'a mut CpuBuffer, op: &'static str) -> Result<KvDataMut<'a>> {
     match b.dtype() {
-        DType::Bf16 => Ok(KvDataMut::Bf16(
-            bytemuck::try_cast_slice_mut(b.bytes_mut()?)
-                .map_err(|e| EngineError::shape(op, format!("{e:?}")))?,
-        )),
+        DType::Bf16 => {
+            Ok(KvDataMut::Bf16(bytemuck::try_cast_slice_mut(b.bytes_mut()?).map_err(|e| EngineError::shape(op, format!("{e:?}")))?))
+        }
         DType::F32 => Ok(KvDataMut::F32(b.f32s_mut(op)?)),
         other => Err(EngineError::shape(op, format!("kv cache of {other}"))),
     }
@@ -314,12 +278,7 @@ impl KvShape {
                 ),
             ));
         }
-        Ok(KvShape {
-            capacity: l.capacity,
-            kv_heads: l.kv_heads,
-            head_dim: l.head_dim,
-            window: l.window,
-        })
+        Ok(KvShape { capacity: l.capacity, kv_heads: l.kv_heads, head_dim: l.head_dim, window: l.window })
     }
 
     /// Element offset of (position, kv head).
@@ -343,21 +302,13 @@ pub struct KvViewMut<'a> {
 
 impl<'a> KvView<'a> {
     pub fn new(l: &'a KvLayer<CpuBuffer>, op: &'static str) -> Result<Self> {
-        Ok(KvView {
-            shape: KvShape::of(l, op)?,
-            k: kv_data(&l.k, op)?,
-            v: kv_data(&l.v, op)?,
-        })
+        Ok(KvView { shape: KvShape::of(l, op)?, k: kv_data(&l.k, op)?, v: kv_data(&l.v, op)? })
     }
 }
 
 impl<'a> KvViewMut<'a> {
     pub fn new(l: &'a mut KvLayer<CpuBuffer>, op: &'static str) -> Result<Self> {
         let shape = KvShape::of(l, op)?;
-        Ok(KvViewMut {
-            shape,
-            k: kv_data_mut(&mut l.k, op)?,
-            v: kv_data_mut(&mut l.v, op)?,
-        })
+        Ok(KvViewMut { shape, k: kv_data_mut(&mut l.k, op)?, v: kv_data_mut(&mut l.v, op)? })
     }
 }

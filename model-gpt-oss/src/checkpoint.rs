@@ -43,10 +43,7 @@ impl Checkpoint {
         } else if dir.join(SINGLE_FILE).exists() {
             vec![SINGLE_FILE.to_string()]
         } else {
-            return Err(ModelError::checkpoint(
-                dir,
-                format!("neither {SINGLE_FILE} nor {INDEX_FILE} is in this directory"),
-            ));
+            return Err(ModelError::checkpoint(dir, format!("neither {SINGLE_FILE} nor {INDEX_FILE} is in this directory")));
         };
         let mut shards: Vec<Shard> = Vec::new();
         let mut tensors = BTreeMap::new();
@@ -54,19 +51,10 @@ impl Checkpoint {
             let path = dir.join(&name);
             let map = map_file(&path)?;
             for (tname, info) in parse_header(&path, map.as_bytes())? {
-                if let Some(prev) = tensors.insert(
-                    tname.clone(),
-                    Located {
-                        shard: shards.len(),
-                        info,
-                    },
-                ) {
+                if let Some(prev) = tensors.insert(tname.clone(), Located { shard: shards.len(), info }) {
                     return Err(ModelError::checkpoint(
                         &path,
-                        format!(
-                            "tensor '{tname}' also appears in {}",
-                            shards[prev.shard].path.display()
-                        ),
+                        format!("tensor '{tname}' also appears in {}", shards[prev.shard].path.display()),
                     ));
                 }
             }
@@ -75,11 +63,7 @@ impl Checkpoint {
         if index.exists() {
             check_index_map(&index, &shards, &tensors)?;
         }
-        Ok(Checkpoint {
-            dir: dir.to_path_buf(),
-            shards,
-            tensors,
-        })
+        Ok(Checkpoint { dir: dir.to_path_buf(), shards, tensors })
     }
 
     pub fn tensors(&self) -> &BTreeMap<String, Located> {
@@ -92,10 +76,7 @@ impl Checkpoint {
 
     /// The tensor's bytes, borrowed from the mapping.
     pub fn bytes(&self, t: &Located) -> HostBytes {
-        self.shards[t.shard]
-            .map
-            .slice(t.info.start, t.info.end - t.info.start)
-            .expect("ranges are checked when the header is parsed")
+        self.shards[t.shard].map.slice(t.info.start, t.info.end - t.info.start).expect("ranges are checked when the header is parsed")
     }
 
     pub fn shard_path(&self, t: &Located) -> &Path {
@@ -119,22 +100,13 @@ fn map_file(path: &Path) -> Result<HostBytes> {
 /// The distinct shard files named by an index's `weight_map`, in first-seen order.
 fn shard_names(index: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
-    let map = v
-        .get("weight_map")
-        .and_then(Value::as_object)
-        .ok_or_else(|| ModelError::checkpoint(index, "no \"weight_map\" object"))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
+    let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| ModelError::checkpoint(index, "no \"weight_map\" object"))?;
     let mut names = Vec::new();
     for (tensor, file) in map {
-        let file = file.as_str().ok_or_else(|| {
-            ModelError::checkpoint(index, format!("weight_map['{tensor}'] is not a file name"))
-        })?;
+        let file = file.as_str().ok_or_else(|| ModelError::checkpoint(index, format!("weight_map['{tensor}'] is not a file name")))?;
         if file.contains('/') || file.contains('\\') || file == ".." {
-            return Err(ModelError::checkpoint(
-                index,
-                format!("weight_map['{tensor}'] = '{file}' is not a file in this directory"),
-            ));
+            return Err(ModelError::checkpoint(index, format!("weight_map['{tensor}'] = '{file}' is not a file in this directory")));
         }
         if !names.iter().any(|n| n == file) {
             names.push(file.to_string());
@@ -147,40 +119,24 @@ fn shard_names(index: &Path) -> Result<Vec<String>> {
 }
 
 /// Every tensor listed in the index must be in the shard the index names.
-fn check_index_map(
-    index: &Path,
-    shards: &[Shard],
-    tensors: &BTreeMap<String, Located>,
-) -> Result<()> {
+fn check_index_map(index: &Path, shards: &[Shard], tensors: &BTreeMap<String, Located>) -> Result<()> {
     let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
     let map = v["weight_map"].as_object().expect("checked by shard_names");
-    let file_of: HashMap<&Path, usize> = shards
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.path.as_path(), i))
-        .collect();
+    let file_of: HashMap<&Path, usize> = shards.iter().enumerate().map(|(i, s)| (s.path.as_path(), i)).collect();
     for (tensor, file) in map {
         let want = index.with_file_name(file.as_str().unwrap_or_default());
         match tensors.get(tensor) {
             None => {
                 return Err(ModelError::checkpoint(
                     index,
-                    format!(
-                        "tensor '{tensor}' is listed for {} but that file does not contain it",
-                        want.display()
-                    ),
+                    format!("tensor '{tensor}' is listed for {} but that file does not contain it", want.display()),
                 ));
             }
             Some(l) if file_of.get(want.as_path()) != Some(&l.shard) => {
                 return Err(ModelError::checkpoint(
                     index,
-                    format!(
-                        "tensor '{tensor}' is listed for {} but found in {}",
-                        want.display(),
-                        shards[l.shard].path.display()
-                    ),
+                    format!("tensor '{tensor}' is listed for {} but found in {}", want.display(), shards[l.shard].path.display()),
                 ));
             }
             Some(_) => {}

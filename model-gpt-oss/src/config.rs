@@ -55,27 +55,19 @@ pub const SWIGLU_ALPHA: f32 = 1.702;
 impl GptOssConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        Self::from_json(&text).map_err(|problems| ModelError::Config {
-            path: path.into(),
-            problems,
-        })
+        Self::from_json(&text).map_err(|problems| ModelError::Config { path: path.into(), problems })
     }
 
     /// Parses the text of a config.json; the error lists every problem found.
     pub fn from_json(text: &str) -> Result<Self, Vec<String>> {
-        let value: Value = serde_json::from_str(&mark_non_finite(text))
-            .map_err(|e| vec![format!("not valid JSON: {e}")])?;
+        let value: Value = serde_json::from_str(&mark_non_finite(text)).map_err(|e| vec![format!("not valid JSON: {e}")])?;
         let Value::Object(map) = value else {
             return Err(vec!["the top level is not a JSON object".into()]);
         };
-        let mut r = Reader {
-            map: &map,
-            problems: Vec::new(),
-        };
+        let mut r = Reader { map: &map, problems: Vec::new() };
         if let Some(t) = r.string("model_type") {
             if t != "gpt_oss" {
-                r.problems
-                    .push(format!("model_type is '{t}', expected 'gpt_oss'"));
+                r.problems.push(format!("model_type is '{t}', expected 'gpt_oss'"));
             }
         }
         let mut cfg = GptOssConfig {
@@ -100,60 +92,40 @@ impl GptOssConfig {
             quantization: r.quantization(),
         };
         if r.boolean("tie_word_embeddings", false) {
-            r.problems
-                .push("tie_word_embeddings is true; gpt-oss has a separate lm_head".into());
+            r.problems.push("tie_word_embeddings is true; gpt-oss has a separate lm_head".into());
         }
         let (rope_theta, scaling) = r.rope(cfg.rope_theta);
         cfg.rope_theta = rope_theta;
         cfg.rope_scaling = scaling;
         cfg.layer_types = r.layer_types(cfg.num_hidden_layers);
         r.problems.extend(cfg.shape_problems());
-        if r.problems.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(r.problems)
-        }
+        if r.problems.is_empty() { Ok(cfg) } else { Err(r.problems) }
     }
 
     /// Problems in how the sizes fit together.
     fn shape_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.num_key_value_heads != 0 && self.num_attention_heads % self.num_key_value_heads != 0
-        {
+        if self.num_key_value_heads != 0 && self.num_attention_heads % self.num_key_value_heads != 0 {
             p.push(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads, self.num_key_value_heads
             ));
         }
         if self.head_dim % 2 != 0 {
-            p.push(format!(
-                "head_dim {} must be even for rotary embeddings",
-                self.head_dim
-            ));
+            p.push(format!("head_dim {} must be even for rotary embeddings", self.head_dim));
         }
         if self.num_experts_per_tok > self.num_local_experts {
-            p.push(format!(
-                "num_experts_per_tok {} exceeds num_local_experts {}",
-                self.num_experts_per_tok, self.num_local_experts
-            ));
+            p.push(format!("num_experts_per_tok {} exceeds num_local_experts {}", self.num_experts_per_tok, self.num_local_experts));
         }
         if self.quantization == Quantization::Mxfp4 {
-            for (name, v) in [
-                ("hidden_size", self.hidden_size),
-                ("intermediate_size", self.intermediate_size),
-            ] {
+            for (name, v) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size)] {
                 if v % 32 != 0 {
-                    p.push(format!(
-                        "{name} {v} is not a multiple of 32, which MXFP4 expert weights need"
-                    ));
+                    p.push(format!("{name} {v} is not a multiple of 32, which MXFP4 expert weights need"));
                 }
             }
         }
         if self.vocab_size > u32::MAX as usize {
-            p.push(format!(
-                "vocab_size {} does not fit 32-bit token ids",
-                self.vocab_size
-            ));
+            p.push(format!("vocab_size {} does not fit 32-bit token ids", self.vocab_size));
         }
         p
     }
@@ -172,11 +144,7 @@ impl GptOssConfig {
     }
 
     pub fn rope(&self) -> RopeConfig {
-        RopeConfig {
-            theta: self.rope_theta,
-            head_dim: self.head_dim,
-            yarn: self.rope_scaling,
-        }
+        RopeConfig { theta: self.rope_theta, head_dim: self.head_dim, yarn: self.rope_scaling }
     }
 }
 
@@ -194,9 +162,7 @@ fn mark_non_finite(text: &str) -> String {
         } else if c == '"' {
             in_string = true;
         } else {
-            let token = ["-Infinity", "Infinity", "NaN"]
-                .into_iter()
-                .find(|t| rest.starts_with(t));
+            let token = ["-Infinity", "Infinity", "NaN"].into_iter().find(|t| rest.starts_with(t));
             if let Some(t) = token {
                 // The JSON escape of NON_FINITE's leading NUL, which no config string contains.
                 out.push_str(&format!("\"\\u0000non-finite:{t}\""));
@@ -230,10 +196,7 @@ impl Reader<'_> {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_f64(),
             Some(other) => {
-                self.problems.push(format!(
-                    "{prefix}{key} = {} is not a finite number",
-                    describe(other)
-                ));
+                self.problems.push(format!("{prefix}{key} = {} is not a finite number", describe(other)));
                 None
             }
         }
@@ -242,14 +205,9 @@ impl Reader<'_> {
     fn count(&mut self, key: &str, default: usize) -> usize {
         match self.map.get(key) {
             None | Some(Value::Null) => default,
-            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0 && v <= 1 << 40) => {
-                n.as_u64().unwrap() as usize
-            }
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0 && v <= 1 << 40) => n.as_u64().unwrap() as usize,
             Some(other) => {
-                self.problems.push(format!(
-                    "{key} = {} must be a positive integer",
-                    describe(other)
-                ));
+                self.problems.push(format!("{key} = {} must be a positive integer", describe(other)));
                 default
             }
         }
@@ -273,8 +231,7 @@ impl Reader<'_> {
             None => default,
             Some(v) if v >= 0.0 && v.is_finite() => v,
             Some(v) => {
-                self.problems
-                    .push(format!("{key} = {v} must not be negative"));
+                self.problems.push(format!("{key} = {v} must not be negative"));
                 default
             }
         }
@@ -285,8 +242,7 @@ impl Reader<'_> {
             None | Some(Value::Null) => default,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                self.problems
-                    .push(format!("{key} = {} must be true or false", describe(other)));
+                self.problems.push(format!("{key} = {} must be true or false", describe(other)));
                 default
             }
         }
@@ -297,30 +253,20 @@ impl Reader<'_> {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                self.problems
-                    .push(format!("{key} = {} must be a string", describe(other)));
+                self.problems.push(format!("{key} = {} must be a string", describe(other)));
                 None
             }
         }
     }
 
     fn token_ids(&mut self, key: &str) -> Vec<u32> {
-        let as_id = |v: &Value| {
-            v.as_u64()
-                .filter(|&x| x <= u32::MAX as u64)
-                .map(|x| x as u32)
-        };
+        let as_id = |v: &Value| v.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| x as u32);
         match self.map.get(key) {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) if a.iter().all(|v| as_id(v).is_some()) => {
-                a.iter().filter_map(as_id).collect()
-            }
+            Some(Value::Array(a)) if a.iter().all(|v| as_id(v).is_some()) => a.iter().filter_map(as_id).collect(),
             Some(v) if as_id(v).is_some() => vec![as_id(v).unwrap()],
             Some(other) => {
-                self.problems.push(format!(
-                    "{key} = {} must be a token id or a list of them",
-                    describe(other)
-                ));
+                self.problems.push(format!("{key} = {} must be a token id or a list of them", describe(other)));
                 Vec::new()
             }
         }
@@ -337,10 +283,7 @@ impl Reader<'_> {
                 }
             },
             Some(other) => {
-                self.problems.push(format!(
-                    "quantization_config = {} must be an object",
-                    describe(other)
-                ));
+                self.problems.push(format!("quantization_config = {} must be an object", describe(other)));
                 Quantization::None
             }
         }
@@ -348,11 +291,7 @@ impl Reader<'_> {
 
     /// Reads `rope_scaling` or `rope_parameters`; returns (theta, yarn).
     fn rope(&mut self, theta: f64) -> (f64, Option<Yarn>) {
-        let key = if self.map.contains_key("rope_parameters") {
-            "rope_parameters"
-        } else {
-            "rope_scaling"
-        };
+        let key = if self.map.contains_key("rope_parameters") { "rope_parameters" } else { "rope_scaling" };
         let block = match self.map.get(key) {
             None => {
                 return (
@@ -372,8 +311,7 @@ impl Reader<'_> {
             Some(Value::Null) => return (theta, None),
             Some(Value::Object(o)) => o,
             Some(other) => {
-                self.problems
-                    .push(format!("{key} = {} must be an object", describe(other)));
+                self.problems.push(format!("{key} = {} must be an object", describe(other)));
                 return (theta, None);
             }
         };
@@ -381,31 +319,21 @@ impl Reader<'_> {
         let theta = match self.number_in(block, "rope_theta", &prefix) {
             Some(t) if t > 1.0 => t,
             Some(t) => {
-                self.problems
-                    .push(format!("{prefix}rope_theta = {t} must be > 1"));
+                self.problems.push(format!("{prefix}rope_theta = {t} must be > 1"));
                 theta
             }
             None => theta,
         };
-        let kind = block
-            .get("rope_type")
-            .or_else(|| block.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or("default");
+        let kind = block.get("rope_type").or_else(|| block.get("type")).and_then(Value::as_str).unwrap_or("default");
         match kind {
             "default" => (theta, None),
             "yarn" => {
-                let fallback_original = self
-                    .map
-                    .get("max_position_embeddings")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(131_072.0);
+                let fallback_original = self.map.get("max_position_embeddings").and_then(Value::as_f64).unwrap_or(131_072.0);
                 let mut num = |k: &str| -> Option<f64> {
                     match self.number_in(block, k, &prefix) {
                         Some(v) if v > 0.0 => Some(v),
                         Some(v) => {
-                            self.problems
-                                .push(format!("{prefix}{k} = {v} must be positive"));
+                            self.problems.push(format!("{prefix}{k} = {v} must be positive"));
                             None
                         }
                         None => None,
@@ -414,51 +342,33 @@ impl Reader<'_> {
                 let factor = num("factor");
                 let yarn = Yarn {
                     factor: factor.unwrap_or(1.0),
-                    original_max_position_embeddings: num("original_max_position_embeddings")
-                        .unwrap_or(fallback_original),
+                    original_max_position_embeddings: num("original_max_position_embeddings").unwrap_or(fallback_original),
                     beta_fast: num("beta_fast").unwrap_or(32.0),
                     beta_slow: num("beta_slow").unwrap_or(1.0),
                     attention_factor: num("attention_factor"),
                     mscale: num("mscale"),
                     mscale_all_dim: num("mscale_all_dim"),
-                    truncate: block
-                        .get("truncate")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true),
+                    truncate: block.get("truncate").and_then(Value::as_bool).unwrap_or(true),
                 };
                 if factor.is_none() {
-                    self.problems
-                        .push(format!("{prefix}factor is missing for yarn"));
+                    self.problems.push(format!("{prefix}factor is missing for yarn"));
                 }
                 (theta, Some(yarn))
             }
             other => {
-                self.problems.push(format!(
-                    "{prefix}rope_type '{other}' is not supported (expected yarn or default)"
-                ));
+                self.problems.push(format!("{prefix}rope_type '{other}' is not supported (expected yarn or default)"));
                 (theta, None)
             }
         }
     }
 
     fn layer_types(&mut self, layers: usize) -> Vec<LayerType> {
-        let default = (0..layers)
-            .map(|l| {
-                if l % 2 == 0 {
-                    LayerType::Sliding
-                } else {
-                    LayerType::Full
-                }
-            })
-            .collect();
+        let default = (0..layers).map(|l| if l % 2 == 0 { LayerType::Sliding } else { LayerType::Full }).collect();
         match self.map.get("layer_types") {
             None | Some(Value::Null) => default,
             Some(Value::Array(a)) => {
                 if a.len() != layers {
-                    self.problems.push(format!(
-                        "layer_types lists {} layers but num_hidden_layers is {layers}",
-                        a.len()
-                    ));
+                    self.problems.push(format!("layer_types lists {} layers but num_hidden_layers is {layers}", a.len()));
                     return default;
                 }
                 let mut out = Vec::with_capacity(layers);
@@ -467,7 +377,10 @@ impl Reader<'_> {
                         Some("sliding_attention") => out.push(LayerType::Sliding),
                         Some("full_attention") => out.push(LayerType::Full),
                         _ => {
-                            self.problems.push(format!("layer_types[{i}] = {} is neither \"sliding_attention\" nor \"full_attention\"", describe(v)));
+                            self.problems.push(format!(
+                                "layer_types[{i}] = {} is neither \"sliding_attention\" nor \"full_attention\"",
+                                describe(v)
+                            ));
                             return default;
                         }
                     }
@@ -475,8 +388,7 @@ impl Reader<'_> {
                 out
             }
             Some(other) => {
-                self.problems
-                    .push(format!("layer_types = {} must be a list", describe(other)));
+                self.problems.push(format!("layer_types = {} must be a list", describe(other)));
                 default
             }
         }
@@ -508,10 +420,7 @@ mod tests {
     #[test]
     fn reads_the_released_20b_config() {
         let c = GptOssConfig::from_json(GPT_OSS_20B).unwrap();
-        assert_eq!(
-            (c.num_hidden_layers, c.num_local_experts, c.vocab_size),
-            (24, 32, 201_088)
-        );
+        assert_eq!((c.num_hidden_layers, c.num_local_experts, c.vocab_size), (24, 32, 201_088));
         assert_eq!(c.quantization, Quantization::Mxfp4);
         assert_eq!(c.eos_token_ids, vec![200_002]);
         assert_eq!(c.window(0), Some(128));
@@ -523,30 +432,30 @@ mod tests {
     #[test]
     fn defaults_are_the_120b_shapes() {
         let c = GptOssConfig::from_json("{}").unwrap();
-        assert_eq!(
-            (c.num_hidden_layers, c.num_local_experts, c.hidden_size),
-            (36, 128, 2880)
-        );
+        assert_eq!((c.num_hidden_layers, c.num_local_experts, c.hidden_size), (36, 128, 2880));
         assert!(!c.rope_scaling.unwrap().truncate);
         assert_eq!(c.layer_types[35], LayerType::Full);
     }
 
     #[test]
     fn rope_parameters_spelling_is_read() {
-        let c = GptOssConfig::from_json(r#"{"rope_parameters": {"rope_type": "yarn", "factor": 8.0, "rope_theta": 5000.0, "original_max_position_embeddings": 1024}}"#).unwrap();
+        let c = GptOssConfig::from_json(
+            r#"{"rope_parameters": {"rope_type": "yarn", "factor": 8.0, "rope_theta": 5000.0, "original_max_position_embeddings": 1024}}"#,
+        )
+        .unwrap();
         assert_eq!(c.rope_theta, 5000.0);
         let y = c.rope_scaling.unwrap();
-        assert_eq!(
-            (y.factor, y.original_max_position_embeddings),
-            (8.0, 1024.0)
-        );
+        assert_eq!((y.factor, y.original_max_position_embeddings), (8.0, 1024.0));
         // HF's default when the flag is absent.
         assert!(y.truncate);
     }
 
     #[test]
     fn non_finite_numbers_are_named() {
-        let e = GptOssConfig::from_json(r#"{"rope_theta": NaN, "rms_norm_eps": Infinity, "rope_scaling": {"rope_type": "yarn", "factor": -Infinity}}"#).unwrap_err();
+        let e = GptOssConfig::from_json(
+            r#"{"rope_theta": NaN, "rms_norm_eps": Infinity, "rope_scaling": {"rope_type": "yarn", "factor": -Infinity}}"#,
+        )
+        .unwrap_err();
         let all = e.join("\n");
         assert!(all.contains("rope_theta = NaN"), "{all}");
         assert!(all.contains("rms_norm_eps = Infinity"), "{all}");
@@ -555,15 +464,17 @@ mod tests {
 
     #[test]
     fn strings_that_look_like_nan_are_left_alone() {
-        let c =
-            GptOssConfig::from_json(r#"{"note": "NaN Infinity \" NaN", "model_type": "gpt_oss"}"#);
+        let c = GptOssConfig::from_json(r#"{"note": "NaN Infinity \" NaN", "model_type": "gpt_oss"}"#);
         assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]
     fn all_problems_are_reported_together() {
-        let e = GptOssConfig::from_json(r#"{"hidden_size": 0, "num_attention_heads": 6, "num_key_value_heads": 4, "intermediate_size": 30,
-            "quantization_config": {"quant_method": "mxfp4"}, "layer_types": ["full_attention"], "vocab_size": "big"}"#).unwrap_err();
+        let e = GptOssConfig::from_json(
+            r#"{"hidden_size": 0, "num_attention_heads": 6, "num_key_value_heads": 4, "intermediate_size": 30,
+            "quantization_config": {"quant_method": "mxfp4"}, "layer_types": ["full_attention"], "vocab_size": "big"}"#,
+        )
+        .unwrap_err();
         let all = e.join("\n");
         for want in [
             "hidden_size = 0",
@@ -580,8 +491,6 @@ mod tests {
     fn garbage_is_a_clear_error() {
         assert!(GptOssConfig::from_json("{\"a\": ").unwrap_err()[0].contains("not valid JSON"));
         assert!(GptOssConfig::from_json("[1]").unwrap_err()[0].contains("not a JSON object"));
-        assert!(
-            GptOssConfig::from_json(r#"{"model_type": "llama"}"#).unwrap_err()[0].contains("llama")
-        );
+        assert!(GptOssConfig::from_json(r#"{"model_type": "llama"}"#).unwrap_err()[0].contains("llama"));
     }
 }

@@ -10,25 +10,17 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 #[derive(Debug, Error)]
 pub enum ModelError {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// Every problem found in a config.json, reported together.
     #[error("{}: {}", path.display(), problems.join("; "))]
-    Config {
-        path: PathBuf,
-        problems: Vec<String>,
-    },
+    Config { path: PathBuf, problems: Vec<String> },
     /// A malformed safetensors file or index.
     #[error("{}: {detail}", path.display())]
     Checkpoint { path: PathBuf, detail: String },
     /// Every tensor that is missing or does not match the config, reported together.
     #[error("checkpoint {} does not match its config ({} problems): {}", dir.display(), problems.len(), summary(problems))]
     Tensors { dir: PathBuf, problems: Vec<String> },
-    #[error(
-        "unknown model '{0}': expected a directory or synthetic:tiny, synthetic:20b, synthetic:120b (optionally @SEED)"
-    )]
+    #[error("unknown model '{0}': expected a directory or synthetic:tiny, synthetic:20b, synthetic:120b (optionally @SEED)")]
     UnknownModel(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -36,28 +28,17 @@ pub enum ModelError {
 
 impl ModelError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ModelError::Io {
-            path: path.into(),
-            source,
-        }
+        ModelError::Io { path: path.into(), source }
     }
     pub fn checkpoint(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
-        ModelError::Checkpoint {
-            path: path.into(),
-            detail: detail.into(),
-        }
+        ModelError::Checkpoint { path: path.into(), detail: detail.into() }
     }
 }
 
 /// The first problems joined on one line, and how many more there are.
 fn summary(problems: &[String]) -> String {
     const SHOWN: usize = 12;
-    let mut s = problems
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
+    let mut s = problems.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
     if problems.len() > SHOWN {
         s.push_str(&format!("; … and {} more", problems.len() - SHOWN));
     }

@@ -6,8 +6,7 @@
 //! experts (clamped SwiGLU, down + bias, weighted) + residual] → final RMSNorm → unembedding.
 
 use gptoss_engine::{
-    Backend, CausalLm, DType, EngineError, KernelChoice, KvCache, KvLayerSpec, ModelPlan, OpCase,
-    OpKind, Rope, SamplingParams, Swiglu,
+    Backend, CausalLm, DType, EngineError, KernelChoice, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope, SamplingParams, Swiglu,
 };
 
 use crate::config::{GptOssConfig, SWIGLU_ALPHA};
@@ -28,11 +27,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            max_context: 4096,
-            max_batch: 128,
-            kv_dtype: DType::Bf16,
-        }
+        LoadOptions { max_context: 4096, max_batch: 128, kv_dtype: DType::Bf16 }
     }
 }
 
@@ -101,39 +96,17 @@ impl<B: Backend> GptOss<B> {
         let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
 
         let table = c.rope().table()?;
-        let inv_freq: Vec<u8> = table
-            .inv_freq
-            .iter()
-            .flat_map(|f| f.to_le_bytes())
-            .collect();
+        let inv_freq: Vec<u8> = table.inv_freq.iter().flat_map(|f| f.to_le_bytes()).collect();
         let mut inv = backend.alloc(DType::F32, table.inv_freq.len())?;
         backend.write(&mut inv, 0, &inv_freq)?;
-        let rope = Rope {
-            inv_freq: inv,
-            concentration: table.concentration,
-        };
+        let rope = Rope { inv_freq: inv, concentration: table.concentration };
 
         let specs: Vec<KvLayerSpec> = (0..c.num_hidden_layers)
-            .map(|l| KvLayerSpec {
-                kv_heads: c.num_key_value_heads,
-                head_dim: c.head_dim,
-                window: c.window(l),
-            })
+            .map(|l| KvLayerSpec { kv_heads: c.num_key_value_heads, head_dim: c.head_dim, window: c.window(l) })
             .collect();
-        let kv = KvCache::new(
-            &mut backend,
-            &specs,
-            opts.kv_dtype,
-            opts.max_context,
-            max_batch,
-        )?;
+        let kv = KvCache::new(&mut backend, &specs, opts.kv_dtype, opts.max_context, max_batch)?;
 
-        let (h, qd, k, v) = (
-            c.hidden_size,
-            c.q_dim(),
-            c.num_experts_per_tok,
-            c.vocab_size,
-        );
+        let (h, qd, k, v) = (c.hidden_size, c.q_dim(), c.num_experts_per_tok, c.vocab_size);
         let mut alloc = |dtype, len| backend.alloc(dtype, len);
         let act = Activations {
             tokens: alloc(DType::U32, max_batch)?,
@@ -203,16 +176,10 @@ impl<B: Backend> GptOss<B> {
         };
         self.backend.read(src, 0, &mut bytes)?;
         if matches!(buf, Probed::ExpertIds) {
-            let v: Vec<u32> = bytes
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
+            let v: Vec<u32> = bytes.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).collect();
             probe(name, ProbeData::U32(&v));
         } else {
-            let v: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
+            let v: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
             probe(name, ProbeData::F32(&v));
         }
         Ok(())
@@ -224,13 +191,11 @@ impl<B: Backend> GptOss<B> {
         for (i, t) in tokens.iter().enumerate() {
             self.staging[4 * i..4 * i + 4].copy_from_slice(&t.to_le_bytes());
         }
-        self.backend
-            .write(&mut self.act.tokens, 0, &self.staging[..4 * n])?;
+        self.backend.write(&mut self.act.tokens, 0, &self.staging[..4 * n])?;
         for i in 0..n {
             self.staging[4 * i..4 * i + 4].copy_from_slice(&((start + i) as u32).to_le_bytes());
         }
-        self.backend
-            .write(&mut self.act.positions, 0, &self.staging[..4 * n])?;
+        self.backend.write(&mut self.act.positions, 0, &self.staging[..4 * n])?;
         Ok(())
     }
 
@@ -239,10 +204,7 @@ impl<B: Backend> GptOss<B> {
         let n = tokens.len();
         let (hidden, top_k, eps) = (c.hidden_size, c.num_experts_per_tok, c.rms_norm_eps);
         let scale = 1.0 / (c.head_dim as f32).sqrt();
-        let swiglu = Swiglu {
-            alpha: SWIGLU_ALPHA,
-            limit: c.swiglu_limit,
-        };
+        let swiglu = Swiglu { alpha: SWIGLU_ALPHA, limit: c.swiglu_limit };
         let layers = c.num_hidden_layers;
         self.stage(tokens, self.kv.len())?;
         let (b, w, a) = (&mut self.backend, &self.weights, &mut self.act);
@@ -257,64 +219,25 @@ impl<B: Backend> GptOss<B> {
             // h [n, hidden] = RMSNorm(x)
             b.rms_norm(&a.x, &w.attn_norm, n, eps, &mut a.h)?;
             // q [n, q_heads·d] rotated; k, v rotated/plain into the cache at their positions
-            b.qkv_rope(
-                &w.q,
-                &w.k,
-                &w.v,
-                &a.h,
-                n,
-                &a.positions,
-                &self.rope,
-                kv,
-                &mut a.q,
-            )?;
+            b.qkv_rope(&w.q, &w.k, &w.v, &a.h, n, &a.positions, &self.rope, kv, &mut a.q)?;
             // attn [n, q_heads·d] = softmax(q·kᵀ/√d ∪ sink) · v over the allowed keys
             b.attention(&a.q, kv, n, &a.positions, &w.sinks, scale, &mut a.attn)?;
             // x += Wo · attn + bo
             b.matmul(&w.o, &a.attn, n, &mut a.x, true)?;
             if self.probe.is_some() {
-                self.probe_f32(
-                    &format!("layers.{l}.attention_residual"),
-                    Probed::X,
-                    n * hidden,
-                )?;
+                self.probe_f32(&format!("layers.{l}.attention_residual"), Probed::X, n * hidden)?;
             }
 
             let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut self.act);
             // h [n, hidden] = RMSNorm(x)
             b.rms_norm(&a.x, &w.mlp_norm, n, eps, &mut a.h)?;
             // expert_ids, expert_weights [n, top_k] = top-k of (Wr·h + br), softmax over the k
-            b.moe_route(
-                &w.router,
-                &a.h,
-                n,
-                top_k,
-                &mut a.expert_ids,
-                &mut a.expert_weights,
-            )?;
+            b.moe_route(&w.router, &a.h, n, top_k, &mut a.expert_ids, &mut a.expert_weights)?;
             // x += Σ_k weight_k · (W2[e_k] · swiglu(W1[e_k] · h + b1) + b2)
-            b.moe_experts(
-                &w.gate_up,
-                &w.down,
-                &a.h,
-                n,
-                &a.expert_ids,
-                &a.expert_weights,
-                top_k,
-                swiglu,
-                &mut a.x,
-            )?;
+            b.moe_experts(&w.gate_up, &w.down, &a.h, n, &a.expert_ids, &a.expert_weights, top_k, swiglu, &mut a.x)?;
             if self.probe.is_some() {
-                self.probe_f32(
-                    &format!("layers.{l}.router_ids"),
-                    Probed::ExpertIds,
-                    n * top_k,
-                )?;
-                self.probe_f32(
-                    &format!("layers.{l}.router_weights"),
-                    Probed::ExpertWeights,
-                    n * top_k,
-                )?;
+                self.probe_f32(&format!("layers.{l}.router_ids"), Probed::ExpertIds, n * top_k)?;
+                self.probe_f32(&format!("layers.{l}.router_weights"), Probed::ExpertWeights, n * top_k)?;
                 self.probe_f32(&format!("layers.{l}.output"), Probed::X, n * hidden)?;
             }
         }
@@ -331,11 +254,7 @@ impl<B: Backend> GptOss<B> {
         // logits [rows, vocab] = W_U · last
         b.matmul(&w.unembed, &a.last, logits_rows, &mut a.logits, false)?;
         self.probe_f32("final_norm", Probed::Last, logits_rows * hidden)?;
-        self.probe_f32(
-            "logits",
-            Probed::Logits,
-            logits_rows * self.config.vocab_size,
-        )?;
+        self.probe_f32("logits", Probed::Logits, logits_rows * self.config.vocab_size)?;
         Ok(())
     }
 }
@@ -354,42 +273,15 @@ enum Probed {
 fn plan<Buf>(c: &GptOssConfig, w: &Weights<Buf>, max_batch: usize) -> ModelPlan {
     let l0 = &w.layers[0];
     let mut cases = vec![
-        OpCase {
-            op: OpKind::Embed,
-            format: Some(w.embed.format),
-        },
-        OpCase {
-            op: OpKind::RmsNorm,
-            format: None,
-        },
-        OpCase {
-            op: OpKind::QkvRope,
-            format: Some(l0.q.format),
-        },
-        OpCase {
-            op: OpKind::Attention,
-            format: None,
-        },
-        OpCase {
-            op: OpKind::Matmul,
-            format: Some(l0.o.format),
-        },
-        OpCase {
-            op: OpKind::Matmul,
-            format: Some(w.unembed.format),
-        },
-        OpCase {
-            op: OpKind::MoeRoute,
-            format: Some(l0.router.format),
-        },
-        OpCase {
-            op: OpKind::MoeExperts,
-            format: Some(l0.gate_up.format),
-        },
-        OpCase {
-            op: OpKind::Sample,
-            format: None,
-        },
+        OpCase { op: OpKind::Embed, format: Some(w.embed.format) },
+        OpCase { op: OpKind::RmsNorm, format: None },
+        OpCase { op: OpKind::QkvRope, format: Some(l0.q.format) },
+        OpCase { op: OpKind::Attention, format: None },
+        OpCase { op: OpKind::Matmul, format: Some(l0.o.format) },
+        OpCase { op: OpKind::Matmul, format: Some(w.unembed.format) },
+        OpCase { op: OpKind::MoeRoute, format: Some(l0.router.format) },
+        OpCase { op: OpKind::MoeExperts, format: Some(l0.gate_up.format) },
+        OpCase { op: OpKind::Sample, format: None },
     ];
     let mut seen = Vec::new();
     cases.retain(|c| {
@@ -437,10 +329,7 @@ impl<B: Backend> CausalLm for GptOss<B> {
             return Err(EngineError::invalid("forward: no tokens"));
         }
         if logits_rows > tokens.len() {
-            return Err(EngineError::invalid(format!(
-                "forward: {logits_rows} rows of logits asked for {} tokens",
-                tokens.len()
-            )));
+            return Err(EngineError::invalid(format!("forward: {logits_rows} rows of logits asked for {} tokens", tokens.len())));
         }
         let vocab = self.config.vocab_size;
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab) {
@@ -450,10 +339,7 @@ impl<B: Backend> CausalLm for GptOss<B> {
         self.logits_rows = 0;
         self.run(tokens, logits_rows).map_err(|e| match e {
             crate::error::ModelError::Engine(e) => e,
-            other => EngineError::Backend {
-                backend: "model",
-                detail: other.to_string(),
-            },
+            other => EngineError::Backend { backend: "model", detail: other.to_string() },
         })?;
         self.kv.advance(tokens.len());
         Ok(())
@@ -468,23 +354,16 @@ impl<B: Backend> CausalLm for GptOss<B> {
                 out.len()
             )));
         }
-        self.backend
-            .read(&self.act.logits, row * vocab, bytemuck::cast_slice_mut(out))
+        self.backend.read(&self.act.logits, row * vocab, bytemuck::cast_slice_mut(out))
     }
 
-    fn sample(
-        &mut self,
-        row: usize,
-        params: &SamplingParams,
-        u: f32,
-    ) -> gptoss_engine::Result<u32> {
+    fn sample(&mut self, row: usize, params: &SamplingParams, u: f32) -> gptoss_engine::Result<u32> {
         if row >= self.logits_rows {
             return Err(EngineError::invalid(format!(
                 "sample: row {row} but the last forward produced {} rows of logits",
                 self.logits_rows
             )));
         }
-        self.backend
-            .sample(&self.act.logits, row, self.config.vocab_size, params, u)
+        self.backend.sample(&self.act.logits, row, self.config.vocab_size, params, u)
     }
 }

@@ -106,28 +106,18 @@ pub const MAX_HEADER: usize = 100 << 20;
 pub fn parse_header(path: &Path, file: &[u8]) -> Result<BTreeMap<String, TensorInfo>> {
     let err = |d: String| ModelError::checkpoint(path, d);
     if file.len() < 8 {
-        return Err(err(format!(
-            "truncated: {} bytes, too short for the 8-byte header length",
-            file.len()
-        )));
+        return Err(err(format!("truncated: {} bytes, too short for the 8-byte header length", file.len())));
     }
     let header_len = u64::from_le_bytes(file[..8].try_into().unwrap());
     if header_len > MAX_HEADER as u64 {
-        return Err(err(format!(
-            "header length {header_len} exceeds the {MAX_HEADER}-byte limit"
-        )));
+        return Err(err(format!("header length {header_len} exceeds the {MAX_HEADER}-byte limit")));
     }
     let data_start = 8 + header_len as usize;
     if data_start > file.len() {
-        return Err(err(format!(
-            "header length {header_len} runs beyond the end of the file ({} bytes): truncated?",
-            file.len()
-        )));
+        return Err(err(format!("header length {header_len} runs beyond the end of the file ({} bytes): truncated?", file.len())));
     }
-    let text = std::str::from_utf8(&file[8..data_start])
-        .map_err(|e| err(format!("header is not UTF-8: {e}")))?;
-    let header: Value = serde_json::from_str(text.trim_end_matches(' '))
-        .map_err(|e| err(format!("header is not valid JSON: {e}")))?;
+    let text = std::str::from_utf8(&file[8..data_start]).map_err(|e| err(format!("header is not UTF-8: {e}")))?;
+    let header: Value = serde_json::from_str(text.trim_end_matches(' ')).map_err(|e| err(format!("header is not valid JSON: {e}")))?;
     let Value::Object(header) = header else {
         return Err(err("header is not a JSON object".into()));
     };
@@ -137,8 +127,7 @@ pub fn parse_header(path: &Path, file: &[u8]) -> Result<BTreeMap<String, TensorI
         if name == "__metadata__" {
             continue;
         }
-        let info = parse_entry(entry, data_start, data_len)
-            .map_err(|d| err(format!("tensor '{name}': {d}")))?;
+        let info = parse_entry(entry, data_start, data_len).map_err(|d| err(format!("tensor '{name}': {d}")))?;
         tensors.insert(name.clone(), info);
     }
     let mut by_offset: Vec<(&String, &TensorInfo)> = tensors.iter().collect();
@@ -162,32 +151,18 @@ fn parse_entry(entry: &Value, data_start: usize, data_len: usize) -> Result<Tens
     let Value::Object(e) = entry else {
         return Err("entry is not an object".into());
     };
-    let dtype_name = e
-        .get("dtype")
-        .and_then(Value::as_str)
-        .ok_or("missing \"dtype\"")?;
-    let dtype =
-        StDtype::parse(dtype_name).ok_or_else(|| format!("unknown dtype '{dtype_name}'"))?;
+    let dtype_name = e.get("dtype").and_then(Value::as_str).ok_or("missing \"dtype\"")?;
+    let dtype = StDtype::parse(dtype_name).ok_or_else(|| format!("unknown dtype '{dtype_name}'"))?;
     let shape = e
         .get("shape")
         .and_then(Value::as_array)
         .ok_or("missing \"shape\"")?
         .iter()
-        .map(|d| {
-            d.as_u64()
-                .map(|d| d as usize)
-                .ok_or_else(|| format!("shape entry {d} is not a non-negative integer"))
-        })
+        .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(|| format!("shape entry {d} is not a non-negative integer")))
         .collect::<Result<Vec<_>, _>>()?;
-    let offsets = e
-        .get("data_offsets")
-        .and_then(Value::as_array)
-        .ok_or("missing \"data_offsets\"")?;
+    let offsets = e.get("data_offsets").and_then(Value::as_array).ok_or("missing \"data_offsets\"")?;
     let [begin, end] = offsets.as_slice() else {
-        return Err(format!(
-            "data_offsets has {} entries, expected 2",
-            offsets.len()
-        ));
+        return Err(format!("data_offsets has {} entries, expected 2", offsets.len()));
     };
     let (begin, end) = match (begin.as_u64(), end.as_u64()) {
         (Some(b), Some(e)) => (b as usize, e as usize),
@@ -201,23 +176,11 @@ fn parse_entry(entry: &Value, data_start: usize, data_len: usize) -> Result<Tens
             "data_offsets [{begin}, {end}] run beyond the {data_len} bytes of data: file truncated or offsets out of range"
         ));
     }
-    let bytes = shape
-        .iter()
-        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("shape {shape:?} overflows"))?;
+    let bytes = shape.iter().try_fold(dtype.size(), |acc, &d| acc.checked_mul(d)).ok_or_else(|| format!("shape {shape:?} overflows"))?;
     if bytes != end - begin {
-        return Err(format!(
-            "shape {shape:?} of {} needs {bytes} bytes but data_offsets span {}",
-            dtype.name(),
-            end - begin
-        ));
+        return Err(format!("shape {shape:?} of {} needs {bytes} bytes but data_offsets span {}", dtype.name(), end - begin));
     }
-    Ok(TensorInfo {
-        dtype,
-        shape,
-        start: data_start + begin,
-        end: data_start + end,
-    })
+    Ok(TensorInfo { dtype, shape, start: data_start + begin, end: data_start + end })
 }
 
 /// A tensor to write: name, dtype, shape, and a function that fills a chunk of its bytes
@@ -237,11 +200,7 @@ impl TensorToWrite<'_> {
 
 /// Writes a safetensors file: header padded with spaces to a multiple of 8, tensors in the
 /// given order. `on_bytes` is told how many bytes were written after each chunk.
-pub fn write_file(
-    path: &Path,
-    tensors: &[TensorToWrite],
-    mut on_bytes: impl FnMut(usize),
-) -> Result<()> {
+pub fn write_file(path: &Path, tensors: &[TensorToWrite], mut on_bytes: impl FnMut(usize)) -> Result<()> {
     let io = |e| ModelError::io(path, e);
     let mut header = Map::new();
     header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
@@ -251,15 +210,13 @@ pub fn write_file(
         header.insert(t.name.clone(), serde_json::json!({"dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, end]}));
         offset = end;
     }
-    let mut text =
-        serde_json::to_string(&Value::Object(header)).expect("a map of plain values serialises");
+    let mut text = serde_json::to_string(&Value::Object(header)).expect("a map of plain values serialises");
     while text.len() % 8 != 0 {
         text.push(' ');
     }
     let file = std::fs::File::create(path).map_err(io)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    out.write_all(&(text.len() as u64).to_le_bytes())
-        .map_err(io)?;
+    out.write_all(&(text.len() as u64).to_le_bytes()).map_err(io)?;
     out.write_all(text.as_bytes()).map_err(io)?;
     const CHUNK: usize = 16 << 20;
     let mut chunk = vec![0u8; CHUNK];
@@ -280,9 +237,7 @@ pub fn write_file(
 fn fill_parallel(fill: &(dyn Fn(usize, &mut [u8]) + Sync), offset: usize, out: &mut [u8]) {
     use rayon::prelude::*;
     const PIECE: usize = 1 << 18;
-    out.par_chunks_mut(PIECE)
-        .enumerate()
-        .for_each(|(i, c)| fill(offset + i * PIECE, c));
+    out.par_chunks_mut(PIECE).enumerate().for_each(|(i, c)| fill(offset + i * PIECE, c));
 }
 
 #[cfg(test)]
@@ -316,27 +271,12 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (vec![1, 2, 3], "truncated"),
             (1000u64.to_le_bytes().to_vec(), "beyond the end of the file"),
+            (file_with(r#"{"a":{"dtype":"F7","shape":[1],"data_offsets":[0,1]}}"#, &[0]), "tensor 'a': unknown dtype 'F7'"),
             (
-                file_with(
-                    r#"{"a":{"dtype":"F7","shape":[1],"data_offsets":[0,1]}}"#,
-                    &[0],
-                ),
-                "tensor 'a': unknown dtype 'F7'",
-            ),
-            (
-                file_with(
-                    r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
-                    &[0; 8],
-                ),
+                file_with(r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, &[0; 8]),
                 "tensor 'a': data_offsets [0, 16] run beyond",
             ),
-            (
-                file_with(
-                    r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
-                    &[0; 8],
-                ),
-                "needs 12 bytes",
-            ),
+            (file_with(r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, &[0; 8]), "needs 12 bytes"),
             (
                 file_with(
                     r#"{"a":{"dtype":"U8","shape":[6],"data_offsets":[0,6]},"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}"#,
@@ -344,33 +284,17 @@ mod tests {
                 ),
                 "'a' (bytes 0..6) and 'b' (bytes 4..8) overlap",
             ),
-            (
-                file_with(
-                    r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[2,1]}}"#,
-                    &[0; 8],
-                ),
-                "reversed",
-            ),
+            (file_with(r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[2,1]}}"#, &[0; 8]), "reversed"),
             (file_with("[1,2]", &[]), "not a JSON object"),
             (file_with("{\"a\":", &[]), "not valid JSON"),
             (
-                file_with(
-                    &format!(
-                        "{{\"a\":{{\"dtype\":\"U8\",\"shape\":[{}, {}],\"data_offsets\":[0,1]}}}}",
-                        u64::MAX,
-                        u64::MAX
-                    ),
-                    &[0],
-                ),
+                file_with(&format!("{{\"a\":{{\"dtype\":\"U8\",\"shape\":[{}, {}],\"data_offsets\":[0,1]}}}}", u64::MAX, u64::MAX), &[0]),
                 "overflows",
             ),
         ];
         for (f, want) in cases {
             let e = parse(&f).unwrap_err().to_string();
-            assert!(
-                e.starts_with("x.safetensors: ") && e.contains(want),
-                "want '{want}' in '{e}'"
-            );
+            assert!(e.starts_with("x.safetensors: ") && e.contains(want), "want '{want}' in '{e}'");
         }
     }
 
@@ -383,18 +307,9 @@ mod tests {
                 name: "w".into(),
                 dtype: StDtype::Bf16,
                 shape: vec![3, 5],
-                fill: Box::new(|off, out: &mut [u8]| {
-                    out.iter_mut()
-                        .enumerate()
-                        .for_each(|(i, b)| *b = (off + i) as u8)
-                }),
+                fill: Box::new(|off, out: &mut [u8]| out.iter_mut().enumerate().for_each(|(i, b)| *b = (off + i) as u8)),
             },
-            TensorToWrite {
-                name: "s".into(),
-                dtype: StDtype::U8,
-                shape: vec![7],
-                fill: Box::new(|_, out: &mut [u8]| out.fill(9)),
-            },
+            TensorToWrite { name: "s".into(), dtype: StDtype::U8, shape: vec![7], fill: Box::new(|_, out: &mut [u8]| out.fill(9)) },
         ];
         let mut written = 0;
         write_file(&path, &tensors, |n| written += n).unwrap();

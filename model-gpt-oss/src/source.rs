@@ -28,11 +28,7 @@ impl FromStr for ModelSource {
             return Ok(ModelSource::Dir(PathBuf::from(s)));
         };
         let (name, seed) = match rest.split_once('@') {
-            Some((n, seed)) => (
-                n,
-                seed.parse::<u64>()
-                    .map_err(|_| ModelError::UnknownModel(s.into()))?,
-            ),
+            Some((n, seed)) => (n, seed.parse::<u64>().map_err(|_| ModelError::UnknownModel(s.into()))?),
             None => (rest, 0),
         };
         let preset = Preset::from_name(name).ok_or_else(|| ModelError::UnknownModel(s.into()))?;
@@ -78,28 +74,16 @@ impl ModelSource {
         match self {
             ModelSource::Dir(dir) => {
                 if !dir.is_dir() {
-                    return Err(ModelError::io(
-                        dir,
-                        std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "no such model directory",
-                        ),
-                    ));
+                    return Err(ModelError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model directory")));
                 }
                 let config = GptOssConfig::from_file(&dir.join("config.json"))?;
                 let ckpt = Checkpoint::open(dir)?;
                 validate(&config, &ckpt)?;
-                Ok(OpenedModel {
-                    source: self.clone(),
-                    config,
-                    tensors: Tensors::Checkpoint(ckpt),
-                })
+                Ok(OpenedModel { source: self.clone(), config, tensors: Tensors::Checkpoint(ckpt) })
             }
-            ModelSource::Synthetic { preset, seed } => Ok(OpenedModel {
-                source: self.clone(),
-                config: preset.config(),
-                tensors: Tensors::Synthetic { seed: *seed },
-            }),
+            ModelSource::Synthetic { preset, seed } => {
+                Ok(OpenedModel { source: self.clone(), config: preset.config(), tensors: Tensors::Synthetic { seed: *seed } })
+            }
         }
     }
 }
@@ -113,11 +97,7 @@ impl OpenedModel {
                 TensorData::Host(c.bytes(t), t.info.dtype)
             }
             Tensors::Synthetic { seed } => {
-                let dtype = if spec.kind == Kind::Mx {
-                    StDtype::U8
-                } else {
-                    StDtype::Bf16
-                };
+                let dtype = if spec.kind == Kind::Mx { StDtype::U8 } else { StDtype::Bf16 };
                 TensorData::Synth(synth_tensor(spec, *seed), dtype)
             }
         }

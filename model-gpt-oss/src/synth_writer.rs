@@ -16,12 +16,7 @@ pub const SHARD_BYTES: usize = 5_000_000_000;
 
 /// Writes the preset into `dir` (created if needed). `progress(done, total)` is called as
 /// bytes are written.
-pub fn write_synthetic(
-    preset: Preset,
-    seed: u64,
-    dir: &Path,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<()> {
+pub fn write_synthetic(preset: Preset, seed: u64, dir: &Path, mut progress: impl FnMut(usize, usize)) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let config = preset.config();
     let specs = expected_tensors(&config);
@@ -48,12 +43,7 @@ pub fn write_synthetic(
                         }
                     }
                 };
-                TensorToWrite {
-                    name: spec.name.clone(),
-                    dtype: StDtype::Bf16,
-                    shape: spec.shape.clone(),
-                    fill: Box::new(fill),
-                }
+                TensorToWrite { name: spec.name.clone(), dtype: StDtype::Bf16, shape: spec.shape.clone(), fill: Box::new(fill) }
             }
         })
         .collect();
@@ -75,12 +65,7 @@ pub fn write_synthetic(
         let file = format!("model-{:05}-of-{:05}.safetensors", i + 1, shards.len());
         let owned: Vec<TensorToWrite> = shard
             .iter()
-            .map(|t| TensorToWrite {
-                name: t.name.clone(),
-                dtype: t.dtype,
-                shape: t.shape.clone(),
-                fill: Box::new(|o, b| (t.fill)(o, b)),
-            })
+            .map(|t| TensorToWrite { name: t.name.clone(), dtype: t.dtype, shape: t.shape.clone(), fill: Box::new(|o, b| (t.fill)(o, b)) })
             .collect();
         write_file(&dir.join(&file), &owned, |n| {
             done += n;

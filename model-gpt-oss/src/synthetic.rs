@@ -41,8 +41,11 @@ impl Preset {
             Preset::Gpt20b => (24, 32),
             Preset::Gpt120b => (36, 128),
         };
-        let mut c = GptOssConfig::from_json(&json!({"num_hidden_layers": layers, "num_local_experts": experts, "quantization_config": {"quant_method": "mxfp4"}}).to_string())
-            .expect("preset configs are valid");
+        let mut c = GptOssConfig::from_json(
+            &json!({"num_hidden_layers": layers, "num_local_experts": experts, "quantization_config": {"quant_method": "mxfp4"}})
+                .to_string(),
+        )
+        .expect("preset configs are valid");
         c.eos_token_ids = vec![200_002, 199_999, 200_012];
         if self == Preset::Tiny {
             c.hidden_size = 64;
@@ -86,27 +89,14 @@ pub fn fill(spec: &TensorSpec) -> SynthFill {
 }
 
 pub fn synth_tensor(spec: &TensorSpec, seed: u64) -> SynthTensor {
-    SynthTensor {
-        seed,
-        name: spec.name.clone(),
-        fill: fill(spec),
-    }
+    SynthTensor { seed, name: spec.name.clone(), fill: fill(spec) }
 }
 
 /// config.json in the Hugging Face form for a config.
 pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
     let y = c.rope_scaling.expect("synthetic models use YaRN");
-    let layer_types: Vec<&str> = c
-        .layer_types
-        .iter()
-        .map(|t| {
-            if *t == LayerType::Sliding {
-                "sliding_attention"
-            } else {
-                "full_attention"
-            }
-        })
-        .collect();
+    let layer_types: Vec<&str> =
+        c.layer_types.iter().map(|t| if *t == LayerType::Sliding { "sliding_attention" } else { "full_attention" }).collect();
     let mut v = json!({
         "architectures": ["GptOssForCausalLM"],
         "model_type": "gpt_oss",
@@ -161,28 +151,19 @@ mod tests {
         let c = Preset::Gpt20b.config();
         let specs = expected_tensors(&c);
         assert_eq!(specs.len(), 459);
-        let bytes: usize = specs
-            .iter()
-            .map(|s| s.elements() * if s.kind == Kind::Mx { 1 } else { 2 })
-            .sum();
+        let bytes: usize = specs.iter().map(|s| s.elements() * if s.kind == Kind::Mx { 1 } else { 2 }).sum();
         assert_eq!(bytes, 13_761_264_768);
         let c = Preset::Gpt120b.config();
         let specs = expected_tensors(&c);
         assert_eq!(specs.len(), 687);
-        let bytes: usize = specs
-            .iter()
-            .map(|s| s.elements() * if s.kind == Kind::Mx { 1 } else { 2 })
-            .sum();
+        let bytes: usize = specs.iter().map(|s| s.elements() * if s.kind == Kind::Mx { 1 } else { 2 }).sum();
         assert_eq!(bytes, 65_248_815_744);
     }
 
     #[test]
     fn expert_scales_target_unit_rows() {
         let c = Preset::Gpt20b.config();
-        let s = expected_tensors(&c)
-            .into_iter()
-            .find(|s| s.name.ends_with("gate_up_proj_scales"))
-            .unwrap();
+        let s = expected_tensors(&c).into_iter().find(|s| s.name.ends_with("gate_up_proj_scales")).unwrap();
         assert_eq!(fill(&s), SynthFill::ByteRange { lo: 119, hi: 120 });
     }
 
@@ -191,13 +172,7 @@ mod tests {
         for p in Preset::ALL {
             let c = p.config();
             let back = GptOssConfig::from_json(&config_json(&c).to_string()).unwrap();
-            assert_eq!(
-                back,
-                GptOssConfig {
-                    eos_token_ids: vec![c.eos_token_ids[0]],
-                    ..c
-                }
-            );
+            assert_eq!(back, GptOssConfig { eos_token_ids: vec![c.eos_token_ids[0]], ..c });
         }
     }
 }

@@ -18,14 +18,8 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
-        Family::Embedding,
-        Family::Attention,
-        Family::Norms,
-        Family::Router,
-        Family::Experts,
-        Family::Unembedding,
-    ];
+    pub const ALL: [Family; 6] =
+        [Family::Embedding, Family::Attention, Family::Norms, Family::Router, Family::Experts, Family::Unembedding];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -86,110 +80,31 @@ pub fn layer_prefix(l: usize) -> String {
 
 /// Every tensor of the model, in checkpoint (state-dict) order.
 pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
-    let (h, v, e, i) = (
-        c.hidden_size,
-        c.vocab_size,
-        c.num_local_experts,
-        c.intermediate_size,
-    );
-    let spec = |name: String, shape: Vec<usize>, kind, family| TensorSpec {
-        name,
-        shape,
-        kind,
-        family,
-    };
-    let mut t = vec![spec(
-        "model.embed_tokens.weight".into(),
-        vec![v, h],
-        Kind::Matrix,
-        Family::Embedding,
-    )];
+    let (h, v, e, i) = (c.hidden_size, c.vocab_size, c.num_local_experts, c.intermediate_size);
+    let spec = |name: String, shape: Vec<usize>, kind, family| TensorSpec { name, shape, kind, family };
+    let mut t = vec![spec("model.embed_tokens.weight".into(), vec![v, h], Kind::Matrix, Family::Embedding)];
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
-        t.push(spec(
-            format!("{p}input_layernorm.weight"),
-            vec![h],
-            Kind::Vector,
-            Family::Norms,
-        ));
-        for (proj, rows, cols) in [
-            ("q_proj", c.q_dim(), h),
-            ("k_proj", c.kv_dim(), h),
-            ("v_proj", c.kv_dim(), h),
-            ("o_proj", h, c.q_dim()),
-        ] {
-            t.push(spec(
-                format!("{p}self_attn.{proj}.weight"),
-                vec![rows, cols],
-                Kind::Matrix,
-                Family::Attention,
-            ));
+        t.push(spec(format!("{p}input_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
+        for (proj, rows, cols) in [("q_proj", c.q_dim(), h), ("k_proj", c.kv_dim(), h), ("v_proj", c.kv_dim(), h), ("o_proj", h, c.q_dim())]
+        {
+            t.push(spec(format!("{p}self_attn.{proj}.weight"), vec![rows, cols], Kind::Matrix, Family::Attention));
             if c.attention_bias {
-                t.push(spec(
-                    format!("{p}self_attn.{proj}.bias"),
-                    vec![rows],
-                    Kind::Vector,
-                    Family::Attention,
-                ));
+                t.push(spec(format!("{p}self_attn.{proj}.bias"), vec![rows], Kind::Vector, Family::Attention));
             }
         }
-        t.push(spec(
-            format!("{p}self_attn.sinks"),
-            vec![c.num_attention_heads],
-            Kind::Vector,
-            Family::Attention,
-        ));
-        t.push(spec(
-            format!("{p}post_attention_layernorm.weight"),
-            vec![h],
-            Kind::Vector,
-            Family::Norms,
-        ));
-        t.push(spec(
-            format!("{p}mlp.router.weight"),
-            vec![e, h],
-            Kind::Matrix,
-            Family::Router,
-        ));
-        t.push(spec(
-            format!("{p}mlp.router.bias"),
-            vec![e],
-            Kind::Vector,
-            Family::Router,
-        ));
+        t.push(spec(format!("{p}self_attn.sinks"), vec![c.num_attention_heads], Kind::Vector, Family::Attention));
+        t.push(spec(format!("{p}post_attention_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
+        t.push(spec(format!("{p}mlp.router.weight"), vec![e, h], Kind::Matrix, Family::Router));
+        t.push(spec(format!("{p}mlp.router.bias"), vec![e], Kind::Vector, Family::Router));
         for (proj, rows, cols) in [("gate_up_proj", 2 * i, h), ("down_proj", h, i)] {
-            t.push(spec(
-                format!("{p}mlp.experts.{proj}_blocks"),
-                vec![e, rows, cols / 32, 16],
-                Kind::Mx,
-                Family::Experts,
-            ));
-            t.push(spec(
-                format!("{p}mlp.experts.{proj}_scales"),
-                vec![e, rows, cols / 32],
-                Kind::Mx,
-                Family::Experts,
-            ));
-            t.push(spec(
-                format!("{p}mlp.experts.{proj}_bias"),
-                vec![e, rows],
-                Kind::Vector,
-                Family::Experts,
-            ));
+            t.push(spec(format!("{p}mlp.experts.{proj}_blocks"), vec![e, rows, cols / 32, 16], Kind::Mx, Family::Experts));
+            t.push(spec(format!("{p}mlp.experts.{proj}_scales"), vec![e, rows, cols / 32], Kind::Mx, Family::Experts));
+            t.push(spec(format!("{p}mlp.experts.{proj}_bias"), vec![e, rows], Kind::Vector, Family::Experts));
         }
     }
-    t.push(spec(
-        "model.norm.weight".into(),
-        vec![h],
-        Kind::Vector,
-        Family::Norms,
-    ));
-    t.push(spec(
-        "lm_head.weight".into(),
-        vec![v, h],
-        Kind::Matrix,
-        Family::Unembedding,
-    ));
+    t.push(spec("model.norm.weight".into(), vec![h], Kind::Vector, Family::Norms));
+    t.push(spec("lm_head.weight".into(), vec![v, h], Kind::Matrix, Family::Unembedding));
     t
 }
 
@@ -198,17 +113,14 @@ pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
 pub fn validate(c: &GptOssConfig, ckpt: &Checkpoint) -> Result<()> {
     let mut problems = Vec::new();
     if c.quantization != Quantization::Mxfp4 {
-        problems.push("config.json has no MXFP4 quantization_config: expert weights are read in the released MXFP4 layout only".to_string());
+        problems
+            .push("config.json has no MXFP4 quantization_config: expert weights are read in the released MXFP4 layout only".to_string());
     }
     for s in expected_tensors(c) {
         match ckpt.get(&s.name) {
             None => problems.push(format!("missing tensor '{}' ({:?})", s.name, s.shape)),
             Some(t) => {
-                let file = ckpt
-                    .shard_path(t)
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let file = ckpt.shard_path(t).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                 if !s.kind.accepts(t.info.dtype) {
                     problems.push(format!(
                         "tensor '{}' in {file} has dtype {}, expected {}",
@@ -218,20 +130,10 @@ pub fn validate(c: &GptOssConfig, ckpt: &Checkpoint) -> Result<()> {
                     ));
                 }
                 if t.info.shape != s.shape {
-                    problems.push(format!(
-                        "tensor '{}' in {file} has shape {:?}, expected {:?}",
-                        s.name, t.info.shape, s.shape
-                    ));
+                    problems.push(format!("tensor '{}' in {file} has shape {:?}, expected {:?}", s.name, t.info.shape, s.shape));
                 }
             }
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ModelError::Tensors {
-            dir: ckpt.dir.clone(),
-            problems,
-        })
-    }
+    if problems.is_empty() { Ok(()) } else { Err(ModelError::Tensors { dir: ckpt.dir.clone(), problems }) }
 }

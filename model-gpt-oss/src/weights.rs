@@ -66,17 +66,11 @@ impl<B: Backend> Loader<'_, B> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
         Ok(match self.model.tensor(&spec) {
-            TensorData::Host(bytes, StDtype::F32) => {
-                self.backend.from_host(DType::F32, n, bytes)?
-            }
+            TensorData::Host(bytes, StDtype::F32) => self.backend.from_host(DType::F32, n, bytes)?,
             TensorData::Host(bytes, _) => {
-                let f: Vec<u8> = bytes
-                    .as_bytes()
-                    .chunks_exact(2)
-                    .flat_map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
-                    .collect();
-                self.backend
-                    .from_host(DType::F32, n, HostBytes::from_vec(f))?
+                let f: Vec<u8> =
+                    bytes.as_bytes().chunks_exact(2).flat_map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes()).collect();
+                self.backend.from_host(DType::F32, n, HostBytes::from_vec(f))?
             }
             TensorData::Synth(t, _) => self.backend.from_synth(DType::F32, n, &t)?,
         })
@@ -116,46 +110,21 @@ impl<B: Backend> Loader<'_, B> {
 /// Loads every tensor of `model` into `backend`.
 pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel) -> Result<Weights<B::Buffer>> {
     let c = &model.config;
-    let specs = expected_tensors(c)
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
-    let mut ld = Loader {
-        backend,
-        model,
-        specs,
-    };
-    let bias = |p: &str, proj: &str| {
-        c.attention_bias
-            .then(|| format!("{p}self_attn.{proj}.bias"))
-    };
+    let specs = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
+    let mut ld = Loader { backend, model, specs };
+    let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
         layers.push(LayerWeights {
             attn_norm: ld.vector(&format!("{p}input_layernorm.weight"))?,
-            q: ld.dense(
-                &format!("{p}self_attn.q_proj.weight"),
-                bias(&p, "q_proj").as_deref(),
-            )?,
-            k: ld.dense(
-                &format!("{p}self_attn.k_proj.weight"),
-                bias(&p, "k_proj").as_deref(),
-            )?,
-            v: ld.dense(
-                &format!("{p}self_attn.v_proj.weight"),
-                bias(&p, "v_proj").as_deref(),
-            )?,
-            o: ld.dense(
-                &format!("{p}self_attn.o_proj.weight"),
-                bias(&p, "o_proj").as_deref(),
-            )?,
+            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref())?,
+            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref())?,
+            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref())?,
+            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref())?,
             sinks: ld.vector(&format!("{p}self_attn.sinks"))?,
             mlp_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"))?,
-            router: ld.dense(
-                &format!("{p}mlp.router.weight"),
-                Some(&format!("{p}mlp.router.bias")),
-            )?,
+            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")))?,
             gate_up: ld.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
             down: ld.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
         });
@@ -181,10 +150,7 @@ pub fn bytes_per_token(model: &OpenedModel) -> Vec<(Family, f64)> {
             Family::Embedding => 1.0 / c.vocab_size as f64,
             _ => 1.0,
         };
-        out.iter_mut()
-            .find(|(f, _)| *f == s.family)
-            .expect("all families listed")
-            .1 += bytes * share;
+        out.iter_mut().find(|(f, _)| *f == s.family).expect("all families listed").1 += bytes * share;
     }
     out
 }

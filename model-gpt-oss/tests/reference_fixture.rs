@@ -31,21 +31,9 @@ fn expected() -> HashMap<String, Expected> {
     for (name, t) in parse_header(&path, &bytes).unwrap() {
         let raw = &bytes[t.start..t.end];
         let v = match t.dtype {
-            StDtype::F32 => Expected::F32(
-                raw.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                    .collect(),
-            ),
-            StDtype::I32 => Expected::Ids(
-                raw.chunks_exact(4)
-                    .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as u32)
-                    .collect(),
-            ),
-            StDtype::I64 => Expected::Ids(
-                raw.chunks_exact(8)
-                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
-                    .collect(),
-            ),
+            StDtype::F32 => Expected::F32(raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()),
+            StDtype::I32 => Expected::Ids(raw.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as u32).collect()),
+            StDtype::I64 => Expected::Ids(raw.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32).collect()),
             other => panic!("unexpected dtype {other:?} for {name}"),
         };
         out.insert(name, v);
@@ -71,37 +59,22 @@ fn ids<'a>(e: &'a HashMap<String, Expected>, name: &str) -> &'a [u32] {
 fn rel_err(ours: &[f32], theirs: &[f32]) -> (f64, usize) {
     assert_eq!(ours.len(), theirs.len());
     let scale = theirs.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-    let (worst, at) =
-        ours.iter()
-            .zip(theirs)
-            .enumerate()
-            .fold((0f64, 0), |(w, at), (i, (&a, &b))| {
-                let d = (a as f64 - b as f64).abs();
-                if d > w || d.is_nan() { (d, i) } else { (w, at) }
-            });
+    let (worst, at) = ours.iter().zip(theirs).enumerate().fold((0f64, 0), |(w, at), (i, (&a, &b))| {
+        let d = (a as f64 - b as f64).abs();
+        if d > w || d.is_nan() { (d, i) } else { (w, at) }
+    });
     (worst / scale, at)
 }
 
 fn check(name: &str, ours: &[f32], theirs: &[f32]) -> f64 {
     let (err, at) = rel_err(ours, theirs);
-    assert!(
-        err <= BUDGET,
-        "{name}: relative error {err:.3e} > {BUDGET:e} at element {at}: ours {} theirs {}",
-        ours[at],
-        theirs[at]
-    );
+    assert!(err <= BUDGET, "{name}: relative error {err:.3e} > {BUDGET:e} at element {at}: ours {} theirs {}", ours[at], theirs[at]);
     err
 }
 
 fn load(max_batch: usize) -> GptOss<CpuBackend> {
-    let model = ModelSource::Dir(reference_dir().join("fixture"))
-        .open()
-        .unwrap();
-    let opts = LoadOptions {
-        max_context: 64,
-        max_batch,
-        kv_dtype: DType::F32,
-    };
+    let model = ModelSource::Dir(reference_dir().join("fixture")).open().unwrap();
+    let opts = LoadOptions { max_context: 64, max_batch, kv_dtype: DType::F32 };
     GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, opts).unwrap()
 }
 
@@ -125,10 +98,7 @@ fn prefill_matches_transformers_layer_by_layer() {
     let seen = seen.borrow();
     let layers = m.config().num_hidden_layers;
 
-    let mut report = vec![(
-        "embeddings".to_string(),
-        check("embeddings", &seen["embeddings"], f32s(&e, "embeddings")),
-    )];
+    let mut report = vec![("embeddings".to_string(), check("embeddings", &seen["embeddings"], f32s(&e, "embeddings")))];
     let mut prev = seen["embeddings"].clone();
     for l in 0..layers {
         let after_attn = &seen[&format!("layers.{l}.attention_residual")];
@@ -172,11 +142,7 @@ fn run_in_chunks(chunk: usize) {
             let t = c * chunk + i;
             m.logits(i, &mut row).unwrap();
             let theirs = &want[t * vocab..(t + 1) * vocab];
-            worst = worst.max(check(
-                &format!("logits at position {t} (chunks of {chunk})"),
-                &row,
-                theirs,
-            ));
+            worst = worst.max(check(&format!("logits at position {t} (chunks of {chunk})"), &row, theirs));
             assert_eq!(argmax(&row), argmax(theirs), "top-1 at position {t}");
         }
     }

@@ -10,14 +10,12 @@ pub fn f32_matmul(w: &WeightView, x: &[f32], n: usize, out: &mut [f32], accumula
     for t in 0..n {
         let xt = &x[t * w.cols..(t + 1) * w.cols];
         let ot = &mut out[t * w.rows..(t + 1) * w.rows];
-        ot.par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(chunk, rows)| {
-                for (i, o) in rows.iter_mut().enumerate() {
-                    let r = chunk * ROWS_PER_TASK + i;
-                    let base = if accumulate { *o as f64 } else { 0.0 };
-                    *o = (base + w.row_dot(r, xt) + w.bias_at(r)) as f32;
-                }
-            });
+        ot.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(chunk, rows)| {
+            for (i, o) in rows.iter_mut().enumerate() {
+                let r = chunk * ROWS_PER_TASK + i;
+                let base = if accumulate { *o as f64 } else { 0.0 };
+                *o = (base + w.row_dot(r, xt) + w.bias_at(r)) as f32;
+            }
+        });
     }
 }

@@ -39,34 +39,28 @@ pub fn f32_moe_experts(
         let sel = &ids[t * top_k..(t + 1) * top_k];
         for (k, &e) in sel.iter().enumerate() {
             let w1 = gate_up.expert(e as usize);
-            act[k * inter..(k + 1) * inter]
-                .par_chunks_mut(ROWS_PER_TASK)
-                .enumerate()
-                .for_each(|(chunk, a)| {
-                    for (i, a) in a.iter_mut().enumerate() {
-                        let j = chunk * ROWS_PER_TASK + i;
-                        let gate = w1.row_dot(2 * j, xt) + w1.bias_at(2 * j);
-                        let up = w1.row_dot(2 * j + 1, xt) + w1.bias_at(2 * j + 1);
-                        *a = swiglu(gate, up, p) as f32;
-                    }
-                });
+            act[k * inter..(k + 1) * inter].par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(chunk, a)| {
+                for (i, a) in a.iter_mut().enumerate() {
+                    let j = chunk * ROWS_PER_TASK + i;
+                    let gate = w1.row_dot(2 * j, xt) + w1.bias_at(2 * j);
+                    let up = w1.row_dot(2 * j + 1, xt) + w1.bias_at(2 * j + 1);
+                    *a = swiglu(gate, up, p) as f32;
+                }
+            });
         }
         let act = &act[..top_k * inter];
         let w_t = &weights[t * top_k..(t + 1) * top_k];
-        residual[t * hidden..(t + 1) * hidden]
-            .par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(chunk, res)| {
-                for (i, r_out) in res.iter_mut().enumerate() {
-                    let r = chunk * ROWS_PER_TASK + i;
-                    let mut sum = 0.0f64;
-                    for (k, &e) in sel.iter().enumerate() {
-                        let w2 = down.expert(e as usize);
-                        let y = w2.row_dot(r, &act[k * inter..(k + 1) * inter]) + w2.bias_at(r);
-                        sum += w_t[k] as f64 * y;
-                    }
-                    *r_out = (*r_out as f64 + sum) as f32;
+        residual[t * hidden..(t + 1) * hidden].par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(chunk, res)| {
+            for (i, r_out) in res.iter_mut().enumerate() {
+                let r = chunk * ROWS_PER_TASK + i;
+                let mut sum = 0.0f64;
+                for (k, &e) in sel.iter().enumerate() {
+                    let w2 = down.expert(e as usize);
+                    let y = w2.row_dot(r, &act[k * inter..(k + 1) * inter]) + w2.bias_at(r);
+                    sum += w_t[k] as f64 * y;
                 }
-            });
+                *r_out = (*r_out as f64 + sum) as f32;
+            }
+        });
     }
 }

@@ -3,15 +3,7 @@
 use crate::view::WeightView;
 
 /// `logits` is scratch of at least `router.rows` floats.
-pub fn f32_moe_route(
-    router: &WeightView,
-    x: &[f32],
-    n: usize,
-    top_k: usize,
-    ids: &mut [u32],
-    weights: &mut [f32],
-    logits: &mut [f32],
-) {
+pub fn f32_moe_route(router: &WeightView, x: &[f32], n: usize, top_k: usize, ids: &mut [u32], weights: &mut [f32], logits: &mut [f32]) {
     let e = router.rows;
     for t in 0..n {
         let xt = &x[t * router.cols..(t + 1) * router.cols];
@@ -33,10 +25,7 @@ pub fn f32_moe_route(
         }
         let max = logits[ids_t[0] as usize] as f64;
         let w_t = &mut weights[t * top_k..(t + 1) * top_k];
-        let sum: f64 = ids_t
-            .iter()
-            .map(|&i| (logits[i as usize] as f64 - max).exp())
-            .sum();
+        let sum: f64 = ids_t.iter().map(|&i| (logits[i as usize] as f64 - max).exp()).sum();
         for (w, &i) in w_t.iter_mut().zip(ids_t.iter()) {
             *w = ((logits[i as usize] as f64 - max).exp() / sum) as f32;
         }

@@ -14,12 +14,7 @@ pub fn argmax(logits: &[f32]) -> u32 {
 }
 
 /// `scratch` must hold `logits.len()` entries of capacity; it is reused, never grown.
-pub fn f32_sample(
-    logits: &[f32],
-    p: &SamplingParams,
-    u: f32,
-    scratch: &mut Vec<(f32, u32)>,
-) -> u32 {
+pub fn f32_sample(logits: &[f32], p: &SamplingParams, u: f32, scratch: &mut Vec<(f32, u32)>) -> u32 {
     if p.is_greedy() {
         return argmax(logits);
     }
@@ -87,28 +82,19 @@ mod tests {
     #[test]
     fn top_k_and_top_p_cut_the_tail() {
         let l = [0.0f32, 5.0, 4.0, 1.0];
-        let k2 = SamplingParams {
-            top_k: 2,
-            ..Default::default()
-        };
+        let k2 = SamplingParams { top_k: 2, ..Default::default() };
         for u in [0.0, 0.5, 0.999] {
             assert!(matches!(sample(&l, k2, u), 1 | 2));
         }
         // With top-p 0.5 only the best token (≈ 0.71 of the mass) remains.
-        let p = SamplingParams {
-            top_p: 0.5,
-            ..Default::default()
-        };
+        let p = SamplingParams { top_p: 0.5, ..Default::default() };
         assert_eq!(sample(&l, p, 0.99), 1);
     }
 
     #[test]
     fn temperature_sharpens() {
         let l = [0.0f32, 1.0];
-        let cold = SamplingParams {
-            temperature: 0.01,
-            ..Default::default()
-        };
+        let cold = SamplingParams { temperature: 0.01, ..Default::default() };
         assert_eq!(sample(&l, cold, 0.001), 1);
     }
 }
