@@ -50,6 +50,26 @@ fn rate(tokens: usize, t: Duration) -> f64 {
     if tokens == 0 || t.is_zero() { 0.0 } else { tokens as f64 / t.as_secs_f64() }
 }
 
+/// Checks a request before any work: a non-empty prompt of known ids, at least one token to
+/// generate, and room in the context for the prompt and every sampled token but the last
+/// (which is never fed back). `position` is where the prompt will start.
+pub fn check_request(prompt: &[u32], max_tokens: usize, vocab: usize, position: usize, max_context: usize) -> Result<()> {
+    if prompt.is_empty() {
+        return Err(EngineError::invalid("the prompt is empty: at least one token is needed"));
+    }
+    if max_tokens == 0 {
+        return Err(EngineError::invalid("max tokens must be at least 1"));
+    }
+    if let Some(&id) = prompt.iter().find(|&&t| t as usize >= vocab) {
+        return Err(EngineError::TokenOutOfRange { id, vocab });
+    }
+    let needed = position + prompt.len() + max_tokens - 1;
+    if needed > max_context {
+        return Err(EngineError::ContextOverflow { needed, capacity: max_context });
+    }
+    Ok(())
+}
+
 /// Runs `prompt` through the model from its current position, then samples up to
 /// `max_tokens` tokens, calling `on_token` with each; `on_token` returns false to stop.
 pub fn generate(
@@ -59,21 +79,7 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationStats> {
     opts.sampling.validate()?;
-    if prompt.is_empty() {
-        return Err(EngineError::invalid("the prompt is empty: at least one token is needed"));
-    }
-    if opts.max_tokens == 0 {
-        return Err(EngineError::invalid("max tokens must be at least 1"));
-    }
-    let vocab = model.vocab_size();
-    if let Some(&id) = prompt.iter().find(|&&t| t as usize >= vocab) {
-        return Err(EngineError::TokenOutOfRange { id, vocab });
-    }
-    // Every sampled token but the last is fed back.
-    let needed = model.position() + prompt.len() + opts.max_tokens - 1;
-    if needed > model.max_context() {
-        return Err(EngineError::ContextOverflow { needed, capacity: model.max_context() });
-    }
+    check_request(prompt, opts.max_tokens, model.vocab_size(), model.position(), model.max_context())?;
 
     let mut rng = Rng::new(opts.seed);
     let start = Instant::now();

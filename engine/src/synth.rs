@@ -74,16 +74,30 @@ impl SynthTensor {
     /// Fills `out` with bytes `first ..`.
     pub fn fill_bytes(&self, first: usize, out: &mut [u8]) {
         let stream = self.stream();
-        for (i, o) in out.iter_mut().enumerate() {
-            let idx = first + i;
-            let b = (word(stream, (idx / 8) as u64) >> (8 * (idx % 8))) as u8;
-            *o = match self.fill {
-                SynthFill::ByteRange { lo, hi } => {
-                    let span = hi as u16 - lo as u16 + 1;
-                    lo + (b as u16 % span) as u8
-                }
-                _ => b,
-            };
+        // Byte `i` is byte `i % 8` of word `i / 8`: a ragged head, whole words, a ragged tail.
+        let head = ((8 - first % 8) % 8).min(out.len());
+        let (head_out, rest) = out.split_at_mut(head);
+        if head > 0 {
+            let w = word(stream, (first / 8) as u64).to_le_bytes();
+            head_out.copy_from_slice(&w[first % 8..first % 8 + head]);
+        }
+        let first_word = (first + head) / 8;
+        let whole = rest.len() / 8;
+        let mut words = rest.chunks_exact_mut(8);
+        for (j, chunk) in (&mut words).enumerate() {
+            chunk.copy_from_slice(&word(stream, (first_word + j) as u64).to_le_bytes());
+        }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            let w = word(stream, (first_word + whole) as u64).to_le_bytes();
+            let n = tail.len();
+            tail.copy_from_slice(&w[..n]);
+        }
+        if let SynthFill::ByteRange { lo, hi } = self.fill {
+            let span = hi as u16 - lo as u16 + 1;
+            for b in out.iter_mut() {
+                *b = lo + (*b as u16 % span) as u8;
+            }
         }
     }
 }

@@ -1,15 +1,90 @@
 //! CPU buffers: owned 64-byte-aligned memory, or a read-only view of host memory (a region of
 //! a memory-mapped checkpoint) used in place.
 
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::ptr::NonNull;
+
 use gptoss_engine::{DType, DeviceBuffer, EngineError, HostBytes, Result};
 
-/// 64 bytes, 64-byte aligned: the unit of owned storage, so every buffer suits any SIMD width.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([u8; 64]);
+/// Owned zeroed memory, aligned to at least 64 bytes (any SIMD width). Large buffers are
+/// anonymous page mappings, zero without a write pass (the allocator's aligned path memsets).
+enum Owned {
+    Heap(Aligned),
+    Pages(memmap2::MmapMut),
+}
+
+impl Owned {
+    /// Sizes from which whole pages are mapped.
+    const PAGES_FROM: usize = 1 << 20;
+
+    fn zeroed(len: usize) -> Option<Self> {
+        if len >= Self::PAGES_FROM {
+            let map = memmap2::MmapMut::map_anon(len).ok()?;
+            Some(Owned::Pages(map))
+        } else {
+            Aligned::zeroed(len).map(Owned::Heap)
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Owned::Heap(a) => a.as_slice(),
+            Owned::Pages(m) => m,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match self {
+            Owned::Heap(a) => a.as_mut_slice(),
+            Owned::Pages(m) => m,
+        }
+    }
+}
+
+/// Heap memory aligned to 64 bytes.
+struct Aligned {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: `Aligned` uniquely owns its allocation, like a `Vec<u8>`.
+unsafe impl Send for Aligned {}
+unsafe impl Sync for Aligned {}
+
+impl Aligned {
+    const ALIGN: usize = 64;
+
+    fn zeroed(len: usize) -> Option<Self> {
+        if len == 0 {
+            return Some(Aligned { ptr: NonNull::<[u8; Self::ALIGN]>::dangling().cast(), len });
+        }
+        let layout = Layout::from_size_align(len, Self::ALIGN).ok()?;
+        // SAFETY: the layout has a non-zero size.
+        NonNull::new(unsafe { alloc_zeroed(layout) }).map(|ptr| Aligned { ptr, len })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` initialised (zeroed at least) bytes for our lifetime.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: allocated in `zeroed` with exactly this layout.
+            unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.len, Self::ALIGN)) }
+        }
+    }
+}
 
 enum Storage {
-    Owned(Vec<Line>),
+    Owned(Owned),
     Host(HostBytes),
 }
 
@@ -35,12 +110,9 @@ fn byte_len(dtype: DType, len: usize) -> Result<usize> {
 impl CpuBuffer {
     pub fn zeroed(dtype: DType, len: usize) -> Result<Self> {
         let bytes = byte_len(dtype, len)?;
-        let mut lines = Vec::new();
-        lines
-            .try_reserve_exact(bytes.div_ceil(64))
-            .map_err(|_| EngineError::Backend { backend: "cpu", detail: format!("out of memory allocating {bytes} bytes") })?;
-        lines.resize(bytes.div_ceil(64), Line([0; 64]));
-        Ok(CpuBuffer { dtype, len, storage: Storage::Owned(lines) })
+        let mem = Owned::zeroed(bytes)
+            .ok_or_else(|| EngineError::Backend { backend: "cpu", detail: format!("out of memory allocating {bytes} bytes") })?;
+        Ok(CpuBuffer { dtype, len, storage: Storage::Owned(mem) })
     }
 
     /// Uses `bytes` in place when they are aligned for `dtype`, else copies them.
@@ -65,15 +137,14 @@ impl CpuBuffer {
 
     pub fn bytes(&self) -> &[u8] {
         match &self.storage {
-            Storage::Owned(lines) => &bytemuck_lines(lines)[..self.len * self.dtype.size()],
+            Storage::Owned(mem) => mem.as_slice(),
             Storage::Host(h) => h.as_bytes(),
         }
     }
 
     pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
-        let n = self.len * self.dtype.size();
         match &mut self.storage {
-            Storage::Owned(lines) => Ok(&mut bytemuck_lines_mut(lines)[..n]),
+            Storage::Owned(mem) => Ok(mem.as_mut_slice()),
             Storage::Host(_) => Err(EngineError::invalid("a buffer that maps host memory is read-only")),
         }
     }
@@ -104,16 +175,6 @@ impl CpuBuffer {
     pub fn u32s_mut(&mut self, what: &'static str) -> Result<&mut [u32]> {
         self.typed_mut(DType::U32, what)
     }
-}
-
-fn bytemuck_lines(lines: &[Line]) -> &[u8] {
-    // SAFETY: `Line` is a plain 64-byte array with no padding; any byte pattern is valid.
-    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<u8>(), lines.len() * 64) }
-}
-
-fn bytemuck_lines_mut(lines: &mut [Line]) -> &mut [u8] {
-    // SAFETY: as above; the borrow is unique.
-    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64) }
 }
 
 #[cfg(test)]

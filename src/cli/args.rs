@@ -1,0 +1,65 @@
+//! Arguments shared by several subcommands.
+
+use gptoss::{BackendKind, Error, Result, RuntimeOptions};
+use gptoss_engine::DType;
+use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
+
+/// Where the model comes from and how it runs.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// A model directory (Hugging Face layout) or synthetic:tiny|20b|120b[@SEED].
+    #[arg(long, default_value = "synthetic:20b")]
+    pub model: String,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// CPU worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Tokens the KV cache holds.
+    #[arg(long)]
+    pub context: Option<usize>,
+    /// Tokens per forward pass during prefill.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// KV cache element type: bf16 or f32.
+    #[arg(long)]
+    pub kv_dtype: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn source(&self) -> Result<ModelSource> {
+        Ok(self.model.parse()?)
+    }
+
+    /// Runtime options; `context` and `kv_dtype` fall back to the given defaults.
+    pub fn runtime(&self, default_context: usize, default_kv: DType) -> Result<RuntimeOptions> {
+        let kv_dtype = match self.kv_dtype.as_deref() {
+            None => default_kv,
+            Some("bf16") => DType::Bf16,
+            Some("f32") => DType::F32,
+            Some(other) => return Err(Error::Usage(format!("--kv-dtype {other}: expected bf16 or f32"))),
+        };
+        if self.batch == 0 {
+            return Err(Error::Usage("--batch must be at least 1".into()));
+        }
+        Ok(RuntimeOptions {
+            backend: self.backend.parse::<BackendKind>()?,
+            threads: self.threads,
+            load: LoadOptions { max_context: self.context.unwrap_or(default_context), max_batch: self.batch, kv_dtype },
+        })
+    }
+}
+
+/// Parses `1,2,3` (spaces and newlines allowed) into token ids.
+pub fn parse_ids(text: &str, what: &str) -> Result<Vec<u32>> {
+    let ids = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().map_err(|_| Error::Usage(format!("{what}: '{s}' is not a token id"))))
+        .collect::<Result<Vec<_>>>()?;
+    if ids.is_empty() {
+        return Err(Error::Usage(format!("{what}: no token ids given")));
+    }
+    Ok(ids)
+}

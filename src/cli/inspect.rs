@@ -1,0 +1,85 @@
+//! `gptoss inspect`: the config, a tensor summary, total bytes and bytes read per decoded token.
+
+use std::collections::BTreeMap;
+
+use gptoss::Result;
+use gptoss_model_gpt_oss::ModelSource;
+use gptoss_model_gpt_oss::config::LayerType;
+use gptoss_model_gpt_oss::tensors::expected_tensors;
+use gptoss_model_gpt_oss::weights::bytes_per_token;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A model directory or synthetic:tiny|20b|120b[@SEED].
+    model: String,
+}
+
+/// 13761264768 → "13,761,264,768".
+pub fn grouped(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let source: ModelSource = a.model.parse()?;
+    let model = source.open()?;
+    let c = &model.config;
+    println!("model       {source}");
+    println!(
+        "layers      {} ({} sliding-window of {} tokens, {} full)",
+        c.num_hidden_layers,
+        c.layer_types.iter().filter(|t| **t == LayerType::Sliding).count(),
+        c.sliding_window,
+        c.layer_types.iter().filter(|t| **t == LayerType::Full).count()
+    );
+    println!("hidden      {}", c.hidden_size);
+    println!(
+        "attention   {} query heads, {} kv heads, head dim {}, bias {}",
+        c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.attention_bias
+    );
+    println!(
+        "experts     {} per layer, top-{}, intermediate {}, swiglu limit {}",
+        c.num_local_experts, c.num_experts_per_tok, c.intermediate_size, c.swiglu_limit
+    );
+    println!("vocab       {}", c.vocab_size);
+    match c.rope_scaling {
+        Some(y) => println!(
+            "rope        theta {}, yarn factor {} (original context {}, beta {}/{}, truncate {})",
+            c.rope_theta, y.factor, y.original_max_position_embeddings, y.beta_fast, y.beta_slow, y.truncate
+        ),
+        None => println!("rope        theta {}", c.rope_theta),
+    }
+    println!("context     {} positions, rms eps {:e}, eos {:?}", c.max_position_embeddings, c.rms_norm_eps, c.eos_token_ids);
+
+    let specs = expected_tensors(c);
+    let mut by_dtype: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut total = 0;
+    for s in &specs {
+        let d = model.dtype(s);
+        let bytes = s.elements() * d.size();
+        let e = by_dtype.entry(d.name()).or_default();
+        e.0 += 1;
+        e.1 += bytes;
+        total += bytes;
+    }
+    let summary: Vec<String> = by_dtype.iter().map(|(d, (n, b))| format!("{n} {d} ({} bytes)", grouped(*b))).collect();
+    println!("tensors     {}: {}", specs.len(), summary.join(", "));
+    println!("total       {} tensor bytes ({:.2} GiB)", grouped(total), total as f64 / (1u64 << 30) as f64);
+    if let Some(ckpt) = model.checkpoint() {
+        println!("files       {} bytes", grouped(ckpt.file_bytes()));
+    }
+    let per_token = bytes_per_token(&model);
+    let sum: f64 = per_token.iter().map(|(_, b)| b).sum();
+    println!("per decoded token (weights read at batch 1, KV cache excluded): {:.3} GB", sum / 1e9);
+    for (family, bytes) in per_token {
+        println!("  {:12} {:>16} bytes", family.name(), grouped(bytes.round() as usize));
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `gptoss logits`: one JSON object `{"logits": [[...], ...]}`, a row of vocab_size floats per
+//! input position. The KV cache is f32 by default so the figures are as exact as the engine.
+
+use std::io::Write;
+
+use gptoss::{Engine, Result};
+use gptoss_engine::DType;
+
+use super::args::{ModelArgs, parse_ids};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The token ids, e.g. 1,2,3.
+    #[arg(long)]
+    tokens: String,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let tokens = parse_ids(&a.tokens, "--tokens")?;
+    let model = a.model.source()?.open()?;
+    let opts = a.model.runtime(tokens.len(), DType::F32)?;
+    let mut engine = Engine::load(&model, &opts)?;
+    let lm = engine.lm();
+    let vocab = lm.vocab_size();
+    let mut row = vec![0f32; vocab];
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    out.write_all(b"{\"logits\": [")?;
+    for (c, chunk) in tokens.chunks(lm.max_batch()).enumerate() {
+        lm.forward(chunk, chunk.len())?;
+        for i in 0..chunk.len() {
+            lm.logits(i, &mut row)?;
+            out.write_all(if c == 0 && i == 0 { b"[" } else { b", [" })?;
+            for (j, v) in row.iter().enumerate() {
+                if j > 0 {
+                    out.write_all(b", ")?;
+                }
+                serde_json::to_writer(&mut out, v).map_err(std::io::Error::other)?;
+            }
+            out.write_all(b"]")?;
+        }
+    }
+    out.write_all(b"]}\n")?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The top-level error: anything the CLI or the C API can report, as one line.
+
+use gptoss_engine::EngineError;
+use gptoss_model_gpt_oss::ModelError;
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A bad command-line or API argument.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
