@@ -6,13 +6,14 @@ use gptoss_engine::{
 };
 
 use crate::buffer::CpuBuffer;
+use crate::pool::{Pool, for_each_chunk};
 use crate::reference::attention::MAX_HEAD_DIM;
 use crate::reference::qkv_rope::RopeView;
 use crate::registry::{Chosen, lookup};
 use crate::view::{KvView, KvViewMut, WeightView};
 
 pub struct CpuBackend {
-    pool: rayon::ThreadPool,
+    pool: Pool,
     threads: usize,
     kernels: Chosen,
     scratch: Scratch,
@@ -37,10 +38,7 @@ impl CpuBackend {
         if threads == 0 {
             return Err(EngineError::invalid("--threads must be at least 1"));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("gptoss-cpu-{i}"))
-            .build()
+        let pool = Pool::new(threads)
             .map_err(|e| EngineError::Backend { backend: "cpu", detail: format!("cannot start {threads} threads: {e}") })?;
         Ok(CpuBackend { pool, threads, kernels: Chosen::default(), scratch: Scratch::default(), copied_bytes: 0 })
     }
@@ -104,14 +102,13 @@ impl Backend for CpuBackend {
     fn from_synth(&mut self, dtype: DType, len: usize, t: &SynthTensor) -> Result<CpuBuffer> {
         let mut buf = CpuBuffer::zeroed(dtype, len)?;
         const CHUNK: usize = 1 << 16;
-        self.pool.install(|| -> Result<()> {
-            use rayon::prelude::*;
+        self.pool.enter(|| -> Result<()> {
             match dtype {
-                DType::U8 | DType::I8 => buf.bytes_mut()?.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| t.fill_bytes(i * CHUNK, c)),
-                DType::F32 => buf.f32s_mut("synth")?.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| t.fill_f32(i * CHUNK, c)),
+                DType::U8 | DType::I8 => for_each_chunk(buf.bytes_mut()?, CHUNK, |i, c| t.fill_bytes(i * CHUNK, c)),
+                DType::F32 => for_each_chunk(buf.f32s_mut("synth")?, CHUNK, |i, c| t.fill_f32(i * CHUNK, c)),
                 DType::Bf16 => {
                     let bits: &mut [u16] = bytemuck::cast_slice_mut(buf.bytes_mut()?);
-                    bits.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| t.fill_bf16(i * CHUNK, c));
+                    for_each_chunk(bits, CHUNK, |i, c| t.fill_bf16(i * CHUNK, c));
                 }
                 DType::U32 => return Err(EngineError::unsupported("synth", "u32 tensors")),
             }
@@ -187,7 +184,7 @@ impl Backend for CpuBackend {
         }
         let k = lookup(&self.kernels.rms_norm, OpKind::RmsNorm, None)?;
         let (x, g, o) = (&x.f32s(OP)?[..n * d], gain.f32s(OP)?, &mut out.f32s_mut(OP)?[..n * d]);
-        self.pool.install(|| k(x, g, eps, o));
+        self.pool.enter(|| k(x, g, eps, o));
         Ok(())
     }
 
@@ -198,7 +195,7 @@ impl Backend for CpuBackend {
         need(out, DType::F32, n * w.rows, OP, "out")?;
         let k = lookup(&self.kernels.matmul, OpKind::Matmul, Some(w.format))?;
         let (x, o) = (&x.f32s(OP)?[..n * w.cols], &mut out.f32s_mut(OP)?[..n * w.rows]);
-        self.pool.install(|| k(&w, x, n, o, accumulate));
+        self.pool.enter(|| k(&w, x, n, o, accumulate));
         Ok(())
     }
 
@@ -245,7 +242,7 @@ impl Backend for CpuBackend {
         let rv = RopeView { inv_freq: rope.inv_freq.f32s(OP)?, concentration: rope.concentration };
         let (x, pos, qo) = (&x.f32s(OP)?[..n * q.cols], &positions.u32s(OP)?[..n], &mut q_out.f32s_mut(OP)?[..n * q.rows]);
         let (kt, vt) = (&mut self.scratch.k[..n * kv_row], &mut self.scratch.v[..n * kv_row]);
-        self.pool.install(|| kern(&q, &k, &v, x, n, pos, &rv, &mut cache, qo, kt, vt));
+        self.pool.enter(|| kern(&q, &k, &v, x, n, pos, &rv, &mut cache, qo, kt, vt));
         Ok(())
     }
 
@@ -285,7 +282,7 @@ impl Backend for CpuBackend {
         }
         let kern = lookup(&self.kernels.attention, OpKind::Attention, None)?;
         let (qs, s, o) = (&q.f32s(OP)?[..n * q_heads * d], sinks.f32s(OP)?, &mut out.f32s_mut(OP)?[..n * q_heads * d]);
-        self.pool.install(|| kern(qs, &cache, n, pos, s, scale, o));
+        self.pool.enter(|| kern(qs, &cache, n, pos, s, scale, o));
         Ok(())
     }
 
@@ -312,7 +309,7 @@ impl Backend for CpuBackend {
         let kern = lookup(&self.kernels.moe_route, OpKind::MoeRoute, Some(r.format))?;
         let (xs, is, ws) = (&x.f32s(OP)?[..n * r.cols], &mut ids.u32s_mut(OP)?[..n * top_k], &mut weights.f32s_mut(OP)?[..n * top_k]);
         let logits = &mut self.scratch.router_logits;
-        self.pool.install(|| kern(&r, xs, n, top_k, is, ws, logits));
+        self.pool.enter(|| kern(&r, xs, n, top_k, is, ws, logits));
         Ok(())
     }
 
@@ -357,7 +354,7 @@ impl Backend for CpuBackend {
         let kern = lookup(&self.kernels.moe_experts, OpKind::MoeExperts, Some(g.format))?;
         let (xs, ws, res) = (&x.f32s(OP)?[..n * g.cols], &weights.f32s(OP)?[..n * top_k], &mut residual.f32s_mut(OP)?[..n * g.cols]);
         let act = &mut self.scratch.act;
-        self.pool.install(|| kern(&g, &dn, xs, n, sel, ws, top_k, swiglu, res, act));
+        self.pool.enter(|| kern(&g, &dn, xs, n, sel, ws, top_k, swiglu, res, act));
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! gptoss-kernels-cpu: the CPU backend. Scalar reference kernels for every Backend op (the
 //! definition the SIMD and CUDA kernels are tested against), buffers that compute straight
-//! from memory-mapped weights, and rayon threading.
+//! from memory-mapped weights, and a persistent worker pool for the per-op parallel loops.
 
 pub mod backend;
 pub mod buffer;
+pub mod pool;
 pub mod reference;
 pub mod registry;
 pub mod view;

@@ -4,7 +4,7 @@
 //! keys s, `m = max(sink_h, max z)`, `out = Σ e^{z_s − m} v_s / (e^{sink_h − m} + Σ e^{z_s − m})`.
 //! Two passes over the keys (max, then weighted sum), all in f64; one task per (token, head).
 
-use rayon::prelude::*;
+use crate::pool::for_each_chunk;
 
 use crate::view::KvView;
 
@@ -21,7 +21,7 @@ pub fn f32_attention(q: &[f32], kv: &KvView, n: usize, positions: &[u32], sinks:
     let d = kv.shape.head_dim;
     let q_heads = sinks.len();
     let group = q_heads / kv.shape.kv_heads;
-    out[..n * q_heads * d].par_chunks_mut(d).enumerate().for_each(|(i, o)| {
+    for_each_chunk(&mut out[..n * q_heads * d], d, |i, o| {
         let (t, h) = (i / q_heads, i % q_heads);
         let pos = positions[t] as usize;
         let g = h / group;

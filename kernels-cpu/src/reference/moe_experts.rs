@@ -2,8 +2,8 @@
 //! weight w: `u = W1[e]·x + b1[e]`, `a_j = swiglu(u_2j, u_2j+1)`, `y = W2[e]·a + b2[e]`;
 //! `residual += Σ_e w · y` (f64 sum in routing order, added once).
 
+use crate::pool::for_each_chunk;
 use gptoss_engine::Swiglu;
-use rayon::prelude::*;
 
 use super::ROWS_PER_TASK;
 use crate::view::WeightView;
@@ -39,7 +39,7 @@ pub fn f32_moe_experts(
         let sel = &ids[t * top_k..(t + 1) * top_k];
         for (k, &e) in sel.iter().enumerate() {
             let w1 = gate_up.expert(e as usize);
-            act[k * inter..(k + 1) * inter].par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(chunk, a)| {
+            for_each_chunk(&mut act[k * inter..(k + 1) * inter], ROWS_PER_TASK, |chunk, a| {
                 for (i, a) in a.iter_mut().enumerate() {
                     let j = chunk * ROWS_PER_TASK + i;
                     let gate = w1.row_dot(2 * j, xt) + w1.bias_at(2 * j);
@@ -50,7 +50,7 @@ pub fn f32_moe_experts(
         }
         let act = &act[..top_k * inter];
         let w_t = &weights[t * top_k..(t + 1) * top_k];
-        residual[t * hidden..(t + 1) * hidden].par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(chunk, res)| {
+        for_each_chunk(&mut residual[t * hidden..(t + 1) * hidden], ROWS_PER_TASK, |chunk, res| {
             for (i, r_out) in res.iter_mut().enumerate() {
                 let r = chunk * ROWS_PER_TASK + i;
                 let mut sum = 0.0f64;
