@@ -1,1 +1,1 @@
-//! placeholder
+//! gptoss-bench: the benchmark harness (to come; see the README).

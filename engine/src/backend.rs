@@ -66,9 +66,9 @@ pub trait Backend {
     fn alloc(&mut self, dtype: DType, len: usize) -> Result<Self::Buffer>;
     /// A buffer holding `bytes` (exactly `len` elements of `dtype`). A backend that can compute
     /// from host memory keeps a reference instead of copying.
-    fn from_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<Self::Buffer>;
+    fn load_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<Self::Buffer>;
     /// A buffer materialised from a synthetic tensor's counter-based generator (see `synth`).
-    fn from_synth(&mut self, dtype: DType, len: usize, tensor: &SynthTensor) -> Result<Self::Buffer>;
+    fn load_synth(&mut self, dtype: DType, len: usize, tensor: &SynthTensor) -> Result<Self::Buffer>;
     /// Copies host bytes into `dst` starting at element `first`.
     fn write(&mut self, dst: &mut Self::Buffer, first: usize, bytes: &[u8]) -> Result<()>;
     /// Copies elements of `src`, starting at element `first`, into `out`.

@@ -116,3 +116,124 @@ pub fn generate(
         stop,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model whose logits favour `(last token + 1) % vocab`.
+    struct Counter {
+        vocab: usize,
+        context: usize,
+        pos: usize,
+        last: u32,
+        forwards: Vec<usize>,
+    }
+
+    impl CausalLm for Counter {
+        fn vocab_size(&self) -> usize {
+            self.vocab
+        }
+        fn max_context(&self) -> usize {
+            self.context
+        }
+        fn max_batch(&self) -> usize {
+            4
+        }
+        fn position(&self) -> usize {
+            self.pos
+        }
+        fn rollback(&mut self, to: usize) -> Result<()> {
+            self.pos = to;
+            Ok(())
+        }
+        fn forward(&mut self, tokens: &[u32], _rows: usize) -> Result<()> {
+            assert!(tokens.len() <= 4);
+            self.pos += tokens.len();
+            self.last = *tokens.last().unwrap();
+            self.forwards.push(tokens.len());
+            Ok(())
+        }
+        fn logits(&mut self, _row: usize, out: &mut [f32]) -> Result<()> {
+            out.fill(0.0);
+            out[(self.last as usize + 1) % self.vocab] = 10.0;
+            Ok(())
+        }
+        fn sample(&mut self, _row: usize, p: &SamplingParams, u: f32) -> Result<u32> {
+            let next = (self.last + 1) % self.vocab as u32;
+            Ok(if p.is_greedy() || u < 0.5 { next } else { (next + 1) % self.vocab as u32 })
+        }
+    }
+
+    fn model() -> Counter {
+        Counter { vocab: 10, context: 32, pos: 0, last: 0, forwards: vec![] }
+    }
+
+    fn opts(max_tokens: usize, stop: &[u32]) -> GenerateOptions {
+        GenerateOptions { max_tokens, stop_tokens: stop.to_vec(), sampling: SamplingParams::GREEDY, seed: 0 }
+    }
+
+    #[test]
+    fn prefill_is_chunked_then_decodes_one_token_at_a_time() {
+        let mut m = model();
+        let mut out = vec![];
+        let s = generate(&mut m, &[1, 2, 3, 4, 5, 6], &opts(3, &[]), |t| {
+            out.push(t);
+            true
+        })
+        .unwrap();
+        assert_eq!(out, vec![7, 8, 9]);
+        assert_eq!(m.forwards, vec![4, 2, 1, 1]);
+        assert_eq!((s.prompt_tokens, s.generated_tokens, s.stop), (6, 3, StopReason::MaxTokens));
+    }
+
+    #[test]
+    fn stops_on_a_stop_token_and_on_request() {
+        let mut m = model();
+        let mut out = vec![];
+        let s = generate(&mut m, &[1], &opts(8, &[4]), |t| {
+            out.push(t);
+            true
+        })
+        .unwrap();
+        assert_eq!((out.as_slice(), s.stop), (&[2, 3, 4][..], StopReason::StopToken(4)));
+        let mut m = model();
+        let s = generate(&mut m, &[1], &opts(8, &[]), |t| t != 3).unwrap();
+        assert_eq!((s.generated_tokens, s.stop), (2, StopReason::Callback));
+    }
+
+    #[test]
+    fn bad_requests_fail_before_any_forward() {
+        let mut m = model();
+        let e = generate(&mut m, &[1, 10], &opts(2, &[]), |_| true).unwrap_err();
+        assert!(matches!(e, EngineError::TokenOutOfRange { id: 10, vocab: 10 }), "{e}");
+        let e = generate(&mut m, &[], &opts(2, &[]), |_| true).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let e = generate(&mut m, &[1; 30], &opts(4, &[]), |_| true).unwrap_err();
+        assert!(matches!(e, EngineError::ContextOverflow { needed: 33, capacity: 32 }), "{e}");
+        let e = generate(&mut m, &[1], &opts(0, &[]), |_| true).unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        let bad = GenerateOptions { sampling: SamplingParams { top_p: 2.0, ..Default::default() }, ..opts(1, &[]) };
+        assert!(generate(&mut m, &[1], &bad, |_| true).is_err());
+        assert!(m.forwards.is_empty());
+        // Exactly full: the last sampled token is never fed back.
+        assert!(generate(&mut m, &[1; 29], &opts(4, &[]), |_| true).is_ok());
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_tokens() {
+        let run = |seed| {
+            let mut m = model();
+            let o = GenerateOptions { sampling: SamplingParams::default(), seed, ..opts(16, &[]) };
+            let mut out = vec![];
+            generate(&mut m, &[1], &o, |t| {
+                out.push(t);
+                true
+            })
+            .unwrap();
+            out
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+    }
+}

@@ -150,10 +150,10 @@ impl KernelOverrides {
 /// kernel for an op; it applies to those of the op's cases the kernel supports, and is an
 /// error if the kernel does not exist or supports none of them (checked by [`check_overrides`]).
 pub fn choose<'a, F>(case: &OpCase, candidates: &'a [Candidate<F>], overrides: &KernelOverrides) -> Result<(&'a Candidate<F>, bool)> {
-    if let Some(name) = overrides.get(case.op) {
-        if let Some(c) = candidates.iter().find(|c| c.name == name && (c.supports)(case)) {
-            return Ok((c, true));
-        }
+    if let Some(name) = overrides.get(case.op)
+        && let Some(c) = candidates.iter().find(|c| c.name == name && (c.supports)(case))
+    {
+        return Ok((c, true));
     }
     candidates.iter().find(|c| (c.supports)(case)).map(|c| (c, false)).ok_or_else(|| {
         let what = case.format.map(|f| format!(" with {f} weights")).unwrap_or_default();
@@ -165,13 +165,13 @@ pub fn choose<'a, F>(case: &OpCase, candidates: &'a [Candidate<F>], overrides: &
 /// Fails if an override names a kernel that was not chosen for any case of its op.
 pub fn check_overrides(choices: &[KernelChoice], overrides: &KernelOverrides) -> Result<()> {
     for op in OpKind::ALL {
-        if let Some(name) = overrides.get(op) {
-            if !choices.iter().any(|c| c.case.op == op && c.kernel == name) {
-                return Err(EngineError::invalid(format!(
-                    "{}: kernel '{name}' does not exist for op {op} or supports none of its cases in this model",
-                    KernelOverrides::ENV
-                )));
-            }
+        if let Some(name) = overrides.get(op)
+            && !choices.iter().any(|c| c.case.op == op && c.kernel == name)
+        {
+            return Err(EngineError::invalid(format!(
+                "{}: kernel '{name}' does not exist for op {op} or supports none of its cases in this model",
+                KernelOverrides::ENV
+            )));
         }
     }
     Ok(())
@@ -210,7 +210,7 @@ mod tests {
         let (k, overridden) = choose(&bf16, &c, &ov).unwrap();
         assert_eq!((k.kernel, overridden), (2, true));
         let choice = KernelChoice { case: bf16, kernel: "generic", overridden: true };
-        assert!(check_overrides(&[choice.clone()], &ov).is_ok());
+        assert!(check_overrides(std::slice::from_ref(&choice), &ov).is_ok());
         let bad = KernelOverrides::parse("matmul=nope").unwrap();
         assert!(check_overrides(&[choice], &bad).unwrap_err().to_string().contains("nope"));
     }

@@ -66,7 +66,7 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
         let mut layers = Vec::with_capacity(specs.len());
         for s in specs {
             let capacity = match s.window {
-                Some(w) if w == 0 => {
+                Some(0) => {
                     return Err(EngineError::invalid("kv cache: a sliding window of 0 tokens"));
                 }
                 Some(w) => max_context.min(w.saturating_add(max_batch)),
@@ -126,14 +126,15 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
             return Err(EngineError::invalid(format!("rollback to position {to} beyond the {} cached tokens", self.len)));
         }
         for l in &self.layers {
-            if let Some(w) = l.window {
-                if l.capacity < self.max_context && self.len - to > l.capacity - w {
-                    return Err(EngineError::invalid(format!(
-                        "rollback of {} tokens exceeds the {} a sliding-window layer's ring keeps",
-                        self.len - to,
-                        l.capacity - w
-                    )));
-                }
+            if let Some(w) = l.window
+                && l.capacity < self.max_context
+                && self.len - to > l.capacity - w
+            {
+                return Err(EngineError::invalid(format!(
+                    "rollback of {} tokens exceeds the {} a sliding-window layer's ring keeps",
+                    self.len - to,
+                    l.capacity - w
+                )));
             }
         }
         self.len = to;

@@ -41,7 +41,7 @@ pub struct RopeTable {
 impl RopeConfig {
     pub fn table(&self) -> Result<RopeTable> {
         let d = self.head_dim;
-        if d == 0 || d % 2 != 0 {
+        if d == 0 || !d.is_multiple_of(2) {
             return Err(EngineError::invalid(format!("rope: head_dim {d} must be even and non-zero")));
         }
         if !(self.theta.is_finite() && self.theta > 1.0) {

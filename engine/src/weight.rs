@@ -55,14 +55,14 @@ impl WeightFormat {
             WeightFormat::Int4 { group } => {
                 if !INT4_GROUPS.contains(&group) {
                     Err(format!("int4 group size {group} is not one of {INT4_GROUPS:?}"))
-                } else if cols % group != 0 {
+                } else if !cols.is_multiple_of(group) {
                     Err(format!("int4: {cols} input columns are not a multiple of the group size {group}"))
                 } else {
                     Ok(())
                 }
             }
             WeightFormat::Mxfp4 => {
-                if cols % 32 != 0 {
+                if !cols.is_multiple_of(32) {
                     Err(format!("mxfp4: {cols} input columns are not a multiple of 32"))
                 } else {
                     Ok(())
@@ -154,7 +154,7 @@ impl<Buf> Weight<Buf> {
 #[inline]
 pub fn nibble(row: &[u8], c: usize) -> u8 {
     let byte = row[c / 2];
-    if c % 2 == 0 { byte & 0x0f } else { byte >> 4 }
+    if c.is_multiple_of(2) { byte & 0x0f } else { byte >> 4 }
 }
 
 /// `2^(e − 127)` for an E8M0 scale byte, exact in f64 (e = 255 gives 2^128, not NaN).

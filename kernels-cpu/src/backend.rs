@@ -2,7 +2,7 @@
 
 use gptoss_engine::{
     Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result,
-    Rope, SamplingParams, Swiglu, SynthTensor, Weight, WeightFormat,
+    Rope, SamplingParams, Swiglu, SynthTensor, Weight,
 };
 
 use crate::buffer::CpuBuffer;
@@ -72,7 +72,7 @@ impl Backend for CpuBackend {
     }
 
     fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
-        if plan.head_dim > MAX_HEAD_DIM || plan.head_dim % 2 != 0 {
+        if plan.head_dim > MAX_HEAD_DIM || !plan.head_dim.is_multiple_of(2) {
             return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
         }
         self.kernels = Chosen::new(&plan.cases, &KernelOverrides::from_env()?)?;
@@ -91,7 +91,7 @@ impl Backend for CpuBackend {
         CpuBuffer::zeroed(dtype, len)
     }
 
-    fn from_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<CpuBuffer> {
+    fn load_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<CpuBuffer> {
         let (buf, copied) = CpuBuffer::from_host(dtype, len, bytes)?;
         if copied {
             self.copied_bytes += buf.bytes().len();
@@ -99,7 +99,7 @@ impl Backend for CpuBackend {
         Ok(buf)
     }
 
-    fn from_synth(&mut self, dtype: DType, len: usize, t: &SynthTensor) -> Result<CpuBuffer> {
+    fn load_synth(&mut self, dtype: DType, len: usize, t: &SynthTensor) -> Result<CpuBuffer> {
         let mut buf = CpuBuffer::zeroed(dtype, len)?;
         const CHUNK: usize = 1 << 16;
         self.pool.enter(|| -> Result<()> {
@@ -121,7 +121,7 @@ impl Backend for CpuBackend {
         let size = dst.dtype().size();
         let start = first * size;
         let dst_bytes = dst.bytes_mut()?;
-        if bytes.len() % size != 0 || start + bytes.len() > dst_bytes.len() {
+        if !bytes.len().is_multiple_of(size) || start + bytes.len() > dst_bytes.len() {
             return Err(EngineError::shape(
                 "write",
                 format!("{} bytes at element {first} do not fit a buffer of {} bytes", bytes.len(), dst_bytes.len()),
@@ -370,14 +370,3 @@ impl Backend for CpuBackend {
         Ok(kern(l, params, u, &mut self.scratch.sample))
     }
 }
-
-/// Formats the reference kernels accept for matrices, for plans and tests.
-pub const REFERENCE_FORMATS: [WeightFormat; 7] = [
-    WeightFormat::F32,
-    WeightFormat::Bf16,
-    WeightFormat::Int8,
-    WeightFormat::Int4 { group: 32 },
-    WeightFormat::Int4 { group: 64 },
-    WeightFormat::Int4 { group: 128 },
-    WeightFormat::Mxfp4,
-];

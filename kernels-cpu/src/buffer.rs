@@ -122,7 +122,7 @@ impl CpuBuffer {
         if bytes.len() != want {
             return Err(EngineError::invalid(format!("{len} elements of {dtype} need {want} bytes, got {}", bytes.len())));
         }
-        if (bytes.as_bytes().as_ptr() as usize) % dtype.size() == 0 {
+        if (bytes.as_bytes().as_ptr() as usize).is_multiple_of(dtype.size()) {
             return Ok((CpuBuffer { dtype, len, storage: Storage::Host(bytes) }, false));
         }
         let mut buf = Self::zeroed(dtype, len)?;

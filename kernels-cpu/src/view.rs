@@ -312,3 +312,73 @@ impl<'a> KvViewMut<'a> {
         Ok(KvViewMut { shape, k: kv_data_mut(&mut l.k, op)?, v: kv_data_mut(&mut l.v, op)? })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mx(data: &[u8], scales: &[u8], rows: usize, cols: usize) -> WeightView<'static> {
+        let data: &'static [u8] = Box::leak(data.to_vec().into_boxed_slice());
+        let scales: &'static [u8] = Box::leak(scales.to_vec().into_boxed_slice());
+        WeightView { format: WeightFormat::Mxfp4, experts: 1, rows, cols, data, scales, bias: None }
+    }
+
+    #[test]
+    fn mxfp4_decodes_every_code_at_every_scale_exactly() {
+        // Row r holds the 16 codes twice (even element = low nibble); its block's scale is r.
+        let mut data = Vec::new();
+        for _ in 0..256 {
+            for j in 0..16u8 {
+                let (lo, hi) = ((2 * j) % 16, (2 * j + 1) % 16);
+                data.push(lo | (hi << 4));
+            }
+        }
+        let scales: Vec<u8> = (0..=255).collect();
+        let w = mx(&data, &scales, 256, 32);
+        for s in 0..256usize {
+            for c in 0..32 {
+                let code = c % 16;
+                let want = FP4_VALUES[code] as f64 * 2f64.powi(s as i32 - 127);
+                let got = w.element(s, c);
+                assert!(got == want && got.is_sign_negative() == want.is_sign_negative(), "code {code} scale {s}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_dot_agrees_with_elements_for_every_format() {
+        let cols = 128;
+        let x: Vec<f32> = (0..cols).map(|c| ((c * 37 % 11) as f32 - 5.0) / 7.0).collect();
+        let bytes: Vec<u8> = (0..cols * 4 * 2).map(|i| (i * 131 % 251) as u8).collect();
+        let bf16_scales: Vec<u8> = (0..8).flat_map(|g| bf16::from_f32(0.01 * (g + 1) as f32).to_le_bytes()).collect();
+        let f32_scales: Vec<u8> = (0..2).flat_map(|r| (0.02f32 * (r + 1) as f32).to_le_bytes()).collect();
+        // Finite f32/bf16 bit patterns: clear the exponent's top bit.
+        let mut finite = bytes.clone();
+        for (i, b) in finite.iter_mut().enumerate() {
+            if i % 4 == 3 || (i % 2 == 1) {
+                *b &= 0x3f;
+            }
+        }
+        let cases: Vec<(WeightFormat, Vec<u8>, Vec<u8>)> = vec![
+            (WeightFormat::F32, finite[..2 * cols * 4].to_vec(), vec![]),
+            (WeightFormat::Bf16, finite[..2 * cols * 2].to_vec(), vec![]),
+            (WeightFormat::Int8, bytes[..2 * cols].to_vec(), f32_scales),
+            (WeightFormat::Int4 { group: 32 }, bytes[..cols].to_vec(), bf16_scales.clone()),
+            (WeightFormat::Int4 { group: 64 }, bytes[..cols].to_vec(), bf16_scales[..8].to_vec()),
+            (WeightFormat::Mxfp4, bytes[..cols].to_vec(), vec![120, 127, 130, 100, 127, 127, 131, 126]),
+        ];
+        for (format, data, scales) in cases {
+            let w = WeightView { format, experts: 1, rows: 2, cols, data: &data, scales: &scales, bias: None };
+            for r in 0..2 {
+                let want: f64 = (0..cols).map(|c| w.element(r, c) * x[c] as f64).sum();
+                let got = w.row_dot(r, &x);
+                assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{format} row {r}: {got} vs {want}");
+                let mut row = vec![0f32; cols];
+                w.row_f32(r, &mut row);
+                for (c, &v) in row.iter().enumerate() {
+                    assert_eq!(v, w.element(r, c) as f32, "{format} element ({r}, {c})");
+                }
+            }
+        }
+    }
+}

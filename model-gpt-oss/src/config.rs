@@ -65,10 +65,10 @@ impl GptOssConfig {
             return Err(vec!["the top level is not a JSON object".into()]);
         };
         let mut r = Reader { map: &map, problems: Vec::new() };
-        if let Some(t) = r.string("model_type") {
-            if t != "gpt_oss" {
-                r.problems.push(format!("model_type is '{t}', expected 'gpt_oss'"));
-            }
+        if let Some(t) = r.string("model_type")
+            && t != "gpt_oss"
+        {
+            r.problems.push(format!("model_type is '{t}', expected 'gpt_oss'"));
         }
         let mut cfg = GptOssConfig {
             num_hidden_layers: r.count("num_hidden_layers", 36),
@@ -105,13 +105,13 @@ impl GptOssConfig {
     /// Problems in how the sizes fit together.
     fn shape_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.num_key_value_heads != 0 && self.num_attention_heads % self.num_key_value_heads != 0 {
+        if self.num_key_value_heads != 0 && !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             p.push(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads, self.num_key_value_heads
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             p.push(format!("head_dim {} must be even for rotary embeddings", self.head_dim));
         }
         if self.num_experts_per_tok > self.num_local_experts {
@@ -157,7 +157,7 @@ fn mark_non_finite(text: &str) -> String {
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         if in_string {
-            in_string = !(c == '"' && !escaped);
+            in_string = c != '"' || escaped;
             escaped = c == '\\' && !escaped;
         } else if c == '"' {
             in_string = true;

@@ -183,13 +183,16 @@ fn parse_entry(entry: &Value, data_start: usize, data_len: usize) -> Result<Tens
     Ok(TensorInfo { dtype, shape, start: data_start + begin, end: data_start + end })
 }
 
-/// A tensor to write: name, dtype, shape, and a function that fills a chunk of its bytes
-/// given the chunk's byte offset (so large tensors stream without being held in memory).
+/// Fills a chunk of a tensor's bytes given the chunk's byte offset.
+pub type FillBytes<'a> = Box<dyn Fn(usize, &mut [u8]) + Sync + 'a>;
+
+/// A tensor to write: name, dtype, shape, and how to produce its bytes chunk by chunk (so
+/// large tensors stream without being held in memory).
 pub struct TensorToWrite<'a> {
     pub name: String,
     pub dtype: StDtype,
     pub shape: Vec<usize>,
-    pub fill: Box<dyn Fn(usize, &mut [u8]) + Sync + 'a>,
+    pub fill: FillBytes<'a>,
 }
 
 impl TensorToWrite<'_> {
@@ -211,7 +214,7 @@ pub fn write_file(path: &Path, tensors: &[TensorToWrite], mut on_bytes: impl FnM
         offset = end;
     }
     let mut text = serde_json::to_string(&Value::Object(header)).expect("a map of plain values serialises");
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let file = std::fs::File::create(path).map_err(io)?;

@@ -56,8 +56,8 @@ impl<B: Backend> Loader<'_, B> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
         Ok(match self.model.tensor(&spec) {
-            TensorData::Host(bytes, _) => self.backend.from_host(dtype, n, bytes)?,
-            TensorData::Synth(t, _) => self.backend.from_synth(dtype, n, &t)?,
+            TensorData::Host(bytes, _) => self.backend.load_host(dtype, n, bytes)?,
+            TensorData::Synth(t, _) => self.backend.load_synth(dtype, n, &t)?,
         })
     }
 
@@ -66,13 +66,13 @@ impl<B: Backend> Loader<'_, B> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
         Ok(match self.model.tensor(&spec) {
-            TensorData::Host(bytes, StDtype::F32) => self.backend.from_host(DType::F32, n, bytes)?,
+            TensorData::Host(bytes, StDtype::F32) => self.backend.load_host(DType::F32, n, bytes)?,
             TensorData::Host(bytes, _) => {
                 let f: Vec<u8> =
                     bytes.as_bytes().chunks_exact(2).flat_map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes()).collect();
-                self.backend.from_host(DType::F32, n, HostBytes::from_vec(f))?
+                self.backend.load_host(DType::F32, n, HostBytes::from_vec(f))?
             }
-            TensorData::Synth(t, _) => self.backend.from_synth(DType::F32, n, &t)?,
+            TensorData::Synth(t, _) => self.backend.load_synth(DType::F32, n, &t)?,
         })
     }
 

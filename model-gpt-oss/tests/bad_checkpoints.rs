@@ -1,0 +1,204 @@
+//! Malformed checkpoints and configs: each gives a clear error naming the file, tensor or value,
+//! never a panic or an out-of-bounds read. Each case corrupts a copy of the reference fixture.
+
+use std::path::{Path, PathBuf};
+
+use gptoss_model_gpt_oss::ModelSource;
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/fixture")
+}
+
+const SHARD: &str = "model-00001-of-00002.safetensors";
+
+/// A temporary copy of the fixture, modified by `corrupt`; returns the error of opening it.
+fn open_corrupted(corrupt: impl FnOnce(&Path)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    corrupt(dir.path());
+    match ModelSource::Dir(dir.path().to_path_buf()).open() {
+        Ok(_) => panic!("a corrupted checkpoint opened without error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Rewrites a shard's JSON header with `edit`, keeping its data bytes.
+fn edit_header(path: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(header.as_object_mut().unwrap());
+    let mut text = serde_json::to_string(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+/// The name of some tensor stored in `SHARD`, with its entry.
+fn some_tensor(header: &serde_json::Map<String, Value>, suffix: &str) -> String {
+    header.keys().find(|k| k.ends_with(suffix)).unwrap_or_else(|| panic!("no tensor ending in {suffix}")).clone()
+}
+
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut String)) {
+    let path = dir.join("config.json");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    edit(&mut text);
+    std::fs::write(path, text).unwrap();
+}
+
+fn assert_contains(err: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(err.contains(p), "expected '{p}' in error:\n{err}");
+    }
+}
+
+#[test]
+fn truncated_shard() {
+    let e = open_corrupted(|d| {
+        let p = d.join(SHARD);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
+    });
+    assert_contains(&e, &[SHARD, "run beyond", "truncated"]);
+}
+
+#[test]
+fn header_length_beyond_the_file() {
+    let e = open_corrupted(|d| {
+        let p = d.join(SHARD);
+        let mut b = std::fs::read(&p).unwrap();
+        let too_long = b.len() as u64 * 4;
+        b[..8].copy_from_slice(&too_long.to_le_bytes());
+        std::fs::write(p, b).unwrap();
+    });
+    assert_contains(&e, &[SHARD, "header length", "beyond the end of the file"]);
+}
+
+#[test]
+fn overlapping_offsets() {
+    let e = open_corrupted(|d| {
+        edit_header(&d.join(SHARD), |h| {
+            let a = some_tensor(h, "k_proj.weight");
+            let b = some_tensor(h, "v_proj.weight");
+            let a_off = h[&a]["data_offsets"].clone();
+            let b_len = h[&b]["data_offsets"][1].as_u64().unwrap() - h[&b]["data_offsets"][0].as_u64().unwrap();
+            let start = a_off[0].as_u64().unwrap() + 2;
+            h.get_mut(&b).unwrap()["data_offsets"] = serde_json::json!([start, start + b_len]);
+        })
+    });
+    assert_contains(&e, &[SHARD, "overlap"]);
+}
+
+#[test]
+fn offsets_out_of_range() {
+    let e = open_corrupted(|d| {
+        edit_header(&d.join(SHARD), |h| {
+            let a = some_tensor(h, "o_proj.weight");
+            let len = h[&a]["data_offsets"][1].as_u64().unwrap() - h[&a]["data_offsets"][0].as_u64().unwrap();
+            h.get_mut(&a).unwrap()["data_offsets"] = serde_json::json!([10_000_000u64, 10_000_000 + len]);
+        })
+    });
+    assert_contains(&e, &[SHARD, "o_proj.weight", "beyond"]);
+}
+
+#[test]
+fn unknown_dtype() {
+    let e = open_corrupted(|d| {
+        edit_header(&d.join(SHARD), |h| {
+            let a = some_tensor(h, "sinks");
+            h.get_mut(&a).unwrap()["dtype"] = "F7".into();
+        })
+    });
+    assert_contains(&e, &[SHARD, "sinks", "unknown dtype 'F7'"]);
+}
+
+#[test]
+fn missing_and_misshapen_tensors_are_reported_together() {
+    let e = open_corrupted(|d| {
+        let mut removed = String::new();
+        edit_header(&d.join(SHARD), |h| {
+            removed = some_tensor(h, "router.bias");
+            // Keep the bytes accounted for under another name so the file stays well formed.
+            let entry = h.remove(&removed).unwrap();
+            h.insert("unrelated.tensor".into(), entry);
+            let k = some_tensor(h, "k_proj.weight");
+            let dims = h[&k]["shape"].as_array().unwrap().clone();
+            h.get_mut(&k).unwrap()["shape"] = serde_json::json!([dims[1], dims[0]]);
+        });
+        let index = d.join("model.safetensors.index.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+        v["weight_map"].as_object_mut().unwrap().remove(&removed);
+        std::fs::write(index, v.to_string()).unwrap();
+    });
+    assert_contains(
+        &e,
+        &["does not match its config", "missing tensor", "router.bias", "k_proj.weight", "has shape [64, 32], expected [32, 64]"],
+    );
+}
+
+#[test]
+fn wrong_dtype() {
+    let e = open_corrupted(|d| {
+        edit_header(&d.join(SHARD), |h| {
+            let a = some_tensor(h, "o_proj.weight");
+            let dims: Vec<u64> = h[&a]["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+            // Same bytes reinterpreted as U8 with twice the columns.
+            h.get_mut(&a).unwrap()["dtype"] = "U8".into();
+            h.get_mut(&a).unwrap()["shape"] = serde_json::json!([dims[0], dims[1] * 2]);
+        })
+    });
+    assert_contains(&e, &["o_proj.weight", "dtype U8, expected BF16 or F32"]);
+}
+
+#[test]
+fn index_names_a_missing_file() {
+    let e = open_corrupted(|d| {
+        std::fs::remove_file(d.join(SHARD)).unwrap();
+    });
+    assert_contains(&e, &[SHARD, "No such file"]);
+}
+
+#[test]
+fn mxfp4_dimension_not_a_multiple_of_32() {
+    let e = open_corrupted(|d| edit_config(d, |t| *t = t.replace("\"hidden_size\": 64", "\"hidden_size\": 48")));
+    assert_contains(&e, &["config.json", "hidden_size 48 is not a multiple of 32"]);
+}
+
+#[test]
+fn non_finite_config_numbers() {
+    let e = open_corrupted(|d| edit_config(d, |t| *t = t.replace("\"rope_theta\": 150000", "\"rope_theta\": NaN")));
+    assert_contains(&e, &["config.json", "rope_theta = NaN"]);
+    let e = open_corrupted(|d| edit_config(d, |t| *t = t.replace("\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": Infinity")));
+    assert_contains(&e, &["config.json", "rms_norm_eps = Infinity"]);
+}
+
+#[test]
+fn no_weights_at_all() {
+    let e = open_corrupted(|d| {
+        for f in std::fs::read_dir(d).unwrap() {
+            let p = f.unwrap().path();
+            if p.file_name().unwrap() != "config.json" {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    });
+    assert_contains(&e, &["neither model.safetensors nor model.safetensors.index.json"]);
+}
+
+#[test]
+fn unknown_model_names() {
+    for name in ["synthetic:7b", "synthetic:tiny@x"] {
+        let e = name.parse::<ModelSource>().unwrap_err().to_string();
+        assert_contains(&e, &["unknown model", name]);
+    }
+    let e = ModelSource::Dir("/nonexistent/model".into()).open().err().unwrap().to_string();
+    assert_contains(&e, &["/nonexistent/model", "no such model directory"]);
+}

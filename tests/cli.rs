@@ -1,0 +1,105 @@
+//! The `gptoss` command end to end: generate, logits, inspect, synth, and its errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gptoss(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gptoss")).args(args).output().expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = gptoss(args);
+    assert!(out.status.success(), "gptoss {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The command fails with exit code 1 and one line on stderr containing every part.
+fn fails(args: &[&str], parts: &[&str]) {
+    let out = gptoss(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "gptoss {args:?} should fail: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{err}");
+    for p in parts {
+        assert!(last.contains(p), "expected '{p}' in '{last}'");
+    }
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixture")
+}
+
+fn logits_of(model: &str, tokens: &str) -> Vec<Vec<f64>> {
+    let v: serde_json::Value = serde_json::from_str(&ok(&["logits", "--model", model, "--tokens", tokens])).unwrap();
+    v["logits"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect()
+}
+
+#[test]
+fn generate_streams_the_requested_tokens_reproducibly() {
+    let args =
+        ["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1,2,3", "--max-tokens", "12", "--seed", "7", "--stop-tokens", "0"];
+    let a = ok(&args);
+    let ids: Vec<u32> = a.trim().split(',').map(|t| t.parse().unwrap()).collect();
+    assert!(ids.len() <= 12 && !ids.is_empty());
+    assert!(ids.iter().all(|&t| t < 201_088));
+    assert_eq!(a, ok(&args), "same seed, same tokens");
+    let out = gptoss(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("decode") && err.contains("tok/s"), "{err}");
+}
+
+#[test]
+fn logits_prints_one_row_per_position_matching_transformers() {
+    let tokens = std::fs::read_to_string(fixture().join("../tokens.txt")).unwrap();
+    let rows = logits_of(fixture().to_str().unwrap(), tokens.trim());
+    assert_eq!(rows.len(), 32);
+    assert!(rows.iter().all(|r| r.len() == 512));
+    // Compare with the transformers logits stored next to the fixture.
+    let path = fixture().join("../expected.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let t = &gptoss_model_gpt_oss::safetensors::parse_header(&path, &bytes).unwrap()["logits"];
+    let theirs: Vec<f64> = bytes[t.start..t.end].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
+    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let worst = rows.iter().flatten().zip(&theirs).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst / scale <= 1e-4, "relative error {}", worst / scale);
+}
+
+#[test]
+fn inspect_reports_the_20b_byte_counts() {
+    let out = ok(&["inspect", "synthetic:20b"]);
+    assert!(out.contains("13,761,264,768 tensor bytes"), "{out}");
+    assert!(out.contains("3.708 GB"), "{out}");
+    assert!(out.contains("459: 363 BF16"), "{out}");
+}
+
+#[test]
+fn synth_writes_a_directory_that_loads_back_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("tiny");
+    ok(&["synth", "--preset", "tiny", "--out", d.to_str().unwrap(), "--seed", "3"]);
+    for f in ["config.json", "model.safetensors.index.json", "model-00001-of-00001.safetensors"] {
+        assert!(d.join(f).exists(), "{f} missing");
+    }
+    let inspect = ok(&["inspect", d.to_str().unwrap()]);
+    assert!(inspect.contains("files"), "{inspect}");
+    let from_disk = logits_of(d.to_str().unwrap(), "5,6,7");
+    let in_memory = logits_of("synthetic:tiny@3", "5,6,7");
+    assert_eq!(from_disk, in_memory);
+    assert_ne!(in_memory, logits_of("synthetic:tiny@4", "5,6,7"));
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    fails(&["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1,201088"], &["token id 201088 is out of range"]);
+    fails(
+        &["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1,2", "--context", "8", "--max-tokens", "8"],
+        &["context overflow", "9 tokens"],
+    );
+    fails(&["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1,x"], &["'x' is not a token id"]);
+    fails(&["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1", "--top-p", "0"], &["top-p"]);
+    fails(&["generate", "--model", "synthetic:9b", "--prompt-tokens", "1"], &["unknown model 'synthetic:9b'"]);
+    fails(&["logits", "--model", "/no/such/dir", "--tokens", "1"], &["/no/such/dir"]);
+    fails(&["logits", "--model", fixture().to_str().unwrap(), "--tokens", "1,512"], &["token id 512"]);
+    fails(&["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1", "--backend", "tpu"], &["unknown backend 'tpu'"]);
+    fails(&["synth", "--preset", "7b", "--out", "/tmp/x"], &["--preset 7b"]);
+}
