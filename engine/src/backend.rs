@@ -36,6 +36,23 @@ pub struct BackendInfo {
     pub threads: usize,
 }
 
+/// The shape of one forward step, which decides whether a recording of it can be reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub tokens: usize,
+    pub logits_rows: usize,
+    /// False when the model must run the ops itself (e.g. to observe intermediate results).
+    pub replayable: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepMode {
+    /// The model must issue the step's ops.
+    Run,
+    /// The backend ran a recording of the step; the model issues nothing.
+    Replayed,
+}
+
 /// Rotary embedding state on the device: one f32 inverse frequency per dimension pair.
 pub struct Rope<Buf> {
     pub inv_freq: Buf,
@@ -77,6 +94,20 @@ pub trait Backend {
     fn copy(&mut self, src: &Self::Buffer, src_first: usize, dst: &mut Self::Buffer, dst_first: usize, len: usize) -> Result<()>;
     /// Waits for all queued work.
     fn synchronize(&mut self) -> Result<()>;
+
+    // ---- steps --------------------------------------------------------------------------
+
+    /// Called before the ops of one forward step. A backend that records steps (CUDA graphs)
+    /// may answer `Replayed` when it has just run a recording of an identical step: the model
+    /// then skips the ops (their inputs — token ids, positions — were written to the same
+    /// device buffers before the call). Otherwise the model issues the ops, then `end_step`.
+    fn begin_step(&mut self, _step: Step) -> Result<StepMode> {
+        Ok(StepMode::Run)
+    }
+    /// Called after the ops of a step that `begin_step` answered `Run` for.
+    fn end_step(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     // ---- the forward pass ---------------------------------------------------------------
 

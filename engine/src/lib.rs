@@ -17,7 +17,7 @@ pub mod sampling;
 pub mod synth;
 pub mod weight;
 
-pub use backend::{Backend, BackendInfo, DeviceBuffer, Rope, Swiglu};
+pub use backend::{Backend, BackendInfo, DeviceBuffer, Rope, Step, StepMode, Swiglu};
 pub use dtype::DType;
 pub use error::{EngineError, Result};
 pub use generator::{GenerateOptions, GenerationStats, StopReason, check_request, generate};

@@ -6,7 +6,8 @@
 //! experts (clamped SwiGLU, down + bias, weighted) + residual] → final RMSNorm → unembedding.
 
 use gptoss_engine::{
-    Backend, CausalLm, DType, EngineError, KernelChoice, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope, SamplingParams, Swiglu,
+    Backend, CausalLm, DType, EngineError, KernelChoice, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope, SamplingParams, Step,
+    StepMode, Swiglu,
 };
 
 use crate::config::{GptOssConfig, SWIGLU_ALPHA};
@@ -200,13 +201,23 @@ impl<B: Backend> GptOss<B> {
     }
 
     fn run(&mut self, tokens: &[u32], logits_rows: usize) -> Result<()> {
+        self.stage(tokens, self.kv.len())?;
+        let step = Step { tokens: tokens.len(), logits_rows, replayable: self.probe.is_none() };
+        if self.backend.begin_step(step)? == StepMode::Run {
+            self.ops(tokens.len(), logits_rows)?;
+            self.backend.end_step()?;
+        }
+        self.logits_rows = logits_rows;
+        Ok(())
+    }
+
+    /// The ops of one forward step over `n` staged tokens.
+    fn ops(&mut self, n: usize, logits_rows: usize) -> Result<()> {
         let c = &self.config;
-        let n = tokens.len();
         let (hidden, top_k, eps) = (c.hidden_size, c.num_experts_per_tok, c.rms_norm_eps);
         let scale = 1.0 / (c.head_dim as f32).sqrt();
         let swiglu = Swiglu { alpha: SWIGLU_ALPHA, limit: c.swiglu_limit };
         let layers = c.num_hidden_layers;
-        self.stage(tokens, self.kv.len())?;
         let (b, w, a) = (&mut self.backend, &self.weights, &mut self.act);
 
         // x [n, hidden] = embedding rows
@@ -242,7 +253,6 @@ impl<B: Backend> GptOss<B> {
             }
         }
 
-        self.logits_rows = logits_rows;
         if logits_rows == 0 {
             return Ok(());
         }
