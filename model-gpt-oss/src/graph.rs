@@ -10,6 +10,7 @@ use gptoss_engine::{
     StepMode, Swiglu,
 };
 
+use crate::accounting::Formats;
 use crate::config::{GptOssConfig, SWIGLU_ALPHA};
 use crate::error::Result;
 use crate::source::OpenedModel;
@@ -151,6 +152,20 @@ impl<B: Backend> GptOss<B> {
     /// The kernel chosen for every op of this model.
     pub fn kernels(&self) -> &[KernelChoice] {
         &self.kernels
+    }
+
+    /// How the loaded weights and cache are stored, for byte accounting.
+    pub fn formats(&self) -> Formats {
+        let l0 = &self.weights.layers[0];
+        Formats {
+            embedding: self.weights.embed.format,
+            attention: l0.q.format,
+            router: l0.router.format,
+            experts: l0.gate_up.format,
+            unembedding: self.weights.unembed.format,
+            vector_bytes: 4,
+            kv: self.kv.layers[0].dtype(),
+        }
     }
 
     pub fn kv_cache_bytes(&self) -> usize {

@@ -2,6 +2,7 @@
 //! (safetensors, memory-mapped, validated against the config), synthetic checkpoints, and the
 //! forward pass written by hand against the engine's `Backend` trait.
 
+pub mod accounting;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

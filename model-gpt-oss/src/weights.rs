@@ -7,7 +7,7 @@ use half::bf16;
 use crate::error::Result;
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
-use crate::tensors::{Family, TensorSpec, expected_tensors, layer_prefix};
+use crate::tensors::{TensorSpec, expected_tensors, layer_prefix};
 
 pub struct LayerWeights<Buf> {
     /// f32 [hidden]
@@ -135,22 +135,4 @@ pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel) -> Result<Weights<
         norm: ld.vector("model.norm.weight")?,
         unembed: ld.dense("lm_head.weight", None)?,
     })
-}
-
-/// Bytes a decoded token reads, per family: attention, norms and router once per layer; `top_k`
-/// of the experts; the whole unembedding; one embedding row. (The KV cache is counted by
-/// whoever knows the context depth.)
-pub fn bytes_per_token(model: &OpenedModel) -> Vec<(Family, f64)> {
-    let c = &model.config;
-    let mut out: Vec<(Family, f64)> = Family::ALL.iter().map(|&f| (f, 0.0)).collect();
-    for s in expected_tensors(c) {
-        let bytes = (s.elements() * model.dtype(&s).size()) as f64;
-        let share = match s.family {
-            Family::Experts => c.num_experts_per_tok as f64 / c.num_local_experts as f64,
-            Family::Embedding => 1.0 / c.vocab_size as f64,
-            _ => 1.0,
-        };
-        out.iter_mut().find(|(f, _)| *f == s.family).expect("all families listed").1 += bytes * share;
-    }
-    out
 }
