@@ -1,8 +1,10 @@
 //! Opening a model on a backend: what the CLI and the C API share.
 
+use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
 use gptoss_kernels_cpu::CpuBackend;
-use gptoss_model_gpt_oss::{GptOss, LoadOptions, OpenedModel};
+use gptoss_model_gpt_oss::accounting::Formats;
+use gptoss_model_gpt_oss::{GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
 use crate::error::{Error, Result};
 
@@ -36,17 +38,23 @@ pub struct RuntimeOptions {
     pub load: LoadOptions,
 }
 
-/// A loaded model on some backend.
+/// A loaded model on some backend. Every backend is wrapped in `Profiled`, which only forwards
+/// until per-op timing is switched on.
 pub enum Engine {
-    Cpu(Box<GptOss<CpuBackend>>),
+    Cpu(Box<GptOss<Profiled<CpuBackend>>>),
 }
 
 impl Engine {
     pub fn load(model: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
+        Self::load_with_progress(model, opts, &mut |_, _| {})
+    }
+
+    /// As `load`, telling `progress` (bytes loaded, bytes in all).
+    pub fn load_with_progress(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
         match opts.backend {
             BackendKind::Auto | BackendKind::Cpu => {
-                let backend = CpuBackend::new(opts.threads)?;
-                Ok(Engine::Cpu(Box::new(GptOss::load(backend, model, opts.load)?)))
+                let backend = Profiled::new(CpuBackend::new(opts.threads)?);
+                Ok(Engine::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
             }
             BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
         }
@@ -55,6 +63,12 @@ impl Engine {
     pub fn lm(&mut self) -> &mut dyn CausalLm {
         match self {
             Engine::Cpu(m) => m.as_mut(),
+        }
+    }
+
+    pub fn config(&self) -> &GptOssConfig {
+        match self {
+            Engine::Cpu(m) => m.config(),
         }
     }
 
@@ -71,9 +85,29 @@ impl Engine {
         }
     }
 
+    pub fn formats(&self) -> Formats {
+        match self {
+            Engine::Cpu(m) => m.formats(),
+        }
+    }
+
     pub fn kv_cache_bytes(&self) -> usize {
         match self {
             Engine::Cpu(m) => m.kv_cache_bytes(),
+        }
+    }
+
+    /// Switches per-op timing on (clearing earlier times) or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        match self {
+            Engine::Cpu(m) => m.backend_mut().set_enabled(on),
+        }
+    }
+
+    /// Time spent per op site since profiling was switched on.
+    pub fn op_times(&self) -> Vec<(OpSite, OpTime)> {
+        match self {
+            Engine::Cpu(m) => m.backend().times().to_vec(),
         }
     }
 }

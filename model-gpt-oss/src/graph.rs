@@ -84,7 +84,17 @@ pub struct GptOss<B: Backend> {
 }
 
 impl<B: Backend> GptOss<B> {
-    pub fn load(mut backend: B, model: &OpenedModel, opts: LoadOptions) -> Result<Self> {
+    pub fn load(backend: B, model: &OpenedModel, opts: LoadOptions) -> Result<Self> {
+        Self::load_with_progress(backend, model, opts, &mut |_, _| {})
+    }
+
+    /// As `load`, telling `progress` (bytes loaded, bytes in all) as weights arrive.
+    pub fn load_with_progress(
+        mut backend: B,
+        model: &OpenedModel,
+        opts: LoadOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
         let c = model.config.clone();
         if opts.max_context == 0 || opts.max_context > c.max_position_embeddings {
             return Err(EngineError::invalid(format!(
@@ -94,7 +104,7 @@ impl<B: Backend> GptOss<B> {
             .into());
         }
         let max_batch = opts.max_batch.clamp(1, opts.max_context);
-        let weights = load(&mut backend, model)?;
+        let weights = load(&mut backend, model, progress)?;
         let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
 
         let table = c.rope().table()?;

@@ -46,7 +46,9 @@ pub fn run(a: Args) -> Result<()> {
     // Fail on a bad request before spending time loading weights.
     sampling.validate()?;
     check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.load.max_context)?;
-    let mut engine = Engine::load(&model, &opts)?;
+    let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
+    let mut engine = Engine::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
+    bar.finish_and_clear();
     let info = engine.backend_info();
     eprintln!(
         "loaded {} on {} ({}, {} threads) in {:.1} s",

@@ -1,9 +1,11 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 
 mod args;
+mod bench;
 mod generate;
 mod inspect;
 mod logits;
+mod progress;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Benchmark: tok/s, bytes per token, GB/s and % of the measured peak (default: synthetic:20b).
+    Bench(bench::Args),
     /// Generate tokens from a prompt.
     Generate(generate::Args),
     /// Print the logits of every position of a token sequence as JSON.
@@ -30,6 +34,7 @@ enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Bench(a) => bench::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Logits(a) => logits::run(a),
         Command::Inspect(a) => inspect::run(a),
