@@ -3,8 +3,9 @@
 use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
 use gptoss_kernels_cpu::CpuBackend;
+use gptoss_kernels_cpu::CpuBuffer;
 use gptoss_model_gpt_oss::accounting::Formats;
-use gptoss_model_gpt_oss::{GptOss, GptOssConfig, LoadOptions, OpenedModel};
+use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
 use crate::error::{Error, Result};
 
@@ -36,12 +37,14 @@ pub struct RuntimeOptions {
     /// CPU worker threads (all cores when `None`).
     pub threads: Option<usize>,
     pub load: LoadOptions,
+    /// The context the engine starts with.
+    pub context: ContextOptions,
 }
 
-/// A loaded model on some backend. Every backend is wrapped in `Profiled`, which only forwards
-/// until per-op timing is switched on.
+/// A loaded model on some backend, with one context. Every backend is wrapped in `Profiled`,
+/// which only forwards until per-op timing is switched on.
 pub enum Engine {
-    Cpu(Box<GptOss<Profiled<CpuBackend>>>),
+    Cpu(Box<GptOss<Profiled<CpuBackend>>>, Context<CpuBuffer>),
 }
 
 impl Engine {
@@ -54,60 +57,63 @@ impl Engine {
         match opts.backend {
             BackendKind::Auto | BackendKind::Cpu => {
                 let backend = Profiled::new(CpuBackend::new(opts.threads)?);
-                Ok(Engine::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
+                let mut m = Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?);
+                let ctx = m.new_context(opts.context)?;
+                Ok(Engine::Cpu(m, ctx))
             }
             BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
         }
     }
 
-    pub fn lm(&mut self) -> &mut dyn CausalLm {
+    /// The model and its context as a `CausalLm`.
+    pub fn lm(&mut self) -> Box<dyn CausalLm + '_> {
         match self {
-            Engine::Cpu(m) => m.as_mut(),
+            Engine::Cpu(m, ctx) => Box::new(m.session(ctx)),
         }
     }
 
     pub fn config(&self) -> &GptOssConfig {
         match self {
-            Engine::Cpu(m) => m.config(),
+            Engine::Cpu(m, _) => m.config(),
         }
     }
 
     pub fn backend_info(&self) -> BackendInfo {
         use gptoss_engine::Backend;
         match self {
-            Engine::Cpu(m) => m.backend().info(),
+            Engine::Cpu(m, _) => m.backend().info(),
         }
     }
 
     pub fn kernels(&self) -> &[KernelChoice] {
         match self {
-            Engine::Cpu(m) => m.kernels(),
+            Engine::Cpu(m, _) => m.kernels(),
         }
     }
 
     pub fn formats(&self) -> Formats {
         match self {
-            Engine::Cpu(m) => m.formats(),
+            Engine::Cpu(m, ctx) => m.formats(ctx.kv_dtype()),
         }
     }
 
     pub fn kv_cache_bytes(&self) -> usize {
         match self {
-            Engine::Cpu(m) => m.kv_cache_bytes(),
+            Engine::Cpu(_, ctx) => ctx.kv_cache_bytes(),
         }
     }
 
     /// Switches per-op timing on (clearing earlier times) or off.
     pub fn set_profiling(&mut self, on: bool) {
         match self {
-            Engine::Cpu(m) => m.backend_mut().set_enabled(on),
+            Engine::Cpu(m, _) => m.backend_mut().set_enabled(on),
         }
     }
 
     /// Time spent per op site since profiling was switched on.
     pub fn op_times(&self) -> Vec<(OpSite, OpTime)> {
         match self {
-            Engine::Cpu(m) => m.backend().times().to_vec(),
+            Engine::Cpu(m, _) => m.backend().times().to_vec(),
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct BackendInfo {
 /// The shape of one forward step, which decides whether a recording of it can be reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
+    /// Which context (KV cache and activation buffers) the step runs on.
+    pub context: u64,
     pub tokens: usize,
     pub logits_rows: usize,
     /// False when the model must run the ops itself (e.g. to observe intermediate results).

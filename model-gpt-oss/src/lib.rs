@@ -16,5 +16,5 @@ pub mod weights;
 
 pub use config::GptOssConfig;
 pub use error::{ModelError, Result};
-pub use graph::{GptOss, LoadOptions, Probe, ProbeData};
+pub use graph::{Context, ContextOptions, GptOss, LoadOptions, Probe, ProbeData, Session};
 pub use source::{ModelSource, OpenedModel};

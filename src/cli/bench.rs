@@ -13,7 +13,7 @@ use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
 use gptoss_engine::profiled::OpSite;
 use gptoss_engine::{DType, OpKind, SamplingParams};
 use gptoss_model_gpt_oss::accounting::{TokenBytes, token_bytes};
-use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
+use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
 
 use super::progress::{bytes_bar, updater};
 
@@ -110,7 +110,8 @@ pub fn run(a: Args) -> Result<()> {
         let opts = RuntimeOptions {
             backend,
             threads: Some(threads),
-            load: LoadOptions { max_context: context, max_batch: a.batch, kv_dtype: DType::Bf16 },
+            load: LoadOptions { max_batch: a.batch },
+            context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
         };
         let bar = bytes_bar(&format!("loading {source}"));
         let start = Instant::now();
@@ -122,7 +123,7 @@ pub fn run(a: Args) -> Result<()> {
 
         for case in &cases {
             eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
-            let m = measure(engine.lm(), case)?;
+            let m = measure(engine.lm().as_mut(), case)?;
             let bytes = token_bytes(
                 engine.config(),
                 &engine.formats(),
@@ -182,15 +183,19 @@ pub fn run(a: Args) -> Result<()> {
 /// Times `tokens` decode steps op by op (after a one-token prompt) and returns each op site's
 /// share, with the bytes it must read per token where the model's accounting knows them.
 fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>> {
-    let lm = engine.lm();
-    lm.rollback(0)?;
-    lm.forward(&[0], 1)?;
-    let mut token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
+    let mut token = {
+        let mut lm = engine.lm();
+        lm.rollback(0)?;
+        lm.forward(&[0], 1)?;
+        lm.sample(0, &SamplingParams::GREEDY, 0.0)?
+    };
     engine.set_profiling(true);
-    for _ in 0..tokens {
-        let lm = engine.lm();
-        lm.forward(std::slice::from_ref(&token), 1)?;
-        token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
+    {
+        let mut lm = engine.lm();
+        for _ in 0..tokens {
+            lm.forward(std::slice::from_ref(&token), 1)?;
+            token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
+        }
     }
     engine.set_profiling(false);
     let times = engine.op_times();

@@ -45,7 +45,7 @@ pub fn run(a: Args) -> Result<()> {
     let sampling = SamplingParams { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p };
     // Fail on a bad request before spending time loading weights.
     sampling.validate()?;
-    check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.load.max_context)?;
+    check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.context.max_context)?;
     let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
     let mut engine = Engine::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
     bar.finish_and_clear();
@@ -62,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
     let options = GenerateOptions { max_tokens: a.max_tokens, stop_tokens, sampling, seed: a.seed };
     let mut out = std::io::stdout().lock();
     let mut first = true;
-    let stats = generate(engine.lm(), &prompt, &options, |t| {
+    let stats = generate(engine.lm().as_mut(), &prompt, &options, |t| {
         let sep = if first { "" } else { "," };
         first = false;
         // A closed stdout (e.g. `| head`) stops generation.
