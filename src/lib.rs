@@ -7,4 +7,4 @@ pub mod error;
 pub mod runtime;
 
 pub use error::{Error, Result};
-pub use runtime::{BackendKind, Engine, RuntimeOptions};
+pub use runtime::{BackendKind, Engine, LoadedModel, ModelContext, RuntimeOptions};

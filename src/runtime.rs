@@ -2,8 +2,7 @@
 
 use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
-use gptoss_kernels_cpu::CpuBackend;
-use gptoss_kernels_cpu::CpuBuffer;
+use gptoss_kernels_cpu::{CpuBackend, CpuBuffer};
 use gptoss_model_gpt_oss::accounting::Formats;
 use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
@@ -37,14 +36,99 @@ pub struct RuntimeOptions {
     /// CPU worker threads (all cores when `None`).
     pub threads: Option<usize>,
     pub load: LoadOptions,
-    /// The context the engine starts with.
+    /// The context an `Engine` starts with.
     pub context: ContextOptions,
 }
 
-/// A loaded model on some backend, with one context. Every backend is wrapped in `Profiled`,
-/// which only forwards until per-op timing is switched on.
-pub enum Engine {
-    Cpu(Box<GptOss<Profiled<CpuBackend>>>, Context<CpuBuffer>),
+/// A model loaded on some backend. Every backend is wrapped in `Profiled`, which only forwards
+/// until per-op timing is switched on.
+pub enum LoadedModel {
+    Cpu(Box<GptOss<Profiled<CpuBackend>>>),
+}
+
+/// A context (KV cache and activations) of a `LoadedModel`, on the same backend.
+pub enum ModelContext {
+    Cpu(Context<CpuBuffer>),
+}
+
+impl LoadedModel {
+    /// Loads `model`, telling `progress` (bytes loaded, bytes in all).
+    pub fn load(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        match opts.backend {
+            BackendKind::Auto | BackendKind::Cpu => {
+                let backend = Profiled::new(CpuBackend::new(opts.threads)?);
+                Ok(LoadedModel::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
+            }
+            BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
+        }
+    }
+
+    pub fn new_context(&mut self, opts: ContextOptions) -> Result<ModelContext> {
+        match self {
+            LoadedModel::Cpu(m) => Ok(ModelContext::Cpu(m.new_context(opts)?)),
+        }
+    }
+
+    /// The model and one of its contexts as a `CausalLm`.
+    pub fn session<'a>(&'a mut self, ctx: &'a mut ModelContext) -> Box<dyn CausalLm + 'a> {
+        match (self, ctx) {
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Box::new(m.session(c)),
+        }
+    }
+
+    pub fn config(&self) -> &GptOssConfig {
+        match self {
+            LoadedModel::Cpu(m) => m.config(),
+        }
+    }
+
+    pub fn backend_info(&self) -> BackendInfo {
+        use gptoss_engine::Backend;
+        match self {
+            LoadedModel::Cpu(m) => m.backend().info(),
+        }
+    }
+
+    pub fn kernels(&self) -> &[KernelChoice] {
+        match self {
+            LoadedModel::Cpu(m) => m.kernels(),
+        }
+    }
+
+    /// How the weights (and a context's cache) are stored, for byte accounting.
+    pub fn formats(&self, ctx: &ModelContext) -> Formats {
+        match (self, ctx) {
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => m.formats(c.kv_dtype()),
+        }
+    }
+
+    /// Switches per-op timing on (clearing earlier times) or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        match self {
+            LoadedModel::Cpu(m) => m.backend_mut().set_enabled(on),
+        }
+    }
+
+    /// Time spent per op site since profiling was switched on.
+    pub fn op_times(&self) -> Vec<(OpSite, OpTime)> {
+        match self {
+            LoadedModel::Cpu(m) => m.backend().times().to_vec(),
+        }
+    }
+}
+
+impl ModelContext {
+    pub fn kv_cache_bytes(&self) -> usize {
+        match self {
+            ModelContext::Cpu(c) => c.kv_cache_bytes(),
+        }
+    }
+}
+
+/// A model with one context: what the commands use.
+pub struct Engine {
+    pub model: LoadedModel,
+    pub context: ModelContext,
 }
 
 impl Engine {
@@ -54,66 +138,16 @@ impl Engine {
 
     /// As `load`, telling `progress` (bytes loaded, bytes in all).
     pub fn load_with_progress(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
-        match opts.backend {
-            BackendKind::Auto | BackendKind::Cpu => {
-                let backend = Profiled::new(CpuBackend::new(opts.threads)?);
-                let mut m = Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?);
-                let ctx = m.new_context(opts.context)?;
-                Ok(Engine::Cpu(m, ctx))
-            }
-            BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
-        }
+        let mut m = LoadedModel::load(model, opts, progress)?;
+        let context = m.new_context(opts.context)?;
+        Ok(Engine { model: m, context })
     }
 
-    /// The model and its context as a `CausalLm`.
     pub fn lm(&mut self) -> Box<dyn CausalLm + '_> {
-        match self {
-            Engine::Cpu(m, ctx) => Box::new(m.session(ctx)),
-        }
-    }
-
-    pub fn config(&self) -> &GptOssConfig {
-        match self {
-            Engine::Cpu(m, _) => m.config(),
-        }
-    }
-
-    pub fn backend_info(&self) -> BackendInfo {
-        use gptoss_engine::Backend;
-        match self {
-            Engine::Cpu(m, _) => m.backend().info(),
-        }
-    }
-
-    pub fn kernels(&self) -> &[KernelChoice] {
-        match self {
-            Engine::Cpu(m, _) => m.kernels(),
-        }
+        self.model.session(&mut self.context)
     }
 
     pub fn formats(&self) -> Formats {
-        match self {
-            Engine::Cpu(m, ctx) => m.formats(ctx.kv_dtype()),
-        }
-    }
-
-    pub fn kv_cache_bytes(&self) -> usize {
-        match self {
-            Engine::Cpu(_, ctx) => ctx.kv_cache_bytes(),
-        }
-    }
-
-    /// Switches per-op timing on (clearing earlier times) or off.
-    pub fn set_profiling(&mut self, on: bool) {
-        match self {
-            Engine::Cpu(m, _) => m.backend_mut().set_enabled(on),
-        }
-    }
-
-    /// Time spent per op site since profiling was switched on.
-    pub fn op_times(&self) -> Vec<(OpSite, OpTime)> {
-        match self {
-            Engine::Cpu(m, _) => m.backend().times().to_vec(),
-        }
+        self.model.formats(&self.context)
     }
 }

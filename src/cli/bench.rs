@@ -118,16 +118,16 @@ pub fn run(a: Args) -> Result<()> {
         let mut engine = Engine::load_with_progress(&model, &opts, &mut updater(&bar))?;
         let load_s = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let info = engine.backend_info();
+        let info = engine.model.backend_info();
         eprintln!("loaded {source} on {} ({}, {} threads) in {load_s:.1} s", info.name, info.device, info.threads);
 
         for case in &cases {
             eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
             let m = measure(engine.lm().as_mut(), case)?;
             let bytes = token_bytes(
-                engine.config(),
+                engine.model.config(),
                 &engine.formats(),
-                engine.config().num_experts_per_tok as f64,
+                engine.model.config().num_experts_per_tok as f64,
                 case.depth + case.prompt_tokens.max(1),
             );
             let mut row = Row {
@@ -154,7 +154,7 @@ pub fn run(a: Args) -> Result<()> {
                 repetitions: case.repetitions,
                 load_s,
                 device_memory_bytes: None,
-                kernels: engine.kernels().iter().map(|k| k.to_string()).collect(),
+                kernels: engine.model.kernels().iter().map(|k| k.to_string()).collect(),
             };
             row.derive_bandwidth();
             results.rows.push(row);
@@ -189,7 +189,7 @@ fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>
         lm.forward(&[0], 1)?;
         lm.sample(0, &SamplingParams::GREEDY, 0.0)?
     };
-    engine.set_profiling(true);
+    engine.model.set_profiling(true);
     {
         let mut lm = engine.lm();
         for _ in 0..tokens {
@@ -197,9 +197,9 @@ fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>
             token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
         }
     }
-    engine.set_profiling(false);
-    let times = engine.op_times();
-    let bytes = token_bytes(engine.config(), &engine.formats(), engine.config().num_experts_per_tok as f64, 1);
+    engine.model.set_profiling(false);
+    let times = engine.model.op_times();
+    let bytes = token_bytes(engine.model.config(), &engine.formats(), engine.model.config().num_experts_per_tok as f64, 1);
     let total: f64 = times.iter().map(|(_, t)| t.total.as_secs_f64()).sum();
     Ok(times
         .iter()
@@ -221,7 +221,7 @@ fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>
 
 /// A readable name for an op site, and the bytes it reads per token when known.
 fn describe_site(site: &OpSite, engine: &Engine, bytes: &TokenBytes) -> (String, Option<f64>) {
-    let c = engine.config();
+    let c = engine.model.config();
     let f = engine.formats();
     match site.op {
         OpKind::Matmul if site.rows == c.vocab_size => ("matmul (unembedding)".into(), Some(bytes.unembedding)),

@@ -49,7 +49,7 @@ pub fn run(a: Args) -> Result<()> {
     let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
     let mut engine = Engine::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
     bar.finish_and_clear();
-    let info = engine.backend_info();
+    let info = engine.model.backend_info();
     eprintln!(
         "loaded {} on {} ({}, {} threads) in {:.1} s",
         model.source,
