@@ -111,7 +111,7 @@ impl<Buf: DeviceBuffer> Context<Buf> {
 /// Something that watches intermediate results (tests comparing layer by layer). Names:
 /// `embeddings`, `layers.L.attention_residual`, `layers.L.router_ids`,
 /// `layers.L.router_weights`, `layers.L.output`, `final_norm`, `logits`.
-pub type Probe = Box<dyn FnMut(&str, ProbeData)>;
+pub type Probe = Box<dyn FnMut(&str, ProbeData) + Send>;
 
 pub enum ProbeData<'a> {
     F32(&'a [f32]),

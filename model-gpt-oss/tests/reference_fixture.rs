@@ -3,10 +3,9 @@
 //! token-by-token decode path, and uneven chunks that wrap the sliding-window ring.
 //! Budget: max|ours − theirs| / max|theirs| ≤ 1e-4 per tensor; router ids and top-1 exact.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use gptoss_engine::{CausalLm, DType};
 use gptoss_kernels_cpu::CpuBackend;
@@ -89,15 +88,15 @@ fn prefill_matches_transformers_layer_by_layer() {
     let e = expected();
     let toks = tokens(&e);
     let (mut m, mut ctx) = load(toks.len());
-    let seen: Rc<RefCell<HashMap<String, Vec<f32>>>> = Rc::default();
-    let seen_ids: Rc<RefCell<HashMap<String, Vec<u32>>>> = Rc::default();
+    let seen: Arc<Mutex<HashMap<String, Vec<f32>>>> = Arc::default();
+    let seen_ids: Arc<Mutex<HashMap<String, Vec<u32>>>> = Arc::default();
     let (s, si) = (seen.clone(), seen_ids.clone());
     m.set_probe(Some(Box::new(move |name, data| match data {
-        ProbeData::F32(v) => drop(s.borrow_mut().insert(name.to_string(), v.to_vec())),
-        ProbeData::U32(v) => drop(si.borrow_mut().insert(name.to_string(), v.to_vec())),
+        ProbeData::F32(v) => drop(s.lock().unwrap().insert(name.to_string(), v.to_vec())),
+        ProbeData::U32(v) => drop(si.lock().unwrap().insert(name.to_string(), v.to_vec())),
     })));
     m.forward(&mut ctx, &toks, toks.len()).unwrap();
-    let seen = seen.borrow();
+    let seen = seen.lock().unwrap();
     let layers = m.config().num_hidden_layers;
 
     let mut report = vec![("embeddings".to_string(), check("embeddings", &seen["embeddings"], f32s(&e, "embeddings")))];
@@ -114,7 +113,7 @@ fn prefill_matches_transformers_layer_by_layer() {
         let name = format!("layers.{l}.router_weights");
         report.push((name.clone(), check(&name, &seen[&name], f32s(&e, &name))));
         let name = format!("layers.{l}.router_ids");
-        assert_eq!(seen_ids.borrow()[&name], ids(&e, &name), "{name}");
+        assert_eq!(seen_ids.lock().unwrap()[&name], ids(&e, &name), "{name}");
         prev = output.clone();
     }
     for name in ["final_norm", "logits"] {
