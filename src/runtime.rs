@@ -102,6 +102,22 @@ impl LoadedModel {
         }
     }
 
+    /// The device's measured bandwidth ceiling, when it has its own memory (see `Backend`).
+    pub fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        use gptoss_engine::Backend;
+        match self {
+            LoadedModel::Cpu(m) => Ok(m.backend_mut().measure_peak_gb_s()?),
+        }
+    }
+
+    /// Device memory (used, total) in bytes, for devices with their own memory.
+    pub fn device_memory(&self) -> Option<(u64, u64)> {
+        use gptoss_engine::Backend;
+        match self {
+            LoadedModel::Cpu(m) => m.backend().device_memory(),
+        }
+    }
+
     /// Switches per-op timing on (clearing earlier times) or off.
     pub fn set_profiling(&mut self, on: bool) {
         match self {

@@ -97,6 +97,20 @@ pub trait Backend {
     /// Waits for all queued work.
     fn synchronize(&mut self) -> Result<()>;
 
+    // ---- measurement --------------------------------------------------------------------
+
+    /// The device's own bandwidth ceiling in GB/s (1e9 bytes/s), measured now, if the backend
+    /// has one to measure (a GPU: a large device-to-device copy, bytes read plus written).
+    /// `None` means the host's memory is the device, which the caller measures itself.
+    fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
+
+    /// Device memory in use and in all, in bytes, for devices with their own memory.
+    fn device_memory(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     // ---- steps --------------------------------------------------------------------------
 
     /// Called before the ops of one forward step. A backend that records steps (CUDA graphs)

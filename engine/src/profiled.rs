@@ -119,6 +119,12 @@ impl<B: Backend> Backend for Profiled<B> {
     fn synchronize(&mut self) -> Result<()> {
         self.inner.synchronize()
     }
+    fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        self.inner.measure_peak_gb_s()
+    }
+    fn device_memory(&self) -> Option<(u64, u64)> {
+        self.inner.device_memory()
+    }
     fn begin_step(&mut self, step: Step) -> Result<StepMode> {
         if self.enabled { Ok(StepMode::Run) } else { self.inner.begin_step(step) }
     }

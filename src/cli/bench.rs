@@ -120,6 +120,14 @@ pub fn run(a: Args) -> Result<()> {
         bar.finish_and_clear();
         let info = engine.model.backend_info();
         eprintln!("loaded {source} on {} ({}, {} threads) in {load_s:.1} s", info.name, info.device, info.threads);
+        // A device with its own memory is measured against its own ceiling.
+        let peak = match engine.model.measure_peak_gb_s()? {
+            Some(device) => {
+                eprintln!("device copy bandwidth: {device:.1} GB/s");
+                device
+            }
+            None => peak,
+        };
 
         for case in &cases {
             eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
@@ -153,7 +161,7 @@ pub fn run(a: Args) -> Result<()> {
                 bytes_by_family: bytes.families().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
                 repetitions: case.repetitions,
                 load_s,
-                device_memory_bytes: None,
+                device_memory_bytes: engine.model.device_memory().map(|(used, _)| used),
                 kernels: engine.model.kernels().iter().map(|k| k.to_string()).collect(),
             };
             row.derive_bandwidth();
