@@ -119,7 +119,11 @@ pub fn run(a: Args) -> Result<()> {
         let load_s = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let info = engine.model.backend_info();
-        eprintln!("loaded {source} on {} ({}, {} threads) in {load_s:.1} s", info.name, info.device, info.threads);
+        let kv_mib = engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64;
+        eprintln!(
+            "loaded {source} on {} ({}, {} threads) in {load_s:.1} s; KV cache {kv_mib:.1} MiB",
+            info.name, info.device, info.threads
+        );
         // A device with its own memory is measured against its own ceiling.
         let peak = match engine.model.measure_peak_gb_s()? {
             Some(device) => {

@@ -51,12 +51,13 @@ pub fn run(a: Args) -> Result<()> {
     bar.finish_and_clear();
     let info = engine.model.backend_info();
     eprintln!(
-        "loaded {} on {} ({}, {} threads) in {:.1} s",
+        "loaded {} on {} ({}, {} threads) in {:.1} s; KV cache {:.1} MiB",
         model.source,
         info.name,
         info.device,
         info.threads,
-        load_start.elapsed().as_secs_f64()
+        load_start.elapsed().as_secs_f64(),
+        engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64
     );
 
     let options = GenerateOptions { max_tokens: a.max_tokens, stop_tokens, sampling, seed: a.seed };
