@@ -88,6 +88,26 @@ impl Results {
     }
 }
 
+/// The row keys other tools read: present in every row (null when not measured).
+pub const STABLE_KEYS: [&str; 16] = [
+    "model",
+    "backend",
+    "isa_or_device",
+    "weights",
+    "threads",
+    "prompt_tokens",
+    "gen_tokens",
+    "depth",
+    "pp_tok_s",
+    "tg_tok_s",
+    "ttft_ms",
+    "bytes_per_token",
+    "gb_s",
+    "peak_gb_s",
+    "pct_of_peak",
+    "peak_rss_bytes",
+];
+
 impl Row {
     /// Fills `gb_s` and `pct_of_peak` from the decode rate, the byte count and the peak.
     pub fn derive_bandwidth(&mut self) {
@@ -147,24 +167,7 @@ pub(crate) mod tests {
         assert!((r.gb_s.unwrap() - 33.3).abs() < 1e-9);
         assert!((r.pct_of_peak.unwrap() - 100.0 * 33.3 / 36.8).abs() < 1e-9);
         let v = serde_json::to_value(&r).unwrap();
-        for key in [
-            "model",
-            "backend",
-            "isa_or_device",
-            "weights",
-            "threads",
-            "prompt_tokens",
-            "gen_tokens",
-            "depth",
-            "pp_tok_s",
-            "tg_tok_s",
-            "ttft_ms",
-            "bytes_per_token",
-            "gb_s",
-            "peak_gb_s",
-            "pct_of_peak",
-            "peak_rss_bytes",
-        ] {
+        for key in STABLE_KEYS {
             assert!(v.get(key).is_some(), "missing {key}");
         }
     }

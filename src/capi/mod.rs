@@ -47,6 +47,40 @@ fn entry(body: impl FnOnce() -> Result<(), Failure>) -> gptoss_status {
     }
 }
 
+/// Hands a new object to C as a handle with one reference.
+fn into_handle<T>(value: T) -> *mut T {
+    std::sync::Arc::into_raw(std::sync::Arc::new(value)).cast_mut()
+}
+
+/// Adds a reference to a handle.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `T` made by `into_handle`.
+unsafe fn retain<T>(ptr: *mut T, what: &str) -> gptoss_status {
+    entry(|| {
+        if ptr.is_null() {
+            return Err(Failure::null(what));
+        }
+        // SAFETY: a live handle came from `Arc::into_raw`.
+        unsafe { std::sync::Arc::increment_strong_count(ptr.cast_const()) };
+        Ok(())
+    })
+}
+
+/// Drops a reference to a handle; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `T` whose reference the caller gives up.
+unsafe fn release<T>(ptr: *mut T) -> gptoss_status {
+    entry(|| {
+        if !ptr.is_null() {
+            // SAFETY: a live handle came from `Arc::into_raw`; the caller gives up one count.
+            unsafe { std::sync::Arc::decrement_strong_count(ptr.cast_const()) };
+        }
+        Ok(())
+    })
+}
+
 /// The version, e.g. "0.1.0 (abcdef123456)". A static string.
 #[unsafe(no_mangle)]
 pub extern "C" fn gptoss_version() -> *const c_char {

@@ -1,13 +1,13 @@
 //! `gptoss_model`: a loaded model, reference counted, shared by its sessions.
 
 use std::ffi::c_char;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
 
 use super::buffers::{c_str, fill_str, out};
-use super::entry;
 use super::status::{Failure, gptoss_status};
+use super::{entry, into_handle, release, retain};
 use crate::runtime::{BackendKind, LoadedModel, RuntimeOptions};
 
 /// The opaque model handle.
@@ -103,7 +103,7 @@ pub unsafe extern "C" fn gptoss_model_load(
             backend: format!("{} ({}, {} threads)", info.name, info.device, info.threads),
             inner: Mutex::new(loaded),
         };
-        *slot = Arc::into_raw(Arc::new(handle)).cast_mut();
+        *slot = into_handle(handle);
         Ok(())
     })
 }
@@ -114,13 +114,8 @@ pub unsafe extern "C" fn gptoss_model_load(
 /// `model` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gptoss_model_retain(model: *mut gptoss_model) -> gptoss_status {
-    entry(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe { model_ref(model) }?;
-        // SAFETY: a live handle came from `Arc::into_raw`.
-        unsafe { Arc::increment_strong_count(model.cast_const()) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { retain(model, "model") }
 }
 
 /// Drops a reference; NULL is a no-op.
@@ -129,13 +124,8 @@ pub unsafe extern "C" fn gptoss_model_retain(model: *mut gptoss_model) -> gptoss
 /// `model` is NULL or a live handle whose reference the caller gives up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gptoss_model_release(model: *mut gptoss_model) -> gptoss_status {
-    entry(|| {
-        if !model.is_null() {
-            // SAFETY: a live handle came from `Arc::into_raw`; the caller gives up one count.
-            unsafe { Arc::decrement_strong_count(model.cast_const()) };
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { release(model) }
 }
 
 /// # Safety

@@ -7,9 +7,9 @@ use gptoss_engine::{GenerateOptions, Rng, SamplingParams, StopReason, check_requ
 use gptoss_model_gpt_oss::ContextOptions;
 
 use super::buffers::{c_slice, fill, out};
-use super::entry;
 use super::model::{gptoss_model, model_ref};
 use super::status::{Failure, gptoss_status};
+use super::{entry, into_handle, release, retain};
 use crate::runtime::ModelContext;
 
 /// The opaque session handle.
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn gptoss_session_create(
             Arc::from_raw(model.cast_const())
         };
         let session = gptoss_session { model, state: Mutex::new(SessionState { ctx, rng: None }) };
-        *slot = Arc::into_raw(Arc::new(session)).cast_mut();
+        *slot = into_handle(session);
         Ok(())
     })
 }
@@ -111,26 +111,16 @@ pub unsafe extern "C" fn gptoss_session_create(
 /// `session` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gptoss_session_retain(session: *mut gptoss_session) -> gptoss_status {
-    entry(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe { session_ref(session) }?;
-        // SAFETY: a live handle came from `Arc::into_raw`.
-        unsafe { Arc::increment_strong_count(session.cast_const()) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { retain(session, "session") }
 }
 
 /// # Safety
 /// `session` is NULL or a live handle whose reference the caller gives up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gptoss_session_release(session: *mut gptoss_session) -> gptoss_status {
-    entry(|| {
-        if !session.is_null() {
-            // SAFETY: a live handle came from `Arc::into_raw`; the caller gives up one count.
-            unsafe { Arc::decrement_strong_count(session.cast_const()) };
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { release(session) }
 }
 
 /// Runs tokens through the model after those in the session.
