@@ -354,7 +354,10 @@ impl Backend for CpuBackend {
             return Err(EngineError::shape(OP, format!("expert id {e} out of range (the layer has {})", g.experts)));
         }
         let m = &self.scratch.moe;
-        if m.a.len() < n * top_k * inter || m.y.len() < n * top_k * g.cols || m.starts.len() <= g.experts || !self.scratch.fits(n * top_k, inter.max(g.cols))
+        if m.a.len() < n * top_k * inter
+            || m.y.len() < n * top_k * g.cols
+            || m.starts.len() <= g.experts
+            || !self.scratch.fits(n * top_k, inter.max(g.cols))
         {
             return Err(EngineError::invalid(format!("{OP}: top-{top_k} × {inter} exceeds the plan the backend was prepared for")));
         }

@@ -145,7 +145,11 @@ fn read_features() -> Features {
 
 #[cfg(target_arch = "aarch64")]
 fn read_features() -> Features {
-    Features { neon: std::arch::is_aarch64_feature_detected!("neon"), dotprod: std::arch::is_aarch64_feature_detected!("dotprod"), ..Features::default() }
+    Features {
+        neon: std::arch::is_aarch64_feature_detected!("neon"),
+        dotprod: std::arch::is_aarch64_feature_detected!("dotprod"),
+        ..Features::default()
+    }
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

@@ -19,7 +19,8 @@ use crate::workspace::Workspace;
 pub type EmbedFn = fn(&WeightView, &[u32], &mut [f32]) -> Result<()>;
 pub type RmsNormFn = fn(&[f32], &[f32], f32, &mut [f32]);
 pub type MatmulFn = fn(&WeightView, &[f32], usize, &mut [f32], bool, &mut Workspace);
-pub type QkvRopeFn = fn(&WeightView, &WeightView, &WeightView, &[f32], usize, &[u32], &RopeView, &mut KvViewMut, &mut [f32], &mut Workspace);
+pub type QkvRopeFn =
+    fn(&WeightView, &WeightView, &WeightView, &[f32], usize, &[u32], &RopeView, &mut KvViewMut, &mut [f32], &mut Workspace);
 pub type AttentionFn = fn(&[f32], &KvView, usize, &[u32], &[f32], f32, &mut [f32]);
 pub type MoeRouteFn = fn(&WeightView, &[f32], usize, usize, &mut [u32], &mut [f32], &mut Workspace);
 pub type MoeExpertsFn = fn(&WeightView, &WeightView, &[f32], usize, &[u32], &[f32], usize, Swiglu, &mut [f32], &mut Workspace);
@@ -81,7 +82,9 @@ pub fn rms_norm_candidates(isa: Isa) -> Vec<Candidate<RmsNormFn>> {
     then(simd!(isa, any_format!("f32_rms_norm"), rms_norm), "f32_rms_norm_ref", reference::rms_norm::f32_rms_norm)
 }
 pub fn matmul_candidates(isa: Isa) -> Vec<Candidate<MatmulFn>> {
-    then(simd!(isa, by_format!("matmul"), matmul), "f32_matmul_ref", |w, x, n, out, acc, _| reference::matmul::f32_matmul(w, x, n, out, acc))
+    then(simd!(isa, by_format!("matmul"), matmul), "f32_matmul_ref", |w, x, n, out, acc, _| {
+        reference::matmul::f32_matmul(w, x, n, out, acc)
+    })
 }
 pub fn qkv_rope_candidates(isa: Isa) -> Vec<Candidate<QkvRopeFn>> {
     then(simd!(isa, by_format!("qkv_rope"), qkv_rope), "f32_qkv_rope_ref", |q, k, v, x, n, pos, rope, kv, out, ws| {

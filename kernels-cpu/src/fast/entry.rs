@@ -35,7 +35,15 @@ pub fn attention<T: Table>(q: &[f32], kv: &KvView, n: usize, positions: &[u32], 
     super::ops::attention(T::table(), q, kv, n, positions, sinks, scale, out)
 }
 
-pub fn moe_route<T: Table>(router: &WeightView, x: &[f32], n: usize, top_k: usize, ids: &mut [u32], weights: &mut [f32], ws: &mut Workspace) {
+pub fn moe_route<T: Table>(
+    router: &WeightView,
+    x: &[f32],
+    n: usize,
+    top_k: usize,
+    ids: &mut [u32],
+    weights: &mut [f32],
+    ws: &mut Workspace,
+) {
     super::moe::moe_route(T::table(), router, x, n, top_k, ids, weights, ws)
 }
 

@@ -20,7 +20,16 @@ use crate::simd::Kernels;
 use crate::view::WeightView;
 use crate::workspace::{MoeScratch, Workspace};
 
-pub fn moe_route(k: &Kernels, router: &WeightView, x: &[f32], n: usize, top_k: usize, ids: &mut [u32], weights: &mut [f32], ws: &mut Workspace) {
+pub fn moe_route(
+    k: &Kernels,
+    router: &WeightView,
+    x: &[f32],
+    n: usize,
+    top_k: usize,
+    ids: &mut [u32],
+    weights: &mut [f32],
+    ws: &mut Workspace,
+) {
     let e = router.rows;
     let logits = &mut ws.router_logits[..n * e];
     let act = activations(k, router.format, x, router.cols, n, &mut ws.xp);

@@ -119,4 +119,3 @@ fn write_cache(dst: &mut KvDataMut, base: usize, src: &[f32]) {
         }
     }
 }
-
