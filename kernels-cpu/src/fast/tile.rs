@@ -12,6 +12,7 @@
 //! lane by lane; int8, int4 and MXFP4 weights decode a block of 32 at a time
 //! (`Simd::wf_*`), take the block's dot product, and scale it by the block's (or row's) scale.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use gptoss_engine::WeightFormat;
@@ -337,8 +338,14 @@ unsafe fn block_micro<S: Simd, W: BlockRow, const R: usize, const T: usize>(
         let mut acc = [[S::zero(); T]; R];
         for b in 0..full {
             // Each block is decoded once and used T times.
-            let wb: [S::WF; R] = core::array::from_fn(|i| W::block::<S>(w0.add(i * row_bytes + b * W::BLOCK)));
-            let sc: [S::F; R] = core::array::from_fn(|i| S::splat(W::scale(w, row0 + i, b)));
+            // Loops, not `array::from_fn`: its closure would be compiled without the ISA.
+            let mut wb = MaybeUninit::<[S::WF; R]>::uninit();
+            let mut sc = [S::zero(); R];
+            for (i, s) in sc.iter_mut().enumerate() {
+                (wb.as_mut_ptr() as *mut S::WF).add(i).write(W::block::<S>(w0.add(i * row_bytes + b * W::BLOCK)));
+                *s = S::splat(W::scale(w, row0 + i, b));
+            }
+            let wb = wb.assume_init();
             for j in 0..T {
                 let xb = x[j].add(32 * b);
                 for i in 0..R {

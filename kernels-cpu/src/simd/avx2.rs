@@ -52,9 +52,19 @@ unsafe fn nibbles(p: *const u8, lut: __m256i) -> [__m256; 4] {
         let hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16::<4>(b), m));
         let s0 = _mm256_loadu_si256(SPREAD[0].as_ptr() as *const __m256i);
         let s1 = _mm256_loadu_si256(SPREAD[1].as_ptr() as *const __m256i);
-        let f = |v: __m256i, s: __m256i| _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, s));
-        [f(lo, s0), f(lo, s1), f(hi, s0), f(hi, s1)]
+        [
+            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(lo, s0)),
+            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(lo, s1)),
+            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(hi, s0)),
+            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(hi, s1)),
+        ]
     }
+}
+
+/// 8 int8 values as f32.
+#[inline(always)]
+unsafe fn i8x8(p: *const i8) -> __m256 {
+    unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))) }
 }
 
 impl Simd for Avx2 {
@@ -105,10 +115,7 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [__m256; 4] {
-        unsafe {
-            let f = |k: usize| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(8 * k) as *const __m128i)));
-            [f(0), f(1), f(2), f(3)]
-        }
+        unsafe { [i8x8(p), i8x8(p.add(8)), i8x8(p.add(16)), i8x8(p.add(24))] }
     }
     #[inline(always)]
     unsafe fn wf_mf4(p: *const u8) -> [__m256; 4] {

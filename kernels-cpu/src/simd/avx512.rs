@@ -89,8 +89,10 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [__m512; 2] {
         unsafe {
-            let f = |k: usize| _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p.add(16 * k) as *const __m128i)));
-            [f(0), f(1)]
+            [
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p as *const __m128i))),
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p.add(16) as *const __m128i))),
+            ]
         }
     }
     #[inline(always)]

@@ -23,8 +23,12 @@ const I4: [i8; 16] = [-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7];
 unsafe fn widen(v: int8x16_t) -> [float32x4_t; 4] {
     unsafe {
         let (lo, hi) = (vmovl_s8(vget_low_s8(v)), vmovl_high_s8(v));
-        let f = |w: int32x4_t| vcvtq_f32_s32(w);
-        [f(vmovl_s16(vget_low_s16(lo))), f(vmovl_high_s16(lo)), f(vmovl_s16(vget_low_s16(hi))), f(vmovl_high_s16(hi))]
+        [
+            vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))),
+            vcvtq_f32_s32(vmovl_high_s16(lo)),
+            vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))),
+            vcvtq_f32_s32(vmovl_high_s16(hi)),
+        ]
     }
 }
 
