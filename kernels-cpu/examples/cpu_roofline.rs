@@ -13,9 +13,7 @@
 use std::time::Instant;
 
 use gptoss_engine::synth::{SynthFill, SynthTensor};
-use gptoss_engine::{
-    Backend, DType, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope, SamplingParams, Swiglu, Weight, WeightFormat,
-};
+use gptoss_engine::{Backend, DType, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope, SamplingParams, Swiglu, Weight, WeightFormat};
 use gptoss_kernels_cpu::pool::{Pool, for_each_task};
 use gptoss_kernels_cpu::{CpuBackend, CpuBuffer, Isa};
 
@@ -28,6 +26,8 @@ const TOP_K: usize = 4;
 const INTER: usize = 2880;
 const VOCAB: usize = 201_088;
 const LAYERS: usize = 24;
+/// Copies of one layer's attention weights that the timing loops rotate through.
+const COPIES: usize = 4;
 
 struct Args {
     threads: usize,
@@ -65,11 +65,11 @@ fn read_bandwidth(threads: usize, reps: usize) -> f64 {
             let t = Instant::now();
             pool.enter(|| {
                 for_each_task(threads * 16, |i| {
-                    // Four independent sums: the loop is load-bound, not add-bound.
+                    // Sixteen independent sums (vectorised): the loop is load-bound, not add-bound.
                     let part = &buf[i * chunk..(i + 1) * chunk];
-                    let mut s = [0u64; 4];
-                    for c in part.chunks_exact(4) {
-                        for k in 0..4 {
+                    let mut s = [0u64; 16];
+                    for c in part.chunks_exact(16) {
+                        for k in 0..16 {
                             s[k] = s[k].wrapping_add(c[k]);
                         }
                     }
@@ -101,7 +101,8 @@ fn dense(b: &mut CpuBackend, name: &str, rows: usize, cols: usize) -> Weight<Cpu
 
 fn mxfp4(b: &mut CpuBackend, name: &str, rows: usize, cols: usize) -> Weight<CpuBuffer> {
     let data = synth(b, name, DType::U8, EXPERTS * rows * cols / 2, SynthFill::Bytes);
-    let scales = Some(synth(b, &format!("{name}.scales"), DType::U8, EXPERTS * rows * cols / 32, SynthFill::ByteRange { lo: 118, hi: 124 }));
+    let scales =
+        Some(synth(b, &format!("{name}.scales"), DType::U8, EXPERTS * rows * cols / 32, SynthFill::ByteRange { lo: 118, hi: 124 }));
     let bias = Some(synth(b, &format!("{name}.bias"), DType::F32, EXPERTS * rows, small()));
     Weight { format: WeightFormat::Mxfp4, experts: EXPERTS, rows, cols, data, scales, bias }
 }
@@ -133,7 +134,9 @@ fn time(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 /// Times every op of one layer (and the unembedding) for `n` tokens on `isa`.
 fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
     let mut b = CpuBackend::with_isa(Some(a.threads), isa).unwrap();
-    let cases = OpKind::ALL.iter().flat_map(|&op| [None, Some(WeightFormat::Bf16), Some(WeightFormat::Mxfp4)].map(move |format| OpCase { op, format }));
+    let cases = OpKind::ALL
+        .iter()
+        .flat_map(|&op| [None, Some(WeightFormat::Bf16), Some(WeightFormat::Mxfp4)].map(move |format| OpCase { op, format }));
     let plan = ModelPlan {
         max_tokens: n,
         hidden: HIDDEN,
@@ -147,8 +150,16 @@ fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
         cases: cases.collect(),
     };
     b.prepare(&plan).unwrap();
-    let (wq, wk, wv) = (dense(&mut b, "q", Q_HEADS * HEAD_DIM, HIDDEN), dense(&mut b, "k", KV_HEADS * HEAD_DIM, HIDDEN), dense(&mut b, "v", KV_HEADS * HEAD_DIM, HIDDEN));
-    let wo = dense(&mut b, "o", HIDDEN, Q_HEADS * HEAD_DIM);
+    // Four layers' attention weights (212 MB), used in turn, so that none is in the L3.
+    let mut attn_w = vec![];
+    for l in 0..COPIES {
+        let q = dense(&mut b, &format!("{l}.q"), Q_HEADS * HEAD_DIM, HIDDEN);
+        let k = dense(&mut b, &format!("{l}.k"), KV_HEADS * HEAD_DIM, HIDDEN);
+        let v = dense(&mut b, &format!("{l}.v"), KV_HEADS * HEAD_DIM, HIDDEN);
+        let o = dense(&mut b, &format!("{l}.o"), HIDDEN, Q_HEADS * HEAD_DIM);
+        attn_w.push((q, k, v, o));
+    }
+    let (wq, wk, wv, _) = &attn_w[0];
     let router = dense(&mut b, "router", EXPERTS, HIDDEN);
     let (gate_up, down) = (mxfp4(&mut b, "gate_up", 2 * INTER, HIDDEN), mxfp4(&mut b, "down", HIDDEN, INTER));
     let gain = synth(&mut b, "gain", DType::F32, HIDDEN, SynthFill::Uniform { center: 1.0, half_width: 0.1 });
@@ -157,7 +168,9 @@ fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
     let mut inv_buf = b.alloc(DType::F32, inv.len()).unwrap();
     b.write(&mut inv_buf, 0, bytemuck::cast_slice(&inv)).unwrap();
     let rope = Rope { inv_freq: inv_buf, concentration: 1.3466 };
-    let mut kv = KvCache::new(&mut b, &[KvLayerSpec { kv_heads: KV_HEADS, head_dim: HEAD_DIM, window: None }], DType::Bf16, a.context + n, n).unwrap();
+    let mut kv =
+        KvCache::new(&mut b, &[KvLayerSpec { kv_heads: KV_HEADS, head_dim: HEAD_DIM, window: None }], DType::Bf16, a.context + n, n)
+            .unwrap();
     let x = synth(&mut b, "x", DType::F32, n * HIDDEN, SynthFill::Uniform { center: 0.0, half_width: 1.0 });
     let mut h = b.alloc(DType::F32, n * HIDDEN).unwrap();
     let mut res = synth(&mut b, "res", DType::F32, n * HIDDEN, SynthFill::Uniform { center: 0.0, half_width: 1.0 });
@@ -172,7 +185,7 @@ fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
         let ps: Vec<u32> = (p as u32..(p + n) as u32).collect();
         let mut pb = b.alloc(DType::U32, n).unwrap();
         b.write(&mut pb, 0, bytemuck::cast_slice(&ps)).unwrap();
-        b.qkv_rope(&wq, &wk, &wv, &x, n, &pb, &rope, &mut kv.layers[0], &mut q).unwrap();
+        b.qkv_rope(wq, wk, wv, &x, n, &pb, &rope, &mut kv.layers[0], &mut q).unwrap();
     }
     let reps = a.reps;
     let bf = |rows: usize, cols: usize| (rows * cols * 2) as f64;
@@ -181,13 +194,22 @@ fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
     let qd = Q_HEADS * HEAD_DIM;
     let kvd = KV_HEADS * HEAD_DIM;
     let mut ops = vec![];
-    ops.push(Op { name: "rms_norm", per_token: 2, secs: time(reps, |_| b.rms_norm(&x, &gain, n, 1e-5, &mut h).unwrap()), bytes: 0.0, flops: (3 * HIDDEN * n) as f64 });
-    let secs = time(reps, |_| b.qkv_rope(&wq, &wk, &wv, &h, n, &positions, &rope, &mut kv.layers[0], &mut q).unwrap());
+    ops.push(Op {
+        name: "rms_norm",
+        per_token: 2,
+        secs: time(reps, |_| b.rms_norm(&x, &gain, n, 1e-5, &mut h).unwrap()),
+        bytes: 0.0,
+        flops: (3 * HIDDEN * n) as f64,
+    });
+    let secs = time(reps, |r| {
+        let (wq, wk, wv, _) = &attn_w[r % COPIES];
+        b.qkv_rope(wq, wk, wv, &h, n, &positions, &rope, &mut kv.layers[0], &mut q).unwrap()
+    });
     ops.push(Op { name: "qkv_rope (bf16)", per_token: 1, secs, bytes: bf(qd + 2 * kvd, HIDDEN), flops: fl(qd + 2 * kvd, HIDDEN) });
     let secs = time(reps, |_| b.attention(&q, &kv.layers[0], n, &positions, &sinks, 0.125, &mut attn).unwrap());
     let keys = (a.context + n / 2) as f64;
     ops.push(Op { name: "attention", per_token: 1, secs, bytes: keys * (2 * kvd * 2) as f64, flops: 4.0 * keys * (qd * n) as f64 });
-    let secs = time(reps, |_| b.matmul(&wo, &attn, n, &mut res, true).unwrap());
+    let secs = time(reps, |r| b.matmul(&attn_w[r % COPIES].3, &attn, n, &mut res, true).unwrap());
     ops.push(Op { name: "matmul o (bf16)", per_token: 1, secs, bytes: bf(HIDDEN, qd), flops: fl(HIDDEN, qd) });
     let secs = time(reps, |_| b.moe_route(&router, &h, n, TOP_K, &mut ids, &mut wts).unwrap());
     ops.push(Op { name: "moe_route (bf16)", per_token: 1, secs, bytes: bf(EXPERTS, HIDDEN), flops: fl(EXPERTS, HIDDEN) });
@@ -215,13 +237,15 @@ fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
     });
     let expert_flops = (2 * n * TOP_K * (2 * INTER * HIDDEN + HIDDEN * INTER)) as f64;
     ops.push(Op { name: "moe_experts (mxfp4)", per_token: 1, secs, bytes: active * expert_bytes, flops: expert_flops });
-    drop((wq, wk, wv, wo, gate_up, down));
+    drop((attn_w, gate_up, down));
     // The unembedding: one row of logits per decode step (the last row only in prefill).
     let unembed = dense(&mut b, "unembed", VOCAB, HIDDEN);
     let mut logits = b.alloc(DType::F32, VOCAB).unwrap();
     let secs = time(reps.min(5), |_| b.matmul(&unembed, &h, 1, &mut logits, false).unwrap());
     ops.push(Op { name: "unembed (bf16)", per_token: 0, secs, bytes: bf(VOCAB, HIDDEN), flops: (2 * VOCAB * HIDDEN) as f64 });
-    let secs = time(reps, |_| drop(b.sample(&logits, 0, VOCAB, &SamplingParams::GREEDY, 0.5).unwrap()));
+    let secs = time(reps, |_| {
+        std::hint::black_box(b.sample(&logits, 0, VOCAB, &SamplingParams::GREEDY, 0.5).unwrap());
+    });
     ops.push(Op { name: "sample (greedy)", per_token: 0, secs, bytes: 0.0, flops: 0.0 });
     ops
 }

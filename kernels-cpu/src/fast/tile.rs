@@ -12,7 +12,6 @@
 //! lane by lane; int8, int4 and MXFP4 weights decode a block of 32 at a time
 //! (`Simd::wf_*`), take the block's dot product, and scale it by the block's (or row's) scale.
 
-use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use gptoss_engine::WeightFormat;
@@ -288,8 +287,12 @@ unsafe fn block<S: Simd, W: BlockRow>(t: &Tile, x: &[f32], stride: usize) {
     unsafe {
         while j < n {
             let xp = |k: usize| x.as_ptr().add(t.xrows[j + k] as usize * stride);
-            if n - j >= 3 {
-                block_rows::<S, W, 4, 3>(t, j, [xp(0), xp(1), xp(2)]);
+            // A decoded block costs ~4× its FMAs for one token: prefill shares it among 8.
+            if n - j >= 8 {
+                block_rows::<S, W, 1, 8>(t, j, [xp(0), xp(1), xp(2), xp(3), xp(4), xp(5), xp(6), xp(7)]);
+                j += 8;
+            } else if n - j >= 3 {
+                block_rows::<S, W, 1, 3>(t, j, [xp(0), xp(1), xp(2)]);
                 j += 3;
             } else {
                 block_rows::<S, W, 4, 1>(t, j, [xp(0)]);
@@ -324,7 +327,8 @@ unsafe fn block_rows<S: Simd, W: BlockRow, const R: usize, const T: usize>(t: &T
     }
 }
 
-/// R consecutive rows from `row0` (at `w0`, `row_bytes` apart) against T tokens.
+/// R consecutive rows from `row0` (at `w0`, `row_bytes` apart) against T tokens. Each row's
+/// block is decoded and used at once (only one decoded block lives in registers).
 #[inline(always)]
 unsafe fn block_micro<S: Simd, W: BlockRow, const R: usize, const T: usize>(
     w: &WeightView,
@@ -337,19 +341,18 @@ unsafe fn block_micro<S: Simd, W: BlockRow, const R: usize, const T: usize>(
     unsafe {
         let mut acc = [[S::zero(); T]; R];
         for b in 0..full {
-            // Each block is decoded once and used T times.
-            // Loops, not `array::from_fn`: its closure would be compiled without the ISA.
-            let mut wb = MaybeUninit::<[S::WF; R]>::uninit();
-            let mut sc = [S::zero(); R];
-            for (i, s) in sc.iter_mut().enumerate() {
-                (wb.as_mut_ptr() as *mut S::WF).add(i).write(W::block::<S>(w0.add(i * row_bytes + b * W::BLOCK)));
-                *s = S::splat(W::scale(w, row0 + i, b));
-            }
-            let wb = wb.assume_init();
-            for j in 0..T {
-                let xb = x[j].add(32 * b);
-                for i in 0..R {
-                    acc[i][j] = S::fma(S::dot_wf(wb[i], xb), sc[i], acc[i][j]);
+            for i in 0..R {
+                let wb = W::block::<S>(w0.add(i * row_bytes + b * W::BLOCK));
+                let sc = S::splat(W::scale(w, row0 + i, b));
+                if T == 1 {
+                    // One token: scale the block's dot product.
+                    acc[i][0] = S::fma(S::dot_wf(wb, x[0].add(32 * b)), sc, acc[i][0]);
+                } else {
+                    // Several: scale the decoded block once, then accumulate each token's FMAs.
+                    let ws = S::scale_wf(wb, sc);
+                    for j in 0..T {
+                        acc[i][j] = S::acc_wf(ws, x[j].add(32 * b), acc[i][j]);
+                    }
                 }
             }
         }
