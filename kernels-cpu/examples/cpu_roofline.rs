@@ -251,8 +251,7 @@ fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
 }
 
 fn report(isa: Isa, n: usize, ops: &[Op], bw: f64) -> f64 {
-    let per_layer = |o: &Op| o.per_token.max(0) as f64;
-    let total: f64 = ops.iter().map(|o| if o.per_token == 0 { o.secs } else { o.secs * per_layer(o) * LAYERS as f64 }).sum();
+    let total: f64 = ops.iter().map(|o| if o.per_token == 0 { o.secs } else { o.secs * (o.per_token * LAYERS) as f64 }).sum();
     let what = if n == 1 { "decode, 1 token".to_string() } else { format!("prefill, {n} tokens") };
     println!("\n{} ({what}):", isa.describe());
     println!("  {:22} {:>10} {:>7} {:>10} {:>8} {:>9} {:>8}", "op", "time", "× step", "MB read", "GB/s", "% of bw", "GFLOP/s");

@@ -32,7 +32,13 @@ fn budget(op: &str) -> f64 {
 fn check(what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let bad: Vec<String> = (0..got.len())
-        .filter(|&i| !((got[i] as f64 - want[i] as f64).abs() <= tol(i)))
+        // Written so that a NaN on either side fails.
+        .filter(|&i| {
+            !matches!(
+                (got[i] as f64 - want[i] as f64).abs().partial_cmp(&tol(i)),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            )
+        })
         .take(5)
         .map(|i| {
             format!("  [{i}] expected {} actual {} (|Δ| {:.3e} > tolerance {:.3e})", want[i], got[i], (got[i] - want[i]).abs(), tol(i))

@@ -138,8 +138,8 @@ pub unsafe fn group<S: Simd>(t: &AttnTask) {
             }
             s0 += keys;
         }
-        for h in 0..t.heads {
-            let inv = 1.0 / l[h];
+        for (h, lh) in l.iter().enumerate().take(t.heads) {
+            let inv = 1.0 / lh;
             let o = t.out.add((h0 + h) * d);
             for i in 0..d {
                 *o.add(i) = *acc.add(h * d + i) * inv;

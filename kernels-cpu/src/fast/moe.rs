@@ -20,6 +20,7 @@ use crate::simd::Kernels;
 use crate::view::WeightView;
 use crate::workspace::{MoeScratch, Workspace};
 
+#[allow(clippy::too_many_arguments)]
 pub fn moe_route(
     k: &Kernels,
     router: &WeightView,

@@ -341,17 +341,17 @@ unsafe fn block_micro<S: Simd, W: BlockRow, const R: usize, const T: usize>(
     unsafe {
         let mut acc = [[S::zero(); T]; R];
         for b in 0..full {
-            for i in 0..R {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
                 let wb = W::block::<S>(w0.add(i * row_bytes + b * W::BLOCK));
                 let sc = S::splat(W::scale(w, row0 + i, b));
                 if T == 1 {
                     // One token: scale the block's dot product.
-                    acc[i][0] = S::fma(S::dot_wf(wb, x[0].add(32 * b)), sc, acc[i][0]);
+                    acc_i[0] = S::fma(S::dot_wf(wb, x[0].add(32 * b)), sc, acc_i[0]);
                 } else {
                     // Several: scale the decoded block once, then accumulate each token's FMAs.
                     let ws = S::scale_wf(wb, sc);
-                    for j in 0..T {
-                        acc[i][j] = S::acc_wf(ws, x[j].add(32 * b), acc[i][j]);
+                    for (a, xj) in acc_i.iter_mut().zip(x) {
+                        *a = S::acc_wf(ws, xj.add(32 * b), *a);
                     }
                 }
             }

@@ -18,8 +18,12 @@ pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 
-/// Vector operations on `LANES` f32 (`F`) or i32 (`I`) lanes. Every function is `unsafe`: it
-/// may only run on a CPU with the ISA, and pointers must be valid for the lanes read.
+/// Vector operations on `LANES` f32 lanes (`F`).
+///
+/// # Safety
+/// Every function may only run on a CPU with the ISA, and its pointers must be valid for the
+/// elements it reads or writes.
+#[allow(clippy::missing_safety_doc)]
 pub trait Simd: Copy {
     const LANES: usize;
     type F: Copy;
