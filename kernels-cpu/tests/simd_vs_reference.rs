@@ -398,6 +398,34 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A token's result does not depend on the batch it came in: a batch of n equals n single
+    /// tokens bit for bit (prefill then rollback and decode must replay exactly).
+    #[test]
+    fn results_do_not_depend_on_the_batch(f in 0..FORMATS.len(), k in 0..12usize, n in 1..13usize, seed in 1..u64::MAX) {
+        let format = FORMATS[f];
+        let (cols, rows) = (cols_for(format, k), 37);
+        let mut rng = Rng(seed);
+        let spec = Spec::random(format, 1, rows, cols, true, &mut rng);
+        let x = rng.floats(n * cols, 4.0);
+        for (mut b, _) in pairs() {
+            let w = spec.load(&mut b);
+            let xb = buf(&mut b, DType::F32, &x);
+            let mut all = b.alloc(DType::F32, n * rows).unwrap();
+            b.matmul(&w, &xb, n, &mut all, false).unwrap();
+            let all = read(&mut b, &all);
+            for t in 0..n {
+                let xt = buf(&mut b, DType::F32, &x[t * cols..(t + 1) * cols]);
+                let mut one = b.alloc(DType::F32, rows).unwrap();
+                b.matmul(&w, &xt, 1, &mut one, false).unwrap();
+                prop_assert_eq!(read(&mut b, &one), all[t * rows..(t + 1) * rows].to_vec(), "{} token {} of {} on {}", format, t, n, b.isa());
+            }
+        }
+    }
+}
+
 #[test]
 fn kernel_names_state_the_isa_and_format() {
     for (mut fast, _) in pairs() {

@@ -344,15 +344,10 @@ unsafe fn block_micro<S: Simd, W: BlockRow, const R: usize, const T: usize>(
             for (i, acc_i) in acc.iter_mut().enumerate() {
                 let wb = W::block::<S>(w0.add(i * row_bytes + b * W::BLOCK));
                 let sc = S::splat(W::scale(w, row0 + i, b));
-                if T == 1 {
-                    // One token: scale the block's dot product.
-                    acc_i[0] = S::fma(S::dot_wf(wb, x[0].add(32 * b)), sc, acc_i[0]);
-                } else {
-                    // Several: scale the decoded block once, then accumulate each token's FMAs.
-                    let ws = S::scale_wf(wb, sc);
-                    for (a, xj) in acc_i.iter_mut().zip(x) {
-                        *a = S::acc_wf(ws, xj.add(32 * b), *a);
-                    }
+                // The same operations for every token whatever R and T: a token's result does
+                // not depend on the batch it came in (a rollback replays exactly).
+                for (a, xj) in acc_i.iter_mut().zip(x) {
+                    *a = S::fma(S::dot_wf(wb, xj.add(32 * b)), sc, *a);
                 }
             }
         }

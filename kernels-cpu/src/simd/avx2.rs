@@ -134,19 +134,6 @@ impl Simd for Avx2 {
             _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x.add(24)), a)
         }
     }
-    #[inline(always)]
-    unsafe fn scale_wf(w: [__m256; 4], s: __m256) -> [__m256; 4] {
-        unsafe { [_mm256_mul_ps(w[0], s), _mm256_mul_ps(w[1], s), _mm256_mul_ps(w[2], s), _mm256_mul_ps(w[3], s)] }
-    }
-    #[inline(always)]
-    unsafe fn acc_wf(w: [__m256; 4], x: *const f32, acc: __m256) -> __m256 {
-        unsafe {
-            let a = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(x), acc);
-            let a = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(x.add(8)), a);
-            let a = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x.add(16)), a);
-            _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x.add(24)), a)
-        }
-    }
 }
 
 #[target_feature(enable = "avx2,fma")]

@@ -107,14 +107,6 @@ impl Simd for Avx512 {
     unsafe fn dot_wf(w: [__m512; 2], x: *const f32) -> __m512 {
         unsafe { _mm512_fmadd_ps(w[1], _mm512_loadu_ps(x.add(16)), _mm512_mul_ps(w[0], _mm512_loadu_ps(x))) }
     }
-    #[inline(always)]
-    unsafe fn scale_wf(w: [__m512; 2], s: __m512) -> [__m512; 2] {
-        unsafe { [_mm512_mul_ps(w[0], s), _mm512_mul_ps(w[1], s)] }
-    }
-    #[inline(always)]
-    unsafe fn acc_wf(w: [__m512; 2], x: *const f32, acc: __m512) -> __m512 {
-        unsafe { _mm512_fmadd_ps(w[1], _mm512_loadu_ps(x.add(16)), _mm512_fmadd_ps(w[0], _mm512_loadu_ps(x), acc)) }
-    }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]

@@ -55,10 +55,6 @@ pub trait Simd: Copy {
     unsafe fn wf_i4(p: *const u8) -> Self::WF;
     /// f32 lanes whose sum is `Σ w[j] · x[j]` over the block's 32 activations at `x`.
     unsafe fn dot_wf(w: Self::WF, x: *const f32) -> Self::F;
-    /// Every weight of the block times `s`.
-    unsafe fn scale_wf(w: Self::WF, s: Self::F) -> Self::WF;
-    /// `acc` plus lanes whose sum is `Σ w[j] · x[j]`.
-    unsafe fn acc_wf(w: Self::WF, x: *const f32, acc: Self::F) -> Self::F;
 }
 
 /// One ISA's hot functions: each is a generic body compiled inside a `#[target_feature]`

@@ -114,22 +114,6 @@ impl Simd for Neon {
             vaddq_f32(a, b)
         }
     }
-    #[inline(always)]
-    unsafe fn scale_wf(w: [float32x4_t; 8], s: float32x4_t) -> [float32x4_t; 8] {
-        let mut out = w;
-        for v in &mut out {
-            *v = unsafe { vmulq_f32(*v, s) };
-        }
-        out
-    }
-    #[inline(always)]
-    unsafe fn acc_wf(w: [float32x4_t; 8], x: *const f32, acc: float32x4_t) -> float32x4_t {
-        let mut a = acc;
-        for (k, &v) in w.iter().enumerate() {
-            a = unsafe { vfmaq_f32(a, v, vld1q_f32(x.add(4 * k))) };
-        }
-        a
-    }
 }
 
 #[target_feature(enable = "neon")]
