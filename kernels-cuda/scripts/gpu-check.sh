@@ -5,6 +5,9 @@
 #   kernels-cuda/scripts/gpu-check.sh build    build only: test binaries and gptoss into .gpu-check/
 #   kernels-cuda/scripts/gpu-check.sh run      run only, from .gpu-check/ (a GPU machine without cargo)
 #
+# .gpu-check/ is git-ignored (~41 MB of stripped x86-64 binaries): build it on a machine with
+# cargo, then carry it to the GPU machine along with the working tree.
+#
 # Run: every CUDA kernel test against the CPU backend, the whole model against the CPU
 # (fixture: logits + 64 greedy tokens; synthetic 20b and 120b: logits), compute-sanitizer
 # memcheck and racecheck on the kernel tests, the device's copy bandwidth, then decode and
@@ -46,6 +49,7 @@ step() {  # step NAME COMMAND...: runs, logs, records failure
 
 run() {
     [ -x "$STAGE/test-ops" ] || { echo "no $STAGE/test-ops: run '$0 build' first (on a machine with cargo)"; exit 2; }
+    nvidia-smi > /dev/null 2>&1 || { echo "no GPU here (nvidia-smi fails): the device tests would only skip"; exit 2; }
     export GPTOSS_REPO_DIR=$ROOT
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 | tr ' ' '-' || echo unknown)
     DATE=$(date -u +%Y-%m-%dT%H%M)
