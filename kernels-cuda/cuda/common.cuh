@@ -61,10 +61,14 @@ __device__ __forceinline__ float2 fp4x2_scaled(unsigned int t) {
 
 // ---- formats: E elements per 16-byte chunk --------------------------------------------------
 
-struct FmtF32 {
-    static constexpr int E = 4;
+// Formats without a per-row or per-chunk scale.
+struct Unscaled {
     __device__ static float row_scale(const GptossWeight &, const unsigned char *, unsigned int) { return 1.0f; }
     __device__ static float chunk_scale(const GptossWeight &, const unsigned char *, unsigned int, unsigned int) { return 1.0f; }
+};
+
+struct FmtF32 : Unscaled {
+    static constexpr int E = 4;
     __device__ static void decode(uint4 v, float (&w)[E]) {
         w[0] = __uint_as_float(v.x), w[1] = __uint_as_float(v.y), w[2] = __uint_as_float(v.z), w[3] = __uint_as_float(v.w);
     }
@@ -72,10 +76,8 @@ struct FmtF32 {
     __host__ __device__ static constexpr unsigned int row_bytes(unsigned int cols) { return cols * 4; }
 };
 
-struct FmtBf16 {
+struct FmtBf16 : Unscaled {
     static constexpr int E = 8;
-    __device__ static float row_scale(const GptossWeight &, const unsigned char *, unsigned int) { return 1.0f; }
-    __device__ static float chunk_scale(const GptossWeight &, const unsigned char *, unsigned int, unsigned int) { return 1.0f; }
     __device__ static void decode(uint4 v, float (&w)[E]) {
         w[0] = bf16_lo(v.x), w[1] = bf16_hi(v.x), w[2] = bf16_lo(v.y), w[3] = bf16_hi(v.y);
         w[4] = bf16_lo(v.z), w[5] = bf16_hi(v.z), w[6] = bf16_lo(v.w), w[7] = bf16_hi(v.w);
