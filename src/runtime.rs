@@ -1,10 +1,12 @@
 //! Opening a model on a backend: what the CLI and the C API share.
 
+use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
-use gptoss_kernels_cpu::CpuBackend;
+use gptoss_kernels_cpu::{CpuBackend, CpuBuffer};
 #[cfg(feature = "cuda")]
-use gptoss_kernels_cuda::CudaBackend;
-use gptoss_model_gpt_oss::{GptOss, LoadOptions, OpenedModel};
+use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
+use gptoss_model_gpt_oss::accounting::Formats;
+use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
 use crate::error::{Error, Result};
 
@@ -36,64 +38,169 @@ pub struct RuntimeOptions {
     /// CPU worker threads (all cores when `None`).
     pub threads: Option<usize>,
     pub load: LoadOptions,
+    /// The context an `Engine` starts with.
+    pub context: ContextOptions,
 }
 
-/// A loaded model on some backend.
-pub enum Engine {
-    Cpu(Box<GptOss<CpuBackend>>),
+/// A model loaded on some backend. Every backend is wrapped in `Profiled`, which only forwards
+/// until per-op timing is switched on.
+pub enum LoadedModel {
+    Cpu(Box<GptOss<Profiled<CpuBackend>>>),
     #[cfg(feature = "cuda")]
-    Cuda(Box<GptOss<CudaBackend>>),
+    Cuda(Box<GptOss<Profiled<CudaBackend>>>),
+}
+
+/// A context (KV cache and activations) of a `LoadedModel`, on the same backend.
+pub enum ModelContext {
+    Cpu(Box<Context<CpuBuffer>>),
+    #[cfg(feature = "cuda")]
+    Cuda(Box<Context<CudaBuffer>>),
 }
 
 /// Runs `$body` with `$m` bound to the model, whatever its backend.
-macro_rules! each_backend {
-    ($engine:expr, $m:ident => $body:expr) => {
-        match $engine {
-            Engine::Cpu($m) => $body,
+macro_rules! each_model {
+    ($model:expr, $m:ident => $body:expr) => {
+        match $model {
+            LoadedModel::Cpu($m) => $body,
             #[cfg(feature = "cuda")]
-            Engine::Cuda($m) => $body,
+            LoadedModel::Cuda($m) => $body,
         }
     };
 }
 
-impl Engine {
-    pub fn load(model: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
+/// A context used with a model of another backend: contexts come only from `new_context`.
+#[cfg(feature = "cuda")]
+const FOREIGN_CONTEXT: &str = "a ModelContext used with a LoadedModel of another backend";
+
+impl LoadedModel {
+    /// Loads `model`, telling `progress` (bytes loaded, bytes in all).
+    pub fn load(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
         match opts.backend {
-            BackendKind::Cpu => Self::load_cpu(model, opts),
+            BackendKind::Cpu => Self::load_cpu(model, opts, progress),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Ok(Engine::Cuda(Box::new(GptOss::load(CudaBackend::new(0)?, model, opts.load)?))),
+            BackendKind::Cuda => Self::load_cuda(CudaBackend::new(0)?, model, opts, progress),
             #[cfg(feature = "cuda")]
             BackendKind::Auto => match CudaBackend::new(0) {
-                Ok(gpu) => Ok(Engine::Cuda(Box::new(GptOss::load(gpu, model, opts.load)?))),
-                // "auto" means the best available device: no usable GPU here, so the CPU.
-                Err(_) => Self::load_cpu(model, opts),
+                Ok(gpu) => Self::load_cuda(gpu, model, opts, progress),
+                // "auto" is the best device available: without a usable GPU, the CPU.
+                Err(_) => Self::load_cpu(model, opts, progress),
             },
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Auto => Self::load_cpu(model, opts),
+            BackendKind::Auto => Self::load_cpu(model, opts, progress),
             #[cfg(not(feature = "cuda"))]
             BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
         }
     }
 
-    fn load_cpu(model: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
-        let backend = CpuBackend::new(opts.threads)?;
-        Ok(Engine::Cpu(Box::new(GptOss::load(backend, model, opts.load)?)))
+    fn load_cpu(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        let backend = Profiled::new(CpuBackend::new(opts.threads)?);
+        Ok(LoadedModel::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
     }
 
-    pub fn lm(&mut self) -> &mut dyn CausalLm {
-        each_backend!(self, m => m.as_mut())
+    #[cfg(feature = "cuda")]
+    fn load_cuda(gpu: CudaBackend, model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        Ok(LoadedModel::Cuda(Box::new(GptOss::load_with_progress(Profiled::new(gpu), model, opts.load, progress)?)))
+    }
+
+    pub fn new_context(&mut self, opts: ContextOptions) -> Result<ModelContext> {
+        match self {
+            LoadedModel::Cpu(m) => Ok(ModelContext::Cpu(Box::new(m.new_context(opts)?))),
+            #[cfg(feature = "cuda")]
+            LoadedModel::Cuda(m) => Ok(ModelContext::Cuda(Box::new(m.new_context(opts)?))),
+        }
+    }
+
+    /// The model and one of its contexts as a `CausalLm`.
+    pub fn session<'a>(&'a mut self, ctx: &'a mut ModelContext) -> Box<dyn CausalLm + 'a> {
+        match (self, ctx) {
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Box::new(m.session(c)),
+            #[cfg(feature = "cuda")]
+            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => Box::new(m.session(c)),
+            #[cfg(feature = "cuda")]
+            _ => panic!("{FOREIGN_CONTEXT}"),
+        }
+    }
+
+    pub fn config(&self) -> &GptOssConfig {
+        each_model!(self, m => m.config())
     }
 
     pub fn backend_info(&self) -> BackendInfo {
         use gptoss_engine::Backend;
-        each_backend!(self, m => m.backend().info())
+        each_model!(self, m => m.backend().info())
     }
 
     pub fn kernels(&self) -> &[KernelChoice] {
-        each_backend!(self, m => m.kernels())
+        each_model!(self, m => m.kernels())
     }
 
+    /// How the weights (and a context's cache) are stored, for byte accounting.
+    pub fn formats(&self, ctx: &ModelContext) -> Formats {
+        match (self, ctx) {
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => m.formats(c.kv_dtype()),
+            #[cfg(feature = "cuda")]
+            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => m.formats(c.kv_dtype()),
+            #[cfg(feature = "cuda")]
+            _ => panic!("{FOREIGN_CONTEXT}"),
+        }
+    }
+
+    /// The device's measured bandwidth ceiling, when it has its own memory (see `Backend`).
+    pub fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        use gptoss_engine::Backend;
+        each_model!(self, m => Ok(m.backend_mut().measure_peak_gb_s()?))
+    }
+
+    /// Device memory (used, total) in bytes, for devices with their own memory.
+    pub fn device_memory(&self) -> Option<(u64, u64)> {
+        use gptoss_engine::Backend;
+        each_model!(self, m => m.backend().device_memory())
+    }
+
+    /// Switches per-op timing on (clearing earlier times) or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        each_model!(self, m => m.backend_mut().set_enabled(on))
+    }
+
+    /// Time spent per op site since profiling was switched on.
+    pub fn op_times(&self) -> Vec<(OpSite, OpTime)> {
+        each_model!(self, m => m.backend().times().to_vec())
+    }
+}
+
+impl ModelContext {
     pub fn kv_cache_bytes(&self) -> usize {
-        each_backend!(self, m => m.kv_cache_bytes())
+        match self {
+            ModelContext::Cpu(c) => c.kv_cache_bytes(),
+            #[cfg(feature = "cuda")]
+            ModelContext::Cuda(c) => c.kv_cache_bytes(),
+        }
+    }
+}
+
+/// A model with one context: what the commands use.
+pub struct Engine {
+    pub model: LoadedModel,
+    pub context: ModelContext,
+}
+
+impl Engine {
+    pub fn load(model: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
+        Self::load_with_progress(model, opts, &mut |_, _| {})
+    }
+
+    /// As `load`, telling `progress` (bytes loaded, bytes in all).
+    pub fn load_with_progress(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        let mut m = LoadedModel::load(model, opts, progress)?;
+        let context = m.new_context(opts.context)?;
+        Ok(Engine { model: m, context })
+    }
+
+    pub fn lm(&mut self) -> Box<dyn CausalLm + '_> {
+        self.model.session(&mut self.context)
+    }
+
+    pub fn formats(&self) -> Formats {
+        self.model.formats(&self.context)
     }
 }

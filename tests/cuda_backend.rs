@@ -10,7 +10,7 @@ use std::path::Path;
 use gptoss_engine::{CausalLm, DType, SamplingParams};
 use gptoss_kernels_cpu::CpuBackend;
 use gptoss_kernels_cuda::CudaBackend;
-use gptoss_model_gpt_oss::{GptOss, LoadOptions, ModelSource, OpenedModel};
+use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource, OpenedModel};
 
 /// Budget on max|gpu − cpu| / max|cpu| of a row of logits.
 const LOGITS_BUDGET: f64 = 1e-3;
@@ -58,11 +58,14 @@ fn check(what: &str, gpu: &[f32], cpu: &[f32]) {
 fn compare(source: &str, kv: DType, prompt: &[u32], steps: usize, threads: Option<usize>) {
     let Some(g) = gpu() else { return };
     let model = open(source);
-    let opts = LoadOptions { max_context: prompt.len() + steps + 1, max_batch: prompt.len().min(64), kv_dtype: kv };
-    let mut gm = GptOss::load(g, &model, opts).unwrap();
-    let mut cm = GptOss::load(CpuBackend::new(threads).unwrap(), &model, opts).unwrap();
-    let (gl, cl): (&mut dyn CausalLm, &mut dyn CausalLm) = (&mut gm, &mut cm);
-    for chunk in prompt.chunks(opts.max_batch) {
+    let max_batch = prompt.len().min(64);
+    let ctx = ContextOptions { max_context: prompt.len() + steps + 1, kv_dtype: kv };
+    let mut gm = GptOss::load(g, &model, LoadOptions { max_batch }).unwrap();
+    let mut cm = GptOss::load(CpuBackend::new(threads).unwrap(), &model, LoadOptions { max_batch }).unwrap();
+    let (mut gc, mut cc) = (gm.new_context(ctx).unwrap(), cm.new_context(ctx).unwrap());
+    let (mut gs, mut cs) = (gm.session(&mut gc), cm.session(&mut cc));
+    let (gl, cl): (&mut dyn CausalLm, &mut dyn CausalLm) = (&mut gs, &mut cs);
+    for chunk in prompt.chunks(max_batch) {
         gl.forward(chunk, 1).unwrap();
         cl.forward(chunk, 1).unwrap();
     }

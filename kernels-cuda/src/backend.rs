@@ -14,6 +14,7 @@ use crate::ops::moe_route::RouteScratch;
 use crate::ops::sample::{MAX_BLOCKS, SampleScratch};
 use crate::ops::synth::SynthKernels;
 use crate::ops::{attention, embed, matmul, moe_experts, moe_route, qkv_rope, rms_norm, sample, synth};
+use crate::peak;
 use crate::registry::{Chosen, Resolved, one};
 
 pub struct CudaBackend {
@@ -121,6 +122,16 @@ impl Backend for CudaBackend {
 
     fn synchronize(&mut self) -> Result<()> {
         self.dev.synchronize()
+    }
+
+    fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        self.dev.synchronize()?;
+        peak::copy_bandwidth(&self.dev).map(Some)
+    }
+
+    fn device_memory(&self) -> Option<(u64, u64)> {
+        let (free, total) = self.dev.ctx.mem_get_info().ok()?;
+        Some(((total - free) as u64, total as u64))
     }
 
     fn begin_step(&mut self, step: Step) -> Result<StepMode> {

@@ -18,9 +18,19 @@ pub const ENV: &str = "GPTOSS_CUDA_GRAPHS";
 pub struct Recorder {
     disabled: bool,
     last: Option<Step>,
-    graph: Option<(Step, CudaGraph)>,
+    graph: Option<(Step, Graph)>,
     capturing: Option<Step>,
 }
+
+/// An instantiated graph that may move between threads with its backend.
+struct Graph(CudaGraph);
+
+// SAFETY: the driver's graph handles are not tied to a thread (the driver API is thread-safe
+// and cudarc binds the context to the calling thread before each use), and the graph is only
+// ever used through `&mut Recorder`, so no two threads use it at once.
+unsafe impl Send for Graph {}
+// SAFETY: `&Recorder` gives no access to the graph (every use takes `&mut self`).
+unsafe impl Sync for Graph {}
 
 impl Recorder {
     pub fn from_env() -> Self {
@@ -39,7 +49,7 @@ impl Recorder {
         if let Some((recorded, graph)) = &self.graph
             && *recorded == step
         {
-            graph.launch().map_err(cuda_err("replaying the decode graph"))?;
+            graph.0.launch().map_err(cuda_err("replaying the decode graph"))?;
             return Ok(StepMode::Replayed);
         }
         if repeat {
@@ -63,7 +73,7 @@ impl Recorder {
         };
         graph.upload().map_err(cuda_err("uploading the decode graph"))?;
         graph.launch().map_err(cuda_err("launching the decode graph"))?;
-        self.graph = Some((step, graph));
+        self.graph = Some((step, Graph(graph)));
         Ok(())
     }
 

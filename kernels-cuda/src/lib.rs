@@ -20,6 +20,8 @@ mod graph;
 #[cfg(feature = "cuda")]
 mod ops;
 #[cfg(feature = "cuda")]
+mod peak;
+#[cfg(feature = "cuda")]
 mod registry;
 
 #[cfg(feature = "cuda")]

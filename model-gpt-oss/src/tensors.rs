@@ -6,33 +6,6 @@ use crate::config::{GptOssConfig, Quantization};
 use crate::error::{ModelError, Result};
 use crate::safetensors::StDtype;
 
-/// Which part of the model a tensor belongs to, for byte accounting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    Embedding,
-    Attention,
-    Norms,
-    Router,
-    Experts,
-    Unembedding,
-}
-
-impl Family {
-    pub const ALL: [Family; 6] =
-        [Family::Embedding, Family::Attention, Family::Norms, Family::Router, Family::Experts, Family::Unembedding];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Embedding => "embedding",
-            Family::Attention => "attention",
-            Family::Norms => "norms",
-            Family::Router => "router",
-            Family::Experts => "experts",
-            Family::Unembedding => "unembedding",
-        }
-    }
-}
-
 /// How a tensor is used, which fixes the dtypes it may have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -65,7 +38,6 @@ pub struct TensorSpec {
     pub name: String,
     pub shape: Vec<usize>,
     pub kind: Kind,
-    pub family: Family,
 }
 
 impl TensorSpec {
@@ -81,30 +53,30 @@ pub fn layer_prefix(l: usize) -> String {
 /// Every tensor of the model, in checkpoint (state-dict) order.
 pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
     let (h, v, e, i) = (c.hidden_size, c.vocab_size, c.num_local_experts, c.intermediate_size);
-    let spec = |name: String, shape: Vec<usize>, kind, family| TensorSpec { name, shape, kind, family };
-    let mut t = vec![spec("model.embed_tokens.weight".into(), vec![v, h], Kind::Matrix, Family::Embedding)];
+    let spec = |name: String, shape: Vec<usize>, kind| TensorSpec { name, shape, kind };
+    let mut t = vec![spec("model.embed_tokens.weight".into(), vec![v, h], Kind::Matrix)];
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
-        t.push(spec(format!("{p}input_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
+        t.push(spec(format!("{p}input_layernorm.weight"), vec![h], Kind::Vector));
         for (proj, rows, cols) in [("q_proj", c.q_dim(), h), ("k_proj", c.kv_dim(), h), ("v_proj", c.kv_dim(), h), ("o_proj", h, c.q_dim())]
         {
-            t.push(spec(format!("{p}self_attn.{proj}.weight"), vec![rows, cols], Kind::Matrix, Family::Attention));
+            t.push(spec(format!("{p}self_attn.{proj}.weight"), vec![rows, cols], Kind::Matrix));
             if c.attention_bias {
-                t.push(spec(format!("{p}self_attn.{proj}.bias"), vec![rows], Kind::Vector, Family::Attention));
+                t.push(spec(format!("{p}self_attn.{proj}.bias"), vec![rows], Kind::Vector));
             }
         }
-        t.push(spec(format!("{p}self_attn.sinks"), vec![c.num_attention_heads], Kind::Vector, Family::Attention));
-        t.push(spec(format!("{p}post_attention_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
-        t.push(spec(format!("{p}mlp.router.weight"), vec![e, h], Kind::Matrix, Family::Router));
-        t.push(spec(format!("{p}mlp.router.bias"), vec![e], Kind::Vector, Family::Router));
+        t.push(spec(format!("{p}self_attn.sinks"), vec![c.num_attention_heads], Kind::Vector));
+        t.push(spec(format!("{p}post_attention_layernorm.weight"), vec![h], Kind::Vector));
+        t.push(spec(format!("{p}mlp.router.weight"), vec![e, h], Kind::Matrix));
+        t.push(spec(format!("{p}mlp.router.bias"), vec![e], Kind::Vector));
         for (proj, rows, cols) in [("gate_up_proj", 2 * i, h), ("down_proj", h, i)] {
-            t.push(spec(format!("{p}mlp.experts.{proj}_blocks"), vec![e, rows, cols / 32, 16], Kind::Mx, Family::Experts));
-            t.push(spec(format!("{p}mlp.experts.{proj}_scales"), vec![e, rows, cols / 32], Kind::Mx, Family::Experts));
-            t.push(spec(format!("{p}mlp.experts.{proj}_bias"), vec![e, rows], Kind::Vector, Family::Experts));
+            t.push(spec(format!("{p}mlp.experts.{proj}_blocks"), vec![e, rows, cols / 32, 16], Kind::Mx));
+            t.push(spec(format!("{p}mlp.experts.{proj}_scales"), vec![e, rows, cols / 32], Kind::Mx));
+            t.push(spec(format!("{p}mlp.experts.{proj}_bias"), vec![e, rows], Kind::Vector));
         }
     }
-    t.push(spec("model.norm.weight".into(), vec![h], Kind::Vector, Family::Norms));
-    t.push(spec("lm_head.weight".into(), vec![v, h], Kind::Matrix, Family::Unembedding));
+    t.push(spec("model.norm.weight".into(), vec![h], Kind::Vector));
+    t.push(spec("lm_head.weight".into(), vec![v, h], Kind::Matrix));
     t
 }
 

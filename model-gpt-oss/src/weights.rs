@@ -7,7 +7,7 @@ use half::bf16;
 use crate::error::Result;
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
-use crate::tensors::{Family, TensorSpec, expected_tensors, layer_prefix};
+use crate::tensors::{TensorSpec, expected_tensors, layer_prefix};
 
 pub struct LayerWeights<Buf> {
     /// f32 [hidden]
@@ -45,6 +45,10 @@ struct Loader<'a, B: Backend> {
     backend: &'a mut B,
     model: &'a OpenedModel,
     specs: std::collections::HashMap<String, TensorSpec>,
+    /// Told (bytes loaded, bytes in all) after each tensor.
+    progress: &'a mut dyn FnMut(usize, usize),
+    done: usize,
+    total: usize,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -52,20 +56,27 @@ impl<B: Backend> Loader<'_, B> {
         &self.specs[name]
     }
 
+    fn advance(&mut self, spec: &TensorSpec) {
+        self.done += spec.elements() * self.model.dtype(spec).size();
+        (self.progress)(self.done, self.total);
+    }
+
     fn raw(&mut self, name: &str, dtype: DType) -> Result<B::Buffer> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
-        Ok(match self.model.tensor(&spec) {
+        let buf = match self.model.tensor(&spec) {
             TensorData::Host(bytes, _) => self.backend.load_host(dtype, n, bytes)?,
             TensorData::Synth(t, _) => self.backend.load_synth(dtype, n, &t)?,
-        })
+        };
+        self.advance(&spec);
+        Ok(buf)
     }
 
     /// A small vector as f32.
     fn vector(&mut self, name: &str) -> Result<B::Buffer> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
-        Ok(match self.model.tensor(&spec) {
+        let buf = match self.model.tensor(&spec) {
             TensorData::Host(bytes, StDtype::F32) => self.backend.load_host(DType::F32, n, bytes)?,
             TensorData::Host(bytes, _) => {
                 let f: Vec<u8> =
@@ -73,7 +84,9 @@ impl<B: Backend> Loader<'_, B> {
                 self.backend.load_host(DType::F32, n, HostBytes::from_vec(f))?
             }
             TensorData::Synth(t, _) => self.backend.load_synth(DType::F32, n, &t)?,
-        })
+        };
+        self.advance(&spec);
+        Ok(buf)
     }
 
     fn dense(&mut self, name: &str, bias: Option<&str>) -> Result<Weight<B::Buffer>> {
@@ -107,11 +120,12 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-/// Loads every tensor of `model` into `backend`.
-pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel) -> Result<Weights<B::Buffer>> {
+/// Loads every tensor of `model` into `backend`, telling `progress` (bytes done, bytes in all).
+pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel, progress: &mut dyn FnMut(usize, usize)) -> Result<Weights<B::Buffer>> {
     let c = &model.config;
-    let specs = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
-    let mut ld = Loader { backend, model, specs };
+    let specs: std::collections::HashMap<String, TensorSpec> = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
+    let total = specs.values().map(|s| s.elements() * model.dtype(s).size()).sum();
+    let mut ld = Loader { backend, model, specs, progress, done: 0, total };
     let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for l in 0..c.num_hidden_layers {
@@ -135,22 +149,4 @@ pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel) -> Result<Weights<
         norm: ld.vector("model.norm.weight")?,
         unembed: ld.dense("lm_head.weight", None)?,
     })
-}
-
-/// Bytes a decoded token reads, per family: attention, norms and router once per layer; `top_k`
-/// of the experts; the whole unembedding; one embedding row. (The KV cache is counted by
-/// whoever knows the context depth.)
-pub fn bytes_per_token(model: &OpenedModel) -> Vec<(Family, f64)> {
-    let c = &model.config;
-    let mut out: Vec<(Family, f64)> = Family::ALL.iter().map(|&f| (f, 0.0)).collect();
-    for s in expected_tensors(c) {
-        let bytes = (s.elements() * model.dtype(&s).size()) as f64;
-        let share = match s.family {
-            Family::Experts => c.num_experts_per_tok as f64 / c.num_local_experts as f64,
-            Family::Embedding => 1.0 / c.vocab_size as f64,
-            _ => 1.0,
-        };
-        out.iter_mut().find(|(f, _)| *f == s.family).expect("all families listed").1 += bytes * share;
-    }
-    out
 }

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use gptoss::Result;
 use gptoss_model_gpt_oss::ModelSource;
+use gptoss_model_gpt_oss::accounting::{stored_formats, token_bytes};
 use gptoss_model_gpt_oss::config::LayerType;
 use gptoss_model_gpt_oss::tensors::expected_tensors;
-use gptoss_model_gpt_oss::weights::bytes_per_token;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -75,11 +75,10 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(ckpt) = model.checkpoint() {
         println!("files       {} bytes", grouped(ckpt.file_bytes()));
     }
-    let per_token = bytes_per_token(&model);
-    let sum: f64 = per_token.iter().map(|(_, b)| b).sum();
-    println!("per decoded token (weights read at batch 1, KV cache excluded): {:.3} GB", sum / 1e9);
-    for (family, bytes) in per_token {
-        println!("  {:12} {:>16} bytes", family.name(), grouped(bytes.round() as usize));
+    let per_token = token_bytes(c, &stored_formats(&model), c.num_experts_per_tok as f64, 0);
+    println!("per decoded token (weights read at batch 1 as stored; KV cache at depth 0): {:.3} GB", per_token.total() / 1e9);
+    for (family, bytes) in per_token.families() {
+        println!("  {:12} {:>16} bytes", family, grouped(bytes.round() as usize));
     }
     Ok(())
 }
