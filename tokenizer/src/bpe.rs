@@ -71,8 +71,8 @@ fn merge_by_scan(vocabulary: &Vocabulary, piece: &[u8], parts: &mut Vec<Part>, o
         token: NONE,
         pair_rank: NONE,
     });
-    for i in 0..piece.len() - 1 {
-        parts[i].pair_rank = rank_of(i as u32, i as u32 + 2);
+    for (part, pair) in parts.iter_mut().zip(piece.windows(2)) {
+        part.pair_rank = vocabulary.byte_pair_rank(pair[0], pair[1]);
     }
     loop {
         let mut best = (NONE, 0);

@@ -25,10 +25,8 @@ impl<'t> StreamDecoder<'t> {
     /// Adds one token and returns the text it completes (often empty for a partial character).
     pub fn push(&mut self, id: TokenId) -> Result<String> {
         let bytes = self.tokenizer.token_bytes(id)?;
-        if self.pending.is_empty() {
-            if let Ok(text) = std::str::from_utf8(bytes) {
-                return Ok(text.to_owned());
-            }
+        if let (true, Ok(text)) = (self.pending.is_empty(), std::str::from_utf8(bytes)) {
+            return Ok(text.to_owned());
         }
         let mut out = String::new();
         self.pending.extend_from_slice(bytes);

@@ -191,3 +191,12 @@ fn read(path: &Path) -> Result<Vec<u8>> {
         source,
     })
 }
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("ordinary_tokens", &self.vocabulary.len())
+            .field("special_tokens", &self.specials.ids().count())
+            .finish()
+    }
+}

@@ -90,33 +90,33 @@ impl Tokenizer {
         let special_ids: std::collections::HashSet<TokenId> =
             parsed.added_tokens.iter().map(|t| t.id).collect();
         let alphabet = ByteLevel::new();
-        let ordinary: Vec<(&String, TokenId)> = parsed
+        let mut ordinary: Vec<(TokenId, &String)> = parsed
             .model
             .vocab
             .iter()
             .filter(|(_, id)| !special_ids.contains(id))
-            .map(|(token, &id)| (token, id))
+            .map(|(token, &id)| (id, token))
             .collect();
-        let mut by_id: Vec<Option<Vec<u8>>> = vec![None; ordinary.len()];
-        for (token, id) in ordinary {
-            let bytes = alphabet.decode(token).ok_or_else(|| {
-                TokenizerError::MalformedTokenizerJson(format!(
-                    "vocab token {token:?} (id {id}) is not in the byte-level alphabet"
-                ))
-            })?;
-            // n distinct ids below n fill every slot; an id at or past n leaves a gap.
-            let Some(slot) = by_id.get_mut(id as usize) else {
-                let missing = by_id.iter().position(Option::is_none).unwrap_or_default();
-                return Err(TokenizerError::MissingId(missing as TokenId));
-            };
-            if slot.replace(bytes).is_some() {
+        ordinary.sort_unstable();
+        let mut tokens = Vec::with_capacity(ordinary.len());
+        for (expected, &(id, token)) in ordinary.iter().enumerate() {
+            let expected = expected as TokenId;
+            if id > expected {
+                return Err(TokenizerError::MissingId(expected));
+            }
+            if id < expected {
                 return Err(TokenizerError::MalformedTokenizerJson(format!(
                     "vocab has two tokens with id {id}"
                 )));
             }
+            tokens.push(alphabet.decode(token).ok_or_else(|| {
+                TokenizerError::MalformedTokenizerJson(format!(
+                    "vocab token {token:?} (id {id}) is not in the byte-level alphabet"
+                ))
+            })?);
         }
         let special = parsed.added_tokens.into_iter().map(|t| (t.content, t.id));
-        Self::from_parts(by_id.into_iter().flatten(), special)
+        Self::from_parts(tokens, special)
     }
 
     /// This tokenizer as a Hugging Face `tokenizer.json` (byte-level BPE with the o200k
