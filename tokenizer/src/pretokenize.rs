@@ -233,3 +233,33 @@ impl<'t> Iterator for Pieces<'t> {
         self.text.get(start..end)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Pieces;
+
+    fn pieces(text: &str) -> Vec<&str> {
+        Pieces::new(text).collect()
+    }
+
+    #[test]
+    fn splits_like_the_o200k_regex() {
+        assert_eq!(pieces("Hello world"), ["Hello", " world"]);
+        assert_eq!(pieces("don't DON'T"), ["don't", " DON'T"]);
+        assert_eq!(pieces("it'ſ"), ["it'ſ"]);
+        assert_eq!(pieces("HTTPServer"), ["HTTPServer"]);
+        assert_eq!(pieces("helloWORLD"), ["hello", "WORLD"]);
+        assert_eq!(pieces("12345"), ["123", "45"]);
+        assert_eq!(pieces("a   b"), ["a", "  ", " b"]);
+        assert_eq!(pieces("a \n\n b"), ["a", " \n\n", " b"]);
+        assert_eq!(pieces("x  "), ["x", "  "]);
+        assert_eq!(pieces(" !!/\n\nz"), [" !!/\n\n", "z"]);
+        assert_eq!(pieces("\tx"), ["\tx"]);
+        assert_eq!(pieces("\t!"), ["\t", "!"]);
+        // A combining mark after a space is a one-letter word; before an upper-case letter
+        // it is matched alone by the first alternative.
+        assert_eq!(pieces(" \u{301}"), [" \u{301}"]);
+        assert_eq!(pieces("\u{301}A"), ["\u{301}", "A"]);
+        assert_eq!(pieces(""), Vec::<&str>::new());
+    }
+}

@@ -27,3 +27,27 @@ fn embedded_vocabulary_equals_tiktoken_rs() {
         );
     }
 }
+
+#[test]
+fn tiktoken_ranks_file_loads_to_the_embedded_vocabulary() {
+    use base64::Engine as _;
+    let ours = ours();
+    let mut ranks = String::new();
+    for id in 0..ours.ordinary_token_count() as u32 {
+        let token = ours.token_bytes(id).unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(token);
+        ranks.push_str(&format!("{encoded} {id}\n"));
+    }
+    let loaded = gptoss_tokenizer::Tokenizer::from_tiktoken(
+        ranks.as_bytes(),
+        gptoss_tokenizer::harmony_special_tokens(),
+    )
+    .unwrap();
+    assert_eq!(loaded.vocab_size(), ours.vocab_size());
+    for id in 0..ours.vocab_size() as u32 {
+        assert_eq!(
+            loaded.token_bytes(id).unwrap(),
+            ours.token_bytes(id).unwrap()
+        );
+    }
+}
