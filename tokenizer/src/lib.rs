@@ -15,7 +15,6 @@ mod char_class_table;
 mod embedded;
 mod error;
 mod pretokenize;
-mod rank_index;
 mod special_tokens;
 mod stream;
 mod tiktoken_file;
