@@ -2,7 +2,8 @@
 //! (o200k; bpe-openai has no harmony special tokens, which ordinary encoding does not use), on
 //! prefixes of the multi-script corpus from 10 B to 1 MB, single thread.
 //!
-//! `cargo bench -p gptoss-tokenizer-compat --bench compare`
+//! `cargo bench -p gptoss-tokenizer-compat --features bpe-openai --bench compare`
+//! (without the feature, bpe-openai is left out).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gptoss_tokenizer_compat::reference::{CORPUS, ours};
@@ -22,6 +23,7 @@ fn corpus_prefix(len: usize) -> String {
 fn bench_compare(c: &mut Criterion) {
     let ours = ours();
     let tiktoken = tiktoken_rs::o200k_harmony().expect("tiktoken-rs loads");
+    #[cfg(feature = "bpe-openai")]
     let bpe = bpe_openai::o200k_base();
     for len in [10, 100, 1_000, 10_000, 100_000, 1_000_000] {
         let text = corpus_prefix(len);
@@ -39,6 +41,7 @@ fn bench_compare(c: &mut Criterion) {
             &text,
             |b, text| b.iter(|| tiktoken.encode_ordinary(black_box(text))),
         );
+        #[cfg(feature = "bpe-openai")]
         group.bench_with_input(
             BenchmarkId::from_parameter("bpe-openai"),
             &text,

@@ -2,7 +2,7 @@
 //! under valgrind (deterministic where wall-clock timing on a shared machine is not):
 //!
 //! ```text
-//! cargo build --release -p gptoss-tokenizer-compat --example encode_loop
+//! cargo build --release -p gptoss-tokenizer-compat --features bpe-openai --example encode_loop
 //! valgrind --tool=cachegrind --cache-sim=no target/release/examples/encode_loop gptoss 10000 20
 //! ```
 //!
@@ -38,6 +38,7 @@ fn main() -> Result<(), String> {
                 .map(|_| t.encode_ordinary(black_box(&text)).len())
                 .sum()
         }
+        #[cfg(feature = "bpe-openai")]
         "bpe-openai" => {
             let t = bpe_openai::o200k_base();
             (0..iterations)
