@@ -7,6 +7,26 @@
 //! * Encoding splits text with a hand-written o200k pre-tokenizer (no regex engine) and merges
 //!   each piece in O(n log n) worst case; its output equals tiktoken's, id for id.
 //! * [`StreamDecoder`] turns a stream of ids into text without splitting characters.
+//!
+//! ```
+//! use gptoss_tokenizer::Tokenizer;
+//!
+//! let tokenizer = Tokenizer::o200k_harmony()?;
+//! let ids = tokenizer.encode_with_special_tokens("<|start|>assistant");
+//! assert_eq!(ids, [200006, 173781]);
+//! assert_eq!(tokenizer.decode(&ids)?, "<|start|>assistant");
+//! // As ordinary text, a special token's name is just characters.
+//! assert_ne!(tokenizer.encode_ordinary("<|start|>"), [200006]);
+//!
+//! let mut stream = tokenizer.stream_decoder();
+//! let text: String = tokenizer
+//!     .encode_ordinary("naïve 🙂")
+//!     .into_iter()
+//!     .map(|id| stream.push(id))
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(text + &stream.finish(), "naïve 🙂");
+//! # Ok::<(), gptoss_tokenizer::TokenizerError>(())
+//! ```
 
 mod bpe;
 mod byte_level;
