@@ -4,13 +4,12 @@
 //!
 //! Short pieces (almost all of them) use tiktoken's array scan: O(n·m) for n bytes and m merges,
 //! but with everything in one small array. Pieces of 32 bytes or more (the threshold measured
-//! best on CJK text, where pieces are long) use a linked list and a min-heap keyed by
-//! (rank, position) with lazy deletion: O(n log n), so a megabyte of one repeated character
-//! costs milliseconds, not hours. The first round of pairs is read from a byte-pair table.
+//! best on CJK text, where pieces are long) go to `long_piece`: O(n log n), so a megabyte of one
+//! repeated character costs a fraction of a second, not hours. The first round of pairs is read
+//! from a byte-pair table.
 
+use crate::long_piece::{LongPieceScratch, merge_long_piece};
 use crate::vocabulary::Vocabulary;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 /// Pieces at least this long are merged with the heap.
 const HEAP_THRESHOLD: usize = 32;
@@ -32,11 +31,7 @@ struct Part {
 #[derive(Default)]
 pub(crate) struct MergeScratch {
     parts: Vec<Part>,
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    token: Vec<u32>,
-    pair_rank: Vec<u32>,
-    heap: BinaryHeap<Reverse<u64>>,
+    long: LongPieceScratch,
 }
 
 /// Appends the tokens of `piece` (non-empty, not itself a token) to `out`.
@@ -50,7 +45,7 @@ pub(crate) fn merge_piece(
         0 => {}
         1 => out.push(vocabulary.byte_rank(piece[0])),
         n if n < HEAP_THRESHOLD => merge_by_scan(vocabulary, piece, &mut scratch.parts, out),
-        _ => merge_by_heap(vocabulary, piece, scratch, out),
+        _ => merge_long_piece(vocabulary, piece, &mut scratch.long, out),
     }
 }
 
@@ -99,96 +94,45 @@ fn merge_by_scan(vocabulary: &Vocabulary, piece: &[u8], parts: &mut Vec<Part>, o
     out.extend(parts[..parts.len() - 1].iter().map(|part| part.token));
 }
 
-fn merge_by_heap(
-    vocabulary: &Vocabulary,
-    piece: &[u8],
-    scratch: &mut MergeScratch,
-    out: &mut Vec<u32>,
-) {
-    let n = piece.len();
-    let end = n as u32;
-    // Node `i` is the part starting at byte `i`; a merged-away node keeps stale links but its
-    // pair rank is `NONE`, so its heap entries are skipped.
-    let MergeScratch {
-        next,
-        prev,
-        token,
-        pair_rank,
-        heap,
-        ..
-    } = scratch;
-    next.clear();
-    next.extend(1..=end);
-    prev.clear();
-    prev.extend((0..end).map(|i| i.wrapping_sub(1)));
-    token.clear();
-    token.extend(piece.iter().map(|&b| vocabulary.byte_rank(b)));
-    pair_rank.clear();
-    heap.clear();
-    let rank_of = |a: u32, b: u32| {
-        vocabulary
-            .rank(&piece[a as usize..b as usize])
-            .unwrap_or(NONE)
-    };
-    let entry = |rank: u32, node: u32| Reverse((u64::from(rank) << 32) | u64::from(node));
-    for i in 0..n {
-        let rank = match piece.get(i..i + 2) {
-            Some(&[first, second]) => vocabulary.byte_pair_rank(first, second),
-            _ => NONE,
-        };
-        pair_rank.push(rank);
-        if rank != NONE {
-            heap.push(entry(rank, i as u32));
-        }
-    }
-    while let Some(Reverse(key)) = heap.pop() {
-        let (rank, i) = ((key >> 32) as u32, key as u32);
-        if pair_rank[i as usize] != rank {
-            continue;
-        }
-        // Merge node i with its successor j.
-        let j = next[i as usize];
-        let after = next[j as usize];
-        token[i as usize] = rank;
-        pair_rank[j as usize] = NONE;
-        next[i as usize] = after;
-        if after < end {
-            prev[after as usize] = i;
-            let rank = rank_of(i, next[after as usize]);
-            pair_rank[i as usize] = rank;
-            if rank != NONE {
-                heap.push(entry(rank, i));
-            }
-        } else {
-            pair_rank[i as usize] = NONE;
-        }
-        let p = prev[i as usize];
-        if p != NONE {
-            let rank = rank_of(p, after);
-            pair_rank[p as usize] = rank;
-            if rank != NONE {
-                heap.push(entry(rank, p));
-            }
-        }
-    }
-    let mut i = 0;
-    while i < end {
-        out.push(token[i as usize]);
-        i = next[i as usize];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::embedded::{o200k_base_packed, split_tokens};
 
-    /// The heap and the scan are two implementations of one definition: same tokens always.
+    fn both_ways(vocabulary: &Vocabulary, piece: &[u8]) -> (Vec<u32>, Vec<u32>) {
+        let mut scratch = MergeScratch::default();
+        let (mut by_scan, mut long) = (Vec::new(), Vec::new());
+        merge_by_scan(vocabulary, piece, &mut scratch.parts, &mut by_scan);
+        merge_long_piece(vocabulary, piece, &mut scratch.long, &mut long);
+        (by_scan, long)
+    }
+
+    /// A vocabulary in which "abc" ranks before "ab": merging "ab" creates a pair of lower
+    /// rank, which ends the long-piece fast path.
     #[test]
-    fn heap_and_scan_agree() {
+    fn long_pieces_fall_back_when_ranks_are_not_monotone() {
+        let tokens =
+            (0..=255u8)
+                .map(|b| vec![b])
+                .chain([b"abc".to_vec(), b"ab".to_vec(), b"cab".to_vec()]);
+        let vocabulary = Vocabulary::from_tokens(tokens).unwrap();
+        for piece in [
+            &b"abc"[..],
+            b"abcabcabcabcabcabcabcabcabcabcabcabcab",
+            b"xxabcabcxabcabcabcabcabcabcabcabcabc",
+        ] {
+            let (by_scan, long) = both_ways(&vocabulary, piece);
+            assert_eq!(by_scan, long, "piece {piece:?}");
+        }
+        let (by_scan, _) = both_ways(&vocabulary, b"abcabc");
+        assert_eq!(by_scan, [256, 256]);
+    }
+
+    /// The scan and the long-piece path are two implementations of one definition.
+    #[test]
+    fn long_piece_path_and_scan_agree() {
         let packed = o200k_base_packed().unwrap();
         let vocabulary = Vocabulary::from_tokens(split_tokens(&packed).unwrap()).unwrap();
-        let mut scratch = MergeScratch::default();
         let samples: [&[u8]; 6] = [
             "the quick brown foxes jumped".as_bytes(),
             "ааааааааааааааббббб".as_bytes(),
@@ -199,14 +143,22 @@ mod tests {
             ],
             "ⵜⴰⵎⴰⵣⵉⵖⵜ ትግርኛ ᏣᎳᎩ".as_bytes(),
         ];
+        let long_samples = [
+            "-".repeat(1500),
+            " ".repeat(1100),
+            "日本語の".repeat(100),
+            "Съешь же ещё этих мягких французских булок".repeat(30),
+        ];
+        for sample in long_samples {
+            let (by_scan, long) = both_ways(&vocabulary, sample.as_bytes());
+            assert_eq!(by_scan, long, "long sample {sample:.40}");
+        }
         for sample in samples {
             for start in 0..sample.len() {
                 for end in start + 2..=sample.len() {
                     let piece = &sample[start..end];
-                    let (mut by_scan, mut by_heap) = (Vec::new(), Vec::new());
-                    merge_by_scan(&vocabulary, piece, &mut scratch.parts, &mut by_scan);
-                    merge_by_heap(&vocabulary, piece, &mut scratch, &mut by_heap);
-                    assert_eq!(by_scan, by_heap, "piece {piece:?}");
+                    let (by_scan, long) = both_ways(&vocabulary, piece);
+                    assert_eq!(by_scan, long, "piece {piece:?}");
                 }
             }
         }

@@ -34,6 +34,7 @@ mod char_class;
 mod char_class_table;
 mod embedded;
 mod error;
+mod long_piece;
 mod pretokenize;
 mod special_tokens;
 mod stream;

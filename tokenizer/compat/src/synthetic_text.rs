@@ -93,9 +93,12 @@ pub fn corner_cases() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    texts.push("-".repeat(1000));
-    texts.push(" ".repeat(1000));
-    texts.push("日".repeat(700));
+    // Long runs: past 1 KiB a piece takes the rank-bucket path.
+    texts.push("-".repeat(3000));
+    texts.push(" ".repeat(3000));
+    texts.push("x ".repeat(600) + &" ".repeat(2000) + "y");
+    texts.push("日".repeat(1500));
+    texts.push("日本語の文章".repeat(200));
     texts.push("9".repeat(1000));
     texts.push("\n".repeat(300) + &" \n".repeat(300));
     texts.push("aB".repeat(500));
