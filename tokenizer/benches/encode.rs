@@ -28,23 +28,15 @@ fn bench_encode(c: &mut Criterion) {
     for len in [10, 100, 1_000, 10_000, 100_000, 1_000_000] {
         let text = text_of_len(len);
         group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(len), &text, |b, text| {
-            b.iter(|| tokenizer.encode_ordinary(black_box(text)))
-        });
+        group.bench_with_input(BenchmarkId::from_parameter(len), &text, |b, text| b.iter(|| tokenizer.encode_ordinary(black_box(text))));
     }
     group.finish();
 
     let mut group = c.benchmark_group("pathological_1MB");
     group.sample_size(10);
-    for (name, text) in [
-        ("dashes", "-".repeat(1 << 20)),
-        ("one_cjk_char", "日".repeat((1 << 20) / 3)),
-        ("spaces", " ".repeat(1 << 20)),
-    ] {
+    for (name, text) in [("dashes", "-".repeat(1 << 20)), ("one_cjk_char", "日".repeat((1 << 20) / 3)), ("spaces", " ".repeat(1 << 20))] {
         group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(name), &text, |b, text| {
-            b.iter(|| tokenizer.encode_ordinary(black_box(text)))
-        });
+        group.bench_with_input(BenchmarkId::from_parameter(name), &text, |b, text| b.iter(|| tokenizer.encode_ordinary(black_box(text))));
     }
     group.finish();
 }

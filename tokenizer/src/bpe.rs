@@ -35,12 +35,7 @@ pub(crate) struct MergeScratch {
 }
 
 /// Appends the tokens of `piece` (non-empty, not itself a token) to `out`.
-pub(crate) fn merge_piece(
-    vocabulary: &Vocabulary,
-    piece: &[u8],
-    scratch: &mut MergeScratch,
-    out: &mut Vec<u32>,
-) {
+pub(crate) fn merge_piece(vocabulary: &Vocabulary, piece: &[u8], scratch: &mut MergeScratch, out: &mut Vec<u32>) {
     match piece.len() {
         0 => {}
         1 => out.push(vocabulary.byte_rank(piece[0])),
@@ -50,23 +45,11 @@ pub(crate) fn merge_piece(
 }
 
 fn merge_by_scan(vocabulary: &Vocabulary, piece: &[u8], parts: &mut Vec<Part>, out: &mut Vec<u32>) {
-    let rank_of = |a: u32, b: u32| {
-        vocabulary
-            .rank(&piece[a as usize..b as usize])
-            .unwrap_or(NONE)
-    };
+    let rank_of = |a: u32, b: u32| vocabulary.rank(&piece[a as usize..b as usize]).unwrap_or(NONE);
     parts.clear();
-    parts.extend(piece.iter().enumerate().map(|(i, &byte)| Part {
-        start: i as u32,
-        token: vocabulary.byte_rank(byte),
-        pair_rank: NONE,
-    }));
+    parts.extend(piece.iter().enumerate().map(|(i, &byte)| Part { start: i as u32, token: vocabulary.byte_rank(byte), pair_rank: NONE }));
     // A sentinel part marks the end of the piece.
-    parts.push(Part {
-        start: piece.len() as u32,
-        token: NONE,
-        pair_rank: NONE,
-    });
+    parts.push(Part { start: piece.len() as u32, token: NONE, pair_rank: NONE });
     for (part, pair) in parts.iter_mut().zip(piece.windows(2)) {
         part.pair_rank = vocabulary.byte_pair_rank(pair[0], pair[1]);
     }
@@ -111,16 +94,9 @@ mod tests {
     /// rank, which ends the long-piece fast path.
     #[test]
     fn long_pieces_fall_back_when_ranks_are_not_monotone() {
-        let tokens =
-            (0..=255u8)
-                .map(|b| vec![b])
-                .chain([b"abc".to_vec(), b"ab".to_vec(), b"cab".to_vec()]);
+        let tokens = (0..=255u8).map(|b| vec![b]).chain([b"abc".to_vec(), b"ab".to_vec(), b"cab".to_vec()]);
         let vocabulary = Vocabulary::from_tokens(tokens).unwrap();
-        for piece in [
-            &b"abc"[..],
-            b"abcabcabcabcabcabcabcabcabcabcabcabcab",
-            b"xxabcabcxabcabcabcabcabcabcabcabcabc",
-        ] {
+        for piece in [&b"abc"[..], b"abcabcabcabcabcabcabcabcabcabcabcabcab", b"xxabcabcxabcabcabcabcabcabcabcabcabc"] {
             let (by_scan, long) = both_ways(&vocabulary, piece);
             assert_eq!(by_scan, long, "piece {piece:?}");
         }
@@ -138,17 +114,11 @@ mod tests {
             "ааааааааааааааббббб".as_bytes(),
             "日本語のテキストと中文文本".as_bytes(),
             b"--------------------------------=====",
-            &[
-                0xF0, 0x9F, 0x99, 0x82, 0xE2, 0x80, 0x8D, 0x20, 0x20, 0x0A, 0xFF, 0x00,
-            ],
+            &[0xF0, 0x9F, 0x99, 0x82, 0xE2, 0x80, 0x8D, 0x20, 0x20, 0x0A, 0xFF, 0x00],
             "ⵜⴰⵎⴰⵣⵉⵖⵜ ትግርኛ ᏣᎳᎩ".as_bytes(),
         ];
-        let long_samples = [
-            "-".repeat(1500),
-            " ".repeat(1100),
-            "日本語の".repeat(100),
-            "Съешь же ещё этих мягких французских булок".repeat(30),
-        ];
+        let long_samples =
+            ["-".repeat(1500), " ".repeat(1100), "日本語の".repeat(100), "Съешь же ещё этих мягких французских булок".repeat(30)];
         for sample in long_samples {
             let (by_scan, long) = both_ways(&vocabulary, sample.as_bytes());
             assert_eq!(by_scan, long, "long sample {sample:.40}");

@@ -54,11 +54,9 @@ impl ClassSet {
 }
 
 /// `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`: the "upper" letter set.
-pub(crate) const UPPERISH: ClassSet =
-    ClassSet::of(&[CharClass::Upper, CharClass::Both, CharClass::Mark]);
+pub(crate) const UPPERISH: ClassSet = ClassSet::of(&[CharClass::Upper, CharClass::Both, CharClass::Mark]);
 /// `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`: the "lower" letter set.
-pub(crate) const LOWERISH: ClassSet =
-    ClassSet::of(&[CharClass::Lower, CharClass::Both, CharClass::Mark]);
+pub(crate) const LOWERISH: ClassSet = ClassSet::of(&[CharClass::Lower, CharClass::Both, CharClass::Mark]);
 /// `[^\s\p{L}\p{N}]`: what alternative 4 repeats.
 pub(crate) const PUNCTUATION: ClassSet = ClassSet::of(&[CharClass::Other, CharClass::Mark]);
 /// `\s`.
@@ -94,11 +92,7 @@ impl ClassTable {
             });
             block_of[index] = id;
         }
-        Self {
-            ascii,
-            block_of,
-            blocks,
-        }
+        Self { ascii, block_of, blocks }
     }
 
     /// The class of an ASCII byte.

@@ -14,8 +14,7 @@ pub(crate) const O200K_BASE_TOKENS: usize = 199_998;
 
 /// The unpacked table: length-prefixed tokens, split by [`split_tokens`].
 pub(crate) fn o200k_base_packed() -> Result<Vec<u8>> {
-    miniz_oxide::inflate::decompress_to_vec(PACKED)
-        .map_err(|e| TokenizerError::CorruptEmbeddedVocabulary(format!("inflate failed: {e:?}")))
+    miniz_oxide::inflate::decompress_to_vec(PACKED).map_err(|e| TokenizerError::CorruptEmbeddedVocabulary(format!("inflate failed: {e:?}")))
 }
 
 /// The o200k_base tokens in rank order, borrowed from the unpacked table.
@@ -24,17 +23,13 @@ pub(crate) fn split_tokens(packed: &[u8]) -> Result<Vec<&[u8]>> {
     let mut tokens = Vec::with_capacity(O200K_BASE_TOKENS);
     let mut rest = packed;
     while let Some((&len, tail)) = rest.split_first() {
-        let (token, after) = tail
-            .split_at_checked(usize::from(len))
-            .ok_or_else(|| corrupt(format!("token {} is truncated", tokens.len())))?;
+        let (token, after) =
+            tail.split_at_checked(usize::from(len)).ok_or_else(|| corrupt(format!("token {} is truncated", tokens.len())))?;
         tokens.push(token);
         rest = after;
     }
     if tokens.len() != O200K_BASE_TOKENS {
-        return Err(corrupt(format!(
-            "{} tokens instead of {O200K_BASE_TOKENS}",
-            tokens.len()
-        )));
+        return Err(corrupt(format!("{} tokens instead of {O200K_BASE_TOKENS}", tokens.len())));
     }
     Ok(tokens)
 }

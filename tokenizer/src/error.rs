@@ -12,10 +12,7 @@ pub enum TokenizerError {
     InvalidUtf8 { offset: usize },
 
     #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     #[error("malformed tokenizer.json: {0}")]
     MalformedTokenizerJson(String),
@@ -30,11 +27,7 @@ pub enum TokenizerError {
     MissingId(u32),
 
     #[error("vocabulary gives the same bytes {bytes:?} to ids {first} and {second}")]
-    DuplicateToken {
-        bytes: Vec<u8>,
-        first: u32,
-        second: u32,
-    },
+    DuplicateToken { bytes: Vec<u8>, first: u32, second: u32 },
 
     #[error("vocabulary holds more than 4 GiB of token bytes")]
     VocabularyTooLarge,

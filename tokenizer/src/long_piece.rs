@@ -45,15 +45,9 @@ pub(crate) struct LongPieceScratch {
 }
 
 /// Appends the tokens of `piece` to `out`.
-pub(crate) fn merge_long_piece(
-    vocabulary: &Vocabulary,
-    piece: &[u8],
-    scratch: &mut LongPieceScratch,
-    out: &mut Vec<u32>,
-) {
+pub(crate) fn merge_long_piece(vocabulary: &Vocabulary, piece: &[u8], scratch: &mut LongPieceScratch, out: &mut Vec<u32>) {
     scratch.start(vocabulary, piece);
-    let finished =
-        piece.len() >= BUCKETS_THRESHOLD && scratch.merge_by_rank_buckets(vocabulary, piece);
+    let finished = piece.len() >= BUCKETS_THRESHOLD && scratch.merge_by_rank_buckets(vocabulary, piece);
     if !finished {
         scratch.merge_by_heap(vocabulary, piece);
     }
@@ -73,32 +67,17 @@ impl LongPieceScratch {
         self.prev.clear();
         self.prev.extend((0..n).map(|i| i.wrapping_sub(1)));
         self.token.clear();
-        self.token
-            .extend(piece.iter().map(|&b| vocabulary.byte_rank(b)));
+        self.token.extend(piece.iter().map(|&b| vocabulary.byte_rank(b)));
         self.pair_rank.clear();
-        self.pair_rank.extend(
-            piece
-                .windows(2)
-                .map(|pair| vocabulary.byte_pair_rank(pair[0], pair[1])),
-        );
+        self.pair_rank.extend(piece.windows(2).map(|pair| vocabulary.byte_pair_rank(pair[0], pair[1])));
         self.pair_rank.push(NONE);
     }
 
     /// Merges part `i` with the next one into token `rank`; returns the two pairs whose rank
     /// changed, as (part, new rank) with `NONE` for pairs that no longer merge.
-    fn merge(
-        &mut self,
-        vocabulary: &Vocabulary,
-        piece: &[u8],
-        i: u32,
-        rank: u32,
-    ) -> [(u32, u32); 2] {
+    fn merge(&mut self, vocabulary: &Vocabulary, piece: &[u8], i: u32, rank: u32) -> [(u32, u32); 2] {
         let end = piece.len() as u32;
-        let rank_of = |a: u32, b: u32| {
-            vocabulary
-                .rank(&piece[a as usize..b as usize])
-                .unwrap_or(NONE)
-        };
+        let rank_of = |a: u32, b: u32| vocabulary.rank(&piece[a as usize..b as usize]).unwrap_or(NONE);
         let j = self.next[i as usize];
         let after = self.next[j as usize];
         self.token[i as usize] = rank;
@@ -172,13 +151,7 @@ impl LongPieceScratch {
         let entry = |rank: u32, part: u32| Reverse((u64::from(rank) << 32) | u64::from(part));
         let mut heap = std::mem::take(&mut self.heap);
         heap.clear();
-        heap.extend(
-            self.pair_rank
-                .iter()
-                .enumerate()
-                .filter(|&(_, &rank)| rank != NONE)
-                .map(|(i, &rank)| entry(rank, i as u32)),
-        );
+        heap.extend(self.pair_rank.iter().enumerate().filter(|&(_, &rank)| rank != NONE).map(|(i, &rank)| entry(rank, i as u32)));
         while let Some(Reverse(key)) = heap.pop() {
             let (rank, i) = ((key >> 32) as u32, key as u32);
             // A part's pair only ever grows into a longer byte string, hence another rank, so

@@ -27,9 +27,7 @@
 //!   character before the end of a run of two or more that is followed by text, or at the end of
 //!   text; `\s+` takes the single whitespace character that remains.
 
-use crate::char_class::{
-    CharClass, ClassTable, LOWERISH, PUNCTUATION, UPPERISH, WHITESPACE, class_table,
-};
+use crate::char_class::{CharClass, ClassTable, LOWERISH, PUNCTUATION, UPPERISH, WHITESPACE, class_table};
 
 /// Iterator over the pre-tokenizer pieces of a text, in order; the pieces concatenate to the text.
 pub(crate) struct Pieces<'t> {
@@ -41,12 +39,7 @@ pub(crate) struct Pieces<'t> {
 
 impl<'t> Pieces<'t> {
     pub(crate) fn new(text: &'t str) -> Self {
-        Self {
-            text,
-            bytes: text.as_bytes(),
-            pos: 0,
-            table: class_table(),
-        }
+        Self { text, bytes: text.as_bytes(), pos: 0, table: class_table() }
     }
 
     /// The class of the character starting at byte `i`, and its length in bytes.
@@ -65,10 +58,7 @@ impl<'t> Pieces<'t> {
         } else if b0 < 0xF0 {
             ((u32::from(b0 & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
         } else {
-            (
-                (u32::from(b0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
-                4,
-            )
+            ((u32::from(b0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3), 4)
         };
         (self.table.of(cp), len)
     }
@@ -77,9 +67,7 @@ impl<'t> Pieces<'t> {
     fn piece_end(&self, i: usize) -> usize {
         let (class, len) = self.class_at(i);
         match class {
-            CharClass::Upper | CharClass::Lower | CharClass::Both => {
-                self.word_body(i).unwrap_or(i + len)
-            }
+            CharClass::Upper | CharClass::Lower | CharClass::Both => self.word_body(i).unwrap_or(i + len),
             CharClass::Mark => {
                 // Alternative 1 with the mark as prefix, else with the mark as its first letter
                 // (a mark is in both letter sets, so the latter always matches).

@@ -73,14 +73,7 @@ impl SpecialTokens {
             (Some((byte, _)), None) => Some(byte as u8),
             _ => None,
         };
-        Ok(Self {
-            id_by_name,
-            name_by_id,
-            first_bytes,
-            last_bytes,
-            single_first_byte,
-            longest,
-        })
+        Ok(Self { id_by_name, name_by_id, first_bytes, last_bytes, single_first_byte, longest })
     }
 
     pub(crate) fn id(&self, name: &str) -> Option<u32> {
@@ -93,11 +86,7 @@ impl SpecialTokens {
 
     /// (name, id) pairs, sorted by id then name.
     pub(crate) fn entries(&self) -> Vec<(&str, u32)> {
-        let mut entries: Vec<(&str, u32)> = self
-            .id_by_name
-            .iter()
-            .map(|(name, &id)| (&**name, id))
-            .collect();
+        let mut entries: Vec<(&str, u32)> = self.id_by_name.iter().map(|(name, &id)| (&**name, id)).collect();
         entries.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
         entries
     }
@@ -113,11 +102,7 @@ impl SpecialTokens {
         while at < bytes.len() {
             let start = match self.single_first_byte {
                 Some(byte) => at + memchr::memchr(byte, &bytes[at..])?,
-                None => {
-                    at + bytes[at..]
-                        .iter()
-                        .position(|&b| self.first_bytes[usize::from(b)])?
-                }
+                None => at + bytes[at..].iter().position(|&b| self.first_bytes[usize::from(b)])?,
             };
             if let Some((end, id)) = self.longest_at(text, start) {
                 return Some((start, end, id));

@@ -16,10 +16,7 @@ pub struct StreamDecoder<'t> {
 
 impl<'t> StreamDecoder<'t> {
     pub(crate) fn new(tokenizer: &'t Tokenizer) -> Self {
-        Self {
-            tokenizer,
-            pending: Vec::with_capacity(8),
-        }
+        Self { tokenizer, pending: Vec::with_capacity(8) }
     }
 
     /// Adds one token and returns the text it completes (often empty for a partial character).

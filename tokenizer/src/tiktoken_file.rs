@@ -5,32 +5,21 @@ use crate::error::{Result, TokenizerError};
 /// The tokens of a ranks file in rank order. Ranks must be exactly 0..n (in any line order).
 pub(crate) fn parse_ranks(text: &[u8]) -> Result<Vec<Vec<u8>>> {
     let lines = text.split(|&b| b == b'\n');
-    let count = lines
-        .clone()
-        .filter(|line| !line.is_empty() && *line != b"\r")
-        .count();
+    let count = lines.clone().filter(|line| !line.is_empty() && *line != b"\r").count();
     let mut by_rank: Vec<Option<Vec<u8>>> = vec![None; count];
     for (index, line) in lines.enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
-        let malformed = |reason: &str| TokenizerError::MalformedTiktoken {
-            line: index + 1,
-            reason: reason.to_owned(),
-        };
-        let space = line
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or_else(|| malformed("expected `base64 rank`"))?;
+        let malformed = |reason: &str| TokenizerError::MalformedTiktoken { line: index + 1, reason: reason.to_owned() };
+        let space = line.iter().position(|&b| b == b' ').ok_or_else(|| malformed("expected `base64 rank`"))?;
         let token = decode_base64(&line[..space]).ok_or_else(|| malformed("invalid base64"))?;
         let rank: u32 = std::str::from_utf8(&line[space + 1..])
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| malformed("rank is not a number"))?;
-        let slot = by_rank
-            .get_mut(rank as usize)
-            .ok_or_else(|| malformed("rank is not below the number of tokens"))?;
+        let slot = by_rank.get_mut(rank as usize).ok_or_else(|| malformed("rank is not below the number of tokens"))?;
         if slot.replace(token).is_some() {
             return Err(malformed("rank appears twice"));
         }
@@ -41,10 +30,7 @@ pub(crate) fn parse_ranks(text: &[u8]) -> Result<Vec<Vec<u8>>> {
 
 /// Standard base64 with optional `=` padding; `None` on any other byte.
 fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
-    let input = input
-        .strip_suffix(b"==")
-        .or_else(|| input.strip_suffix(b"="))
-        .unwrap_or(input);
+    let input = input.strip_suffix(b"==").or_else(|| input.strip_suffix(b"=")).unwrap_or(input);
     let mut out = Vec::with_capacity(input.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;

@@ -25,10 +25,7 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// Builds a tokenizer from ordinary tokens in rank order (id = position) and special tokens.
     /// When an id has several special names, the last one listed is the one it decodes to.
-    pub fn from_parts<I, T>(
-        ordinary: I,
-        special: impl IntoIterator<Item = (String, TokenId)>,
-    ) -> Result<Self>
+    pub fn from_parts<I, T>(ordinary: I, special: impl IntoIterator<Item = (String, TokenId)>) -> Result<Self>
     where
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
@@ -36,15 +33,9 @@ impl Tokenizer {
         let vocabulary = Vocabulary::from_tokens(ordinary)?;
         let specials = SpecialTokens::new(special)?;
         if let Some(id) = specials.ids().find(|&id| (id as usize) < vocabulary.len()) {
-            return Err(TokenizerError::SpecialIdCollision {
-                name: specials.name(id).unwrap_or_default().to_owned(),
-                id,
-            });
+            return Err(TokenizerError::SpecialIdCollision { name: specials.name(id).unwrap_or_default().to_owned(), id });
         }
-        Ok(Self {
-            vocabulary,
-            specials,
-        })
+        Ok(Self { vocabulary, specials })
     }
 
     /// o200k_harmony, gpt-oss's tokenizer, from the embedded o200k_base ranks plus the harmony
@@ -55,19 +46,13 @@ impl Tokenizer {
     }
 
     /// A tiktoken `.tiktoken` ranks file's contents plus special tokens.
-    pub fn from_tiktoken(
-        ranks: &[u8],
-        special: impl IntoIterator<Item = (String, TokenId)>,
-    ) -> Result<Self> {
+    pub fn from_tiktoken(ranks: &[u8], special: impl IntoIterator<Item = (String, TokenId)>) -> Result<Self> {
         Self::from_parts(tiktoken_file::parse_ranks(ranks)?, special)
     }
 
     /// A `.tiktoken` ranks file plus special tokens: o200k_harmony is `o200k_base.tiktoken`
     /// with [`harmony_special_tokens`](crate::harmony_special_tokens).
-    pub fn from_tiktoken_file(
-        path: &Path,
-        special: impl IntoIterator<Item = (String, TokenId)>,
-    ) -> Result<Self> {
+    pub fn from_tiktoken_file(path: &Path, special: impl IntoIterator<Item = (String, TokenId)>) -> Result<Self> {
         Self::from_tiktoken(&read(path)?, special)
     }
 
@@ -126,10 +111,7 @@ impl Tokenizer {
 
     /// The bytes of one token: an ordinary token's bytes or a special token's name.
     pub fn token_bytes(&self, id: TokenId) -> Result<&[u8]> {
-        self.vocabulary
-            .token(id)
-            .or_else(|| self.specials.name(id).map(str::as_bytes))
-            .ok_or(TokenizerError::UnknownTokenId(id))
+        self.vocabulary.token(id).or_else(|| self.specials.name(id).map(str::as_bytes)).ok_or(TokenizerError::UnknownTokenId(id))
     }
 
     /// The concatenated bytes of `ids`.
@@ -143,9 +125,7 @@ impl Tokenizer {
 
     /// The text of `ids`; an error if the bytes are not valid UTF-8.
     pub fn decode(&self, ids: &[TokenId]) -> Result<String> {
-        String::from_utf8(self.decode_bytes(ids)?).map_err(|e| TokenizerError::InvalidUtf8 {
-            offset: e.utf8_error().valid_up_to(),
-        })
+        String::from_utf8(self.decode_bytes(ids)?).map_err(|e| TokenizerError::InvalidUtf8 { offset: e.utf8_error().valid_up_to() })
     }
 
     /// The text of `ids`, with U+FFFD for bytes that are not valid UTF-8.
@@ -175,8 +155,7 @@ impl Tokenizer {
 
     /// The id of a token given as text: a special token's name, else an ordinary token.
     pub fn token_id(&self, token: &str) -> Option<TokenId> {
-        self.special_token_id(token)
-            .or_else(|| self.ordinary_token_id(token.as_bytes()))
+        self.special_token_id(token).or_else(|| self.ordinary_token_id(token.as_bytes()))
     }
 
     /// Special tokens as (name, id), sorted by id; an id may have several names.
@@ -186,10 +165,7 @@ impl Tokenizer {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| TokenizerError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| TokenizerError::Io { path: path.to_owned(), source })
 }
 
 impl std::fmt::Debug for Tokenizer {

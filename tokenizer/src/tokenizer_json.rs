@@ -73,8 +73,7 @@ fn regex_patterns<'v>(value: &'v serde_json::Value, found: &mut Vec<&'v str>) {
 impl Tokenizer {
     /// Parses a `tokenizer.json`. Ordinary ids must be 0..n; added tokens become special tokens.
     pub fn from_tokenizer_json(json: &[u8]) -> Result<Self> {
-        let parsed: TokenizerJson = serde_json::from_slice(json)
-            .map_err(|e| TokenizerError::MalformedTokenizerJson(e.to_string()))?;
+        let parsed: TokenizerJson = serde_json::from_slice(json).map_err(|e| TokenizerError::MalformedTokenizerJson(e.to_string()))?;
         let unsupported = |what: String| TokenizerError::UnsupportedTokenizerJson(what);
         if let Some(kind) = parsed.model.kind.as_deref().filter(|&k| k != "BPE") {
             return Err(unsupported(format!("model type {kind:?} (only BPE is)")));
@@ -82,21 +81,13 @@ impl Tokenizer {
         let mut patterns = Vec::new();
         regex_patterns(&parsed.pre_tokenizer, &mut patterns);
         if let Some(pattern) = patterns.iter().find(|&&p| p != O200K_PATTERN) {
-            return Err(unsupported(format!(
-                "pre-tokenizer pattern {pattern:?} (only the o200k pattern is)"
-            )));
+            return Err(unsupported(format!("pre-tokenizer pattern {pattern:?} (only the o200k pattern is)")));
         }
 
-        let special_ids: std::collections::HashSet<TokenId> =
-            parsed.added_tokens.iter().map(|t| t.id).collect();
+        let special_ids: std::collections::HashSet<TokenId> = parsed.added_tokens.iter().map(|t| t.id).collect();
         let alphabet = ByteLevel::new();
-        let mut ordinary: Vec<(TokenId, &String)> = parsed
-            .model
-            .vocab
-            .iter()
-            .filter(|(_, id)| !special_ids.contains(id))
-            .map(|(token, &id)| (id, token))
-            .collect();
+        let mut ordinary: Vec<(TokenId, &String)> =
+            parsed.model.vocab.iter().filter(|(_, id)| !special_ids.contains(id)).map(|(token, &id)| (id, token)).collect();
         ordinary.sort_unstable();
         let mut tokens = Vec::with_capacity(ordinary.len());
         for (expected, &(id, token)) in ordinary.iter().enumerate() {
@@ -105,14 +96,10 @@ impl Tokenizer {
                 return Err(TokenizerError::MissingId(expected));
             }
             if id < expected {
-                return Err(TokenizerError::MalformedTokenizerJson(format!(
-                    "vocab has two tokens with id {id}"
-                )));
+                return Err(TokenizerError::MalformedTokenizerJson(format!("vocab has two tokens with id {id}")));
             }
             tokens.push(alphabet.decode(token).ok_or_else(|| {
-                TokenizerError::MalformedTokenizerJson(format!(
-                    "vocab token {token:?} (id {id}) is not in the byte-level alphabet"
-                ))
+                TokenizerError::MalformedTokenizerJson(format!("vocab token {token:?} (id {id}) is not in the byte-level alphabet"))
             })?);
         }
         let special = parsed.added_tokens.into_iter().map(|t| (t.content, t.id));
@@ -148,9 +135,8 @@ impl Tokenizer {
              \"byte_fallback\": false, \"ignore_merges\": true,\n    \"vocab\": {{",
             quoted(O200K_PATTERN)
         );
-        let spelled: Vec<String> = (0..self.ordinary_token_count() as TokenId)
-            .map(|id| alphabet.encode(self.token_bytes(id).unwrap_or_default()))
-            .collect();
+        let spelled: Vec<String> =
+            (0..self.ordinary_token_count() as TokenId).map(|id| alphabet.encode(self.token_bytes(id).unwrap_or_default())).collect();
         for (id, token) in spelled.iter().enumerate() {
             let sep = if id == 0 { "" } else { "," };
             let _ = write!(out, "{sep}\n      {}: {id}", quoted(token));
@@ -158,12 +144,7 @@ impl Tokenizer {
         out.push_str("\n    },\n    \"merges\": [");
         for (i, (left, right)) in self.implied_merges().into_iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            let _ = write!(
-                out,
-                "{sep}\n      [{}, {}]",
-                quoted(&spelled[left as usize]),
-                quoted(&spelled[right as usize])
-            );
+            let _ = write!(out, "{sep}\n      [{}, {}]", quoted(&spelled[left as usize]), quoted(&spelled[right as usize]));
         }
         out.push_str("\n    ]\n  }\n}\n");
         out
@@ -172,8 +153,7 @@ impl Tokenizer {
     /// Writes `dir/tokenizer.json`.
     pub fn write_tokenizer_json(&self, dir: &Path) -> Result<()> {
         let path = dir.join("tokenizer.json");
-        std::fs::write(&path, self.to_tokenizer_json())
-            .map_err(|source| TokenizerError::Io { path, source })
+        std::fs::write(&path, self.to_tokenizer_json()).map_err(|source| TokenizerError::Io { path, source })
     }
 
     /// Every (left, right) pair of ordinary tokens whose concatenation is a token, ordered by the
@@ -186,9 +166,7 @@ impl Tokenizer {
             let first = merges.len();
             for split in 1..bytes.len() {
                 let (left, right) = bytes.split_at(split);
-                if let (Some(l), Some(r)) =
-                    (self.ordinary_token_id(left), self.ordinary_token_id(right))
-                {
+                if let (Some(l), Some(r)) = (self.ordinary_token_id(left), self.ordinary_token_id(right)) {
                     merges.push((l, r));
                 }
             }

@@ -68,20 +68,14 @@ fn hash_long(bytes: &[u8]) -> u64 {
     let mut hash = bytes.len() as u64;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes([
-            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-        ]);
+        let word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
         hash = mix(hash ^ word);
     }
     mix(hash ^ pack_short(chunks.remainder()))
 }
 
 fn hash_bytes(bytes: &[u8]) -> u64 {
-    if bytes.len() <= 8 {
-        hash_short(pack_short(bytes), bytes.len())
-    } else {
-        hash_long(bytes)
-    }
+    if bytes.len() <= 8 { hash_short(pack_short(bytes), bytes.len()) } else { hash_long(bytes) }
 }
 
 impl Vocabulary {
@@ -113,40 +107,21 @@ impl Vocabulary {
             let hash = hash_bytes(token);
             let same = |entry: &IndexEntry| token_at(entry.rank as usize) == token;
             if let Some(first) = index.find(hash, same) {
-                return Err(TokenizerError::DuplicateToken {
-                    bytes: token.to_vec(),
-                    first: first.rank,
-                    second: rank as u32,
-                });
+                return Err(TokenizerError::DuplicateToken { bytes: token.to_vec(), first: first.rank, second: rank as u32 });
             }
             match token {
                 [byte] => byte_ranks[usize::from(*byte)] = rank as u32,
-                [first, second] => {
-                    byte_pair_ranks[usize::from(*first) << 8 | usize::from(*second)] = rank as u32
-                }
+                [first, second] => byte_pair_ranks[usize::from(*first) << 8 | usize::from(*second)] = rank as u32,
                 _ => {}
             }
-            let entry = IndexEntry {
-                packed: if token.len() <= 8 {
-                    pack_short(token)
-                } else {
-                    0
-                },
-                len: token.len() as u32,
-                rank: rank as u32,
-            };
+            let entry =
+                IndexEntry { packed: if token.len() <= 8 { pack_short(token) } else { 0 }, len: token.len() as u32, rank: rank as u32 };
             index.insert_unique(hash, entry, |e| hash_bytes(token_at(e.rank as usize)));
         }
         if let Some(byte) = byte_ranks.iter().position(|&r| r == u32::MAX) {
             return Err(TokenizerError::MissingByte(byte as u8));
         }
-        Ok(Self {
-            bytes,
-            offsets,
-            index,
-            byte_ranks,
-            byte_pair_ranks,
-        })
+        Ok(Self { bytes, offsets, index, byte_ranks, byte_pair_ranks })
     }
 
     /// Number of ordinary tokens.
@@ -175,13 +150,9 @@ impl Vocabulary {
         let len = token.len();
         let entry = if len <= 8 {
             let packed = pack_short(token);
-            self.index.find(hash_short(packed, len), |e| {
-                e.packed == packed && e.len == len as u32
-            })
+            self.index.find(hash_short(packed, len), |e| e.packed == packed && e.len == len as u32)
         } else {
-            self.index.find(hash_long(token), |e| {
-                e.len == len as u32 && self.token_unchecked(e.rank) == token
-            })
+            self.index.find(hash_long(token), |e| e.len == len as u32 && self.token_unchecked(e.rank) == token)
         };
         entry.map(|e| e.rank)
     }

@@ -4,7 +4,6 @@ use gptoss_tokenizer::Tokenizer;
 use std::sync::LazyLock;
 
 pub fn o200k_harmony() -> &'static Tokenizer {
-    static TOKENIZER: LazyLock<Tokenizer> =
-        LazyLock::new(|| Tokenizer::o200k_harmony().expect("embedded vocabulary loads"));
+    static TOKENIZER: LazyLock<Tokenizer> = LazyLock::new(|| Tokenizer::o200k_harmony().expect("embedded vocabulary loads"));
     &TOKENIZER
 }

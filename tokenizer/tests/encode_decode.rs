@@ -13,10 +13,7 @@ fn known_ids() {
     assert_eq!(t.encode_ordinary("assistant"), [173781]);
     assert_eq!(t.encode_ordinary("analysis"), [35644]);
     assert_eq!(t.encode_ordinary("final"), [17196]);
-    assert_eq!(
-        t.encode_with_special_tokens("<|start|>assistant"),
-        [200006, 173781]
-    );
+    assert_eq!(t.encode_with_special_tokens("<|start|>assistant"), [200006, 173781]);
     // As ordinary text, a special token's name is just characters.
     assert!(t.encode_ordinary("<|start|>").len() > 1);
     assert_eq!(t.special_token_id("<|call|>"), Some(200012));
@@ -41,23 +38,15 @@ fn invalid_utf8_is_reported_by_decode_and_replaced_by_decode_lossy() {
     // "é" is two bytes; its first byte alone is an ordinary token.
     let first_byte = t.ordinary_token_id(&[0xC3]).unwrap();
     let ids = [t.ordinary_token_id(b"a").unwrap(), first_byte];
-    assert!(matches!(
-        t.decode(&ids),
-        Err(TokenizerError::InvalidUtf8 { offset: 1 })
-    ));
+    assert!(matches!(t.decode(&ids), Err(TokenizerError::InvalidUtf8 { offset: 1 })));
     assert_eq!(t.decode_lossy(&ids).unwrap(), "a\u{FFFD}");
 }
 
 #[test]
 fn pathological_inputs_finish_and_round_trip() {
     let t = o200k_harmony();
-    for text in [
-        "-".repeat(1 << 20),
-        "日".repeat((1 << 20) / 3),
-        " ".repeat(1 << 20),
-        "\u{301}".repeat((1 << 20) / 2),
-        "a".repeat(1 << 20),
-    ] {
+    for text in ["-".repeat(1 << 20), "日".repeat((1 << 20) / 3), " ".repeat(1 << 20), "\u{301}".repeat((1 << 20) / 2), "a".repeat(1 << 20)]
+    {
         let ids = t.encode_ordinary(&text);
         assert!(ids.len() < text.len());
         assert_eq!(t.decode(&ids).unwrap(), text);

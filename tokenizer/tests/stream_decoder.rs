@@ -16,10 +16,7 @@ fn stream(ids: &[u32]) -> Vec<String> {
 fn holds_back_a_character_split_across_tokens() {
     let t = o200k_harmony();
     let smile = "🙂".as_bytes();
-    let ids: Vec<u32> = smile
-        .iter()
-        .map(|&b| t.ordinary_token_id(&[b]).unwrap())
-        .collect();
+    let ids: Vec<u32> = smile.iter().map(|&b| t.ordinary_token_id(&[b]).unwrap()).collect();
     assert_eq!(stream(&ids), ["", "", "", "🙂", ""]);
 }
 
@@ -29,10 +26,7 @@ fn invalid_bytes_become_replacement_characters() {
     let byte = |b: u8| t.ordinary_token_id(&[b]).unwrap();
     // A lone continuation byte is invalid at once; a truncated sequence only at the end.
     assert_eq!(stream(&[byte(0x80), byte(b'x')]), ["\u{FFFD}", "x", ""]);
-    assert_eq!(
-        stream(&[byte(b'x'), byte(0xF0), byte(0x9F)]),
-        ["x", "", "", "\u{FFFD}"]
-    );
+    assert_eq!(stream(&[byte(b'x'), byte(0xF0), byte(0x9F)]), ["x", "", "", "\u{FFFD}"]);
     // A sequence interrupted by ASCII: the incomplete start is replaced, the ASCII kept.
     assert_eq!(stream(&[byte(0xE6), byte(b'y')]), ["", "\u{FFFD}y", ""]);
 }

@@ -46,10 +46,7 @@ fn tiny_vocabulary_loads_and_encodes() {
     let t = Tokenizer::from_tokenizer_json(tiny_json("", END, O200K_PATTERN).as_bytes()).unwrap();
     assert_eq!(t.ordinary_token_count(), 259);
     assert_eq!(t.vocab_size(), 301);
-    assert_eq!(
-        t.encode_with_special_tokens("abc x<|end|>"),
-        [257, 258, 300]
-    );
+    assert_eq!(t.encode_with_special_tokens("abc x<|end|>"), [257, 258, 300]);
     assert_eq!(t.encode_ordinary("abab"), [256, 256]);
     assert_eq!(t.decode(&[257, 258, 300]).unwrap(), "abc x<|end|>");
 }
@@ -63,19 +60,12 @@ fn written_o200k_harmony_loads_back_identically() {
     assert_eq!(loaded.vocab_size(), original.vocab_size());
     assert_eq!(loaded.special_tokens(), original.special_tokens());
     for id in 0..original.vocab_size() as u32 {
-        assert_eq!(
-            loaded.token_bytes(id).unwrap(),
-            original.token_bytes(id).unwrap()
-        );
+        assert_eq!(loaded.token_bytes(id).unwrap(), original.token_bytes(id).unwrap());
     }
     let text = "<|start|>user<|message|>Ünïcödé, 日本語, don't\n\n  stop 12345!<|end|>";
-    assert_eq!(
-        loaded.encode_with_special_tokens(text),
-        original.encode_with_special_tokens(text)
-    );
+    assert_eq!(loaded.encode_with_special_tokens(text), original.encode_with_special_tokens(text));
     // Merges are written the way Hugging Face's tiktoken converter orders them.
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("tokenizer.json")).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("tokenizer.json")).unwrap()).unwrap();
     let merges = json["model"]["merges"].as_array().unwrap();
     assert_eq!(merges[0], serde_json::json!(["Ġ", "Ġ"]));
     assert_eq!(json["added_tokens"][0]["content"], "<|startoftext|>");
@@ -85,57 +75,21 @@ fn written_o200k_harmony_loads_back_identically() {
 fn malformed_files_are_errors() {
     type IsExpected = fn(&TokenizerError) -> bool;
     let cases: Vec<(String, IsExpected)> = vec![
-        ("not json".into(), |e| {
-            matches!(e, TokenizerError::MalformedTokenizerJson(_))
+        ("not json".into(), |e| matches!(e, TokenizerError::MalformedTokenizerJson(_))),
+        (r#"{"model": {"vocab": 3}}"#.into(), |e| matches!(e, TokenizerError::MalformedTokenizerJson(_))),
+        (r#"{"model": {"type": "WordPiece", "vocab": {}}}"#.into(), |e| matches!(e, TokenizerError::UnsupportedTokenizerJson(_))),
+        (tiny_json("", END, r"\w+"), |e| matches!(e, TokenizerError::UnsupportedTokenizerJson(_))),
+        (tiny_json(r#""abcd": 260"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MissingId(259))),
+        (tiny_json(r#""abcd": 258"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MalformedTokenizerJson(_))),
+        (tiny_json(r#""a b": 259"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MalformedTokenizerJson(_))),
+        (tiny_json(r#""ba": 259, "": 260"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::EmptyToken(260))),
+        (tiny_json(r#""ĠĠ": 259, "ba": 4294967295"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MissingId(260))),
+        (tiny_json("", r#"{"id": 400, "content": "<|x|>"}, {"id": 401, "content": ""}"#, O200K_PATTERN), |e| {
+            matches!(e, TokenizerError::EmptySpecialToken(_))
         }),
-        (r#"{"model": {"vocab": 3}}"#.into(), |e| {
-            matches!(e, TokenizerError::MalformedTokenizerJson(_))
+        (tiny_json(r#""a\u0000": 259"#, r#"{"id": 7, "content": "<|x|>"}"#, O200K_PATTERN), |e| {
+            matches!(e, TokenizerError::MalformedTokenizerJson(_) | TokenizerError::MissingId(_))
         }),
-        (
-            r#"{"model": {"type": "WordPiece", "vocab": {}}}"#.into(),
-            |e| matches!(e, TokenizerError::UnsupportedTokenizerJson(_)),
-        ),
-        (tiny_json("", END, r"\w+"), |e| {
-            matches!(e, TokenizerError::UnsupportedTokenizerJson(_))
-        }),
-        (tiny_json(r#""abcd": 260"#, END, O200K_PATTERN), |e| {
-            matches!(e, TokenizerError::MissingId(259))
-        }),
-        (tiny_json(r#""abcd": 258"#, END, O200K_PATTERN), |e| {
-            matches!(e, TokenizerError::MalformedTokenizerJson(_))
-        }),
-        (tiny_json(r#""a b": 259"#, END, O200K_PATTERN), |e| {
-            matches!(e, TokenizerError::MalformedTokenizerJson(_))
-        }),
-        (
-            tiny_json(r#""ba": 259, "": 260"#, END, O200K_PATTERN),
-            |e| matches!(e, TokenizerError::EmptyToken(260)),
-        ),
-        (
-            tiny_json(r#""ĠĠ": 259, "ba": 4294967295"#, END, O200K_PATTERN),
-            |e| matches!(e, TokenizerError::MissingId(260)),
-        ),
-        (
-            tiny_json(
-                "",
-                r#"{"id": 400, "content": "<|x|>"}, {"id": 401, "content": ""}"#,
-                O200K_PATTERN,
-            ),
-            |e| matches!(e, TokenizerError::EmptySpecialToken(_)),
-        ),
-        (
-            tiny_json(
-                r#""a\u0000": 259"#,
-                r#"{"id": 7, "content": "<|x|>"}"#,
-                O200K_PATTERN,
-            ),
-            |e| {
-                matches!(
-                    e,
-                    TokenizerError::MalformedTokenizerJson(_) | TokenizerError::MissingId(_)
-                )
-            },
-        ),
     ];
     for (json, expected) in cases {
         match Tokenizer::from_tokenizer_json(json.as_bytes()) {
@@ -150,26 +104,13 @@ fn vocabulary_must_cover_every_byte_and_be_unique() {
     let missing_byte = Tokenizer::from_parts((1..=255u8).map(|b| vec![b]), []);
     assert!(matches!(missing_byte, Err(TokenizerError::MissingByte(0))));
     let duplicate = Tokenizer::from_parts((0..=255u8).map(|b| vec![b]).chain([vec![0]]), []);
-    assert!(matches!(
-        duplicate,
-        Err(TokenizerError::DuplicateToken {
-            first: 0,
-            second: 256,
-            ..
-        })
-    ));
+    assert!(matches!(duplicate, Err(TokenizerError::DuplicateToken { first: 0, second: 256, .. })));
     let collision = Tokenizer::from_parts((0..=255u8).map(|b| vec![b]), [("<|x|>".into(), 3)]);
-    assert!(matches!(
-        collision,
-        Err(TokenizerError::SpecialIdCollision { id: 3, .. })
-    ));
+    assert!(matches!(collision, Err(TokenizerError::SpecialIdCollision { id: 3, .. })));
 }
 
 #[test]
 fn missing_file_is_an_io_error_naming_the_path() {
     let err = Tokenizer::from_model_dir(std::path::Path::new("/nonexistent/model")).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("/nonexistent/model/tokenizer.json")
-    );
+    assert!(err.to_string().contains("/nonexistent/model/tokenizer.json"));
 }

@@ -29,15 +29,7 @@ impl Role {
 
     /// The role a header word names, if it names one.
     pub fn parse(word: &str) -> Option<Role> {
-        [
-            Role::System,
-            Role::Developer,
-            Role::User,
-            Role::Assistant,
-            Role::Tool,
-        ]
-        .into_iter()
-        .find(|role| role.as_str() == word)
+        [Role::System, Role::Developer, Role::User, Role::Assistant, Role::Tool].into_iter().find(|role| role.as_str() == word)
     }
 }
 
@@ -81,9 +73,7 @@ impl std::str::FromStr for ReasoningEffort {
             "low" => Ok(ReasoningEffort::Low),
             "medium" => Ok(ReasoningEffort::Medium),
             "high" => Ok(ReasoningEffort::High),
-            other => Err(format!(
-                "reasoning effort {other:?} is not low, medium or high"
-            )),
+            other => Err(format!("reasoning effort {other:?} is not low, medium or high")),
         }
     }
 }
@@ -129,16 +119,12 @@ impl Default for SystemContent {
     /// The defaults of OpenAI's harmony library.
     fn default() -> Self {
         Self {
-            model_identity: Some(
-                "You are ChatGPT, a large language model trained by OpenAI.".to_owned(),
-            ),
+            model_identity: Some("You are ChatGPT, a large language model trained by OpenAI.".to_owned()),
             reasoning_effort: Some(ReasoningEffort::Medium),
             knowledge_cutoff: Some("2024-06".to_owned()),
             conversation_start_date: None,
             channel_config: Some(ChannelConfig {
-                valid_channels: ["analysis", "commentary", "final"]
-                    .map(String::from)
-                    .to_vec(),
+                valid_channels: ["analysis", "commentary", "final"].map(String::from).to_vec(),
                 channel_required: true,
             }),
             tools: BTreeMap::new(),
@@ -179,11 +165,7 @@ impl DeveloperContent {
 
     /// Adds the `functions` namespace, the one function calls go to.
     pub fn with_function_tools(mut self, tools: Vec<ToolDescription>) -> Self {
-        let namespace = ToolNamespace {
-            name: "functions".to_owned(),
-            description: None,
-            tools,
-        };
+        let namespace = ToolNamespace { name: "functions".to_owned(), description: None, tools };
         self.tools.insert(namespace.name.clone(), namespace);
         self
     }
@@ -239,13 +221,7 @@ pub struct Message {
 impl Message {
     /// A message from `role` with one piece of content.
     pub fn new(role: Role, content: impl Into<Content>) -> Self {
-        Self {
-            author: Author { role, name: None },
-            recipient: None,
-            channel: None,
-            content_type: None,
-            content: vec![content.into()],
-        }
+        Self { author: Author { role, name: None }, recipient: None, channel: None, content_type: None, content: vec![content.into()] }
     }
 
     /// A tool's output; `name` is the tool, e.g. `functions.get_weather`.

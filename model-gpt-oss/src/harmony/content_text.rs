@@ -64,11 +64,7 @@ fn tools_section(tools: &BTreeMap<String, ToolNamespace>) -> String {
         let mut lines = vec![format!("## {}\n", namespace.name)];
         if let Some(description) = &namespace.description {
             for line in description.lines() {
-                lines.push(if has_tools {
-                    format!("// {line}")
-                } else {
-                    line.to_owned()
-                });
+                lines.push(if has_tools { format!("// {line}") } else { line.to_owned() });
             }
         }
         if has_tools {
@@ -76,11 +72,7 @@ fn tools_section(tools: &BTreeMap<String, ToolNamespace>) -> String {
             for tool in &namespace.tools {
                 lines.extend(tool.description.lines().map(|line| format!("// {line}")));
                 lines.push(match &tool.parameters {
-                    Some(schema) => format!(
-                        "type {} = (_: {}) => any;\n",
-                        tool.name,
-                        schema_to_typescript(schema, "")
-                    ),
+                    Some(schema) => format!("type {} = (_: {}) => any;\n", tool.name, schema_to_typescript(schema, "")),
                     None => format!("type {} = () => any;\n", tool.name),
                 });
             }

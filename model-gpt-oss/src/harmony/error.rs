@@ -12,11 +12,7 @@ pub enum HarmonyError {
     ToolWithoutName,
 
     #[error("{content} content may only appear in {allowed} messages, not in a {found} message")]
-    MisplacedContent {
-        content: &'static str,
-        allowed: Role,
-        found: Role,
-    },
+    MisplacedContent { content: &'static str, allowed: Role, found: Role },
 
     #[error("token {0} where a message must start with <|start|>")]
     ExpectedStart(u32),
@@ -25,10 +21,7 @@ pub enum HarmonyError {
     EndInsideHeader,
 
     #[error("message header {header:?}: {reason}")]
-    MalformedHeader {
-        header: String,
-        reason: &'static str,
-    },
+    MalformedHeader { header: String, reason: &'static str },
 
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),

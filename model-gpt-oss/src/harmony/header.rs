@@ -19,18 +19,13 @@ const CONSTRAIN: &str = "<|constrain|>";
 /// Parses `text`. `role` is the role already known (the prompt ended in `<|start|>assistant`),
 /// else the first word names it; a word that is not a role is a tool's name.
 pub(crate) fn parse_header(text: &str, role: Option<Role>) -> Result<Header> {
-    let malformed = |reason| HarmonyError::MalformedHeader {
-        header: text.to_owned(),
-        reason,
-    };
+    let malformed = |reason| HarmonyError::MalformedHeader { header: text.to_owned(), reason };
     // `<|channel|>name` may sit anywhere; the name ends at whitespace or the next `<`.
     let mut rest = text.to_owned();
     let mut channel = None;
     if let Some(at) = rest.find(CHANNEL) {
         let after = &rest[at + CHANNEL.len()..];
-        let len = after
-            .find(|c: char| c.is_whitespace() || c == '<')
-            .unwrap_or(after.len());
+        let len = after.find(|c: char| c.is_whitespace() || c == '<').unwrap_or(after.len());
         if len == 0 {
             return Err(malformed("<|channel|> without a channel name"));
         }
@@ -75,17 +70,8 @@ pub(crate) fn parse_header(text: &str, role: Option<Role>) -> Result<Header> {
     if !words.is_empty() {
         return Err(malformed("unexpected words in the header"));
     }
-    let name = if role == Role::Tool {
-        tool_name.map(str::to_owned)
-    } else {
-        None
-    };
-    Ok(Header {
-        author: Author { role, name },
-        recipient,
-        channel,
-        content_type,
-    })
+    let name = if role == Role::Tool { tool_name.map(str::to_owned) } else { None };
+    Ok(Header { author: Author { role, name }, recipient, channel, content_type })
 }
 
 #[cfg(test)]
@@ -99,27 +85,15 @@ mod tests {
     #[test]
     fn assistant_channels_recipients_and_content_types() {
         let h = header("<|channel|>analysis", Some(Role::Assistant));
-        assert_eq!(
-            (h.author.role, h.channel.as_deref()),
-            (Role::Assistant, Some("analysis"))
-        );
-        let h = header(
-            "assistant to=functions.get_weather<|channel|>commentary <|constrain|>json",
-            None,
-        );
+        assert_eq!((h.author.role, h.channel.as_deref()), (Role::Assistant, Some("analysis")));
+        let h = header("assistant to=functions.get_weather<|channel|>commentary <|constrain|>json", None);
         assert_eq!(h.recipient.as_deref(), Some("functions.get_weather"));
         assert_eq!(h.channel.as_deref(), Some("commentary"));
         assert_eq!(h.content_type.as_deref(), Some("<|constrain|>json"));
-        let h = header(
-            "<|channel|>commentary to=functions.f<|constrain|>json",
-            Some(Role::Assistant),
-        );
+        let h = header("<|channel|>commentary to=functions.f<|constrain|>json", Some(Role::Assistant));
         assert_eq!(h.recipient.as_deref(), Some("functions.f"));
         assert_eq!(h.content_type.as_deref(), Some("<|constrain|>json"));
-        let h = header(
-            "<|channel|>commentary to=browser.search code",
-            Some(Role::Assistant),
-        );
+        let h = header("<|channel|>commentary to=browser.search code", Some(Role::Assistant));
         assert_eq!(h.recipient.as_deref(), Some("browser.search"));
         assert_eq!(h.content_type.as_deref(), Some("code"));
     }

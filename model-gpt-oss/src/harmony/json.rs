@@ -57,9 +57,7 @@ impl JsonValue {
 impl fmt::Display for JsonValue {
     /// Compact JSON, as `serde_json` writes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let quoted = |f: &mut fmt::Formatter<'_>, s: &str| {
-            f.write_str(&serde_json::Value::from(s).to_string())
-        };
+        let quoted = |f: &mut fmt::Formatter<'_>, s: &str| f.write_str(&serde_json::Value::from(s).to_string());
         match self {
             JsonValue::Null => f.write_str("null"),
             JsonValue::Bool(b) => write!(f, "{b}"),
@@ -122,9 +120,7 @@ impl<'de> Visitor<'de> for JsonValueVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<JsonValue, E> {
-        serde_json::Number::from_f64(v)
-            .map(JsonValue::Number)
-            .ok_or_else(|| E::custom("JSON numbers must be finite"))
+        serde_json::Number::from_f64(v).map(JsonValue::Number).ok_or_else(|| E::custom("JSON numbers must be finite"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonValue, E> {

@@ -48,8 +48,7 @@ mod render;
 mod typescript;
 
 pub use chat::{
-    Author, ChannelConfig, Content, DeveloperContent, Message, ReasoningEffort, Role,
-    SystemContent, ToolDescription, ToolNamespace,
+    Author, ChannelConfig, Content, DeveloperContent, Message, ReasoningEffort, Role, SystemContent, ToolDescription, ToolNamespace,
 };
 pub use error::{HarmonyError, Result};
 pub use header::Header;

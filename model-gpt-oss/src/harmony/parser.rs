@@ -14,16 +14,9 @@ enum State<'t> {
     /// Between messages: only `<|start|>` may come.
     ExpectStart,
     /// Inside a header; `role` is known when the prompt ended in `<|start|>{role}`.
-    Header {
-        role: Option<Role>,
-        tokens: Vec<TokenId>,
-    },
+    Header { role: Option<Role>, tokens: Vec<TokenId> },
     /// Inside content.
-    Content {
-        header: Header,
-        text: String,
-        decoder: StreamDecoder<'t>,
-    },
+    Content { header: Header, text: String, decoder: StreamDecoder<'t> },
 }
 
 /// Turns a stream of token ids into messages; see the module documentation.
@@ -41,18 +34,10 @@ impl<'t> StreamParser<'t> {
     /// messages.
     pub fn new(encoding: HarmonyEncoding<'t>, role: Option<Role>) -> Self {
         let state = match role {
-            Some(role) => State::Header {
-                role: Some(role),
-                tokens: Vec::new(),
-            },
+            Some(role) => State::Header { role: Some(role), tokens: Vec::new() },
             None => State::ExpectStart,
         };
-        Self {
-            encoding,
-            state,
-            messages: Vec::new(),
-            last_delta: String::new(),
-        }
+        Self { encoding, state, messages: Vec::new(), last_delta: String::new() }
     }
 
     /// Consumes one token.
@@ -61,20 +46,13 @@ impl<'t> StreamParser<'t> {
         let formatting = self.encoding.formatting_tokens();
         match &mut self.state {
             State::ExpectStart if token == formatting.start => {
-                self.state = State::Header {
-                    role: None,
-                    tokens: Vec::new(),
-                };
+                self.state = State::Header { role: None, tokens: Vec::new() };
             }
             State::ExpectStart => return Err(HarmonyError::ExpectedStart(token)),
             State::Header { role, tokens } if token == formatting.message => {
                 let text = self.encoding.tokenizer().decode(tokens)?;
                 let header = parse_header(&text, *role)?;
-                self.state = State::Content {
-                    header,
-                    text: String::new(),
-                    decoder: self.encoding.tokenizer().stream_decoder(),
-                };
+                self.state = State::Content { header, text: String::new(), decoder: self.encoding.tokenizer().stream_decoder() };
             }
             State::Header { tokens, .. } => tokens.push(token),
             State::Content { .. } if self.encoding.message_end_tokens().contains(&token) => {
@@ -103,12 +81,7 @@ impl<'t> StreamParser<'t> {
     }
 
     fn end_message(&mut self) {
-        if let State::Content {
-            header,
-            mut text,
-            decoder,
-        } = std::mem::replace(&mut self.state, State::ExpectStart)
-        {
+        if let State::Content { header, mut text, decoder } = std::mem::replace(&mut self.state, State::ExpectStart) {
             text.push_str(&decoder.finish());
             self.messages.push(Message {
                 author: header.author,

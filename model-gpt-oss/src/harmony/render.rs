@@ -34,9 +34,7 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self {
-            drop_earlier_analysis: true,
-        }
+        Self { drop_earlier_analysis: true }
     }
 }
 
@@ -49,11 +47,7 @@ pub struct HarmonyEncoding<'t> {
 
 impl<'t> HarmonyEncoding<'t> {
     pub fn new(tokenizer: &'t Tokenizer) -> Result<Self> {
-        let id = |name: &'static str| {
-            tokenizer
-                .special_token_id(name)
-                .ok_or(HarmonyError::MissingSpecialToken(name))
-        };
+        let id = |name: &'static str| tokenizer.special_token_id(name).ok_or(HarmonyError::MissingSpecialToken(name));
         let tokens = FormattingTokens {
             start: id("<|start|>")?,
             message: id("<|message|>")?,
@@ -87,12 +81,7 @@ impl<'t> HarmonyEncoding<'t> {
 
     /// Renders one message. `has_function_tools` must say whether the conversation defines
     /// `functions` tools (it changes the system message's text).
-    pub fn render_message_into(
-        &self,
-        message: &Message,
-        has_function_tools: bool,
-        out: &mut Vec<TokenId>,
-    ) -> Result<()> {
+    pub fn render_message_into(&self, message: &Message, has_function_tools: bool, out: &mut Vec<TokenId>) -> Result<()> {
         let text = |out: &mut Vec<TokenId>, text: &str| {
             out.extend(self.tokenizer.encode_ordinary(text));
         };
@@ -143,33 +132,17 @@ impl<'t> HarmonyEncoding<'t> {
             }
         }
         let tool_call = role == Role::Assistant && message.recipient.is_some();
-        out.push(if tool_call {
-            self.tokens.call
-        } else {
-            self.tokens.end
-        });
+        out.push(if tool_call { self.tokens.call } else { self.tokens.end });
         Ok(())
     }
 
     /// Renders a conversation (see [`RenderOptions`]).
-    pub fn render_conversation(
-        &self,
-        messages: &[Message],
-        options: RenderOptions,
-    ) -> Result<Vec<TokenId>> {
+    pub fn render_conversation(&self, messages: &[Message], options: RenderOptions) -> Result<Vec<TokenId>> {
         let has_function_tools = messages.iter().any(defines_function_tools);
-        let last_assistant_is_final = messages
-            .iter()
-            .rev()
-            .find(|m| m.author.role == Role::Assistant)
-            .is_some_and(|m| m.channel.as_deref() == Some("final"));
-        let first_final = messages
-            .iter()
-            .position(|m| m.channel.as_deref() == Some("final"));
-        let drop_before = match (
-            options.drop_earlier_analysis && last_assistant_is_final,
-            first_final,
-        ) {
+        let last_assistant_is_final =
+            messages.iter().rev().find(|m| m.author.role == Role::Assistant).is_some_and(|m| m.channel.as_deref() == Some("final"));
+        let first_final = messages.iter().position(|m| m.channel.as_deref() == Some("final"));
+        let drop_before = match (options.drop_earlier_analysis && last_assistant_is_final, first_final) {
             (true, Some(first)) => first,
             _ => 0,
         };
@@ -185,12 +158,7 @@ impl<'t> HarmonyEncoding<'t> {
 
     /// A prompt for the model to continue: the conversation, then `<|start|>{role}`
     /// (`<|start|>assistant` = 200006, 173781 for a reply).
-    pub fn render_for_completion(
-        &self,
-        messages: &[Message],
-        next_role: Role,
-        options: RenderOptions,
-    ) -> Result<Vec<TokenId>> {
+    pub fn render_for_completion(&self, messages: &[Message], next_role: Role, options: RenderOptions) -> Result<Vec<TokenId>> {
         let mut out = self.render_conversation(messages, options)?;
         out.push(self.tokens.start);
         out.extend(self.tokenizer.encode_ordinary(next_role.as_str()));
@@ -199,15 +167,9 @@ impl<'t> HarmonyEncoding<'t> {
 
     /// A training example: as [`Self::render_conversation`], but a conversation that ends in a
     /// `final` assistant message ends with `<|return|>`, as the model generates it.
-    pub fn render_for_training(
-        &self,
-        messages: &[Message],
-        options: RenderOptions,
-    ) -> Result<Vec<TokenId>> {
+    pub fn render_for_training(&self, messages: &[Message], options: RenderOptions) -> Result<Vec<TokenId>> {
         let mut out = self.render_conversation(messages, options)?;
-        let ends_in_final = messages.last().is_some_and(|m| {
-            m.author.role == Role::Assistant && m.channel.as_deref() == Some("final")
-        });
+        let ends_in_final = messages.last().is_some_and(|m| m.author.role == Role::Assistant && m.channel.as_deref() == Some("final"));
         if let (true, Some(last)) = (ends_in_final, out.last_mut()) {
             *last = self.tokens.return_;
         }
@@ -216,23 +178,12 @@ impl<'t> HarmonyEncoding<'t> {
 }
 
 fn check_role(content: &'static str, allowed: Role, found: Role) -> Result<()> {
-    if allowed == found {
-        Ok(())
-    } else {
-        Err(HarmonyError::MisplacedContent {
-            content,
-            allowed,
-            found,
-        })
-    }
+    if allowed == found { Ok(()) } else { Err(HarmonyError::MisplacedContent { content, allowed, found }) }
 }
 
 fn defines_function_tools(message: &Message) -> bool {
     message.content.iter().any(|content| match content {
-        Content::Developer(developer) => developer
-            .tools
-            .get("functions")
-            .is_some_and(|namespace| !namespace.tools.is_empty()),
+        Content::Developer(developer) => developer.tools.get("functions").is_some_and(|namespace| !namespace.tools.is_empty()),
         _ => false,
     })
 }

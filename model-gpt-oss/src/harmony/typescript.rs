@@ -6,17 +6,11 @@
 use super::json::JsonValue;
 
 fn is_enum(schema: &JsonValue) -> bool {
-    schema
-        .get("enum")
-        .and_then(JsonValue::as_array)
-        .is_some_and(|values| !values.is_empty())
+    schema.get("enum").and_then(JsonValue::as_array).is_some_and(|values| !values.is_empty())
 }
 
 fn is_nullable(schema: &JsonValue) -> bool {
-    schema
-        .get("nullable")
-        .and_then(JsonValue::as_bool)
-        .unwrap_or(false)
+    schema.get("nullable").and_then(JsonValue::as_bool).unwrap_or(false)
 }
 
 fn str_field<'v>(schema: &'v JsonValue, key: &str) -> Option<&'v str> {
@@ -41,11 +35,8 @@ pub(crate) fn schema_to_typescript(schema: &JsonValue, indent: &str) -> String {
     }
     let types = schema.get("type");
     if let Some(names) = types.and_then(JsonValue::as_array) {
-        let names: Vec<&str> = names
-            .iter()
-            .filter_map(JsonValue::as_str)
-            .map(|name| if name == "integer" { "number" } else { name })
-            .collect();
+        let names: Vec<&str> =
+            names.iter().filter_map(JsonValue::as_str).map(|name| if name == "integer" { "number" } else { name }).collect();
         if !names.is_empty() {
             return names.join(" | ");
         }
@@ -61,11 +52,7 @@ pub(crate) fn schema_to_typescript(schema: &JsonValue, indent: &str) -> String {
                 .filter_map(JsonValue::as_str)
                 .map(|value| format!("\"{value}\""))
                 .collect();
-            if values.is_empty() {
-                "string".to_owned()
-            } else {
-                values.join(" | ")
-            }
+            if values.is_empty() { "string".to_owned() } else { values.join(" | ") }
         }
         Some("number" | "integer") => "number".to_owned(),
         Some("boolean") => "boolean".to_owned(),
@@ -110,19 +97,10 @@ fn object(schema: &JsonValue, indent: &str) -> String {
     }
     out.push_str("{\n");
     if let Some(JsonValue::Object(properties)) = schema.get("properties") {
-        let required: Vec<&str> = schema
-            .get("required")
-            .and_then(JsonValue::as_array)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(JsonValue::as_str)
-            .collect();
+        let required: Vec<&str> =
+            schema.get("required").and_then(JsonValue::as_array).unwrap_or_default().iter().filter_map(JsonValue::as_str).collect();
         for (key, property) in properties {
-            let optional = if required.contains(&key.as_str()) {
-                ""
-            } else {
-                "?"
-            };
+            let optional = if required.contains(&key.as_str()) { "" } else { "?" };
             property_comments(property, indent, &mut out);
             if let Some(variants) = property.get("oneOf").and_then(JsonValue::as_array) {
                 one_of_property(key, optional, property, variants, indent, &mut out);
@@ -163,17 +141,9 @@ fn property_comments(property: &JsonValue, indent: &str, out: &mut String) {
     }
 }
 
-fn one_of_property(
-    key: &str,
-    optional: &str,
-    property: &JsonValue,
-    variants: &[JsonValue],
-    indent: &str,
-    out: &mut String,
-) {
+fn one_of_property(key: &str, optional: &str, property: &JsonValue, variants: &[JsonValue], indent: &str, out: &mut String) {
     let description = str_field(property, "description");
-    let first_variant_says_the_same = description.is_some()
-        && variants.first().and_then(|v| str_field(v, "description")) == description;
+    let first_variant_says_the_same = description.is_some() && variants.first().and_then(|v| str_field(v, "description")) == description;
     let description_above = match description {
         Some(text) if !first_variant_says_the_same => {
             out.push_str(&format!("{indent}// {text}\n"));
@@ -190,8 +160,7 @@ fn one_of_property(
         out.push_str(&variant_type(variant, &format!("{indent}   ")));
         let mut comments: Vec<String> = Vec::new();
         if !(i == 0 && description_above)
-            && let Some(text) =
-                str_field(variant, "description").filter(|&t| Some(t) != description)
+            && let Some(text) = str_field(variant, "description").filter(|&t| Some(t) != description)
         {
             comments.push(text.to_owned());
         }

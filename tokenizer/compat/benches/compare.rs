@@ -33,20 +33,12 @@ fn bench_compare(c: &mut Criterion) {
         if len >= 100_000 {
             group.sample_size(10);
         }
-        group.bench_with_input(BenchmarkId::from_parameter("gptoss"), &text, |b, text| {
-            b.iter(|| ours.encode_ordinary(black_box(text)))
+        group.bench_with_input(BenchmarkId::from_parameter("gptoss"), &text, |b, text| b.iter(|| ours.encode_ordinary(black_box(text))));
+        group.bench_with_input(BenchmarkId::from_parameter("tiktoken-rs"), &text, |b, text| {
+            b.iter(|| tiktoken.encode_ordinary(black_box(text)))
         });
-        group.bench_with_input(
-            BenchmarkId::from_parameter("tiktoken-rs"),
-            &text,
-            |b, text| b.iter(|| tiktoken.encode_ordinary(black_box(text))),
-        );
         #[cfg(feature = "bpe-openai")]
-        group.bench_with_input(
-            BenchmarkId::from_parameter("bpe-openai"),
-            &text,
-            |b, text| b.iter(|| bpe.encode(black_box(text.as_str()))),
-        );
+        group.bench_with_input(BenchmarkId::from_parameter("bpe-openai"), &text, |b, text| b.iter(|| bpe.encode(black_box(text.as_str()))));
         group.finish();
     }
 }

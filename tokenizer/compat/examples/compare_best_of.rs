@@ -39,9 +39,7 @@ fn main() {
     let tiktoken = tiktoken_rs::o200k_harmony().expect("tiktoken-rs loads");
     #[cfg(feature = "bpe-openai")]
     let bpe = bpe_openai::o200k_base();
-    println!(
-        "| bytes | gptoss MiB/s | tiktoken-rs MiB/s | bpe-openai MiB/s | gptoss / tiktoken-rs |"
-    );
+    println!("| bytes | gptoss MiB/s | tiktoken-rs MiB/s | bpe-openai MiB/s | gptoss / tiktoken-rs |");
     println!("|---:|---:|---:|---:|---:|");
     for len in [10, 100, 1_000, 10_000, 100_000, 1_000_000] {
         let text = corpus_prefix(len);
@@ -59,15 +57,7 @@ fn main() {
             }
         }
         let mib_s = |seconds: f64| text.len() as f64 / seconds / (1024.0 * 1024.0);
-        let bpe_cell = best
-            .get(2)
-            .map_or("-".to_owned(), |&s| format!("{:.1}", mib_s(s)));
-        println!(
-            "| {} | {:.1} | {:.1} | {bpe_cell} | {:.2}× |",
-            text.len(),
-            mib_s(best[0]),
-            mib_s(best[1]),
-            best[1] / best[0]
-        );
+        let bpe_cell = best.get(2).map_or("-".to_owned(), |&s| format!("{:.1}", mib_s(s)));
+        println!("| {} | {:.1} | {:.1} | {bpe_cell} | {:.2}× |", text.len(), mib_s(best[0]), mib_s(best[1]), best[1] / best[0]);
     }
 }

@@ -28,28 +28,19 @@ fn main() -> Result<(), String> {
     let tokens = match implementation.as_str() {
         "gptoss" => {
             let t = ours();
-            (0..iterations)
-                .map(|_| t.encode_ordinary(black_box(&text)).len())
-                .sum::<usize>()
+            (0..iterations).map(|_| t.encode_ordinary(black_box(&text)).len()).sum::<usize>()
         }
         "tiktoken-rs" => {
             let t = tiktoken_rs::o200k_harmony().map_err(|e| e.to_string())?;
-            (0..iterations)
-                .map(|_| t.encode_ordinary(black_box(&text)).len())
-                .sum()
+            (0..iterations).map(|_| t.encode_ordinary(black_box(&text)).len()).sum()
         }
         #[cfg(feature = "bpe-openai")]
         "bpe-openai" => {
             let t = bpe_openai::o200k_base();
-            (0..iterations)
-                .map(|_| t.encode(black_box(text.as_str())).len())
-                .sum()
+            (0..iterations).map(|_| t.encode(black_box(text.as_str())).len()).sum()
         }
         _ => return Err(usage.into()),
     };
-    println!(
-        "{implementation}: {} bytes x {iterations}: {tokens} tokens",
-        text.len()
-    );
+    println!("{implementation}: {} bytes x {iterations}: {tokens} tokens", text.len());
     Ok(())
 }

@@ -8,9 +8,7 @@ use gptoss_tokenizer::Tokenizer;
 use std::error::Error;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let source = std::env::args()
-        .nth(1)
-        .ok_or("usage: pack_o200k_base PATH/o200k_base.tiktoken")?;
+    let source = std::env::args().nth(1).ok_or("usage: pack_o200k_base PATH/o200k_base.tiktoken")?;
     let tokenizer = Tokenizer::from_tiktoken(&std::fs::read(&source)?, [])?;
     let mut packed = Vec::new();
     for id in 0..tokenizer.ordinary_token_count() as u32 {
@@ -19,10 +17,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         packed.extend_from_slice(token);
     }
     let compressed = miniz_oxide::deflate::compress_to_vec(&packed, 10);
-    let target = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../data/o200k_base.tokens.deflate"
-    );
+    let target = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/o200k_base.tokens.deflate");
     std::fs::write(target, &compressed)?;
     println!(
         "{} tokens, {} bytes packed, {} bytes compressed -> {target}",

@@ -6,9 +6,7 @@ use regex_syntax::hir::{Class, HirKind};
 use std::fmt::Write as _;
 
 /// The scanner's classes, in the order of `gptoss_tokenizer`'s `CharClass` (index = discriminant).
-const CLASS_NAMES: [&str; 8] = [
-    "Other", "Upper", "Lower", "Both", "Mark", "Number", "Space", "Newline",
-];
+const CLASS_NAMES: [&str; 8] = ["Other", "Upper", "Lower", "Both", "Mark", "Number", "Space", "Newline"];
 
 /// Unicode property expressions for each class; earlier rows are overwritten by later ones.
 const CLASS_PATTERNS: [(&str, usize); 8] = [
@@ -61,12 +59,7 @@ pub fn generate() -> String {
             cp += 1;
         }
         if class != 0 {
-            let _ = writeln!(
-                out,
-                "    (0x{start:X}, 0x{:X}, {}),",
-                cp - 1,
-                CLASS_NAMES[class as usize]
-            );
+            let _ = writeln!(out, "    (0x{start:X}, 0x{:X}, {}),", cp - 1, CLASS_NAMES[class as usize]);
         }
     }
     out.push_str("];\n");

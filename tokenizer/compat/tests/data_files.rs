@@ -20,11 +20,7 @@ fn embedded_vocabulary_equals_tiktoken_rs() {
     assert_eq!(ours.ordinary_token_count(), 199_998);
     assert_eq!(ours.vocab_size(), 201_088);
     for id in 0..ours.vocab_size() as u32 {
-        assert_eq!(
-            ours.token_bytes(id).ok(),
-            tiktoken.decode_bytes(&[id]).ok().as_deref(),
-            "token {id}"
-        );
+        assert_eq!(ours.token_bytes(id).ok(), tiktoken.decode_bytes(&[id]).ok().as_deref(), "token {id}");
     }
 }
 
@@ -38,16 +34,9 @@ fn tiktoken_ranks_file_loads_to_the_embedded_vocabulary() {
         let encoded = base64::engine::general_purpose::STANDARD.encode(token);
         ranks.push_str(&format!("{encoded} {id}\n"));
     }
-    let loaded = gptoss_tokenizer::Tokenizer::from_tiktoken(
-        ranks.as_bytes(),
-        gptoss_tokenizer::harmony_special_tokens(),
-    )
-    .unwrap();
+    let loaded = gptoss_tokenizer::Tokenizer::from_tiktoken(ranks.as_bytes(), gptoss_tokenizer::harmony_special_tokens()).unwrap();
     assert_eq!(loaded.vocab_size(), ours.vocab_size());
     for id in 0..ours.vocab_size() as u32 {
-        assert_eq!(
-            loaded.token_bytes(id).unwrap(),
-            ours.token_bytes(id).unwrap()
-        );
+        assert_eq!(loaded.token_bytes(id).unwrap(), ours.token_bytes(id).unwrap());
     }
 }

@@ -18,12 +18,8 @@ fn tiktoken() -> &'static CoreBPE {
 }
 
 fn regex_pieces(text: &str) -> Vec<&str> {
-    static REGEX: LazyLock<fancy_regex::Regex> =
-        LazyLock::new(|| fancy_regex::Regex::new(O200K_PATTERN).expect("o200k pattern compiles"));
-    REGEX
-        .find_iter(text)
-        .map(|m| m.expect("regex match").as_str())
-        .collect()
+    static REGEX: LazyLock<fancy_regex::Regex> = LazyLock::new(|| fancy_regex::Regex::new(O200K_PATTERN).expect("o200k pattern compiles"));
+    REGEX.find_iter(text).map(|m| m.expect("regex match").as_str()).collect()
 }
 
 /// Asserts equal pieces, equal ids both ways, and exact round trips.
@@ -31,21 +27,13 @@ fn check(text: &str) {
     let ours_pieces: Vec<&str> = pretokenize(text).collect();
     assert_eq!(ours_pieces, regex_pieces(text), "pieces of {text:?}");
     let ids = ours().encode_ordinary(text);
-    assert_eq!(
-        ids,
-        tiktoken().encode_ordinary(text),
-        "ordinary ids of {text:?}"
-    );
+    assert_eq!(ids, tiktoken().encode_ordinary(text), "ordinary ids of {text:?}");
     assert_eq!(ours().decode(&ids).unwrap(), text);
     let special = ours().encode_with_special_tokens(text);
     // tiktoken-rs leaves out o200k_base's `<|endofprompt|>`, which openai/tiktoken's
     // o200k_harmony keeps as a second name of 200018.
     let aliased = text.replace("<|endofprompt|>", "<|reserved_200018|>");
-    assert_eq!(
-        special,
-        tiktoken().encode_with_special_tokens(&aliased),
-        "ids with special tokens of {text:?}"
-    );
+    assert_eq!(special, tiktoken().encode_with_special_tokens(&aliased), "ids with special tokens of {text:?}");
     assert_eq!(ours().decode(&special).unwrap(), aliased);
 }
 
@@ -83,11 +71,7 @@ fn special_tokens_are_split_out_when_allowed() {
     assert_eq!(ids, [200006, 173781]);
     assert_eq!(ours().decode(&[200018]).unwrap(), "<|reserved_200018|>");
     for id in 199_998..201_088 {
-        assert_eq!(
-            ours().decode_bytes(&[id]).unwrap(),
-            tiktoken().decode_bytes(&[id]).unwrap(),
-            "special id {id}"
-        );
+        assert_eq!(ours().decode_bytes(&[id]).unwrap(), tiktoken().decode_bytes(&[id]).unwrap(), "special id {id}");
     }
     assert!(ours().decode_bytes(&[201_088]).is_err());
 }
@@ -95,9 +79,8 @@ fn special_tokens_are_split_out_when_allowed() {
 /// Characters the pre-tokenizer treats differently, to make collisions between classes likely.
 fn tricky_char() -> impl Strategy<Value = char> {
     prop::sample::select(vec![
-        ' ', ' ', '\n', '\r', '\t', '\u{a0}', '\u{3000}', 'a', 'Z', 'ǅ', 'ʰ', '日', 'ſ', 's', 'S',
-        't', 'l', 'L', 'e', 'r', 'v', 'm', 'D', '\'', '\u{301}', '\u{93f}', '1', '٣', '½', '!',
-        '/', '-', '🙂', '\u{200d}', '<', '|', '>', 'é', 'Я', 'ا',
+        ' ', ' ', '\n', '\r', '\t', '\u{a0}', '\u{3000}', 'a', 'Z', 'ǅ', 'ʰ', '日', 'ſ', 's', 'S', 't', 'l', 'L', 'e', 'r', 'v', 'm', 'D',
+        '\'', '\u{301}', '\u{93f}', '1', '٣', '½', '!', '/', '-', '🙂', '\u{200d}', '<', '|', '>', 'é', 'Я', 'ا',
     ])
 }
 

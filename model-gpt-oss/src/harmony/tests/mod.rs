@@ -9,7 +9,6 @@ use gptoss_tokenizer::Tokenizer;
 use std::sync::LazyLock;
 
 fn encoding() -> HarmonyEncoding<'static> {
-    static TOKENIZER: LazyLock<Tokenizer> =
-        LazyLock::new(|| Tokenizer::o200k_harmony().expect("embedded vocabulary loads"));
+    static TOKENIZER: LazyLock<Tokenizer> = LazyLock::new(|| Tokenizer::o200k_harmony().expect("embedded vocabulary loads"));
     HarmonyEncoding::new(&TOKENIZER).expect("o200k_harmony has the harmony tokens")
 }

@@ -2,18 +2,13 @@
 
 use super::encoding;
 use crate::harmony::{
-    DeveloperContent, HarmonyError, JsonValue, Message, ReasoningEffort, RenderOptions, Role,
-    SystemContent, ToolDescription,
+    DeveloperContent, HarmonyError, JsonValue, Message, ReasoningEffort, RenderOptions, Role, SystemContent, ToolDescription,
 };
 
-const KEEP_ANALYSIS: RenderOptions = RenderOptions {
-    drop_earlier_analysis: false,
-};
+const KEEP_ANALYSIS: RenderOptions = RenderOptions { drop_earlier_analysis: false };
 
 fn completion(messages: &[Message], options: RenderOptions) -> Vec<u32> {
-    encoding()
-        .render_for_completion(messages, Role::Assistant, options)
-        .unwrap()
+    encoding().render_for_completion(messages, Role::Assistant, options).unwrap()
 }
 
 fn decoded(tokens: &[u32]) -> String {
@@ -22,10 +17,7 @@ fn decoded(tokens: &[u32]) -> String {
 
 #[test]
 fn simple_conversation_token_for_token() {
-    let messages = [
-        Message::new(Role::System, SystemContent::default()),
-        Message::new(Role::User, "What is 2 + 2?"),
-    ];
+    let messages = [Message::new(Role::System, SystemContent::default()), Message::new(Role::User, "What is 2 + 2?")];
     let expected = "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n\
         Knowledge cutoff: 2024-06\n\nReasoning: medium\n\n# Valid channels: analysis, commentary, final. \
         Channel must be included for every message.<|end|><|start|>user<|message|>What is 2 + 2?<|end|>\
@@ -39,16 +31,10 @@ fn simple_conversation_token_for_token() {
 
 #[test]
 fn reasoning_effort_and_dates() {
-    let mut system = SystemContent::default()
-        .with_reasoning_effort(ReasoningEffort::High)
-        .with_conversation_start_date("2021-01-01");
+    let mut system = SystemContent::default().with_reasoning_effort(ReasoningEffort::High).with_conversation_start_date("2021-01-01");
     system.knowledge_cutoff = Some("2021-01".into());
-    system.channel_config.as_mut().unwrap().valid_channels =
-        vec!["analysis".into(), "final".into()];
-    let messages = [
-        Message::new(Role::System, system),
-        Message::new(Role::User, "What is 42 * pi?"),
-    ];
+    system.channel_config.as_mut().unwrap().valid_channels = vec!["analysis".into(), "final".into()];
+    let messages = [Message::new(Role::System, system), Message::new(Role::User, "What is 42 * pi?")];
     assert_eq!(
         decoded(&completion(&messages, RenderOptions::default())),
         "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n\
@@ -62,11 +48,7 @@ fn reasoning_effort_and_dates() {
 fn earlier_analysis_is_dropped_once_a_final_answer_exists() {
     let messages = [
         Message::new(Role::User, "What is 2 + 2?"),
-        Message::new(
-            Role::Assistant,
-            "User asks: “What is 2 + 2?” Simple arithmetic. Provide answer.",
-        )
-        .with_channel("analysis"),
+        Message::new(Role::Assistant, "User asks: “What is 2 + 2?” Simple arithmetic. Provide answer.").with_channel("analysis"),
         Message::new(Role::Assistant, "2 + 2 equals 4.").with_channel("final"),
         Message::new(Role::User, "What about 9 / 2?"),
     ];
@@ -83,19 +65,13 @@ fn earlier_analysis_is_dropped_once_a_final_answer_exists() {
 fn analysis_before_a_tool_call_is_kept() {
     let messages = [
         Message::new(Role::User, "What is the weather in SF?"),
-        Message::new(
-            Role::Assistant,
-            "User asks: “What is the weather in SF?” We need to use lookup_weather tool.",
-        )
-        .with_channel("analysis"),
+        Message::new(Role::Assistant, "User asks: “What is the weather in SF?” We need to use lookup_weather tool.")
+            .with_channel("analysis"),
         Message::new(Role::Assistant, "{\"location\": \"San Francisco\"}")
             .with_channel("commentary")
             .with_recipient("functions.lookup_weather")
             .with_content_type("<|constrain|>json"),
-        Message::from_tool(
-            "functions.lookup_weather",
-            "{\"temperature\": 20, \"description\": \"sunny\"}",
-        ),
+        Message::from_tool("functions.lookup_weather", "{\"temperature\": 20, \"description\": \"sunny\"}"),
     ];
     let tokens = completion(&messages, RenderOptions::default());
     assert_eq!(
@@ -112,36 +88,20 @@ fn analysis_before_a_tool_call_is_kept() {
 
 #[test]
 fn training_rendering_ends_a_final_answer_with_return() {
-    let messages = [
-        Message::new(Role::User, "hi"),
-        Message::new(Role::Assistant, "hello").with_channel("final"),
-    ];
-    let tokens = encoding()
-        .render_for_training(&messages, RenderOptions::default())
-        .unwrap();
+    let messages = [Message::new(Role::User, "hi"), Message::new(Role::Assistant, "hello").with_channel("final")];
+    let tokens = encoding().render_for_training(&messages, RenderOptions::default()).unwrap();
     assert_eq!(tokens.last(), Some(&200002));
-    let history = encoding()
-        .render_conversation(&messages, RenderOptions::default())
-        .unwrap();
+    let history = encoding().render_conversation(&messages, RenderOptions::default()).unwrap();
     assert_eq!(history.last(), Some(&200007));
-    assert_eq!(
-        encoding().stop_tokens_for_assistant_actions(),
-        [200002, 200012]
-    );
+    assert_eq!(encoding().stop_tokens_for_assistant_actions(), [200002, 200012]);
 }
 
 #[test]
 fn misplaced_content_and_nameless_tools_are_errors() {
     let misplaced = [Message::new(Role::User, SystemContent::default())];
-    assert!(matches!(
-        encoding().render_conversation(&misplaced, RenderOptions::default()),
-        Err(HarmonyError::MisplacedContent { .. })
-    ));
+    assert!(matches!(encoding().render_conversation(&misplaced, RenderOptions::default()), Err(HarmonyError::MisplacedContent { .. })));
     let nameless = [Message::new(Role::Tool, "output")];
-    assert!(matches!(
-        encoding().render_conversation(&nameless, RenderOptions::default()),
-        Err(HarmonyError::ToolWithoutName)
-    ));
+    assert!(matches!(encoding().render_conversation(&nameless, RenderOptions::default()), Err(HarmonyError::ToolWithoutName)));
 }
 
 #[test]
@@ -194,9 +154,7 @@ fn function_tools_render_as_typescript() {
     let messages = [
         Message::new(
             Role::System,
-            SystemContent::default()
-                .with_reasoning_effort(ReasoningEffort::High)
-                .with_conversation_start_date("2025-06-28"),
+            SystemContent::default().with_reasoning_effort(ReasoningEffort::High).with_conversation_start_date("2025-06-28"),
         ),
         Message::new(Role::Developer, developer),
         Message::new(Role::User, "What is the weather like in SF?"),
@@ -257,8 +215,5 @@ oneof_string_or_number?:
 }) => any;
 
 } // namespace functions<|end|><|start|>user<|message|>What is the weather like in SF?<|end|><|start|>assistant"#;
-    assert_eq!(
-        decoded(&completion(&messages, RenderOptions::default())),
-        expected
-    );
+    assert_eq!(decoded(&completion(&messages, RenderOptions::default())), expected);
 }
