@@ -1,5 +1,5 @@
 //! `gptoss synth`: writes a synthetic model as a complete Hugging Face-layout directory —
-//! config.json, sharded safetensors with an index — whose tensors are exactly those the
+//! config.json, sharded safetensors with an index, tokenizer.json — whose tensors are exactly those the
 //! in-memory `synthetic:NAME` model generates.
 
 use std::path::Path;
@@ -77,6 +77,10 @@ pub fn write_synthetic(preset: Preset, seed: u64, dir: &Path, mut progress: impl
     }
     let index = json!({"metadata": {"total_size": total}, "weight_map": weight_map});
     write_json(&dir.join(crate::checkpoint::INDEX_FILE), &index)?;
+    // The tokenizer gpt-oss ships, so the directory is complete.
+    gptoss_tokenizer::Tokenizer::o200k_harmony()
+        .and_then(|t| t.write_tokenizer_json(dir))
+        .map_err(|e| ModelError::checkpoint(dir.join("tokenizer.json"), e.to_string()))?;
     write_json(&dir.join("config.json"), &config_json(&config))
 }
 
