@@ -1,6 +1,7 @@
 //! `CpuBackend`: validates every op's buffers, then runs the chosen kernel on its worker pool.
-//! The instruction set is fixed when the backend is made (`GPTOSS_CPU_ISA` or the best this
-//! CPU has); `prepare` then picks that ISA's kernel for every case of the model.
+//! The instruction set and the activations' precision are fixed when the backend is made
+//! (`CpuOptions`: by default `GPTOSS_CPU_ISA` or the best this CPU has, f32 activations);
+//! `prepare` then picks that ISA's kernel for every case of the model.
 
 use gptoss_engine::{
     Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result,
@@ -9,6 +10,7 @@ use gptoss_engine::{
 
 use crate::buffer::CpuBuffer;
 use crate::isa::Isa;
+use crate::options::{Activations, CpuOptions};
 use crate::pool::{Pool, for_each_chunk};
 use crate::reference::attention::MAX_HEAD_DIM;
 use crate::reference::qkv_rope::RopeView;
@@ -20,6 +22,7 @@ pub struct CpuBackend {
     pool: Pool,
     threads: usize,
     isa: Isa,
+    activations: Activations,
     kernels: Chosen,
     scratch: Workspace,
     /// Bytes copied by `from_host` because the source was misaligned.
@@ -28,13 +31,19 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     /// A backend running on `threads` worker threads (all cores when `None`), with the
-    /// instruction set `GPTOSS_CPU_ISA` names or else the best this CPU has.
+    /// instruction set `GPTOSS_CPU_ISA` names or else the best this CPU has, f32 activations.
     pub fn new(threads: Option<usize>) -> Result<Self> {
-        Self::with_isa(threads, Isa::from_env()?)
+        Self::with_options(CpuOptions::from_env(threads)?)
     }
 
-    /// A backend on a given instruction set; an error if this CPU lacks it.
+    /// A backend on a given instruction set, f32 activations; an error if this CPU lacks it.
     pub fn with_isa(threads: Option<usize>, isa: Isa) -> Result<Self> {
+        Self::with_options(CpuOptions { threads, isa, activations: Activations::F32 })
+    }
+
+    /// A backend with the given settings; an error if this CPU lacks the instruction set.
+    pub fn with_options(o: CpuOptions) -> Result<Self> {
+        let (threads, isa) = (o.threads, o.isa);
         if !isa.available() {
             return Err(EngineError::unsupported("cpu", format!("this CPU cannot run the {isa} kernels")));
         }
@@ -44,11 +53,23 @@ impl CpuBackend {
         }
         let pool = Pool::new(threads)
             .map_err(|e| EngineError::Backend { backend: "cpu", detail: format!("cannot start {threads} threads: {e}") })?;
-        Ok(CpuBackend { pool, threads, isa, kernels: Chosen::default(), scratch: Workspace::default(), copied_bytes: 0 })
+        Ok(CpuBackend {
+            pool,
+            threads,
+            isa,
+            activations: o.activations,
+            kernels: Chosen::default(),
+            scratch: Workspace::default(),
+            copied_bytes: 0,
+        })
     }
 
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    pub fn activations(&self) -> Activations {
+        self.activations
     }
 
     /// Bytes that had to be copied instead of used in place.
@@ -76,14 +97,18 @@ impl Backend for CpuBackend {
     type Buffer = CpuBuffer;
 
     fn info(&self) -> BackendInfo {
-        BackendInfo { name: "cpu", device: self.isa.describe(), threads: self.threads }
+        let device = match self.activations {
+            Activations::F32 => self.isa.describe(),
+            Activations::Int8 => format!("{}, int8 activations", self.isa.describe()),
+        };
+        BackendInfo { name: "cpu", device, threads: self.threads }
     }
 
     fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
         if plan.head_dim > MAX_HEAD_DIM || !plan.head_dim.is_multiple_of(2) {
             return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
         }
-        self.kernels = Chosen::new(self.isa, &plan.cases, &KernelOverrides::from_env()?)?;
+        self.kernels = Chosen::new(self.isa, self.activations, &plan.cases, &KernelOverrides::from_env()?)?;
         self.scratch = Workspace::new(plan);
         Ok(self.kernels.report.clone())
     }

@@ -75,6 +75,16 @@ impl Isa {
         Ok(isa)
     }
 
+    /// The optional extension the q8 kernels use on this CPU: `vnni` (AVX-512) or `dotprod` (NEON).
+    pub fn q8_extension(self) -> Option<&'static str> {
+        let f = features();
+        match self {
+            Isa::Avx512 if f.avx512vnni => Some("vnni"),
+            Isa::Neon if f.dotprod => Some("dotprod"),
+            _ => None,
+        }
+    }
+
     /// The path with the optional extensions this CPU has, for reports: `avx2+fma`, `avx512 (vnni, bf16)`.
     pub fn describe(self) -> String {
         let f = features();

@@ -2,15 +2,18 @@
 //!
 //! Every op has the scalar reference (`*_ref`) last: the oracle, and the path of
 //! `GPTOSS_CPU_ISA=scalar`. Before it come the SIMD kernels of the backend's ISA, one name per
-//! weight format (`f32_bf16w_matmul_avx2`, `f32_mf4w_moe_experts_swiglu_neon`, …). Embedding
-//! lookups and sampling touch one row and one vector per token; their references are fast
-//! enough and serve every ISA.
+//! weight format (`f32_bf16w_matmul_avx2`, `f32_mf4w_moe_experts_swiglu_neon`, …): the exact
+//! ones, and for the integer formats the q8 ones on int8 activations
+//! (`f32_mf4w_moe_experts_swiglu_q8_avx2`, `f32_i8w_matmul_q8_avx512_vnni`, …), the exact first
+//! unless the backend runs with int8 activations. Embedding lookups and sampling touch one row
+//! and one vector per token; their references are fast enough and serve every ISA.
 
 use gptoss_engine::kernels::{Candidate, check_overrides, choose};
 use gptoss_engine::{EngineError, KernelChoice, KernelOverrides, OpCase, OpKind, Result, SamplingParams, Swiglu, WeightFormat};
 
 use crate::fast::entry;
 use crate::isa::Isa;
+use crate::options::Activations;
 use crate::reference;
 use crate::reference::qkv_rope::RopeView;
 use crate::view::{KvView, KvViewMut, WeightView};
@@ -54,19 +57,69 @@ macro_rules! any_format {
     };
 }
 
-/// The SIMD candidates of `isa` for one entry point of `fast::entry`.
+/// One q8 candidate per integer weight format, named `f32_<tag>w_<op>_q8_<isa>`.
+macro_rules! q8_formats {
+    ($op:literal, $isa:literal, $kernel:expr) => {
+        vec![
+            Candidate { name: concat!("f32_i8w_", $op, "_q8_", $isa), supports: |c| c.format == Some(WeightFormat::Int8), kernel: $kernel },
+            Candidate {
+                name: concat!("f32_i4w_", $op, "_q8_", $isa),
+                supports: |c| matches!(c.format, Some(WeightFormat::Int4 { .. })),
+                kernel: $kernel,
+            },
+            Candidate {
+                name: concat!("f32_mf4w_", $op, "_q8_", $isa),
+                supports: |c| c.format == Some(WeightFormat::Mxfp4),
+                kernel: $kernel,
+            },
+        ]
+    };
+}
+
+/// The SIMD candidates of `isa` for one entry point of `fast::entry` (`$generic`: its further
+/// generic arguments).
 macro_rules! simd {
-    ($isa:expr, $naming:ident!($op:literal), $entry:ident) => {
+    ($isa:expr, $naming:ident!($op:literal), $entry:ident $(, $generic:tt)*) => {
         match $isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => $naming!($op, "avx512", entry::$entry::<crate::simd::avx512::Avx512>),
+            Isa::Avx512 => $naming!($op, "avx512", entry::$entry::<crate::simd::avx512::Avx512 $(, $generic)*>),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => $naming!($op, "avx2", entry::$entry::<crate::simd::avx2::Avx2>),
+            Isa::Avx2 => $naming!($op, "avx2", entry::$entry::<crate::simd::avx2::Avx2 $(, $generic)*>),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => $naming!($op, "neon", entry::$entry::<crate::simd::neon::Neon>),
+            Isa::Neon => $naming!($op, "neon", entry::$entry::<crate::simd::neon::Neon $(, $generic)*>),
             _ => Vec::new(),
         }
     };
+}
+
+/// The q8 candidates of `isa`, on the extension this CPU has (VNNI, dotprod), for one entry point.
+macro_rules! q8 {
+    ($isa:expr, $op:literal, $entry:ident) => {
+        match ($isa, $isa.q8_extension()) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, Some(_)) => q8_formats!($op, "avx512_vnni", entry::$entry::<crate::simd::avx512::Avx512Vnni, true>),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, None) => q8_formats!($op, "avx512", entry::$entry::<crate::simd::avx512::Avx512Maddubs, true>),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, _) => q8_formats!($op, "avx2", entry::$entry::<crate::simd::avx2::Avx2, true>),
+            #[cfg(target_arch = "aarch64")]
+            (Isa::Neon, Some(_)) => q8_formats!($op, "neon_dotprod", entry::$entry::<crate::simd::neon::NeonDot, true>),
+            #[cfg(target_arch = "aarch64")]
+            (Isa::Neon, None) => q8_formats!($op, "neon", entry::$entry::<crate::simd::neon::NeonWide, true>),
+            _ => Vec::new(),
+        }
+    };
+}
+
+/// The exact kernels before the q8 ones, or after them for int8 activations: the first that
+/// supports a case is the default, and every one stays selectable by name.
+fn ordered<F>(act: Activations, exact: Vec<Candidate<F>>, q8: Vec<Candidate<F>>) -> Vec<Candidate<F>> {
+    let (mut first, second) = match act {
+        Activations::F32 => (exact, q8),
+        Activations::Int8 => (q8, exact),
+    };
+    first.extend(second);
+    first
 }
 
 /// `list` followed by the reference.
@@ -81,13 +134,13 @@ pub fn embed_candidates(_: Isa) -> Vec<Candidate<EmbedFn>> {
 pub fn rms_norm_candidates(isa: Isa) -> Vec<Candidate<RmsNormFn>> {
     then(simd!(isa, any_format!("f32_rms_norm"), rms_norm), "f32_rms_norm_ref", reference::rms_norm::f32_rms_norm)
 }
-pub fn matmul_candidates(isa: Isa) -> Vec<Candidate<MatmulFn>> {
-    then(simd!(isa, by_format!("matmul"), matmul), "f32_matmul_ref", |w, x, n, out, acc, _| {
-        reference::matmul::f32_matmul(w, x, n, out, acc)
-    })
+pub fn matmul_candidates(isa: Isa, act: Activations) -> Vec<Candidate<MatmulFn>> {
+    let list = ordered::<MatmulFn>(act, simd!(isa, by_format!("matmul"), matmul, false), q8!(isa, "matmul", matmul));
+    then(list, "f32_matmul_ref", |w, x, n, out, acc, _| reference::matmul::f32_matmul(w, x, n, out, acc))
 }
-pub fn qkv_rope_candidates(isa: Isa) -> Vec<Candidate<QkvRopeFn>> {
-    then(simd!(isa, by_format!("qkv_rope"), qkv_rope), "f32_qkv_rope_ref", |q, k, v, x, n, pos, rope, kv, out, ws| {
+pub fn qkv_rope_candidates(isa: Isa, act: Activations) -> Vec<Candidate<QkvRopeFn>> {
+    let list = ordered::<QkvRopeFn>(act, simd!(isa, by_format!("qkv_rope"), qkv_rope, false), q8!(isa, "qkv_rope", qkv_rope));
+    then(list, "f32_qkv_rope_ref", |q, k, v, x, n, pos, rope, kv, out, ws| {
         reference::qkv_rope::f32_qkv_rope(q, k, v, x, n, pos, rope, kv, out, &mut ws.k, &mut ws.v)
     })
 }
@@ -99,8 +152,13 @@ pub fn moe_route_candidates(isa: Isa) -> Vec<Candidate<MoeRouteFn>> {
         reference::moe_route::f32_moe_route(r, x, n, k, ids, w, &mut ws.router_logits)
     })
 }
-pub fn moe_experts_candidates(isa: Isa) -> Vec<Candidate<MoeExpertsFn>> {
-    then(simd!(isa, by_format!("moe_experts_swiglu"), moe_experts), "f32_moe_experts_swiglu_ref", |g, d, x, n, ids, w, k, p, res, ws| {
+pub fn moe_experts_candidates(isa: Isa, act: Activations) -> Vec<Candidate<MoeExpertsFn>> {
+    let list = ordered::<MoeExpertsFn>(
+        act,
+        simd!(isa, by_format!("moe_experts_swiglu"), moe_experts, false),
+        q8!(isa, "moe_experts_swiglu", moe_experts),
+    );
+    then(list, "f32_moe_experts_swiglu_ref", |g, d, x, n, ids, w, k, p, res, ws| {
         reference::moe_experts::f32_moe_experts(g, d, x, n, ids, w, k, p, res, &mut ws.moe.a)
     })
 }
@@ -136,19 +194,20 @@ fn pick<F: Copy>(
 }
 
 impl Chosen {
-    /// The kernels of `isa` (which the caller checked this CPU has) for every case.
-    pub fn new(isa: Isa, cases: &[OpCase], ov: &KernelOverrides) -> Result<Self> {
+    /// The kernels of `isa` (which the caller checked this CPU has) for every case, the q8
+    /// ones first for int8 activations.
+    pub fn new(isa: Isa, act: Activations, cases: &[OpCase], ov: &KernelOverrides) -> Result<Self> {
         let mut k = Chosen::default();
         let r = &mut k.report;
         for case in cases {
             match case.op {
                 OpKind::Embed => pick(case, &embed_candidates(isa), ov, &mut k.embed, r)?,
                 OpKind::RmsNorm => pick(case, &rms_norm_candidates(isa), ov, &mut k.rms_norm, r)?,
-                OpKind::Matmul => pick(case, &matmul_candidates(isa), ov, &mut k.matmul, r)?,
-                OpKind::QkvRope => pick(case, &qkv_rope_candidates(isa), ov, &mut k.qkv_rope, r)?,
+                OpKind::Matmul => pick(case, &matmul_candidates(isa, act), ov, &mut k.matmul, r)?,
+                OpKind::QkvRope => pick(case, &qkv_rope_candidates(isa, act), ov, &mut k.qkv_rope, r)?,
                 OpKind::Attention => pick(case, &attention_candidates(isa), ov, &mut k.attention, r)?,
                 OpKind::MoeRoute => pick(case, &moe_route_candidates(isa), ov, &mut k.moe_route, r)?,
-                OpKind::MoeExperts => pick(case, &moe_experts_candidates(isa), ov, &mut k.moe_experts, r)?,
+                OpKind::MoeExperts => pick(case, &moe_experts_candidates(isa, act), ov, &mut k.moe_experts, r)?,
                 OpKind::Sample => pick(case, &sample_candidates(isa), ov, &mut k.sample, r)?,
             }
         }

@@ -3,6 +3,8 @@
 
 use gptoss_engine::ModelPlan;
 
+use crate::fast::q8::max_row_bytes;
+
 #[derive(Default)]
 pub struct Workspace {
     /// f32 [max_tokens, kv_heads · head_dim]: projected keys and values before the cache write.
@@ -12,12 +14,21 @@ pub struct Workspace {
     pub router_logits: Vec<f32>,
     /// Sampling candidates, capacity vocab.
     pub sample: Vec<(f32, u32)>,
-    /// f32 [rows, cols]: activations reordered for the 4-bit formats, for the widest input any
-    /// matmul of the plan takes, max_tokens · top_k rows.
-    pub xp: Vec<f32>,
+    /// The activations of one matmul as its tiles read them.
+    pub act: ActScratch,
     /// 0, 1, 2, … (max_tokens · top_k): the row lists of dense matmuls.
     pub iota: Vec<u32>,
     pub moe: MoeScratch,
+}
+
+/// A matmul's prepared activations, for the widest input any matmul of the plan takes
+/// (max_tokens rows of hidden or q_dim, max_tokens · top_k rows of intermediate or hidden).
+#[derive(Default)]
+pub struct ActScratch {
+    /// f32 [rows, cols]: reordered for the 4-bit formats (`fast::prepare`).
+    pub xp: Vec<f32>,
+    /// u8 [rows, q8 row bytes] + 64: quantized to int8 blocks (`fast::q8`), from a 64-byte boundary.
+    pub q8: Vec<u8>,
 }
 
 /// The routed experts' intermediate results, one row per (token, k) slot.
@@ -42,19 +53,21 @@ pub struct MoeScratch {
 impl Workspace {
     /// Whether `rows` activation rows of `cols` fit the buffers.
     pub fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows * cols <= self.xp.len() && rows <= self.iota.len()
+        rows * cols <= self.act.xp.len() && rows * max_row_bytes(cols) + 64 <= self.act.q8.len() && rows <= self.iota.len()
     }
 
     pub fn new(p: &ModelPlan) -> Self {
         let slots = p.max_tokens * p.top_k.max(1);
         let q_dim = p.q_heads * p.head_dim;
-        let xp_len = (p.max_tokens * p.hidden.max(q_dim)).max(slots * p.intermediate.max(p.hidden));
+        let (wide, deep) = (p.hidden.max(q_dim), p.intermediate.max(p.hidden));
+        let xp_len = (p.max_tokens * wide).max(slots * deep);
+        let q8_len = (p.max_tokens * max_row_bytes(wide)).max(slots * max_row_bytes(deep)) + 64;
         Workspace {
             k: vec![0.0; p.max_tokens * p.kv_heads * p.head_dim],
             v: vec![0.0; p.max_tokens * p.kv_heads * p.head_dim],
             router_logits: vec![0.0; p.max_tokens * p.experts],
             sample: Vec::with_capacity(p.vocab),
-            xp: vec![0.0; xp_len],
+            act: ActScratch { xp: vec![0.0; xp_len], q8: vec![0; q8_len] },
             iota: (0..slots as u32).collect(),
             moe: MoeScratch {
                 u: vec![0.0; slots * 2 * p.intermediate],

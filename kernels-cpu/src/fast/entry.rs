@@ -1,6 +1,9 @@
-//! The fast kernels with the registry's signatures, one instance per ISA table `T`.
+//! The fast kernels with the registry's signatures, one instance per ISA table `T`; `Q8`
+//! selects the q8 products (int8 activations, `fast::q8`) where an op has them.
 
 use gptoss_engine::Swiglu;
+
+use super::matmul::Products;
 
 use crate::reference::qkv_rope::RopeView;
 use crate::simd::Table;
@@ -11,12 +14,16 @@ pub fn rms_norm<T: Table>(x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) {
     super::ops::rms_norm(T::table(), x, gain, eps, out)
 }
 
-pub fn matmul<T: Table>(w: &WeightView, x: &[f32], n: usize, out: &mut [f32], accumulate: bool, ws: &mut Workspace) {
-    super::matmul::matmul(T::table(), w, x, n, out, accumulate, ws)
+const fn products(q8: bool) -> Products {
+    if q8 { Products::Q8 } else { Products::Exact }
+}
+
+pub fn matmul<T: Table, const Q8: bool>(w: &WeightView, x: &[f32], n: usize, out: &mut [f32], accumulate: bool, ws: &mut Workspace) {
+    super::matmul::matmul(T::table(), products(Q8), w, x, n, out, accumulate, ws)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn qkv_rope<T: Table>(
+pub fn qkv_rope<T: Table, const Q8: bool>(
     wq: &WeightView,
     wk: &WeightView,
     wv: &WeightView,
@@ -28,7 +35,7 @@ pub fn qkv_rope<T: Table>(
     q_out: &mut [f32],
     ws: &mut Workspace,
 ) {
-    super::ops::qkv_rope(T::table(), wq, wk, wv, x, n, positions, rope, kv, q_out, ws)
+    super::ops::qkv_rope(T::table(), products(Q8), wq, wk, wv, x, n, positions, rope, kv, q_out, ws)
 }
 
 pub fn attention<T: Table>(q: &[f32], kv: &KvView, n: usize, positions: &[u32], sinks: &[f32], scale: f32, out: &mut [f32]) {
@@ -48,7 +55,7 @@ pub fn moe_route<T: Table>(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn moe_experts<T: Table>(
+pub fn moe_experts<T: Table, const Q8: bool>(
     gate_up: &WeightView,
     down: &WeightView,
     x: &[f32],
@@ -60,5 +67,5 @@ pub fn moe_experts<T: Table>(
     residual: &mut [f32],
     ws: &mut Workspace,
 ) {
-    super::moe::moe_experts(T::table(), gate_up, down, x, n, ids, weights, top_k, p, residual, ws)
+    super::moe::moe_experts(T::table(), products(Q8), gate_up, down, x, n, ids, weights, top_k, p, residual, ws)
 }

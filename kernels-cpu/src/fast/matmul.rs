@@ -2,8 +2,9 @@
 //!
 //! Parallel strategy: output rows are split into tasks of `rows_per_task` rows; every task
 //! computes its rows for all n tokens (`fast::tile`), so a task's weights are read from
-//! memory once and reused from cache across token groups. The 4-bit formats reorder the
-//! activations first (`fast::prepare`), once per matmul, spread over tokens.
+//! memory once and reused from cache across token groups. The activations are prepared
+//! first, once per matmul, spread over tokens: reordered for the 4-bit formats
+//! (`fast::prepare`), or quantized to int8 blocks for the q8 tiles (`fast::q8`).
 
 use gptoss_engine::WeightFormat;
 
@@ -11,7 +12,17 @@ use super::tile::{Act, Tile};
 use crate::pool::{SendPtr, current_threads, for_each_task};
 use crate::simd::Kernels;
 use crate::view::WeightView;
-use crate::workspace::Workspace;
+use crate::workspace::{ActScratch, Workspace};
+
+/// Which products the tiles take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Products {
+    /// The stored weights exactly, times f32 activations.
+    Exact,
+    /// int8, int4 and MXFP4 weights times activations quantized to int8 blocks of 32 (`fast::q8`);
+    /// f32 and bf16 weights stay exact.
+    Q8,
+}
 
 /// Fewest rows in a task: enough to amortise the task's start and the tile's edges.
 const MIN_ROWS_PER_TASK: usize = 16;
@@ -29,12 +40,17 @@ pub fn rows_per_task(rows: usize, n: usize, threads: usize) -> usize {
     if n > 1 { even.min(MAX_ROWS_PER_TASK_GEMM) } else { even }
 }
 
-/// The activations of `n` rows of `cols` floats as `format`'s tiles read them: the rows
-/// themselves, or their reordered copy in `scratch` for the 4-bit formats.
-pub fn activations<'a>(k: &Kernels, format: WeightFormat, x: &'a [f32], cols: usize, n: usize, scratch: &'a mut [f32]) -> Act<'a> {
-    if !matches!(format, WeightFormat::Int4 { .. } | WeightFormat::Mxfp4) {
-        return Act { x, stride: cols };
+/// The activations of `n` rows of `cols` floats as `format`'s tiles read them for products
+/// `p`: the rows themselves, their reordered copy (4-bit formats), or their int8 blocks.
+pub fn prepare<'a>(k: &Kernels, p: Products, format: WeightFormat, x: &'a [f32], cols: usize, n: usize, s: &'a mut ActScratch) -> Act<'a> {
+    let int = matches!(format, WeightFormat::Int8 | WeightFormat::Int4 { .. } | WeightFormat::Mxfp4);
+    if p == Products::Q8 && int {
+        return quantized(k, format, x, cols, n, &mut s.q8);
     }
+    if !matches!(format, WeightFormat::Int4 { .. } | WeightFormat::Mxfp4) {
+        return Act::F32 { x, stride: cols };
+    }
+    let scratch = &mut s.xp;
     assert!(cols.is_multiple_of(32) && scratch.len() >= n * cols, "workspace too small for {n} rows of {cols}");
     let sp = SendPtr(scratch.as_mut_ptr());
     for_each_task(n, |t| {
@@ -42,7 +58,22 @@ pub fn activations<'a>(k: &Kernels, format: WeightFormat, x: &'a [f32], cols: us
         // built for an ISA this CPU has.
         unsafe { (k.prepare)(&x[t * cols..(t + 1) * cols], std::slice::from_raw_parts_mut(sp.get().add(t * cols), cols)) }
     });
-    Act { x: &scratch[..n * cols], stride: cols }
+    Act::F32 { x: &scratch[..n * cols], stride: cols }
+}
+
+/// The rows quantized by `k` for `format`, in `scratch` from its first 64-byte boundary.
+fn quantized<'a>(k: &Kernels, format: WeightFormat, x: &[f32], cols: usize, n: usize, scratch: &'a mut [u8]) -> Act<'a> {
+    let stride = (k.q8_layout)(format).row_bytes(cols);
+    let skip = scratch.as_ptr().align_offset(64);
+    assert!(scratch.len() >= skip + n * stride, "workspace too small for {n} quantized rows of {cols}");
+    let scratch = &mut scratch[skip..skip + n * stride];
+    let sp = SendPtr(scratch.as_mut_ptr());
+    for_each_task(n, |t| {
+        // SAFETY: each task writes its own row of `scratch` (long enough, asserted); `k` was
+        // built for an ISA this CPU has.
+        unsafe { (k.quantize)(&x[t * cols..(t + 1) * cols], format, std::slice::from_raw_parts_mut(sp.get().add(t * stride), stride)) }
+    });
+    Act::Q8 { q: scratch, stride }
 }
 
 /// Runs `w` over activations already prepared, for the tokens listed in `xrows` / `orows`.
@@ -61,7 +92,8 @@ pub fn run(k: &Kernels, w: &WeightView, act: &Act, xrows: &[u32], orows: &[u32],
 }
 
 /// The whole dense matmul.
-pub fn matmul(k: &Kernels, w: &WeightView, x: &[f32], n: usize, out: &mut [f32], accumulate: bool, ws: &mut Workspace) {
-    let act = activations(k, w.format, x, w.cols, n, &mut ws.xp);
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(k: &Kernels, p: Products, w: &WeightView, x: &[f32], n: usize, out: &mut [f32], accumulate: bool, ws: &mut Workspace) {
+    let act = prepare(k, p, w.format, x, w.cols, n, &mut ws.act);
     run(k, w, &act, &ws.iota[..n], &ws.iota[..n], out, w.rows, accumulate);
 }

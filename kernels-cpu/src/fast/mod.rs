@@ -3,10 +3,13 @@
 //! `reference/` by `tests/simd_vs_reference.rs`, on every ISA this CPU has.
 
 pub mod attention;
+pub mod block_row;
 pub mod entry;
 pub mod matmul;
 pub mod moe;
 pub mod norm;
 pub mod ops;
 pub mod prepare;
+pub mod q8;
+pub mod q8_tile;
 pub mod tile;

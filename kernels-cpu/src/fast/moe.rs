@@ -12,7 +12,7 @@
 
 use gptoss_engine::Swiglu;
 
-use super::matmul::{activations, rows_per_task};
+use super::matmul::{Products, prepare, rows_per_task};
 use super::tile::{Act, Tile};
 use crate::pool::{SendPtr, current_threads, for_each_task};
 use crate::reference::moe_route::top_k_softmax;
@@ -33,7 +33,7 @@ pub fn moe_route(
 ) {
     let e = router.rows;
     let logits = &mut ws.router_logits[..n * e];
-    let act = activations(k, router.format, x, router.cols, n, &mut ws.xp);
+    let act = prepare(k, Products::Exact, router.format, x, router.cols, n, &mut ws.act);
     super::matmul::run(k, router, &act, &ws.iota[..n], &ws.iota[..n], logits, e, false);
     for t in 0..n {
         top_k_softmax(&logits[t * e..(t + 1) * e], &mut ids[t * top_k..(t + 1) * top_k], &mut weights[t * top_k..(t + 1) * top_k]);
@@ -114,6 +114,7 @@ fn grouped_pass(
 #[allow(clippy::too_many_arguments)]
 pub fn moe_experts(
     k: &Kernels,
+    products: Products,
     gate_up: &WeightView,
     down: &WeightView,
     x: &[f32],
@@ -127,13 +128,13 @@ pub fn moe_experts(
 ) {
     let (hidden, inter, experts) = (gate_up.cols, gate_up.rows / 2, gate_up.experts);
     let slots = n * top_k;
-    let Workspace { xp, moe, .. } = ws;
+    let Workspace { act: scratch, moe, .. } = ws;
     group_by_expert(&ids[..slots], top_k, experts, moe);
     let MoeScratch { u, a, y, order, tokens, starts, task_starts } = moe;
     let (order, tokens, starts) = (&order[..slots], &tokens[..slots], &starts[..experts + 1]);
 
     // u[slot] = W1[e] · x[token] + b1[e]; then a[slot][j] = swiglu(u[2j], u[2j + 1]) per task.
-    let act = activations(k, gate_up.format, x, hidden, n, xp);
+    let act = prepare(k, products, gate_up.format, x, hidden, n, scratch);
     let (u, ap) = (&mut u[..slots * 2 * inter], SendPtr(a.as_mut_ptr()));
     let up = SendPtr(u.as_mut_ptr());
     grouped_pass(k, gate_up, &act, tokens, order, starts, task_starts, u, 2 * inter, |slots, rows| {
@@ -152,7 +153,7 @@ pub fn moe_experts(
     });
 
     // y[slot] = W2[e] · a[slot] + b2[e]
-    let act = activations(k, down.format, &a[..slots * inter], inter, slots, xp);
+    let act = prepare(k, products, down.format, &a[..slots * inter], inter, slots, scratch);
     let y = &mut y[..slots * hidden];
     grouped_pass(k, down, &act, order, order, starts, task_starts, y, hidden, |_, _| {});
 

@@ -7,7 +7,7 @@
 //! token) and run on the caller.
 
 use super::attention::{AttnTask, MAX_GROUP};
-use super::matmul::{activations, run};
+use super::matmul::{Products, prepare, run};
 use crate::pool::{SendPtr, for_each_task};
 use crate::reference::attention::MAX_HEAD_DIM;
 use crate::reference::qkv_rope::RopeView;
@@ -73,6 +73,7 @@ fn rotate(x: &mut [f32], d: usize, cs: &[f32]) {
 #[allow(clippy::too_many_arguments)]
 pub fn qkv_rope(
     k: &Kernels,
+    products: Products,
     wq: &WeightView,
     wk: &WeightView,
     wv: &WeightView,
@@ -85,8 +86,8 @@ pub fn qkv_rope(
     ws: &mut Workspace,
 ) {
     let (d, kv_row) = (kv.shape.head_dim, kv.shape.kv_heads * kv.shape.head_dim);
-    let Workspace { xp, iota, k: kt, v: vt, .. } = ws;
-    let act = activations(k, wq.format, x, wq.cols, n, xp);
+    let Workspace { act: scratch, iota, k: kt, v: vt, .. } = ws;
+    let act = prepare(k, products, wq.format, x, wq.cols, n, scratch);
     let rows = &iota[..n];
     run(k, wq, &act, rows, rows, q_out, wq.rows, false);
     run(k, wk, &act, rows, rows, kt, kv_row, false);

@@ -1,11 +1,20 @@
 //! AVX2 + FMA: 8 f32 lanes. bf16 widens with `vpmovzxwd` + shift; int8 with `vpmovsxbd` +
 //! convert; 4-bit codes decode with a 16-entry `pshufb` table and a second `pshufb` that
 //! spreads the bytes into 32-bit lanes (then one conversion). Products are exact f32 FMAs.
+//!
+//! q8 (int8 activations): two 4-bit blocks per 256-bit load, their codes looked up as unsigned
+//! `value + offset` bytes (one `pshufb` per nibble half; int4 codes are already `value + 8`),
+//! multiplied with `vpmaddubsw` (u8 × i8, pairs summed in i16: at most 2 · 24 · 127 per pair,
+//! twice that after adding the halves, no saturation) and widened with `vpmaddwd`. int8
+//! weights take the sign trick: `maddubs(|w|, sign(q, w))`, at most 2 · 128 · 127 per pair.
 
 use core::arch::x86_64::*;
 
-use super::{Kernels, Simd, Table};
+use gptoss_engine::WeightFormat;
+
+use super::{Kernels, Q8, Simd, Table, q8_layout};
 use crate::fast::attention::AttnTask;
+use crate::fast::q8::MAX_GROUP;
 use crate::fast::tile::Tile;
 use crate::isa::Isa;
 
@@ -16,6 +25,27 @@ pub struct Avx2;
 #[inline(always)]
 unsafe fn mf4_table() -> __m256i {
     unsafe { _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12)) }
+}
+
+/// Doubled E2M1 values plus 12 (so that they are unsigned), in both lanes.
+#[inline(always)]
+unsafe fn mf4_unsigned_table() -> __m256i {
+    unsafe { _mm256_broadcastsi128_si256(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0)) }
+}
+
+/// The low and high nibbles of 32 bytes (two blocks): evens of both blocks, odds of both.
+#[inline(always)]
+unsafe fn nibble_halves(p: *const u8) -> (__m256i, __m256i) {
+    unsafe {
+        let (b, m) = (_mm256_loadu_si256(p as *const __m256i), _mm256_set1_epi8(0x0f));
+        (_mm256_and_si256(b, m), _mm256_and_si256(_mm256_srli_epi16::<4>(b), m))
+    }
+}
+
+/// i16 pairs summed into i32 lanes, as f32.
+#[inline(always)]
+unsafe fn widen_i16(v: __m256i) -> __m256 {
+    unsafe { _mm256_cvtepi32_ps(_mm256_madd_epi16(v, _mm256_set1_epi16(1))) }
 }
 
 /// Int4 codes minus the zero point, in both lanes.
@@ -136,6 +166,54 @@ impl Simd for Avx2 {
     }
 }
 
+impl Q8 for Avx2 {
+    type S = Avx2;
+    const UNSIGNED_NIBBLES: bool = true;
+    type W = [__m256i; 2];
+
+    #[inline(always)]
+    unsafe fn w_mf4(p: *const u8) -> [__m256i; 2] {
+        unsafe {
+            let ((lo, hi), t) = (nibble_halves(p), mf4_unsigned_table());
+            [_mm256_shuffle_epi8(t, lo), _mm256_shuffle_epi8(t, hi)]
+        }
+    }
+    #[inline(always)]
+    unsafe fn w_i4(p: *const u8) -> [__m256i; 2] {
+        unsafe {
+            let (lo, hi) = nibble_halves(p);
+            [lo, hi]
+        }
+    }
+    #[inline(always)]
+    unsafe fn w_i8(p: *const i8) -> [__m256i; 2] {
+        unsafe {
+            let w = _mm256_loadu_si256(p as *const __m256i);
+            [_mm256_abs_epi8(w), w]
+        }
+    }
+    #[inline(always)]
+    unsafe fn dot_nib(w: [__m256i; 2], a: *const i8) -> __m256 {
+        unsafe {
+            let lo = _mm256_maddubs_epi16(w[0], _mm256_loadu_si256(a as *const __m256i));
+            let hi = _mm256_maddubs_epi16(w[1], _mm256_loadu_si256(a.add(32) as *const __m256i));
+            widen_i16(_mm256_add_epi16(lo, hi))
+        }
+    }
+    #[inline(always)]
+    unsafe fn dot_i8(w: [__m256i; 2], a: *const i8) -> __m256 {
+        unsafe { widen_i16(_mm256_maddubs_epi16(w[0], _mm256_sign_epi8(_mm256_loadu_si256(a as *const __m256i), w[1]))) }
+    }
+    #[inline(always)]
+    unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> __m256 {
+        unsafe { _mm256_setr_m128(_mm_set1_ps(s[0]), _mm_set1_ps(s[1])) }
+    }
+    #[inline(always)]
+    unsafe fn fmsub(a: __m256, b: __m256, c: __m256) -> __m256 {
+        unsafe { _mm256_fmsub_ps(a, b, c) }
+    }
+}
+
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile(t: &Tile) {
     unsafe { crate::fast::tile::tile::<Avx2>(t) }
@@ -144,6 +222,11 @@ unsafe fn tile(t: &Tile) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn prepare(x: &[f32], out: &mut [f32]) {
     crate::fast::prepare::deinterleave_row(x, Avx2::NIB_UNIT, out)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
+    crate::fast::q8::quantize_row(x, q8_layout::<Avx2>(format), out)
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -156,7 +239,7 @@ unsafe fn attention(t: &AttnTask) {
     unsafe { crate::fast::attention::group::<Avx2>(t) }
 }
 
-pub static KERNELS: Kernels = Kernels { isa: Isa::Avx2, tile, prepare, rms_norm, attention };
+pub static KERNELS: Kernels = Kernels { isa: Isa::Avx2, tile, prepare, quantize, q8_layout: q8_layout::<Avx2>, rms_norm, attention };
 
 impl Table for Avx2 {
     fn table() -> &'static Kernels {

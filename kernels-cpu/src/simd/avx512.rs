@@ -1,12 +1,22 @@
 //! AVX-512 F + BW + VL: 16 f32 lanes, the AVX2 scheme at twice the width: a 4-bit block
 //! decodes with two `pshufb` table lookups and two `pshufb` spreads into two registers of 16
-//! f32. The products stay exact f32 FMAs, so VNNI and AVX512-BF16 (which would round the
-//! activations to int8 or bf16) are reported by `Isa::describe` but not used.
+//! f32. The exact kernels keep f32 FMAs; AVX512-BF16 (which would round the activations to
+//! bf16) is reported by `Isa::describe` but not used.
+//!
+//! q8 (int8 activations): four 4-bit blocks per 512-bit load, decoded to unsigned bytes as on
+//! AVX2; the products take `vpmaddubsw` + `vpmaddwd` (`Avx512Maddubs`) or, where the CPU has
+//! VNNI, one `vpdpbusd` per half (`Avx512Vnni`). int8 weights: `|w|` times `q` negated where `w` is
+//! negative (AVX-512 has no `vpsignb`: a masked subtract). Not executed on the machines this
+//! was written on (no AVX-512); its dispatch is tested.
 
 use core::arch::x86_64::*;
+use std::marker::PhantomData;
 
-use super::{Kernels, Simd, Table};
+use gptoss_engine::WeightFormat;
+
+use super::{Kernels, Q8, Simd, Table, q8_layout};
 use crate::fast::attention::AttnTask;
+use crate::fast::q8::MAX_GROUP;
 use crate::fast::tile::Tile;
 use crate::isa::Isa;
 
@@ -109,9 +119,159 @@ impl Simd for Avx512 {
     }
 }
 
+/// The low and high nibbles of 64 bytes (four blocks): evens of each block, then odds.
+#[inline(always)]
+unsafe fn nibble_halves(p: *const u8) -> [__m512i; 2] {
+    unsafe {
+        let (b, m) = (_mm512_loadu_si512(p as *const __m512i), _mm512_set1_epi8(0x0f));
+        [_mm512_and_si512(b, m), _mm512_and_si512(_mm512_srli_epi16::<4>(b), m)]
+    }
+}
+
+/// MXFP4 codes as doubled E2M1 values plus 12 (unsigned), evens then odds.
+#[inline(always)]
+unsafe fn mf4_unsigned(p: *const u8) -> [__m512i; 2] {
+    unsafe {
+        let t = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
+        nibble_halves(p).map(|h| _mm512_shuffle_epi8(t, h))
+    }
+}
+
+/// 64 int8 weights as `[|w|, w]`.
+#[inline(always)]
+unsafe fn i8_abs(p: *const i8) -> [__m512i; 2] {
+    unsafe {
+        let w = _mm512_loadu_si512(p as *const __m512i);
+        [_mm512_abs_epi8(w), w]
+    }
+}
+
+/// 64 activations at `a`, negated where `w` is negative.
+#[inline(always)]
+unsafe fn signed_by(a: *const i8, w: __m512i) -> __m512i {
+    unsafe {
+        let q = _mm512_loadu_si512(a as *const __m512i);
+        _mm512_mask_sub_epi8(q, _mm512_movepi8_mask(w), _mm512_setzero_si512(), q)
+    }
+}
+
+/// Each block's scale in its four lanes.
+#[inline(always)]
+unsafe fn block_lanes(s: [f32; MAX_GROUP]) -> __m512 {
+    unsafe {
+        let idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(s.as_ptr())))
+    }
+}
+
+/// i16 pairs summed into i32 lanes.
+#[inline(always)]
+unsafe fn widen_i16(v: __m512i) -> __m512i {
+    unsafe { _mm512_madd_epi16(v, _mm512_set1_epi16(1)) }
+}
+
+/// How the q8 products of a group are summed into i32 lanes (lane l: bytes 4l..4l+4), from
+/// unsigned weights and signed activations.
+///
+/// # Safety
+/// Only on a CPU with the instructions it takes.
+#[allow(clippy::missing_safety_doc)]
+pub trait Dot: Copy {
+    /// Two vectors each (the evens and odds halves of 4-bit blocks).
+    unsafe fn pair(w: [__m512i; 2], q: [__m512i; 2]) -> __m512i;
+    unsafe fn one(w: __m512i, q: __m512i) -> __m512i;
+}
+
+/// `vpmaddubsw` (pairs summed in i16) then `vpmaddwd`.
+#[derive(Clone, Copy)]
+pub struct Maddubs;
+
+/// `vpdpbusd` (AVX512-VNNI): four products summed into each i32 lane at once.
+#[derive(Clone, Copy)]
+pub struct Vnni;
+
+impl Dot for Maddubs {
+    #[inline(always)]
+    unsafe fn pair(w: [__m512i; 2], q: [__m512i; 2]) -> __m512i {
+        unsafe { widen_i16(_mm512_add_epi16(_mm512_maddubs_epi16(w[0], q[0]), _mm512_maddubs_epi16(w[1], q[1]))) }
+    }
+    #[inline(always)]
+    unsafe fn one(w: __m512i, q: __m512i) -> __m512i {
+        unsafe { widen_i16(_mm512_maddubs_epi16(w, q)) }
+    }
+}
+
+impl Dot for Vnni {
+    #[inline(always)]
+    unsafe fn pair(w: [__m512i; 2], q: [__m512i; 2]) -> __m512i {
+        unsafe { _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], q[0]), w[1], q[1]) }
+    }
+    #[inline(always)]
+    unsafe fn one(w: __m512i, q: __m512i) -> __m512i {
+        unsafe { _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, q) }
+    }
+}
+
+/// The q8 products on `Avx512`'s f32 side, summed by `D`.
+#[derive(Clone, Copy)]
+pub struct Avx512Q8<D>(PhantomData<D>);
+
+/// Without VNNI.
+pub type Avx512Maddubs = Avx512Q8<Maddubs>;
+/// With VNNI.
+pub type Avx512Vnni = Avx512Q8<Vnni>;
+
+impl<D: Dot> Q8 for Avx512Q8<D> {
+    type S = Avx512;
+    const UNSIGNED_NIBBLES: bool = true;
+    type W = [__m512i; 2];
+
+    #[inline(always)]
+    unsafe fn w_mf4(p: *const u8) -> [__m512i; 2] {
+        unsafe { mf4_unsigned(p) }
+    }
+    #[inline(always)]
+    unsafe fn w_i4(p: *const u8) -> [__m512i; 2] {
+        unsafe { nibble_halves(p) }
+    }
+    #[inline(always)]
+    unsafe fn w_i8(p: *const i8) -> [__m512i; 2] {
+        unsafe { i8_abs(p) }
+    }
+    #[inline(always)]
+    unsafe fn dot_nib(w: [__m512i; 2], a: *const i8) -> __m512 {
+        unsafe {
+            let q = [_mm512_loadu_si512(a as *const __m512i), _mm512_loadu_si512(a.add(64) as *const __m512i)];
+            _mm512_cvtepi32_ps(D::pair(w, q))
+        }
+    }
+    #[inline(always)]
+    unsafe fn dot_i8(w: [__m512i; 2], a: *const i8) -> __m512 {
+        unsafe { _mm512_cvtepi32_ps(D::one(w[0], signed_by(a, w[1]))) }
+    }
+    #[inline(always)]
+    unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> __m512 {
+        unsafe { block_lanes(s) }
+    }
+    #[inline(always)]
+    unsafe fn fmsub(a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_fmsub_ps(a, b, c) }
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn tile(t: &Tile) {
-    unsafe { crate::fast::tile::tile::<Avx512>(t) }
+    unsafe { crate::fast::tile::tile::<Avx512Maddubs>(t) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn tile_vnni(t: &Tile) {
+    unsafe { crate::fast::tile::tile::<Avx512Vnni>(t) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
+    crate::fast::q8::quantize_row(x, q8_layout::<Avx512Maddubs>(format), out)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
@@ -129,10 +289,27 @@ unsafe fn attention(t: &AttnTask) {
     unsafe { crate::fast::attention::group::<Avx512>(t) }
 }
 
-pub static KERNELS: Kernels = Kernels { isa: Isa::Avx512, tile, prepare, rms_norm, attention };
+pub static KERNELS: Kernels =
+    Kernels { isa: Isa::Avx512, tile, prepare, quantize, q8_layout: q8_layout::<Avx512Maddubs>, rms_norm, attention };
+
+/// The same with the q8 tiles on VNNI (the layouts of both are the same).
+pub static KERNELS_VNNI: Kernels =
+    Kernels { isa: Isa::Avx512, tile: tile_vnni, prepare, quantize, q8_layout: q8_layout::<Avx512Vnni>, rms_norm, attention };
 
 impl Table for Avx512 {
     fn table() -> &'static Kernels {
         &KERNELS
+    }
+}
+
+impl Table for Avx512Maddubs {
+    fn table() -> &'static Kernels {
+        &KERNELS
+    }
+}
+
+impl Table for Avx512Vnni {
+    fn table() -> &'static Kernels {
+        &KERNELS_VNNI
     }
 }

@@ -7,7 +7,10 @@
 //! choice among ISAs happens at run time, once, through [`Kernels::for_isa`]. The threading,
 //! tiling and bookkeeping around those hot functions is plain Rust, shared by all ISAs.
 
+use gptoss_engine::WeightFormat;
+
 use crate::fast::attention::AttnTask;
+use crate::fast::q8::{Layout, MAX_GROUP};
 use crate::fast::tile::Tile;
 use crate::isa::Isa;
 
@@ -57,14 +60,60 @@ pub trait Simd: Copy {
     unsafe fn dot_wf(w: Self::WF, x: *const f32) -> Self::F;
 }
 
+/// Integer dot products of int8, int4 and MXFP4 weights with int8 activations (`fast::q8`), for
+/// one ISA and one choice of its optional extensions (VNNI, dotprod); `S` is its f32 side.
+///
+/// A group is the blocks of 32 one step takes: `S::LANES / 4` for the 4-bit formats (their
+/// evens and odds halves each fill a vector), the int8 layout's `group` for int8 weights. Lane
+/// l of a dot sums the products of bytes 4l..4l+4 of each vector of the group.
+///
+/// # Safety
+/// Every function may only run on a CPU with the ISA and extensions, and its pointers must be
+/// valid for one group.
+#[allow(clippy::missing_safety_doc)]
+pub trait Q8: Copy {
+    type S: Simd;
+    /// Whether the 4-bit decoders give unsigned `value + offset` (x86's `maddubs` and `dpbusd`
+    /// take one unsigned operand); the activations then carry the correction (`fast::q8`).
+    const UNSIGNED_NIBBLES: bool;
+    /// A group of decoded weights.
+    type W: Copy;
+
+    /// `16 · group` bytes of MXFP4 codes as doubled E2M1 values (+ 12 when unsigned): the evens
+    /// of each block, then the odds.
+    unsafe fn w_mf4(p: *const u8) -> Self::W;
+    /// `16 · group` bytes of int4 codes as values −8..7 (+ 8 when unsigned), evens then odds.
+    unsafe fn w_i4(p: *const u8) -> Self::W;
+    /// `32 · group` int8 weights.
+    unsafe fn w_i8(p: *const i8) -> Self::W;
+    /// Per lane, the integer dot of a decoded 4-bit group with the activations at `a`, as f32
+    /// (exact: every sum is far below 2^24).
+    unsafe fn dot_nib(w: Self::W, a: *const i8) -> <Self::S as Simd>::F;
+    /// The same for a group of int8 weights.
+    unsafe fn dot_i8(w: Self::W, a: *const i8) -> <Self::S as Simd>::F;
+    /// Lanes holding `s[b]` for each block b of a 4-bit group.
+    unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> <Self::S as Simd>::F;
+    /// `a · b − c`, fused.
+    unsafe fn fmsub(a: <Self::S as Simd>::F, b: <Self::S as Simd>::F, c: <Self::S as Simd>::F) -> <Self::S as Simd>::F;
+}
+
+/// The q8 activation layout of `Q` for a weight format.
+pub fn q8_layout<Q: Q8>(format: WeightFormat) -> Layout {
+    Layout::new(format, Q::S::LANES, Q::UNSIGNED_NIBBLES)
+}
+
 /// One ISA's hot functions: each is a generic body compiled inside a `#[target_feature]`
 /// function of that ISA. Obtained only through [`Kernels::for_isa`], which checks the CPU.
 pub struct Kernels {
     pub isa: Isa,
-    /// A block of output rows for a list of tokens (`fast::tile`).
+    /// A block of output rows for a list of tokens (`fast::tile`), exact or q8 by its activations.
     pub tile: unsafe fn(&Tile),
     /// A row of activations reordered for the 4-bit decoders (`fast::prepare`).
     pub prepare: unsafe fn(&[f32], &mut [f32]),
+    /// A row of activations quantized for a weight format's q8 tiles (`fast::q8`).
+    pub quantize: unsafe fn(&[f32], WeightFormat, &mut [u8]),
+    /// The layout `quantize` writes for a weight format.
+    pub q8_layout: fn(WeightFormat) -> Layout,
     /// RMSNorm of one row (`fast::norm`).
     pub rms_norm: unsafe fn(&[f32], &[f32], f32, &mut [f32]),
     /// All query heads of one kv head for one token (`fast::attention`).
@@ -72,19 +121,23 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The table for `isa`, or `None` for the scalar path or an ISA this CPU (or this build's
-    /// target architecture) lacks.
+    /// The table for `isa` with the q8 extensions this CPU has, or `None` for the scalar path
+    /// or an ISA this CPU (or this build's target architecture) lacks.
     pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
         if !isa.available() {
             return None;
         }
-        match isa {
+        match (isa, isa.q8_extension()) {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Some(&avx2::KERNELS),
+            (Isa::Avx2, _) => Some(&avx2::KERNELS),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(&avx512::KERNELS),
+            (Isa::Avx512, Some(_)) => Some(&avx512::KERNELS_VNNI),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, None) => Some(&avx512::KERNELS),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => Some(&neon::KERNELS),
+            (Isa::Neon, Some(_)) => Some(&neon::KERNELS_DOTPROD),
+            #[cfg(target_arch = "aarch64")]
+            (Isa::Neon, None) => Some(&neon::KERNELS),
             _ => None,
         }
     }

@@ -1,12 +1,19 @@
 //! NEON (aarch64 Advanced SIMD): 4 f32 lanes. bf16 widens with `vshll`; 4-bit codes decode
 //! with one 16-entry `tbl` lookup per 16 weights, then widen int8 → int16 → int32 → f32.
-//! Products are exact f32 FMAs. NEON is part of the aarch64 baseline; `dotprod` is reported
-//! by `Isa::describe` but not used (it would need int8 activations).
+//! Products are exact f32 FMAs. NEON is part of the aarch64 baseline.
+//!
+//! q8 (int8 activations): one block per step, its codes looked up as signed int8 (no offset:
+//! NEON multiplies signed by signed). The products take `sdot` where the CPU has dotprod
+//! (`NeonDot`), else widening multiplies (`NeonWide`).
 
 use core::arch::aarch64::*;
+use std::marker::PhantomData;
 
-use super::{Kernels, Simd, Table};
+use gptoss_engine::WeightFormat;
+
+use super::{Kernels, Q8, Simd, Table, q8_layout};
 use crate::fast::attention::AttnTask;
+use crate::fast::q8::MAX_GROUP;
 use crate::fast::tile::Tile;
 use crate::isa::Isa;
 
@@ -116,9 +123,119 @@ impl Simd for Neon {
     }
 }
 
+/// 16 bytes of 4-bit codes looked up in `table` as int8: the evens, then the odds.
+#[inline(always)]
+unsafe fn codes(p: *const u8, table: &[i8; 16]) -> [int8x16_t; 2] {
+    unsafe {
+        let (b, lut) = (vld1q_u8(p), vld1q_s8(table.as_ptr()));
+        [vqtbl1q_s8(lut, vandq_u8(b, vdupq_n_u8(0x0f))), vqtbl1q_s8(lut, vshrq_n_u8::<4>(b))]
+    }
+}
+
+/// How the products of a block (two vectors each of weights and activations) are summed
+/// into four i32 lanes (all of them the block's: how they split the sum does not matter).
+///
+/// # Safety
+/// Only on a CPU with the instructions it takes.
+#[allow(clippy::missing_safety_doc)]
+pub trait Dot: Copy {
+    unsafe fn block(w: [int8x16_t; 2], q: [int8x16_t; 2]) -> int32x4_t;
+}
+
+/// `smull` + `smlal2` (pairs summed in i16: at most 2 · 128 · 127), then `saddlp`/`sadalp`.
+#[derive(Clone, Copy)]
+pub struct Widening;
+
+/// `sdot` (the dotprod extension), through `asm!`: its intrinsic is not stable.
+#[derive(Clone, Copy)]
+pub struct Sdot;
+
+impl Dot for Widening {
+    #[inline(always)]
+    unsafe fn block(w: [int8x16_t; 2], q: [int8x16_t; 2]) -> int32x4_t {
+        unsafe {
+            let p0 = vmlal_high_s8(vmull_s8(vget_low_s8(w[0]), vget_low_s8(q[0])), w[0], q[0]);
+            let p1 = vmlal_high_s8(vmull_s8(vget_low_s8(w[1]), vget_low_s8(q[1])), w[1], q[1]);
+            vpadalq_s16(vpaddlq_s16(p0), p1)
+        }
+    }
+}
+
+impl Dot for Sdot {
+    #[inline(always)]
+    unsafe fn block(w: [int8x16_t; 2], q: [int8x16_t; 2]) -> int32x4_t {
+        let mut acc = unsafe { vdupq_n_s32(0) };
+        for (wk, qk) in w.into_iter().zip(q) {
+            // SAFETY: the caller runs with dotprod enabled (`Q8`'s contract); registers only.
+            unsafe {
+                core::arch::asm!(
+                    "sdot {acc:v}.4s, {w:v}.16b, {q:v}.16b",
+                    acc = inout(vreg) acc, w = in(vreg) wk, q = in(vreg) qk,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+        }
+        acc
+    }
+}
+
+/// The q8 products on `Neon`'s f32 side, summed by `D`.
+#[derive(Clone, Copy)]
+pub struct NeonQ8<D>(PhantomData<D>);
+
+/// Without dotprod.
+pub type NeonWide = NeonQ8<Widening>;
+/// With dotprod.
+pub type NeonDot = NeonQ8<Sdot>;
+
+impl<D: Dot> Q8 for NeonQ8<D> {
+    type S = Neon;
+    const UNSIGNED_NIBBLES: bool = false;
+    type W = [int8x16_t; 2];
+
+    #[inline(always)]
+    unsafe fn w_mf4(p: *const u8) -> [int8x16_t; 2] {
+        unsafe { codes(p, &MF4) }
+    }
+    #[inline(always)]
+    unsafe fn w_i4(p: *const u8) -> [int8x16_t; 2] {
+        unsafe { codes(p, &I4) }
+    }
+    #[inline(always)]
+    unsafe fn w_i8(p: *const i8) -> [int8x16_t; 2] {
+        unsafe { [vld1q_s8(p), vld1q_s8(p.add(16))] }
+    }
+    #[inline(always)]
+    unsafe fn dot_nib(w: [int8x16_t; 2], a: *const i8) -> float32x4_t {
+        unsafe { vcvtq_f32_s32(D::block(w, [vld1q_s8(a), vld1q_s8(a.add(16))])) }
+    }
+    #[inline(always)]
+    unsafe fn dot_i8(w: [int8x16_t; 2], a: *const i8) -> float32x4_t {
+        unsafe { Self::dot_nib(w, a) }
+    }
+    #[inline(always)]
+    unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> float32x4_t {
+        unsafe { vdupq_n_f32(s[0]) }
+    }
+    #[inline(always)]
+    unsafe fn fmsub(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        unsafe { vnegq_f32(vfmsq_f32(c, a, b)) }
+    }
+}
+
 #[target_feature(enable = "neon")]
 unsafe fn tile(t: &Tile) {
-    unsafe { crate::fast::tile::tile::<Neon>(t) }
+    unsafe { crate::fast::tile::tile::<NeonWide>(t) }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_dotprod(t: &Tile) {
+    unsafe { crate::fast::tile::tile::<NeonDot>(t) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
+    crate::fast::q8::quantize_row(x, q8_layout::<NeonWide>(format), out)
 }
 
 #[target_feature(enable = "neon")]
@@ -136,10 +253,26 @@ unsafe fn attention(t: &AttnTask) {
     unsafe { crate::fast::attention::group::<Neon>(t) }
 }
 
-pub static KERNELS: Kernels = Kernels { isa: Isa::Neon, tile, prepare, rms_norm, attention };
+pub static KERNELS: Kernels = Kernels { isa: Isa::Neon, tile, prepare, quantize, q8_layout: q8_layout::<NeonWide>, rms_norm, attention };
+
+/// The same with the q8 tiles on `sdot` (the layouts of both are the same).
+pub static KERNELS_DOTPROD: Kernels =
+    Kernels { isa: Isa::Neon, tile: tile_dotprod, prepare, quantize, q8_layout: q8_layout::<NeonDot>, rms_norm, attention };
 
 impl Table for Neon {
     fn table() -> &'static Kernels {
         &KERNELS
+    }
+}
+
+impl Table for NeonWide {
+    fn table() -> &'static Kernels {
+        &KERNELS
+    }
+}
+
+impl Table for NeonDot {
+    fn table() -> &'static Kernels {
+        &KERNELS_DOTPROD
     }
 }

@@ -1,0 +1,172 @@
+//! Activations quantized to int8 for the q8 kernels (`fast::q8_tile`), once per op, not per row.
+//!
+//! Each block of 32 activations becomes 32 int8 values `q = round(x / d)` with one f32 scale
+//! `d = max|x| / 127` (llama.cpp's q8_0): an activation moves by at most `d / 2`.
+//!
+//! A row is stored as groups of `group` blocks, each laid out as the ISA's integer dot reads it:
+//! the int8 values, then `lanes` f32 (the scale of the block each i32 lane of the dot belongs
+//! to), then, where 4-bit codes decode to unsigned `value + offset`, `lanes` f32 correction
+//! terms `offset · Σ q · d` over the values each lane sums. The 4-bit formats hold element 2i
+//! of a block in a byte's low nibble and 2i+1 in its high nibble, so for them a group stores
+//! the even elements of each of its blocks, then the odd ones (`split`). The last group is
+//! padded with zero blocks, so kernels never test for a partial group of activations.
+//!
+//! Parallel strategy: one row per call; the drivers spread rows over the pool.
+
+use gptoss_engine::WeightFormat;
+
+/// Most blocks in one group on any ISA (AVX-512: four MXFP4 blocks in a 512-bit register).
+pub const MAX_GROUP: usize = 4;
+
+/// Bytes of one row of `cols` activations in the widest layout of any ISA and format (see
+/// `Layout::row_bytes`): workspaces are sized with this.
+pub fn max_row_bytes(cols: usize) -> usize {
+    cols.div_ceil(32 * MAX_GROUP) * 2 * 32 * MAX_GROUP
+}
+
+/// How one ISA's q8 kernels read a row of activations for one weight format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// f32 (i32) lanes of the ISA's vectors.
+    pub lanes: usize,
+    /// Blocks of 32 per group: `lanes / 4` for the 4-bit formats, `lanes / 8` (at least 1) for int8.
+    pub group: usize,
+    /// Evens of each block of the group, then odds (4-bit formats).
+    pub split: bool,
+    /// The unsigned offset of the decoded 4-bit codes (0: signed codes, no correction terms).
+    pub offset: i32,
+}
+
+impl Layout {
+    /// The layout for `format` on an ISA of `lanes` lanes whose 4-bit decoders are unsigned or not.
+    pub const fn new(format: WeightFormat, lanes: usize, unsigned_nibbles: bool) -> Layout {
+        match format {
+            WeightFormat::Mxfp4 => Layout { lanes, group: lanes / 4, split: true, offset: if unsigned_nibbles { 12 } else { 0 } },
+            WeightFormat::Int4 { .. } => Layout { lanes, group: lanes / 4, split: true, offset: if unsigned_nibbles { 8 } else { 0 } },
+            _ => Layout { lanes, group: if lanes >= 8 { lanes / 8 } else { 1 }, split: false, offset: 0 },
+        }
+    }
+
+    /// Bytes of one group: values, lane scales, correction terms.
+    pub const fn group_bytes(&self) -> usize {
+        32 * self.group + 4 * self.lanes * if self.offset != 0 { 2 } else { 1 }
+    }
+
+    /// Bytes of a row of `cols` activations.
+    pub const fn row_bytes(&self, cols: usize) -> usize {
+        cols.div_ceil(32 * self.group) * self.group_bytes()
+    }
+}
+
+/// The int8 value of `v` on a block whose inverse scale is `inv`.
+#[inline(always)]
+fn level(v: f32, inv: f32) -> i8 {
+    (v * inv).round().clamp(-127.0, 127.0) as i8
+}
+
+/// Quantizes `x` into `out` (at least `lay.row_bytes(x.len())` bytes) in layout `lay`.
+#[inline(always)]
+pub fn quantize_row(x: &[f32], lay: Layout, out: &mut [u8]) {
+    let per_group = 32 * lay.group;
+    let lanes_per_block = lay.lanes / lay.group;
+    for (g, out) in out[..lay.row_bytes(x.len())].chunks_exact_mut(lay.group_bytes()).enumerate() {
+        let (q, rest) = out.split_at_mut(per_group);
+        let mut d = [0f32; MAX_GROUP];
+        for (b, d) in d.iter_mut().enumerate().take(lay.group) {
+            // The block's activations, zero past the row's end.
+            let start = (g * per_group + 32 * b).min(x.len());
+            let src = &x[start..(start + 32).min(x.len())];
+            let amax = src.iter().fold(0f32, |m, v| m.max(v.abs()));
+            *d = amax / 127.0;
+            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+            for j in 0..32 {
+                let v = src.get(j).map_or(0, |&v| level(v, inv));
+                // Split: element j goes to the evens (j even) or odds half, at its block's place.
+                let at = if lay.split { (j % 2) * 16 * lay.group + 16 * b + j / 2 } else { 32 * b + j };
+                q[at] = v as u8;
+            }
+        }
+        let (scales, corr) = rest.split_at_mut(4 * lay.lanes);
+        for l in 0..lay.lanes {
+            let dl = d[l / lanes_per_block];
+            scales[4 * l..4 * l + 4].copy_from_slice(&dl.to_le_bytes());
+            if lay.offset != 0 {
+                // Lane l of the dot sums bytes 4l..4l+4 of the evens half and of the odds half.
+                let half = 16 * lay.group;
+                let s: i32 = (0..4).map(|j| q[4 * l + j] as i8 as i32 + q[half + 4 * l + j] as i8 as i32).sum();
+                corr[4 * l..4 * l + 4].copy_from_slice(&((lay.offset * s) as f32 * dl).to_le_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32_at(q: &[u8], at: usize) -> f32 {
+        f32::from_le_bytes(q[at..at + 4].try_into().unwrap())
+    }
+
+    /// The activation each stored value stands for, `d · q`, in the row's order.
+    fn dequantize_row(q: &[u8], lay: Layout, cols: usize) -> Vec<f32> {
+        let per_group = 32 * lay.group;
+        (0..cols)
+            .map(|c| {
+                let (g, b, j) = (c / per_group, c % per_group / 32, c % 32);
+                let base = g * lay.group_bytes();
+                let at = if lay.split { (j % 2) * 16 * lay.group + 16 * b + j / 2 } else { 32 * b + j };
+                f32_at(q, base + per_group + 4 * b * (lay.lanes / lay.group)) * q[base + at] as i8 as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_layout_fits_the_workspace_bound() {
+        for lanes in [4, 8, 16] {
+            for unsigned in [false, true] {
+                for f in [WeightFormat::Int8, WeightFormat::Int4 { group: 32 }, WeightFormat::Mxfp4] {
+                    let lay = Layout::new(f, lanes, unsigned);
+                    for cols in [1, 31, 32, 33, 64, 100, 128, 129, 2880, 4096] {
+                        assert!(lay.row_bytes(cols) <= max_row_bytes(cols), "{lay:?} {cols}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_moves_each_activation_by_at_most_half_a_step() {
+        let x: Vec<f32> = (0..100).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013 * (1 + i / 32) as f32).collect();
+        for lay in [
+            Layout::new(WeightFormat::Mxfp4, 8, true),
+            Layout::new(WeightFormat::Int8, 16, false),
+            Layout::new(WeightFormat::Mxfp4, 4, false),
+        ] {
+            let mut q = vec![0u8; lay.row_bytes(x.len())];
+            quantize_row(&x, lay, &mut q);
+            let back = dequantize_row(&q, lay, x.len());
+            for (c, (&a, &b)) in x.iter().zip(&back).enumerate() {
+                let blk = &x[c / 32 * 32..(c / 32 * 32 + 32).min(x.len())];
+                let d = blk.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                assert!((a - b).abs() <= d * 0.5001, "{lay:?} [{c}] {a} → {b} (step {d})");
+            }
+        }
+    }
+
+    #[test]
+    fn corrections_sum_the_values_of_each_lane() {
+        let x: Vec<f32> = (0..64).map(|i| i as f32 - 20.0).collect();
+        let lay = Layout::new(WeightFormat::Mxfp4, 8, true);
+        let mut q = vec![0u8; lay.row_bytes(64)];
+        quantize_row(&x, lay, &mut q);
+        // Lane 0 sums elements 0, 2, 4, 6 (evens half) and 1, 3, 5, 7 (odds half) of block 0,
+        // whose largest magnitude is 20.
+        let d0 = 20.0 / 127.0;
+        let want: i32 = (0..8).map(|i| level(i as f32 - 20.0, 127.0 / 20.0) as i32).sum();
+        assert_eq!(f32_at(&q, 64), d0);
+        assert_eq!(f32_at(&q, 96), (12 * want) as f32 * d0);
+        // Lane 4 belongs to block 1 (values 12..43).
+        assert_eq!(f32_at(&q, 64 + 16), 43.0 / 127.0);
+    }
+}

@@ -1,0 +1,202 @@
+//! q8 matmul tiles: rows of int8, int4 or MXFP4 weights against activations quantized to int8
+//! blocks of 32 (`fast::q8`), with integer dot products (`simd::Q8`).
+//!
+//! Parallel strategy: none here, as `fast::tile` (callers split the rows into tasks). Decode
+//! runs 4 rows × 1 token, so one load of a group of activations feeds four rows; prefill runs
+//! 1 row × 4 tokens, so one decoded group of weights feeds four tokens (AVX2's 16 registers
+//! hold the 4 accumulators, the decoded group, its scales and the decoders' constants).
+//!
+//! Per group of blocks, row and token: the integer dot per i32 lane, converted to f32, times
+//! the activation block's scale (less the correction for unsigned 4-bit codes), times the
+//! weight block's scale, accumulated in f32 lanes. int8 weights scale whole rows, applied once
+//! at the end. Every token runs the same operations whatever the tile's shape, so a token's
+//! result does not depend on its batch (a rollback replays exactly). A row's last group may
+//! hold fewer blocks than the ISA's group (or, for int8, a partial block): its bytes are copied
+//! into a zeroed group, which the zero padding of the activations cancels.
+
+use std::marker::PhantomData;
+
+use gptoss_engine::WeightFormat;
+
+use super::block_row::{BlockRow, I4Row, I8Row, Mf4Row};
+use super::q8::{Layout, MAX_GROUP};
+use super::tile::{Micro, Tile, walk_rows};
+use crate::simd::{Q8, Simd, q8_layout};
+
+/// Tokens that share one decoded group of weights in prefill.
+const PREFILL_TOKENS: usize = 4;
+
+/// # Safety
+/// The CPU supports `Q`; `q` holds the rows named in `t.xrows`, `stride` bytes apart, quantized
+/// by `Q`'s table for the tile's weight format.
+#[inline(always)]
+pub unsafe fn tile<Q: Q8>(t: &Tile, q: &[u8], stride: usize) {
+    let lay = q8_layout::<Q>(t.w.format);
+    unsafe {
+        match t.w.format {
+            WeightFormat::Mxfp4 => walk::<_>(t, &NibMicro::<Q, Mf4Row> { t, lay, kind: PhantomData }, q, stride),
+            WeightFormat::Int4 { .. } => walk::<_>(t, &NibMicro::<Q, I4Row> { t, lay, kind: PhantomData }, q, stride),
+            WeightFormat::Int8 => walk::<_>(t, &ByteMicro::<Q> { t, lay, kind: PhantomData }, q, stride),
+            // `fast::matmul::prepare` quantizes activations for the formats above only.
+            WeightFormat::F32 | WeightFormat::Bf16 => unreachable!("no q8 tile for {} weights", t.w.format),
+        }
+    }
+}
+
+/// The tile's tokens PREFILL_TOKENS at a time, the rest one at a time (against 4 rows).
+#[inline(always)]
+unsafe fn walk<M: Micro<X = *const u8>>(t: &Tile, m: &M, q: &[u8], stride: usize) {
+    let n = t.xrows.len();
+    let mut j = 0;
+    unsafe {
+        while j < n {
+            let ap = |k: usize| q.as_ptr().add(t.xrows[j + k] as usize * stride);
+            if n - j >= PREFILL_TOKENS {
+                walk_rows::<_, 1, PREFILL_TOKENS>(t, m, j, std::array::from_fn(ap));
+                j += PREFILL_TOKENS;
+            } else {
+                walk_rows::<_, 4, 1>(t, m, j, [ap(0)]);
+                j += 1;
+            }
+        }
+    }
+}
+
+/// `bytes` bytes at `p` in a zeroed buffer of a whole group.
+#[inline(always)]
+unsafe fn padded(p: *const u8, bytes: usize) -> [u8; 32 * MAX_GROUP] {
+    let mut g = [0u8; 32 * MAX_GROUP];
+    // SAFETY: the caller's `p` is valid for `bytes` ≤ 32 · MAX_GROUP bytes.
+    unsafe { std::ptr::copy_nonoverlapping(p, g.as_mut_ptr(), bytes) };
+    g
+}
+
+/// Rows of a 4-bit format `W` (MXFP4, int4) against q8 tokens.
+struct NibMicro<'a, Q, W> {
+    t: &'a Tile<'a>,
+    lay: Layout,
+    kind: PhantomData<(Q, W)>,
+}
+
+impl<Q: Q8, W: BlockRow> NibMicro<'_, Q, W> {
+    /// Accumulates one group (`blocks` of them at `w[i]` for row `row0 + i`) into `acc`.
+    #[inline(always)]
+    unsafe fn group<const R: usize, const T: usize>(
+        &self,
+        acc: &mut [[<Q::S as Simd>::F; T]; R],
+        row0: usize,
+        g: usize,
+        w: [*const u8; R],
+        blocks: usize,
+        x: [*const u8; T],
+    ) {
+        let (lay, view) = (self.lay, self.t.w);
+        unsafe {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let wq = W::q8::<Q>(w[i]);
+                let mut s = [0f32; MAX_GROUP];
+                for (b, s) in s.iter_mut().enumerate().take(blocks) {
+                    *s = W::scale(view, row0 + i, g * lay.group + b);
+                }
+                let dw = Q::nib_scales(s);
+                for (a, xj) in acc_i.iter_mut().zip(x) {
+                    let xg = xj.add(g * lay.group_bytes());
+                    let dot = Q::dot_nib(wq, xg as *const i8);
+                    let da = Q::S::load(xg.add(32 * lay.group) as *const f32);
+                    // d·(Σ(w + offset)·q) − offset·Σq·d = d·Σ w·q, in one rounding.
+                    let v = if Q::UNSIGNED_NIBBLES {
+                        Q::fmsub(dot, da, Q::S::load(xg.add(32 * lay.group + 4 * lay.lanes) as *const f32))
+                    } else {
+                        Q::S::mul(dot, da)
+                    };
+                    *a = Q::S::fma(v, dw, *a);
+                }
+            }
+        }
+    }
+}
+
+impl<Q: Q8, W: BlockRow> Micro for NibMicro<'_, Q, W> {
+    type X = *const u8;
+
+    #[inline(always)]
+    unsafe fn run<const R: usize, const T: usize>(&self, row0: usize, x: [*const u8; T]) -> [[f32; T]; R] {
+        let (lay, view) = (self.lay, self.t.w);
+        let (blocks, row_bytes) = (view.cols / 32, W::row_bytes(view.cols));
+        let (full, rest) = (blocks / lay.group, blocks % lay.group);
+        unsafe {
+            let w0 = view.data.as_ptr().add(row0 * row_bytes);
+            let mut acc = [[Q::S::zero(); T]; R];
+            for g in 0..full {
+                let w = std::array::from_fn(|i| w0.add(i * row_bytes + g * 16 * lay.group));
+                self.group(&mut acc, row0, g, w, lay.group, x);
+            }
+            if rest > 0 {
+                let tails: [_; R] = std::array::from_fn(|i| padded(w0.add(i * row_bytes + full * 16 * lay.group), 16 * rest));
+                self.group(&mut acc, row0, full, std::array::from_fn(|i| tails[i].as_ptr()), rest, x);
+            }
+            acc.map(|a| a.map(|v| Q::S::sum(v)))
+        }
+    }
+}
+
+/// Rows of int8 weights against q8 tokens: the row's scale applies once, after the sum.
+struct ByteMicro<'a, Q> {
+    t: &'a Tile<'a>,
+    lay: Layout,
+    kind: PhantomData<Q>,
+}
+
+impl<Q: Q8> ByteMicro<'_, Q> {
+    /// Accumulates one group (at `w[i]` for row i) into `acc`.
+    #[inline(always)]
+    unsafe fn group<const R: usize, const T: usize>(
+        &self,
+        acc: &mut [[<Q::S as Simd>::F; T]; R],
+        g: usize,
+        w: [*const u8; R],
+        x: [*const u8; T],
+    ) {
+        let lay = self.lay;
+        unsafe {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let wq = I8Row::q8::<Q>(w[i]);
+                for (a, xj) in acc_i.iter_mut().zip(x) {
+                    let xg = xj.add(g * lay.group_bytes());
+                    let dot = Q::dot_i8(wq, xg as *const i8);
+                    *a = Q::S::fma(dot, Q::S::load(xg.add(32 * lay.group) as *const f32), *a);
+                }
+            }
+        }
+    }
+}
+
+impl<Q: Q8> Micro for ByteMicro<'_, Q> {
+    type X = *const u8;
+
+    #[inline(always)]
+    unsafe fn run<const R: usize, const T: usize>(&self, row0: usize, x: [*const u8; T]) -> [[f32; T]; R] {
+        let (lay, view) = (self.lay, self.t.w);
+        let (cols, per_group) = (view.cols, 32 * lay.group);
+        let full = cols / per_group;
+        unsafe {
+            let w0 = view.data.as_ptr().add(row0 * cols);
+            let mut acc = [[Q::S::zero(); T]; R];
+            for g in 0..full {
+                self.group(&mut acc, g, std::array::from_fn(|i| w0.add(i * cols + g * per_group)), x);
+            }
+            if cols > full * per_group {
+                let tails: [_; R] = std::array::from_fn(|i| padded(w0.add(i * cols + full * per_group), cols - full * per_group));
+                self.group(&mut acc, full, std::array::from_fn(|i| tails[i].as_ptr()), x);
+            }
+            let mut out = [[0f32; T]; R];
+            for (i, (o, a)) in out.iter_mut().zip(&acc).enumerate() {
+                let scale = I8Row::row_scale(view, row0 + i);
+                for (o, &a) in o.iter_mut().zip(a) {
+                    *o = Q::S::sum(a) * scale;
+                }
+            }
+            out
+        }
+    }
+}
