@@ -1,11 +1,12 @@
 //! The decode step allocates nothing: after the first token, generating more tokens (forward,
-//! sampling with top-k/top-p, the generator loop) makes no heap allocation on any thread.
+//! sampling with top-k/top-p, the generator loop) makes no heap allocation on any thread, with
+//! f32 or int8 activations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use gptoss_engine::{CausalLm, GenerateOptions, SamplingParams, generate};
-use gptoss_kernels_cpu::CpuBackend;
+use gptoss_kernels_cpu::{Activations, CpuBackend, CpuOptions};
 use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource};
 
 struct Counting;
@@ -37,8 +38,15 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn decode_steps_allocate_nothing() {
+    for activations in Activations::ALL {
+        decode_allocates_nothing_with(activations);
+    }
+}
+
+fn decode_allocates_nothing_with(activations: Activations) {
     let model = "synthetic:tiny".parse::<ModelSource>().unwrap().open().unwrap();
-    let mut m = GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, LoadOptions::default()).unwrap();
+    let backend = CpuBackend::with_options(CpuOptions { activations, ..CpuOptions::from_env(Some(2)).unwrap() }).unwrap();
+    let mut m = GptOss::load(backend, &model, LoadOptions::default()).unwrap();
     let mut ctx = m.new_context(ContextOptions { max_context: 256, ..Default::default() }).unwrap();
     let mut lm = m.session(&mut ctx);
     for sampling in [SamplingParams::GREEDY, SamplingParams { temperature: 0.8, top_k: 50, top_p: 0.9 }, SamplingParams::default()] {
@@ -55,6 +63,10 @@ fn decode_steps_allocate_nothing() {
         .unwrap();
         COUNTING.store(false, Ordering::SeqCst);
         assert_eq!(tokens.len(), 40);
-        assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "allocations during 39 decode steps with {sampling:?}");
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::SeqCst),
+            0,
+            "allocations during 39 decode steps with {sampling:?}, {activations} activations"
+        );
     }
 }
