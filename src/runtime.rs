@@ -2,7 +2,7 @@
 
 use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
-use gptoss_kernels_cpu::{CpuBackend, CpuBuffer};
+use gptoss_kernels_cpu::{Activations, CpuBackend, CpuBuffer, CpuOptions};
 #[cfg(feature = "cuda")]
 use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
 use gptoss_model_gpt_oss::accounting::Formats;
@@ -37,6 +37,9 @@ pub struct RuntimeOptions {
     pub backend: BackendKind,
     /// CPU worker threads (all cores when `None`).
     pub threads: Option<usize>,
+    /// What the CPU's matmuls of integer weights multiply: exact f32 activations (the
+    /// default) or int8 ones.
+    pub cpu_activations: Activations,
     pub load: LoadOptions,
     /// The context an `Engine` starts with.
     pub context: ContextOptions,
@@ -93,7 +96,8 @@ impl LoadedModel {
     }
 
     fn load_cpu(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
-        let backend = Profiled::new(CpuBackend::new(opts.threads)?);
+        let cpu = CpuOptions { activations: opts.cpu_activations, ..CpuOptions::from_env(opts.threads)? };
+        let backend = Profiled::new(CpuBackend::with_options(cpu)?);
         Ok(LoadedModel::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
     }
 

@@ -65,6 +65,24 @@ fn logits_prints_one_row_per_position_matching_transformers() {
 }
 
 #[test]
+fn int8_activations_are_a_cpu_option_of_every_command() {
+    let args = ["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1,2,3", "--max-tokens", "4", "--backend", "cpu"];
+    let out = gptoss(&[&args[..], &["--cpu-activations", "int8"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("int8 activations"), "{err}");
+    let tokens = std::fs::read_to_string(fixture().join("../tokens.txt")).unwrap();
+    let f = fixture();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["logits", "--model", f.to_str().unwrap(), "--tokens", tokens.trim(), "--cpu-activations", "int8"]))
+            .unwrap();
+    assert_eq!(v["logits"].as_array().unwrap().len(), 32);
+    let bench = ok(&["bench", "--model", "synthetic:tiny", "-p", "4", "-n", "2", "--repetitions", "1", "--cpu-activations", "int8"]);
+    assert_eq!(bench.lines().filter(|l| l.contains("pp4 tg2 @d0")).count(), 1, "{bench}");
+    assert!(bench.contains("int8 activations"), "{bench}");
+    fails(&[&args[..], &["--cpu-activations", "int4"]].concat(), &["--cpu-activations", "expected f32 or int8"]);
+}
+
+#[test]
 fn inspect_reports_the_20b_byte_counts() {
     let out = ok(&["inspect", "synthetic:20b"]);
     assert!(out.contains("13,761,264,768 tensor bytes"), "{out}");
@@ -128,7 +146,10 @@ fn bench_writes_the_table_json_and_plot() {
     assert!(out.contains("pp8 tg4 @d0") && out.contains("pp8 tg4 @d20") && out.contains("moe_experts"), "{out}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    // On the CPU, f32 and int8 activations side by side.
+    assert_eq!(rows.len(), 4);
+    let int8 = rows.iter().filter(|r| r["isa_or_device"].as_str().unwrap().ends_with(", int8 activations")).count();
+    assert_eq!(int8, 2, "{rows:?}");
     for key in [
         "model",
         "backend",

@@ -118,11 +118,12 @@ impl Row {
         };
     }
 
-    /// What identifies a row across result files.
+    /// What identifies a row across result files (the device string carries the CPU's
+    /// activation setting).
     pub fn key(&self) -> String {
         format!(
-            "{} {} {} {}t pp{} tg{} @d{}",
-            self.model, self.backend, self.weights, self.threads, self.prompt_tokens, self.gen_tokens, self.depth
+            "{} {} ({}) {} {}t pp{} tg{} @d{}",
+            self.model, self.backend, self.isa_or_device, self.weights, self.threads, self.prompt_tokens, self.gen_tokens, self.depth
         )
     }
 }

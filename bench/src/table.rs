@@ -35,8 +35,9 @@ fn cells(r: &Row) -> [String; 12] {
     ]
 }
 
-fn op_cells(o: &OpRow) -> [String; 6] {
+fn op_cells(o: &OpRow) -> [String; 7] {
     [
+        o.model.clone(),
         o.op.clone(),
         format!("{:.1}", o.calls_per_token),
         format!("{:.3}", o.ms_per_token),
@@ -46,7 +47,7 @@ fn op_cells(o: &OpRow) -> [String; 6] {
     ]
 }
 
-const OP_HEAD: [&str; 6] = ["op", "calls/token", "ms/token", "share %", "MB/token", "GB/s"];
+const OP_HEAD: [&str; 7] = ["model", "op", "calls/token", "ms/token", "share %", "MB/token", "GB/s"];
 
 /// Plain text, columns aligned.
 pub fn text(res: &Results) -> String {

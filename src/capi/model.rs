@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
-use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
+use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
 
 use super::buffers::{c_str, fill_str, out};
 use super::status::{Failure, gptoss_status};
@@ -90,7 +90,7 @@ pub unsafe extern "C" fn gptoss_model_load(
             backend,
             threads: (o.threads != 0).then_some(o.threads as usize),
             load: LoadOptions { max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize } },
-            context: ContextOptions::default(),
+            ..RuntimeOptions::default()
         };
         let opened = path.parse::<ModelSource>()?.open()?;
         let loaded = LoadedModel::load(&opened, &opts, &mut |_, _| {})?;

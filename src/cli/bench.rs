@@ -12,9 +12,11 @@ use gptoss_bench::peak::{DEFAULT_BYTES, cpu_read_gb_s};
 use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
 use gptoss_engine::profiled::OpSite;
 use gptoss_engine::{DType, OpKind, SamplingParams};
+use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::accounting::{Formats, TokenBytes, token_bytes};
-use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
+use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
+use super::args::parse_activations;
 use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
@@ -39,6 +41,10 @@ pub struct Args {
     /// CPU worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// What the CPU's matmuls of integer weights multiply, one run each (comma-separated):
+    /// f32, int8. Default on the CPU: both, side by side.
+    #[arg(long, value_delimiter = ',')]
+    cpu_activations: Vec<String>,
     /// Tokens per forward pass during prefill.
     #[arg(long, default_value_t = 128)]
     batch: usize,
@@ -62,7 +68,8 @@ pub struct Args {
     profile_tokens: usize,
 }
 
-/// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b.
+/// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b, per
+/// activation setting.
 const CPU_DEFAULTS: (usize, usize, usize) = (64, 16, 2);
 
 pub fn run(a: Args) -> Result<()> {
@@ -94,6 +101,11 @@ pub fn run(a: Args) -> Result<()> {
     let gen_tokens = a.gen_tokens.unwrap_or(n_default);
     let repetitions = a.repetitions.unwrap_or(reps_default).max(1);
     let models = if a.models.is_empty() { vec!["synthetic:20b".to_string()] } else { a.models.clone() };
+    let settings = if a.cpu_activations.is_empty() {
+        Activations::ALL.to_vec()
+    } else {
+        a.cpu_activations.iter().map(|s| parse_activations(s)).collect::<Result<Vec<_>>>()?
+    };
 
     let mut results = Results { machine, rows: vec![], ops: vec![] };
     for name in &models {
@@ -107,72 +119,21 @@ pub fn run(a: Args) -> Result<()> {
         if context > model.config.max_position_embeddings {
             return Err(Error::Usage(format!("the cases need {context} positions; {source} has {}", model.config.max_position_embeddings)));
         }
-        let opts = RuntimeOptions {
-            backend,
-            threads: Some(threads),
-            load: LoadOptions { max_batch: a.batch },
-            context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
-        };
-        let bar = bytes_bar(&format!("loading {source}"));
-        let start = Instant::now();
-        let mut engine = Engine::load_with_progress(&model, &opts, &mut updater(&bar))?;
-        let load_s = start.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        let info = engine.model.backend_info();
-        let kv_mib = engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64;
-        eprintln!(
-            "loaded {source} on {} ({}, {} threads) in {load_s:.1} s; KV cache {kv_mib:.1} MiB",
-            info.name, info.device, info.threads
-        );
-        // A device with its own memory is measured against its own ceiling.
-        let peak = match engine.model.measure_peak_gb_s()? {
-            Some(device) => {
-                eprintln!("device copy bandwidth: {device:.1} GB/s");
-                device
+        // One load per activation setting, one after the other (a CPU setting: other
+        // backends run once).
+        let mut last_backend = "cpu";
+        for &activations in &settings {
+            if last_backend != "cpu" {
+                break;
             }
-            None => peak,
-        };
-
-        for case in &cases {
-            eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
-            let m = measure(engine.lm()?.as_mut(), case)?;
-            let bytes = token_bytes(
-                engine.model.config(),
-                &engine.formats()?,
-                engine.model.config().num_experts_per_tok as f64,
-                case.depth + case.prompt_tokens.max(1),
-            );
-            let mut row = Row {
-                model: source.to_string(),
-                backend: info.name.to_string(),
-                isa_or_device: info.device.clone(),
-                weights: "native".into(),
-                threads: info.threads,
-                prompt_tokens: case.prompt_tokens,
-                gen_tokens: case.gen_tokens,
-                depth: case.depth,
-                pp_tok_s: m.pp_tok_s.map(|s| s.median),
-                tg_tok_s: m.tg_tok_s.map(|s| s.median),
-                ttft_ms: m.ttft_ms.map(|s| s.median),
-                bytes_per_token: bytes.total(),
-                gb_s: None,
-                peak_gb_s: Some(peak),
-                pct_of_peak: None,
-                peak_rss_bytes: peak_rss_bytes(),
-                pp_spread: m.pp_tok_s,
-                tg_spread: m.tg_tok_s,
-                ttft_spread: m.ttft_ms,
-                bytes_by_family: bytes.families().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-                repetitions: case.repetitions,
-                load_s,
-                device_memory_bytes: engine.model.device_memory().map(|(used, _)| used),
-                kernels: engine.model.kernels().iter().map(|k| k.to_string()).collect(),
+            let opts = RuntimeOptions {
+                backend,
+                threads: Some(threads),
+                cpu_activations: activations,
+                load: LoadOptions { max_batch: a.batch },
+                context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
             };
-            row.derive_bandwidth();
-            results.rows.push(row);
-        }
-        if a.profile_tokens > 0 {
-            results.ops.extend(profile(&mut engine, &source.to_string(), a.profile_tokens)?);
+            last_backend = run_engine(&mut results, &source, &model, &opts, &cases, peak, a.profile_tokens)?;
         }
     }
 
@@ -190,6 +151,80 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Loads `model` with `opts`, runs every case and the per-op profile into `results`, and
+/// returns the backend's name.
+fn run_engine(
+    results: &mut Results,
+    source: &ModelSource,
+    model: &OpenedModel,
+    opts: &RuntimeOptions,
+    cases: &[Case],
+    peak: f64,
+    profile_tokens: usize,
+) -> Result<&'static str> {
+    // The memory figures must be this load's alone.
+    reset_peak_rss();
+    let bar = bytes_bar(&format!("loading {source}"));
+    let start = Instant::now();
+    let mut engine = Engine::load_with_progress(model, opts, &mut updater(&bar))?;
+    let load_s = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let info = engine.model.backend_info();
+    let kv_mib = engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64;
+    eprintln!("loaded {source} on {} ({}, {} threads) in {load_s:.1} s; KV cache {kv_mib:.1} MiB", info.name, info.device, info.threads);
+    // A device with its own memory is measured against its own ceiling.
+    let peak = match engine.model.measure_peak_gb_s()? {
+        Some(device) => {
+            eprintln!("device copy bandwidth: {device:.1} GB/s");
+            device
+        }
+        None => peak,
+    };
+
+    for case in cases {
+        eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
+        let m = measure(engine.lm()?.as_mut(), case)?;
+        let bytes = token_bytes(
+            engine.model.config(),
+            &engine.formats()?,
+            engine.model.config().num_experts_per_tok as f64,
+            case.depth + case.prompt_tokens.max(1),
+        );
+        let mut row = Row {
+            model: source.to_string(),
+            backend: info.name.to_string(),
+            isa_or_device: info.device.clone(),
+            weights: "native".into(),
+            threads: info.threads,
+            prompt_tokens: case.prompt_tokens,
+            gen_tokens: case.gen_tokens,
+            depth: case.depth,
+            pp_tok_s: m.pp_tok_s.map(|s| s.median),
+            tg_tok_s: m.tg_tok_s.map(|s| s.median),
+            ttft_ms: m.ttft_ms.map(|s| s.median),
+            bytes_per_token: bytes.total(),
+            gb_s: None,
+            peak_gb_s: Some(peak),
+            pct_of_peak: None,
+            peak_rss_bytes: peak_rss_bytes(),
+            pp_spread: m.pp_tok_s,
+            tg_spread: m.tg_tok_s,
+            ttft_spread: m.ttft_ms,
+            bytes_by_family: bytes.families().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            repetitions: case.repetitions,
+            load_s,
+            device_memory_bytes: engine.model.device_memory().map(|(used, _)| used),
+            kernels: engine.model.kernels().iter().map(|k| k.to_string()).collect(),
+        };
+        row.derive_bandwidth();
+        results.rows.push(row);
+    }
+    if profile_tokens > 0 {
+        results.ops.extend(profile(&mut engine, &format!("{source} ({})", info.device), profile_tokens)?);
+    }
+    Ok(info.name)
 }
 
 /// Times `tokens` decode steps op by op (after a one-token prompt) and returns each op site's
