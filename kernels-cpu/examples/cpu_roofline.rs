@@ -1,7 +1,8 @@
 //! The CPU backend against this machine's limits, at gpt-oss-20b's shapes: the threads' read
 //! bandwidth, then every op of one decoded token (and of a prefill batch) timed alone, with
 //! the bytes it must read, the FLOPs it must do, and the fraction of the measured bandwidth.
-//! It adds up a token from one layer × 24 + the unembedding, for each ISA this CPU has.
+//! It adds up a token from one layer × 24 + the unembedding, for each ISA this CPU has, with
+//! f32 and with int8 activations.
 //!
 //! cargo run --release -p gptoss-kernels-cpu --example cpu_roofline -- [--threads N] [--prefill N] [--context N] [--reps N]
 //!
@@ -15,7 +16,7 @@ use std::time::Instant;
 use gptoss_engine::synth::{SynthFill, SynthTensor};
 use gptoss_engine::{Backend, DType, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope, SamplingParams, Swiglu, Weight, WeightFormat};
 use gptoss_kernels_cpu::pool::{Pool, for_each_task};
-use gptoss_kernels_cpu::{CpuBackend, CpuBuffer, Isa};
+use gptoss_kernels_cpu::{Activations, CpuBackend, CpuBuffer, CpuOptions, Isa};
 
 const HIDDEN: usize = 2880;
 const Q_HEADS: usize = 64;
@@ -132,8 +133,8 @@ fn time(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 }
 
 /// Times every op of one layer (and the unembedding) for `n` tokens on `isa`.
-fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
-    let mut b = CpuBackend::with_isa(Some(a.threads), isa).unwrap();
+fn measure(isa: Isa, activations: Activations, a: &Args, n: usize) -> Vec<Op> {
+    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(a.threads), isa, activations }).unwrap();
     let cases = OpKind::ALL
         .iter()
         .flat_map(|&op| [None, Some(WeightFormat::Bf16), Some(WeightFormat::Mxfp4)].map(move |format| OpCase { op, format }));
@@ -250,10 +251,10 @@ fn measure(isa: Isa, a: &Args, n: usize) -> Vec<Op> {
     ops
 }
 
-fn report(isa: Isa, n: usize, ops: &[Op], bw: f64) -> f64 {
+fn report(isa: Isa, activations: Activations, n: usize, ops: &[Op], bw: f64) -> f64 {
     let total: f64 = ops.iter().map(|o| if o.per_token == 0 { o.secs } else { o.secs * (o.per_token * LAYERS) as f64 }).sum();
     let what = if n == 1 { "decode, 1 token".to_string() } else { format!("prefill, {n} tokens") };
-    println!("\n{} ({what}):", isa.describe());
+    println!("\n{}, {activations} activations ({what}):", isa.describe());
     println!("  {:22} {:>10} {:>7} {:>10} {:>8} {:>9} {:>8}", "op", "time", "× step", "MB read", "GB/s", "% of bw", "GFLOP/s");
     for o in ops {
         let times = if o.per_token == 0 { 1 } else { o.per_token * LAYERS };
@@ -289,9 +290,11 @@ fn main() {
     let bw = read_bandwidth(a.threads, a.reps);
     println!("read bandwidth, {} threads: {bw:.1} GB/s (median of {})", a.threads, a.reps);
     for isa in Isa::available_all().into_iter().filter(|&i| i != Isa::Scalar) {
-        report(isa, 1, &measure(isa, &a, 1), bw);
-        if a.prefill > 1 {
-            report(isa, a.prefill, &measure(isa, &a, a.prefill), bw);
+        for act in Activations::ALL {
+            report(isa, act, 1, &measure(isa, act, &a, 1), bw);
+            if a.prefill > 1 {
+                report(isa, act, a.prefill, &measure(isa, act, &a, a.prefill), bw);
+            }
         }
     }
     println!("\nread bandwidth again: {:.1} GB/s", read_bandwidth(a.threads, a.reps));

@@ -48,7 +48,8 @@ struct Rounded {
     margin: f64,
 }
 
-/// `x` rounded as the kernels round it, in f32: per block of 32, `q = round(x · 127 / max|x|)`.
+/// `x` rounded as the kernels round it, in f32: per block of 32, `q = round(x · 127 / max|x|)`,
+/// ties to even.
 fn q8_round(x: &[f32]) -> Vec<Rounded> {
     x.chunks(32)
         .flat_map(|b| {

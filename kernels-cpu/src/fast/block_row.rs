@@ -24,6 +24,15 @@ pub trait BlockRow {
     unsafe fn q8<Q: Q8>(p: *const u8) -> Q::W;
     /// The scale of block `b` of row `r` (1 where the format scales whole rows).
     fn scale(w: &WeightView, r: usize, b: usize) -> f32;
+    /// Bytes of block scales per row (0 where the format scales whole rows).
+    fn scale_bytes(_w: &WeightView) -> usize {
+        0
+    }
+    /// The scale of block `b` of the row whose block scales start at `p`, unchecked: `p` holds
+    /// `scale_bytes` bytes and `b < cols / 32`.
+    unsafe fn scale_at(_w: &WeightView, _p: *const u8, _b: usize) -> f32 {
+        1.0
+    }
     /// The scale of row `r` (1 where the format scales blocks).
     fn row_scale(_w: &WeightView, _r: usize) -> f32 {
         1.0
@@ -65,6 +74,13 @@ impl BlockRow for Mf4Row {
     fn scale(w: &WeightView, r: usize, b: usize) -> f32 {
         E8M0_HALF[w.scales[r * (w.cols / 32) + b] as usize]
     }
+    fn scale_bytes(w: &WeightView) -> usize {
+        w.cols / 32
+    }
+    #[inline(always)]
+    unsafe fn scale_at(_w: &WeightView, p: *const u8, b: usize) -> f32 {
+        E8M0_HALF[unsafe { *p.add(b) } as usize]
+    }
 }
 
 pub struct I4Row;
@@ -86,6 +102,15 @@ impl BlockRow for I4Row {
         let WeightFormat::Int4 { group } = w.format else { return 0.0 };
         let i = r * (w.cols / group) + b * 32 / group;
         f32::from_bits((u16::from_le_bytes([w.scales[2 * i], w.scales[2 * i + 1]]) as u32) << 16)
+    }
+    fn scale_bytes(w: &WeightView) -> usize {
+        let WeightFormat::Int4 { group } = w.format else { return 0 };
+        2 * w.cols / group
+    }
+    #[inline(always)]
+    unsafe fn scale_at(w: &WeightView, p: *const u8, b: usize) -> f32 {
+        let WeightFormat::Int4 { group } = w.format else { return 0.0 };
+        f32::from_bits((unsafe { (p as *const u16).add(b * 32 / group).read_unaligned() } as u32) << 16)
     }
 }
 

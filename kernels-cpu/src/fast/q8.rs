@@ -1,7 +1,8 @@
 //! Activations quantized to int8 for the q8 kernels (`fast::q8_tile`), once per op, not per row.
 //!
-//! Each block of 32 activations becomes 32 int8 values `q = round(x / d)` with one f32 scale
-//! `d = max|x| / 127` (llama.cpp's q8_0): an activation moves by at most `d / 2`.
+//! Each block of 32 activations becomes 32 int8 values `q = round(x · 127 / max|x|)` (to
+//! nearest, ties to even) with one f32 scale `d = max|x| / 127` (llama.cpp's q8_0): an
+//! activation moves by at most `d / 2`.
 //!
 //! A row is stored as groups of `group` blocks, each laid out as the ISA's integer dot reads it:
 //! the int8 values, then `lanes` f32 (the scale of the block each i32 lane of the dot belongs
@@ -14,6 +15,8 @@
 //! Parallel strategy: one row per call; the drivers spread rows over the pool.
 
 use gptoss_engine::WeightFormat;
+
+use crate::simd::Q8;
 
 /// Most blocks in one group on any ISA (AVX-512: four MXFP4 blocks in a 512-bit register).
 pub const MAX_GROUP: usize = 4;
@@ -58,32 +61,46 @@ impl Layout {
     }
 }
 
-/// The int8 value of `v` on a block whose inverse scale is `inv`.
+/// Quantizes `x` into `out` (at least `lay.row_bytes(x.len())` bytes) in layout `lay`, with
+/// `Q`'s block quantizer.
+///
+/// # Safety
+/// The CPU supports `Q`; `lay` is `Q`'s layout for some weight format.
 #[inline(always)]
-fn level(v: f32, inv: f32) -> i8 {
-    (v * inv).round().clamp(-127.0, 127.0) as i8
-}
-
-/// Quantizes `x` into `out` (at least `lay.row_bytes(x.len())` bytes) in layout `lay`.
-#[inline(always)]
-pub fn quantize_row(x: &[f32], lay: Layout, out: &mut [u8]) {
-    let per_group = 32 * lay.group;
+pub unsafe fn quantize_row<Q: Q8>(x: &[f32], lay: Layout, out: &mut [u8]) {
+    let (per_group, half) = (32 * lay.group, 16 * lay.group);
     let lanes_per_block = lay.lanes / lay.group;
     for (g, out) in out[..lay.row_bytes(x.len())].chunks_exact_mut(lay.group_bytes()).enumerate() {
         let (q, rest) = out.split_at_mut(per_group);
-        let mut d = [0f32; MAX_GROUP];
-        for (b, d) in d.iter_mut().enumerate().take(lay.group) {
-            // The block's activations, zero past the row's end.
+        let (mut d, mut sums) = ([0f32; MAX_GROUP], [0i32; 4 * MAX_GROUP]);
+        for b in 0..lay.group {
             let start = (g * per_group + 32 * b).min(x.len());
             let src = &x[start..(start + 32).min(x.len())];
-            let amax = src.iter().fold(0f32, |m, v| m.max(v.abs()));
-            *d = amax / 127.0;
-            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            for j in 0..32 {
-                let v = src.get(j).map_or(0, |&v| level(v, inv));
-                // Split: element j goes to the evens (j even) or odds half, at its block's place.
-                let at = if lay.split { (j % 2) * 16 * lay.group + 16 * b + j / 2 } else { 32 * b + j };
-                q[at] = v as u8;
+            // SAFETY: 32 floats at the pointer (the row's, or the zero-padded copy's).
+            let (v, step) = unsafe {
+                if src.len() == 32 {
+                    Q::quantize_block(src.as_ptr())
+                } else {
+                    let mut pad = [0f32; 32];
+                    pad[..src.len()].copy_from_slice(src);
+                    Q::quantize_block(pad.as_ptr())
+                }
+            };
+            d[b] = step;
+            if lay.split {
+                // Element 2i to the evens half, 2i+1 to the odds half, at the block's place.
+                for i in 0..16 {
+                    q[16 * b + i] = v[2 * i] as u8;
+                    q[half + 16 * b + i] = v[2 * i + 1] as u8;
+                }
+                // Lane 4b + k of a dot sums elements 8k..8k+8 of block b (4 evens, 4 odds).
+                for k in 0..4 {
+                    sums[4 * b + k] = v[8 * k..8 * k + 8].iter().map(|&v| v as i32).sum();
+                }
+            } else {
+                for (o, &v) in q[32 * b..32 * b + 32].iter_mut().zip(&v) {
+                    *o = v as u8;
+                }
             }
         }
         let (scales, corr) = rest.split_at_mut(4 * lay.lanes);
@@ -91,10 +108,7 @@ pub fn quantize_row(x: &[f32], lay: Layout, out: &mut [u8]) {
             let dl = d[l / lanes_per_block];
             scales[4 * l..4 * l + 4].copy_from_slice(&dl.to_le_bytes());
             if lay.offset != 0 {
-                // Lane l of the dot sums bytes 4l..4l+4 of the evens half and of the odds half.
-                let half = 16 * lay.group;
-                let s: i32 = (0..4).map(|j| q[4 * l + j] as i8 as i32 + q[half + 4 * l + j] as i8 as i32).sum();
-                corr[4 * l..4 * l + 4].copy_from_slice(&((lay.offset * s) as f32 * dl).to_le_bytes());
+                corr[4 * l..4 * l + 4].copy_from_slice(&((lay.offset * sums[l]) as f32 * dl).to_le_bytes());
             }
         }
     }
@@ -135,16 +149,23 @@ mod tests {
         }
     }
 
+    /// Every SIMD table this CPU has, with each integer format's layout.
+    fn tables() -> Vec<(&'static crate::simd::Kernels, WeightFormat, Layout)> {
+        let formats = [WeightFormat::Int8, WeightFormat::Int4 { group: 64 }, WeightFormat::Mxfp4];
+        crate::isa::Isa::available_all()
+            .into_iter()
+            .filter_map(crate::simd::Kernels::for_isa)
+            .flat_map(|k| formats.map(|f| (k, f, (k.q8_layout)(f))))
+            .collect()
+    }
+
     #[test]
     fn rounding_moves_each_activation_by_at_most_half_a_step() {
         let x: Vec<f32> = (0..100).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013 * (1 + i / 32) as f32).collect();
-        for lay in [
-            Layout::new(WeightFormat::Mxfp4, 8, true),
-            Layout::new(WeightFormat::Int8, 16, false),
-            Layout::new(WeightFormat::Mxfp4, 4, false),
-        ] {
+        for (k, format, lay) in tables() {
             let mut q = vec![0u8; lay.row_bytes(x.len())];
-            quantize_row(&x, lay, &mut q);
+            // SAFETY: the table is for an ISA this CPU has; `q` holds the row.
+            unsafe { (k.quantize)(&x, format, &mut q) };
             let back = dequantize_row(&q, lay, x.len());
             for (c, (&a, &b)) in x.iter().zip(&back).enumerate() {
                 let blk = &x[c / 32 * 32..(c / 32 * 32 + 32).min(x.len())];
@@ -156,17 +177,20 @@ mod tests {
 
     #[test]
     fn corrections_sum_the_values_of_each_lane() {
-        let x: Vec<f32> = (0..64).map(|i| i as f32 - 20.0).collect();
-        let lay = Layout::new(WeightFormat::Mxfp4, 8, true);
-        let mut q = vec![0u8; lay.row_bytes(64)];
-        quantize_row(&x, lay, &mut q);
-        // Lane 0 sums elements 0, 2, 4, 6 (evens half) and 1, 3, 5, 7 (odds half) of block 0,
-        // whose largest magnitude is 20.
-        let d0 = 20.0 / 127.0;
-        let want: i32 = (0..8).map(|i| level(i as f32 - 20.0, 127.0 / 20.0) as i32).sum();
-        assert_eq!(f32_at(&q, 64), d0);
-        assert_eq!(f32_at(&q, 96), (12 * want) as f32 * d0);
-        // Lane 4 belongs to block 1 (values 12..43).
-        assert_eq!(f32_at(&q, 64 + 16), 43.0 / 127.0);
+        let x: Vec<f32> = (0..200).map(|i| (i as f32 - 20.0) * if i % 3 == 0 { -1.0 } else { 0.5 }).collect();
+        for (k, format, lay) in tables().into_iter().filter(|t| t.2.offset != 0) {
+            let mut q = vec![0u8; lay.row_bytes(x.len())];
+            // SAFETY: as above.
+            unsafe { (k.quantize)(&x, format, &mut q) };
+            let (per_group, half) = (32 * lay.group, 16 * lay.group);
+            for (g, q) in q.chunks_exact(lay.group_bytes()).enumerate() {
+                for l in 0..lay.lanes {
+                    // Lane l of a dot sums bytes 4l..4l+4 of the evens half and of the odds half.
+                    let s: i32 = (0..4).map(|j| q[4 * l + j] as i8 as i32 + q[half + 4 * l + j] as i8 as i32).sum();
+                    let d = f32_at(q, per_group + 4 * l);
+                    assert_eq!(f32_at(q, per_group + 4 * lay.lanes + 4 * l), (lay.offset * s) as f32 * d, "{lay:?} group {g} lane {l}");
+                }
+            }
+        }
     }
 }

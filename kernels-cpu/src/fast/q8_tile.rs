@@ -79,14 +79,15 @@ struct NibMicro<'a, Q, W> {
 }
 
 impl<Q: Q8, W: BlockRow> NibMicro<'_, Q, W> {
-    /// Accumulates one group (`blocks` of them at `w[i]` for row `row0 + i`) into `acc`.
+    /// Accumulates one group (`blocks` of them at `w[i]`, their scales at `sp[i]`, for row i)
+    /// into `acc`.
     #[inline(always)]
     unsafe fn group<const R: usize, const T: usize>(
         &self,
         acc: &mut [[<Q::S as Simd>::F; T]; R],
-        row0: usize,
         g: usize,
         w: [*const u8; R],
+        sp: [*const u8; R],
         blocks: usize,
         x: [*const u8; T],
     ) {
@@ -96,7 +97,7 @@ impl<Q: Q8, W: BlockRow> NibMicro<'_, Q, W> {
                 let wq = W::q8::<Q>(w[i]);
                 let mut s = [0f32; MAX_GROUP];
                 for (b, s) in s.iter_mut().enumerate().take(blocks) {
-                    *s = W::scale(view, row0 + i, g * lay.group + b);
+                    *s = W::scale_at(view, sp[i], g * lay.group + b);
                 }
                 let dw = Q::nib_scales(s);
                 for (a, xj) in acc_i.iter_mut().zip(x) {
@@ -122,18 +123,20 @@ impl<Q: Q8, W: BlockRow> Micro for NibMicro<'_, Q, W> {
     #[inline(always)]
     unsafe fn run<const R: usize, const T: usize>(&self, row0: usize, x: [*const u8; T]) -> [[f32; T]; R] {
         let (lay, view) = (self.lay, self.t.w);
-        let (blocks, row_bytes) = (view.cols / 32, W::row_bytes(view.cols));
+        let (blocks, row_bytes, scale_bytes) = (view.cols / 32, W::row_bytes(view.cols), W::scale_bytes(view));
         let (full, rest) = (blocks / lay.group, blocks % lay.group);
+        // The scales of the R rows, checked once for the unchecked reads of `scale_at`.
+        let sp: [*const u8; R] = std::array::from_fn(|i| view.scales[(row0 + i) * scale_bytes..(row0 + i + 1) * scale_bytes].as_ptr());
         unsafe {
             let w0 = view.data.as_ptr().add(row0 * row_bytes);
             let mut acc = [[Q::S::zero(); T]; R];
             for g in 0..full {
                 let w = std::array::from_fn(|i| w0.add(i * row_bytes + g * 16 * lay.group));
-                self.group(&mut acc, row0, g, w, lay.group, x);
+                self.group(&mut acc, g, w, sp, lay.group, x);
             }
             if rest > 0 {
                 let tails: [_; R] = std::array::from_fn(|i| padded(w0.add(i * row_bytes + full * 16 * lay.group), 16 * rest));
-                self.group(&mut acc, row0, full, std::array::from_fn(|i| tails[i].as_ptr()), rest, x);
+                self.group(&mut acc, full, std::array::from_fn(|i| tails[i].as_ptr()), sp, rest, x);
             }
             acc.map(|a| a.map(|v| Q::S::sum(v)))
         }

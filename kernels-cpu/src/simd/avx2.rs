@@ -166,6 +166,18 @@ impl Simd for Avx2 {
     }
 }
 
+impl Avx2 {
+    /// The largest lane.
+    #[inline(always)]
+    unsafe fn max(v: __m256) -> f32 {
+        unsafe {
+            let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)))
+        }
+    }
+}
+
 impl Q8 for Avx2 {
     type S = Avx2;
     const UNSIGNED_NIBBLES: bool = true;
@@ -205,6 +217,24 @@ impl Q8 for Avx2 {
         unsafe { widen_i16(_mm256_maddubs_epi16(w[0], _mm256_sign_epi8(_mm256_loadu_si256(a as *const __m256i), w[1]))) }
     }
     #[inline(always)]
+    unsafe fn quantize_block(x: *const f32) -> ([i8; 32], f32) {
+        unsafe {
+            let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.add(8 * i)));
+            let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let m = v.map(|v| _mm256_and_ps(v, abs));
+            let amax = Avx2::max(_mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3])));
+            let inv = _mm256_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+            // Rounded to nearest even (the default rounding mode), packed with saturation: the
+            // packs interleave 128-bit lanes, the permutation puts the dwords back in order.
+            let i = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, inv)));
+            let p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+            let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            let mut out = [0i8; 32];
+            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, p);
+            (out, amax / 127.0)
+        }
+    }
+    #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> __m256 {
         unsafe { _mm256_setr_m128(_mm_set1_ps(s[0]), _mm_set1_ps(s[1])) }
     }
@@ -226,7 +256,7 @@ unsafe fn prepare(x: &[f32], out: &mut [f32]) {
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
-    crate::fast::q8::quantize_row(x, q8_layout::<Avx2>(format), out)
+    unsafe { crate::fast::q8::quantize_row::<Avx2>(x, q8_layout::<Avx2>(format), out) }
 }
 
 #[target_feature(enable = "avx2,fma")]

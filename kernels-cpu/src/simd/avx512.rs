@@ -250,6 +250,21 @@ impl<D: Dot> Q8 for Avx512Q8<D> {
         unsafe { _mm512_cvtepi32_ps(D::one(w[0], signed_by(a, w[1]))) }
     }
     #[inline(always)]
+    unsafe fn quantize_block(x: *const f32) -> ([i8; 32], f32) {
+        unsafe {
+            let v = [_mm512_loadu_ps(x), _mm512_loadu_ps(x.add(16))];
+            let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+            let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+            // Rounded to nearest even (the default rounding mode), narrowed with saturation.
+            let mut out = [0i8; 32];
+            for (k, v) in v.into_iter().enumerate() {
+                let q = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv)));
+                _mm_storeu_si128(out.as_mut_ptr().add(16 * k) as *mut __m128i, q);
+            }
+            (out, amax / 127.0)
+        }
+    }
+    #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> __m512 {
         unsafe { block_lanes(s) }
     }
@@ -271,7 +286,7 @@ unsafe fn tile_vnni(t: &Tile) {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
-    crate::fast::q8::quantize_row(x, q8_layout::<Avx512Maddubs>(format), out)
+    unsafe { crate::fast::q8::quantize_row::<Avx512Maddubs>(x, q8_layout::<Avx512Maddubs>(format), out) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]

@@ -91,6 +91,9 @@ pub trait Q8: Copy {
     unsafe fn dot_nib(w: Self::W, a: *const i8) -> <Self::S as Simd>::F;
     /// The same for a group of int8 weights.
     unsafe fn dot_i8(w: Self::W, a: *const i8) -> <Self::S as Simd>::F;
+    /// 32 activations at `x` as int8 `round(x · 127 / max|x|)` (to nearest, ties to even), in
+    /// order, and their scale `max|x| / 127`.
+    unsafe fn quantize_block(x: *const f32) -> ([i8; 32], f32);
     /// Lanes holding `s[b]` for each block b of a 4-bit group.
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> <Self::S as Simd>::F;
     /// `a · b − c`, fused.

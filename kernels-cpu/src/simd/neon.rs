@@ -214,6 +214,21 @@ impl<D: Dot> Q8 for NeonQ8<D> {
         unsafe { Self::dot_nib(w, a) }
     }
     #[inline(always)]
+    unsafe fn quantize_block(x: *const f32) -> ([i8; 32], f32) {
+        unsafe {
+            let v: [float32x4_t; 8] = std::array::from_fn(|i| vld1q_f32(x.add(4 * i)));
+            let amax = vmaxvq_f32(v.iter().fold(vdupq_n_f32(0.0), |m, &v| vmaxq_f32(m, vabsq_f32(v))));
+            let inv = vdupq_n_f32(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+            // Rounded to nearest even, narrowed with saturation.
+            let i = v.map(|v| vqmovn_s32(vcvtnq_s32_f32(vmulq_f32(v, inv))));
+            let mut out = [0i8; 32];
+            for k in 0..4 {
+                vst1_s8(out.as_mut_ptr().add(8 * k), vqmovn_s16(vcombine_s16(i[2 * k], i[2 * k + 1])));
+            }
+            (out, amax / 127.0)
+        }
+    }
+    #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> float32x4_t {
         unsafe { vdupq_n_f32(s[0]) }
     }
@@ -235,7 +250,7 @@ unsafe fn tile_dotprod(t: &Tile) {
 
 #[target_feature(enable = "neon")]
 unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
-    crate::fast::q8::quantize_row(x, q8_layout::<NeonWide>(format), out)
+    unsafe { crate::fast::q8::quantize_row::<NeonWide>(x, q8_layout::<NeonWide>(format), out) }
 }
 
 #[target_feature(enable = "neon")]
