@@ -165,7 +165,7 @@ proptest! {
 
     #[test]
     fn q8_moe_experts_match_their_definition(f in 0..Q8_FORMATS.len(), experts in 1..9usize, top in 1..5usize, n in 0..10usize,
-                                              hidden in prop::sample::select(vec![32usize, 128]), inter in prop::sample::select(vec![32usize, 64, 128]),
+                                              hidden in prop::sample::select(vec![32usize, 128, 288]), inter in prop::sample::select(vec![32usize, 64, 128, 544]),
                                               seed in 1..u64::MAX) {
         let (format, top_k) = (Q8_FORMATS[f], top.min(experts));
         let group = if let WeightFormat::Int4 { group } = format { group } else { 32 };

@@ -16,6 +16,9 @@ use crate::view::WeightView;
 pub trait BlockRow {
     /// Bytes of one block of 32 weights.
     const BLOCK: usize;
+    /// Whether the block scales are E8M0 bytes (`E8M0_HALF` values), which the q8 tiles
+    /// convert several at a time (`Q8::e8m0_scales`).
+    const E8M0: bool = false;
     /// Bytes per row of `cols` weights.
     fn row_bytes(cols: usize) -> usize;
     /// One block as f32 lanes (the exact tiles).
@@ -59,6 +62,7 @@ pub static E8M0_HALF: [f32; 256] = {
 pub struct Mf4Row;
 impl BlockRow for Mf4Row {
     const BLOCK: usize = 16;
+    const E8M0: bool = true;
     fn row_bytes(cols: usize) -> usize {
         cols / 2
     }

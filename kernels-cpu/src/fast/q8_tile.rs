@@ -79,27 +79,20 @@ struct NibMicro<'a, Q, W> {
 }
 
 impl<Q: Q8, W: BlockRow> NibMicro<'_, Q, W> {
-    /// Accumulates one group (`blocks` of them at `w[i]`, their scales at `sp[i]`, for row i)
-    /// into `acc`.
+    /// Accumulates group `g` (at `w[i]` for row i, its block scales in `dw[i]`) into `acc`.
     #[inline(always)]
     unsafe fn group<const R: usize, const T: usize>(
         &self,
         acc: &mut [[<Q::S as Simd>::F; T]; R],
         g: usize,
         w: [*const u8; R],
-        sp: [*const u8; R],
-        blocks: usize,
+        dw: [<Q::S as Simd>::F; R],
         x: [*const u8; T],
     ) {
-        let (lay, view) = (self.lay, self.t.w);
+        let lay = self.lay;
         unsafe {
-            for (i, acc_i) in acc.iter_mut().enumerate() {
-                let wq = W::q8::<Q>(w[i]);
-                let mut s = [0f32; MAX_GROUP];
-                for (b, s) in s.iter_mut().enumerate().take(blocks) {
-                    *s = W::scale_at(view, sp[i], g * lay.group + b);
-                }
-                let dw = Q::nib_scales(s);
+            for ((acc_i, &wi), &dwi) in acc.iter_mut().zip(&w).zip(&dw) {
+                let wq = W::q8::<Q>(wi);
                 for (a, xj) in acc_i.iter_mut().zip(x) {
                     let xg = xj.add(g * lay.group_bytes());
                     let dot = Q::dot_nib(wq, xg as *const i8);
@@ -110,10 +103,22 @@ impl<Q: Q8, W: BlockRow> NibMicro<'_, Q, W> {
                     } else {
                         Q::S::mul(dot, da)
                     };
-                    *a = Q::S::fma(v, dw, *a);
+                    *a = Q::S::fma(v, dwi, *a);
                 }
             }
         }
+    }
+
+    /// The block scales of group `g` (`blocks` of its blocks present; the rest 0) of the row
+    /// whose scales are at `sp`, one at a time.
+    #[inline(always)]
+    unsafe fn scales(&self, sp: *const u8, g: usize, blocks: usize) -> <Q::S as Simd>::F {
+        let mut s = [0f32; MAX_GROUP];
+        for (b, s) in s.iter_mut().enumerate().take(blocks) {
+            // SAFETY: block g · group + b exists (the caller's `blocks`).
+            *s = unsafe { W::scale_at(self.t.w, sp, g * self.lay.group + b) };
+        }
+        unsafe { Q::nib_scales(s) }
     }
 }
 
@@ -125,18 +130,35 @@ impl<Q: Q8, W: BlockRow> Micro for NibMicro<'_, Q, W> {
         let (lay, view) = (self.lay, self.t.w);
         let (blocks, row_bytes, scale_bytes) = (view.cols / 32, W::row_bytes(view.cols), W::scale_bytes(view));
         let (full, rest) = (blocks / lay.group, blocks % lay.group);
-        // The scales of the R rows, checked once for the unchecked reads of `scale_at`.
+        // The scales of the R rows, checked once for the unchecked reads below.
         let sp: [*const u8; R] = std::array::from_fn(|i| view.scales[(row0 + i) * scale_bytes..(row0 + i + 1) * scale_bytes].as_ptr());
         unsafe {
             let w0 = view.data.as_ptr().add(row0 * row_bytes);
+            let at = |g: usize| -> [*const u8; R] { std::array::from_fn(|i| w0.add(i * row_bytes + g * 16 * lay.group)) };
             let mut acc = [[Q::S::zero(); T]; R];
-            for g in 0..full {
-                let w = std::array::from_fn(|i| w0.add(i * row_bytes + g * 16 * lay.group));
-                self.group(&mut acc, g, w, sp, lay.group, x);
+            let mut g = 0;
+            // MXFP4: the E8M0 scales of E8M0_GROUPS groups converted at once, then picked per group.
+            if W::E8M0 {
+                while g + Q::E8M0_GROUPS <= full {
+                    let sc: [_; R] = std::array::from_fn(|i| Q::e8m0_scales(sp[i].add(g * lay.group)));
+                    for k in 0..Q::E8M0_GROUPS {
+                        self.group(&mut acc, g + k, at(g + k), sc.map(|s| Q::e8m0_group(s, k)), x);
+                    }
+                    g += Q::E8M0_GROUPS;
+                }
+            }
+            for g in g..full {
+                self.group(&mut acc, g, at(g), std::array::from_fn(|i| self.scales(sp[i], g, lay.group)), x);
             }
             if rest > 0 {
                 let tails: [_; R] = std::array::from_fn(|i| padded(w0.add(i * row_bytes + full * 16 * lay.group), 16 * rest));
-                self.group(&mut acc, full, std::array::from_fn(|i| tails[i].as_ptr()), sp, rest, x);
+                self.group(
+                    &mut acc,
+                    full,
+                    std::array::from_fn(|i| tails[i].as_ptr()),
+                    std::array::from_fn(|i| self.scales(sp[i], full, rest)),
+                    x,
+                );
             }
             acc.map(|a| a.map(|v| Q::S::sum(v)))
         }

@@ -234,6 +234,31 @@ impl Q8 for Avx2 {
             (out, amax / 127.0)
         }
     }
+    type E8m0 = __m256;
+    const E8M0_GROUPS: usize = 4;
+    #[inline(always)]
+    unsafe fn e8m0_scales(p: *const u8) -> __m256 {
+        unsafe {
+            // e − 1 (saturating) shifted into the exponent: 2^(e − 128), the halved scale. The
+            // shuffle puts blocks 0, 2, 4, 6 in the low lane and 1, 3, 5, 7 in the high one, so
+            // that one in-lane broadcast gives a pair's lanes.
+            let b = _mm256_subs_epu8(_mm256_set1_epi64x((p as *const i64).read_unaligned()), _mm256_set1_epi8(1));
+            let z = -128;
+            let ctl = _mm256_setr_epi8(0, z, z, z, 2, z, z, z, 4, z, z, z, 6, z, z, z, 1, z, z, z, 3, z, z, z, 5, z, z, z, 7, z, z, z);
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_shuffle_epi8(b, ctl)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn e8m0_group(s: __m256, k: usize) -> __m256 {
+        unsafe {
+            match k {
+                0 => _mm256_permute_ps::<0x00>(s),
+                1 => _mm256_permute_ps::<0x55>(s),
+                2 => _mm256_permute_ps::<0xaa>(s),
+                _ => _mm256_permute_ps::<0xff>(s),
+            }
+        }
+    }
     #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> __m256 {
         unsafe { _mm256_setr_m128(_mm_set1_ps(s[0]), _mm_set1_ps(s[1])) }

@@ -119,6 +119,22 @@ impl Simd for Avx512 {
     }
 }
 
+/// `pshufb` control that puts byte 4j + L of each 128-bit lane L into the low byte of its
+/// dword j (the rest zeroed): E8M0 scale 4j + L, i.e. block L of group j.
+const E8M0_SPREAD: [i8; 64] = {
+    let mut m = [-128i8; 64];
+    let mut l = 0;
+    while l < 4 {
+        let mut j = 0;
+        while j < 4 {
+            m[16 * l + 4 * j] = (4 * j + l) as i8;
+            j += 1;
+        }
+        l += 1;
+    }
+    m
+};
+
 /// The low and high nibbles of 64 bytes (four blocks): evens of each block, then odds.
 #[inline(always)]
 unsafe fn nibble_halves(p: *const u8) -> [__m512i; 2] {
@@ -262,6 +278,29 @@ impl<D: Dot> Q8 for Avx512Q8<D> {
                 _mm_storeu_si128(out.as_mut_ptr().add(16 * k) as *mut __m128i, q);
             }
             (out, amax / 127.0)
+        }
+    }
+    type E8m0 = __m512;
+    const E8M0_GROUPS: usize = 4;
+    #[inline(always)]
+    unsafe fn e8m0_scales(p: *const u8) -> __m512 {
+        unsafe {
+            // As on AVX2: 2^(e − 128); 128-bit lane L holds blocks L, 4 + L, 8 + L, 12 + L, so
+            // that one in-lane broadcast gives a group of four blocks its lanes.
+            let b = _mm512_broadcast_i32x4(_mm_subs_epu8(_mm_loadu_si128(p as *const __m128i), _mm_set1_epi8(1)));
+            let ctl = _mm512_loadu_si512(E8M0_SPREAD.as_ptr() as *const __m512i);
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_shuffle_epi8(b, ctl)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn e8m0_group(s: __m512, k: usize) -> __m512 {
+        unsafe {
+            match k {
+                0 => _mm512_permute_ps::<0x00>(s),
+                1 => _mm512_permute_ps::<0x55>(s),
+                2 => _mm512_permute_ps::<0xaa>(s),
+                _ => _mm512_permute_ps::<0xff>(s),
+            }
         }
     }
     #[inline(always)]

@@ -228,6 +228,27 @@ impl<D: Dot> Q8 for NeonQ8<D> {
             (out, amax / 127.0)
         }
     }
+    type E8m0 = float32x4_t;
+    const E8M0_GROUPS: usize = 4;
+    #[inline(always)]
+    unsafe fn e8m0_scales(p: *const u8) -> float32x4_t {
+        unsafe {
+            // e − 1 (saturating) widened to 32 bits and shifted into the exponent: 2^(e − 128).
+            let b = vqsub_u8(vcreate_u8((p as *const u32).read_unaligned() as u64), vdup_n_u8(1));
+            vreinterpretq_f32_u32(vshlq_n_u32::<23>(vmovl_u16(vget_low_u16(vmovl_u8(b)))))
+        }
+    }
+    #[inline(always)]
+    unsafe fn e8m0_group(s: float32x4_t, k: usize) -> float32x4_t {
+        unsafe {
+            match k {
+                0 => vdupq_laneq_f32::<0>(s),
+                1 => vdupq_laneq_f32::<1>(s),
+                2 => vdupq_laneq_f32::<2>(s),
+                _ => vdupq_laneq_f32::<3>(s),
+            }
+        }
+    }
     #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> float32x4_t {
         unsafe { vdupq_n_f32(s[0]) }
