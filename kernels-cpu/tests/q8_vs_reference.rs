@@ -58,7 +58,7 @@ fn q8_round(x: &[f32]) -> Vec<Rounded> {
             b.iter().map(move |&v| {
                 let l = v * inv;
                 Rounded {
-                    value: d as f64 * l.round().clamp(-127.0, 127.0) as f64,
+                    value: d as f64 * l.round_ties_even().clamp(-127.0, 127.0) as f64,
                     step: d as f64,
                     margin: ((l.abs().fract() - 0.5).abs()) as f64,
                 }
