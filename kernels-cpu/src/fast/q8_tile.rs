@@ -23,6 +23,11 @@ use super::q8::{Layout, MAX_GROUP};
 use super::tile::{Micro, Tile, walk_rows};
 use crate::simd::{Q8, Simd, q8_layout};
 
+/// How many rows ahead the tiles ask for the weights of the group they decode: the rows the
+/// next micro-kernel call takes. Weights stream from DRAM, and the hardware prefetchers alone
+/// left a 2-core AVX2 machine's MXFP4 experts at 13 GB/s of 29 (22 GB/s with this).
+const PREFETCH_ROWS: usize = 4;
+
 /// Tokens that share one decoded group of weights in prefill.
 const PREFILL_TOKENS: usize = 4;
 
@@ -89,9 +94,10 @@ impl<Q: Q8, W: BlockRow> NibMicro<'_, Q, W> {
         dw: [<Q::S as Simd>::F; R],
         x: [*const u8; T],
     ) {
-        let lay = self.lay;
+        let (lay, ahead) = (self.lay, PREFETCH_ROWS * W::row_bytes(self.t.w.cols));
         unsafe {
             for ((acc_i, &wi), &dwi) in acc.iter_mut().zip(&w).zip(&dw) {
+                Q::prefetch(wi.wrapping_add(ahead));
                 let wq = W::q8::<Q>(wi);
                 for (a, xj) in acc_i.iter_mut().zip(x) {
                     let xg = xj.add(g * lay.group_bytes());
@@ -182,9 +188,10 @@ impl<Q: Q8> ByteMicro<'_, Q> {
         w: [*const u8; R],
         x: [*const u8; T],
     ) {
-        let lay = self.lay;
+        let (lay, ahead) = (self.lay, PREFETCH_ROWS * self.t.w.cols);
         unsafe {
             for (i, acc_i) in acc.iter_mut().enumerate() {
+                Q::prefetch(w[i].wrapping_add(ahead));
                 let wq = I8Row::q8::<Q>(w[i]);
                 for (a, xj) in acc_i.iter_mut().zip(x) {
                     let xg = xj.add(g * lay.group_bytes());

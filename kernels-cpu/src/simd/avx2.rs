@@ -264,6 +264,10 @@ impl Q8 for Avx2 {
         unsafe { _mm256_setr_m128(_mm_set1_ps(s[0]), _mm_set1_ps(s[1])) }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
     unsafe fn fmsub(a: __m256, b: __m256, c: __m256) -> __m256 {
         unsafe { _mm256_fmsub_ps(a, b, c) }
     }

@@ -308,6 +308,10 @@ impl<D: Dot> Q8 for Avx512Q8<D> {
         unsafe { block_lanes(s) }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
     unsafe fn fmsub(a: __m512, b: __m512, c: __m512) -> __m512 {
         unsafe { _mm512_fmsub_ps(a, b, c) }
     }

@@ -104,6 +104,8 @@ pub trait Q8: Copy {
     unsafe fn e8m0_group(s: Self::E8m0, k: usize) -> <Self::S as Simd>::F;
     /// Lanes holding `s[b]` for each block b of a 4-bit group.
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> <Self::S as Simd>::F;
+    /// A hint to fetch the cache line at `p` (which need not be valid memory).
+    unsafe fn prefetch(p: *const u8);
     /// `a · b − c`, fused.
     unsafe fn fmsub(a: <Self::S as Simd>::F, b: <Self::S as Simd>::F, c: <Self::S as Simd>::F) -> <Self::S as Simd>::F;
 }

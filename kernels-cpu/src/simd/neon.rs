@@ -254,6 +254,10 @@ impl<D: Dot> Q8 for NeonQ8<D> {
         unsafe { vdupq_n_f32(s[0]) }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { core::arch::asm!("prfm pldl1keep, [{p}]", p = in(reg) p, options(nostack, readonly, preserves_flags)) }
+    }
+    #[inline(always)]
     unsafe fn fmsub(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
         unsafe { vnegq_f32(vfmsq_f32(c, a, b)) }
     }
