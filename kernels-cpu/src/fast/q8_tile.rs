@@ -67,6 +67,19 @@ unsafe fn walk<M: Micro<X = *const u8>>(t: &Tile, m: &M, q: &[u8], stride: usize
     }
 }
 
+/// The lanes of each accumulator summed.
+#[inline(always)]
+unsafe fn sums<Q: Q8, const R: usize, const T: usize>(acc: &[[<Q::S as Simd>::F; T]; R]) -> [[f32; T]; R] {
+    let mut out = [[0f32; T]; R];
+    for (o, a) in out.iter_mut().zip(acc) {
+        for (o, &a) in o.iter_mut().zip(a) {
+            // SAFETY: the caller runs on `Q`'s ISA.
+            *o = unsafe { Q::S::sum(a) };
+        }
+    }
+    out
+}
+
 /// `bytes` bytes at `p` in a zeroed buffer of a whole group.
 #[inline(always)]
 unsafe fn padded(p: *const u8, bytes: usize) -> [u8; 32 * MAX_GROUP] {
@@ -144,29 +157,38 @@ impl<Q: Q8, W: BlockRow> Micro for NibMicro<'_, Q, W> {
             let mut acc = [[Q::S::zero(); T]; R];
             let mut g = 0;
             // MXFP4: the E8M0 scales of E8M0_GROUPS groups converted at once, then picked per group.
+            // (Loops, not array maps: a closure over SIMD values would run outside this
+            // function's target features, through calls, if the map is not inlined.)
+            let mut dw = [Q::S::zero(); R];
             if W::E8M0 {
+                let mut sc = [Q::S::zero(); R];
                 while g + Q::E8M0_GROUPS <= full {
-                    let sc: [_; R] = std::array::from_fn(|i| Q::e8m0_scales(sp[i].add(g * lay.group)));
+                    for i in 0..R {
+                        sc[i] = Q::e8m0_scales(sp[i].add(g * lay.group));
+                    }
                     for k in 0..Q::E8M0_GROUPS {
-                        self.group(&mut acc, g + k, at(g + k), sc.map(|s| Q::e8m0_group(s, k)), x);
+                        for i in 0..R {
+                            dw[i] = Q::e8m0_group(sc[i], k);
+                        }
+                        self.group(&mut acc, g + k, at(g + k), dw, x);
                     }
                     g += Q::E8M0_GROUPS;
                 }
             }
             for g in g..full {
-                self.group(&mut acc, g, at(g), std::array::from_fn(|i| self.scales(sp[i], g, lay.group)), x);
+                for i in 0..R {
+                    dw[i] = self.scales(sp[i], g, lay.group);
+                }
+                self.group(&mut acc, g, at(g), dw, x);
             }
             if rest > 0 {
                 let tails: [_; R] = std::array::from_fn(|i| padded(w0.add(i * row_bytes + full * 16 * lay.group), 16 * rest));
-                self.group(
-                    &mut acc,
-                    full,
-                    std::array::from_fn(|i| tails[i].as_ptr()),
-                    std::array::from_fn(|i| self.scales(sp[i], full, rest)),
-                    x,
-                );
+                for i in 0..R {
+                    dw[i] = self.scales(sp[i], full, rest);
+                }
+                self.group(&mut acc, full, std::array::from_fn(|i| tails[i].as_ptr()), dw, x);
             }
-            acc.map(|a| a.map(|v| Q::S::sum(v)))
+            sums::<Q, R, T>(&acc)
         }
     }
 }
@@ -221,11 +243,11 @@ impl<Q: Q8> Micro for ByteMicro<'_, Q> {
                 let tails: [_; R] = std::array::from_fn(|i| padded(w0.add(i * cols + full * per_group), cols - full * per_group));
                 self.group(&mut acc, full, std::array::from_fn(|i| tails[i].as_ptr()), x);
             }
-            let mut out = [[0f32; T]; R];
-            for (i, (o, a)) in out.iter_mut().zip(&acc).enumerate() {
+            let mut out = sums::<Q, R, T>(&acc);
+            for (i, o) in out.iter_mut().enumerate() {
                 let scale = I8Row::row_scale(view, row0 + i);
-                for (o, &a) in o.iter_mut().zip(a) {
-                    *o = Q::S::sum(a) * scale;
+                for o in o.iter_mut() {
+                    *o *= scale;
                 }
             }
             out

@@ -219,22 +219,24 @@ impl Q8 for Avx2 {
     #[inline(always)]
     unsafe fn quantize_block(x: *const f32) -> ([i8; 32], f32) {
         unsafe {
-            let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.add(8 * i)));
+            let v = [_mm256_loadu_ps(x), _mm256_loadu_ps(x.add(8)), _mm256_loadu_ps(x.add(16)), _mm256_loadu_ps(x.add(24))];
             let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-            let m = v.map(|v| _mm256_and_ps(v, abs));
-            let amax = Avx2::max(_mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3])));
+            let (m01, m23) = (
+                _mm256_max_ps(_mm256_and_ps(v[0], abs), _mm256_and_ps(v[1], abs)),
+                _mm256_max_ps(_mm256_and_ps(v[2], abs), _mm256_and_ps(v[3], abs)),
+            );
+            let amax = Avx2::max(_mm256_max_ps(m01, m23));
             let inv = _mm256_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
             // Rounded to nearest even (the default rounding mode), packed with saturation: the
             // packs interleave 128-bit lanes, the permutation puts the dwords back in order.
-            let i = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, inv)));
-            let p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+            let i = |k: usize| _mm256_cvtps_epi32(_mm256_mul_ps(v[k], inv));
+            let p = _mm256_packs_epi16(_mm256_packs_epi32(i(0), i(1)), _mm256_packs_epi32(i(2), i(3)));
             let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
             let mut out = [0i8; 32];
             _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, p);
             (out, amax / 127.0)
         }
     }
-    type E8m0 = __m256;
     const E8M0_GROUPS: usize = 4;
     #[inline(always)]
     unsafe fn e8m0_scales(p: *const u8) -> __m256 {

@@ -149,7 +149,8 @@ unsafe fn nibble_halves(p: *const u8) -> [__m512i; 2] {
 unsafe fn mf4_unsigned(p: *const u8) -> [__m512i; 2] {
     unsafe {
         let t = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
-        nibble_halves(p).map(|h| _mm512_shuffle_epi8(t, h))
+        let [lo, hi] = nibble_halves(p);
+        [_mm512_shuffle_epi8(t, lo), _mm512_shuffle_epi8(t, hi)]
     }
 }
 
@@ -280,7 +281,6 @@ impl<D: Dot> Q8 for Avx512Q8<D> {
             (out, amax / 127.0)
         }
     }
-    type E8m0 = __m512;
     const E8M0_GROUPS: usize = 4;
     #[inline(always)]
     unsafe fn e8m0_scales(p: *const u8) -> __m512 {

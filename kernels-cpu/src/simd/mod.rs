@@ -94,14 +94,14 @@ pub trait Q8: Copy {
     /// 32 activations at `x` as int8 `round(x · 127 / max|x|)` (to nearest, ties to even), in
     /// order, and their scale `max|x| / 127`.
     unsafe fn quantize_block(x: *const f32) -> ([i8; 32], f32);
-    /// The E8M0 scales of `E8M0_GROUPS` consecutive 4-bit groups, converted at once.
-    type E8m0: Copy;
+    /// How many consecutive 4-bit groups `e8m0_scales` converts at once.
     const E8M0_GROUPS: usize;
-    /// From their bytes at `p` (`E8M0_GROUPS · group` of them) as `E8M0_HALF` values, but 0
-    /// for bytes 0 and 1 (2^−128 and 2^−127 there).
-    unsafe fn e8m0_scales(p: *const u8) -> Self::E8m0;
+    /// The E8M0 scales of `E8M0_GROUPS` groups from their bytes at `p` (`E8M0_GROUPS · group`
+    /// of them), as `E8M0_HALF` values but 0 for bytes 0 and 1 (2^−128 and 2^−127 there), in an
+    /// order of the ISA's choosing for `e8m0_group`.
+    unsafe fn e8m0_scales(p: *const u8) -> <Self::S as Simd>::F;
     /// Group `k`'s scales in the lanes of its blocks, as `nib_scales` gives them.
-    unsafe fn e8m0_group(s: Self::E8m0, k: usize) -> <Self::S as Simd>::F;
+    unsafe fn e8m0_group(s: <Self::S as Simd>::F, k: usize) -> <Self::S as Simd>::F;
     /// Lanes holding `s[b]` for each block b of a 4-bit group.
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> <Self::S as Simd>::F;
     /// A hint to fetch the cache line at `p` (which need not be valid memory).

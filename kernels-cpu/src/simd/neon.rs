@@ -216,19 +216,21 @@ impl<D: Dot> Q8 for NeonQ8<D> {
     #[inline(always)]
     unsafe fn quantize_block(x: *const f32) -> ([i8; 32], f32) {
         unsafe {
-            let v: [float32x4_t; 8] = std::array::from_fn(|i| vld1q_f32(x.add(4 * i)));
-            let amax = vmaxvq_f32(v.iter().fold(vdupq_n_f32(0.0), |m, &v| vmaxq_f32(m, vabsq_f32(v))));
+            let mut m = vdupq_n_f32(0.0);
+            for k in 0..8 {
+                m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x.add(4 * k))));
+            }
+            let amax = vmaxvq_f32(m);
             let inv = vdupq_n_f32(if amax > 0.0 { 127.0 / amax } else { 0.0 });
             // Rounded to nearest even, narrowed with saturation.
-            let i = v.map(|v| vqmovn_s32(vcvtnq_s32_f32(vmulq_f32(v, inv))));
+            let i = |k: usize| vqmovn_s32(vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x.add(4 * k)), inv)));
             let mut out = [0i8; 32];
             for k in 0..4 {
-                vst1_s8(out.as_mut_ptr().add(8 * k), vqmovn_s16(vcombine_s16(i[2 * k], i[2 * k + 1])));
+                vst1_s8(out.as_mut_ptr().add(8 * k), vqmovn_s16(vcombine_s16(i(2 * k), i(2 * k + 1))));
             }
             (out, amax / 127.0)
         }
     }
-    type E8m0 = float32x4_t;
     const E8M0_GROUPS: usize = 4;
     #[inline(always)]
     unsafe fn e8m0_scales(p: *const u8) -> float32x4_t {
