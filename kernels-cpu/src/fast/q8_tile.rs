@@ -110,7 +110,7 @@ impl<Q: Q8, W: BlockRow> NibMicro<'_, Q, W> {
         let (lay, ahead) = (self.lay, PREFETCH_ROWS * W::row_bytes(self.t.w.cols));
         unsafe {
             for ((acc_i, &wi), &dwi) in acc.iter_mut().zip(&w).zip(&dw) {
-                Q::prefetch(wi.wrapping_add(ahead));
+                Q::S::prefetch(wi.wrapping_add(ahead));
                 let wq = W::q8::<Q>(wi);
                 for (a, xj) in acc_i.iter_mut().zip(x) {
                     let xg = xj.add(g * lay.group_bytes());
@@ -213,7 +213,7 @@ impl<Q: Q8> ByteMicro<'_, Q> {
         let (lay, ahead) = (self.lay, PREFETCH_ROWS * self.t.w.cols);
         unsafe {
             for (i, acc_i) in acc.iter_mut().enumerate() {
-                Q::prefetch(w[i].wrapping_add(ahead));
+                Q::S::prefetch(w[i].wrapping_add(ahead));
                 let wq = I8Row::q8::<Q>(w[i]);
                 for (a, xj) in acc_i.iter_mut().zip(x) {
                     let xg = xj.add(g * lay.group_bytes());

@@ -161,6 +161,10 @@ impl FloatRow for Bf16Row {
     }
 }
 
+/// How many rows ahead the f32 and bf16 tiles ask for the weights they are about to read:
+/// the rows the next micro-kernel call takes.
+const PREFETCH_ROWS: usize = 4;
+
 /// Rows of f32 or bf16 weights (`W`) against f32 tokens.
 struct FloatMicro<'a, S, W> {
     w: &'a WeightView<'a>,
@@ -184,6 +188,10 @@ impl<S: Simd, W: FloatRow> Micro for FloatMicro<'_, S, W> {
                 }
                 // Each weight vector is decoded once and used T times.
                 for i in 0..R {
+                    // Once per cache line: the same columns PREFETCH_ROWS rows below.
+                    if (c * W::SIZE).is_multiple_of(64) {
+                        S::prefetch(w[i].wrapping_add(c * W::SIZE + PREFETCH_ROWS * cols * W::SIZE));
+                    }
                     let wv = W::load::<S>(w[i].add(c * W::SIZE));
                     for j in 0..T {
                         acc[i][j] = S::fma(wv, xv[j], acc[i][j]);

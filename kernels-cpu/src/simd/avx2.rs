@@ -144,6 +144,10 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [__m256; 4] {
         unsafe { [i8x8(p), i8x8(p.add(8)), i8x8(p.add(16)), i8x8(p.add(24))] }
     }
@@ -264,10 +268,6 @@ impl Q8 for Avx2 {
     #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> __m256 {
         unsafe { _mm256_setr_m128(_mm_set1_ps(s[0]), _mm_set1_ps(s[1])) }
-    }
-    #[inline(always)]
-    unsafe fn prefetch(p: *const u8) {
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
     }
     #[inline(always)]
     unsafe fn fmsub(a: __m256, b: __m256, c: __m256) -> __m256 {

@@ -97,6 +97,10 @@ impl Simd for Avx512 {
         unsafe { _mm512_reduce_add_ps(v) }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [__m512; 2] {
         unsafe {
             [
@@ -306,10 +310,6 @@ impl<D: Dot> Q8 for Avx512Q8<D> {
     #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> __m512 {
         unsafe { block_lanes(s) }
-    }
-    #[inline(always)]
-    unsafe fn prefetch(p: *const u8) {
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
     }
     #[inline(always)]
     unsafe fn fmsub(a: __m512, b: __m512, c: __m512) -> __m512 {

@@ -48,6 +48,8 @@ pub trait Simd: Copy {
     unsafe fn add(a: Self::F, b: Self::F) -> Self::F;
     /// Sum of the lanes.
     unsafe fn sum(v: Self::F) -> f32;
+    /// A hint to fetch the cache line at `p` (which need not be valid memory).
+    unsafe fn prefetch(p: *const u8);
 
     /// 32 int8 weights, in order, exactly.
     unsafe fn wf_i8(p: *const i8) -> Self::WF;
@@ -104,8 +106,6 @@ pub trait Q8: Copy {
     unsafe fn e8m0_group(s: <Self::S as Simd>::F, k: usize) -> <Self::S as Simd>::F;
     /// Lanes holding `s[b]` for each block b of a 4-bit group.
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> <Self::S as Simd>::F;
-    /// A hint to fetch the cache line at `p` (which need not be valid memory).
-    unsafe fn prefetch(p: *const u8);
     /// `a · b − c`, fused.
     unsafe fn fmsub(a: <Self::S as Simd>::F, b: <Self::S as Simd>::F, c: <Self::S as Simd>::F) -> <Self::S as Simd>::F;
 }

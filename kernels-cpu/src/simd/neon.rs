@@ -94,6 +94,10 @@ impl Simd for Neon {
         unsafe { vaddvq_f32(v) }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { core::arch::asm!("prfm pldl1keep, [{p}]", p = in(reg) p, options(nostack, readonly, preserves_flags)) }
+    }
+    #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [float32x4_t; 8] {
         unsafe {
             let (a, b) = (widen(vld1q_s8(p)), widen(vld1q_s8(p.add(16))));
@@ -254,10 +258,6 @@ impl<D: Dot> Q8 for NeonQ8<D> {
     #[inline(always)]
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> float32x4_t {
         unsafe { vdupq_n_f32(s[0]) }
-    }
-    #[inline(always)]
-    unsafe fn prefetch(p: *const u8) {
-        unsafe { core::arch::asm!("prfm pldl1keep, [{p}]", p = in(reg) p, options(nostack, readonly, preserves_flags)) }
     }
     #[inline(always)]
     unsafe fn fmsub(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
