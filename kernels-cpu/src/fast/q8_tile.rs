@@ -5,6 +5,7 @@
 //! runs 4 rows × 1 token, so one load of a group of activations feeds four rows; prefill runs
 //! 1 row × 4 tokens, so one decoded group of weights feeds four tokens (AVX2's 16 registers
 //! hold the 4 accumulators, the decoded group, its scales and the decoders' constants).
+//! Each group's weights are prefetched for the rows of the next micro-kernel call.
 //!
 //! Per group of blocks, row and token: the integer dot per i32 lane, converted to f32, times
 //! the activation block's scale (less the correction for unsigned 4-bit codes), times the

@@ -7,6 +7,8 @@
 //! weights stream once, at memory speed; with many (prefill) each weight read from L1/L2
 //! serves T tokens. Trade-off: T is small (3 or 4) to keep R × T accumulators in registers;
 //! longer reuse comes from the task's row block staying in L2 across token groups.
+//! The f32 and bf16 tiles prefetch, once per cache line, the weights the next row group will
+//! read: the hardware prefetchers alone do not keep several row streams per core ahead of DRAM.
 //!
 //! Two families, both with exact f32 products and f32 sums: f32 and bf16 weights widen
 //! lane by lane; int8, int4 and MXFP4 weights decode a block of 32 at a time
