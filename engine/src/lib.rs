@@ -12,6 +12,7 @@ pub mod host;
 pub mod kernels;
 pub mod kv;
 pub mod model;
+pub mod quant;
 pub mod rope;
 pub mod sampling;
 pub mod synth;
