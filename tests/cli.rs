@@ -103,3 +103,14 @@ fn errors_are_one_clear_line() {
     fails(&["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1", "--backend", "tpu"], &["unknown backend 'tpu'"]);
     fails(&["synth", "--preset", "7b", "--out", "/tmp/x"], &["--preset 7b"]);
 }
+
+#[test]
+fn quantization_options_are_checked() {
+    let fx = fixture();
+    let fx = fx.to_str().unwrap();
+    fails(&["quantize", "--model", fx, "--weights", "int8", "--group", "64", "--out", "/tmp/never"], &["--group", "int4"]);
+    fails(&["quantize", "--model", fx, "--weights", "int4", "--include", "experts", "--out", "/tmp/never"], &["experts stay MXFP4"]);
+    fails(&["quantize", "--model", fx, "--weights", "int4:128", "--out", "/tmp/never"], &["group size 128 does not divide"]);
+    fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int3"], &["--weights int3", "not a weight format"]);
+    fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int4:48"], &["--weights int4:48", "48 is not one of"]);
+}

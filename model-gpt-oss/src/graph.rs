@@ -12,6 +12,7 @@ use gptoss_engine::{
 
 use crate::config::{GptOssConfig, SWIGLU_ALPHA};
 use crate::error::Result;
+use crate::quantization::WeightOnly;
 use crate::source::OpenedModel;
 use crate::weights::{Weights, load};
 
@@ -24,11 +25,13 @@ pub struct LoadOptions {
     pub max_batch: usize,
     /// bf16 (default) or f32 for tight comparisons with f32 references.
     pub kv_dtype: DType,
+    /// Families to quantize while loading (none by default: weights run as stored).
+    pub weights: Option<WeightOnly>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_context: 4096, max_batch: 128, kv_dtype: DType::Bf16 }
+        LoadOptions { max_context: 4096, max_batch: 128, kv_dtype: DType::Bf16, weights: None }
     }
 }
 
@@ -93,7 +96,7 @@ impl<B: Backend> GptOss<B> {
             .into());
         }
         let max_batch = opts.max_batch.clamp(1, opts.max_context);
-        let weights = load(&mut backend, model)?;
+        let weights = load(&mut backend, model, opts.weights)?;
         let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
 
         let table = c.rope().table()?;

@@ -1,10 +1,22 @@
 //! The tensors a gpt-oss checkpoint must hold for a given config (Hugging Face names), their
 //! shapes and accepted dtypes, and the check of a checkpoint against that list.
+//!
+//! A checkpoint written by `gptoss quantize` (see `quantization`) stores each quantized matrix
+//! `NAME.weight` of `rows × cols` as two tensors, in the layouts of `gptoss_engine::weight`:
+//!
+//! | format | `NAME.weight` | `NAME.weight_scales` |
+//! |---|---|---|
+//! | int8 | I8 `[rows, cols]` | F32 `[rows]`: `W[r, c] = weight[r, c] · scales[r]` |
+//! | int4, group g | U8 `[rows, cols / 2]`, element `c` in the low nibble of byte `c / 2` when `c` is even, the high one when odd | BF16 `[rows, cols / g]`: `W[r, c] = (nibble − 8) · scales[r, c / g]` |
+//!
+//! Biases, norms, sinks, the embedding and the MXFP4 experts keep their released names, dtypes
+//! and shapes.
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{GptOssConfig, Quantization};
 use crate::error::{ModelError, Result};
 use crate::safetensors::StDtype;
+use gptoss_engine::WeightFormat;
 
 /// Which part of the model a tensor belongs to, for byte accounting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,22 +54,37 @@ pub enum Kind {
     Vector,
     /// MXFP4 codes or E8M0 scales: U8.
     Mx,
+    /// The codes of a matrix quantized to int8 (I8) or int4 (U8, two per byte).
+    Codes(WeightFormat),
+    /// Their scales: F32 per row (int8) or BF16 per group (int4).
+    Scales(WeightFormat),
 }
 
 impl Kind {
     pub fn accepts(self, d: StDtype) -> bool {
         match self {
             Kind::Matrix | Kind::Vector => matches!(d, StDtype::Bf16 | StDtype::F32),
-            Kind::Mx => d == StDtype::U8,
+            Kind::Mx | Kind::Codes(WeightFormat::Int4 { .. }) => d == StDtype::U8,
+            Kind::Codes(_) => d == StDtype::I8,
+            Kind::Scales(WeightFormat::Int8) => d == StDtype::F32,
+            Kind::Scales(_) => d == StDtype::Bf16,
         }
     }
 
     fn accepted(self) -> &'static str {
         match self {
             Kind::Matrix | Kind::Vector => "BF16 or F32",
-            Kind::Mx => "U8",
+            Kind::Mx | Kind::Codes(WeightFormat::Int4 { .. }) => "U8",
+            Kind::Codes(_) => "I8",
+            Kind::Scales(WeightFormat::Int8) => "F32",
+            Kind::Scales(_) => "BF16",
         }
     }
+}
+
+/// The name of the scales of a quantized `NAME.weight`.
+pub fn scales_name(weight: &str) -> String {
+    format!("{weight}_scales")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,20 +109,34 @@ pub fn layer_prefix(l: usize) -> String {
 pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
     let (h, v, e, i) = (c.hidden_size, c.vocab_size, c.num_local_experts, c.intermediate_size);
     let spec = |name: String, shape: Vec<usize>, kind, family| TensorSpec { name, shape, kind, family };
+    let quantized = c.quantization.weight_only();
+    // A dense `rows × cols` matrix: one tensor as released, or codes and scales.
+    let matrix = |t: &mut Vec<TensorSpec>, name: String, rows: usize, cols: usize, family| match quantized.filter(|q| q.includes(family)) {
+        None => t.push(spec(name, vec![rows, cols], Kind::Matrix, family)),
+        Some(q) => {
+            let (codes, scales) = match q.format {
+                WeightFormat::Int4 { group } => (vec![rows, cols / 2], vec![rows, cols / group]),
+                _ => (vec![rows, cols], vec![rows]),
+            };
+            let scales = spec(scales_name(&name), scales, Kind::Scales(q.format), family);
+            t.push(spec(name, codes, Kind::Codes(q.format), family));
+            t.push(scales);
+        }
+    };
     let mut t = vec![spec("model.embed_tokens.weight".into(), vec![v, h], Kind::Matrix, Family::Embedding)];
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
         t.push(spec(format!("{p}input_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
         for (proj, rows, cols) in [("q_proj", c.q_dim(), h), ("k_proj", c.kv_dim(), h), ("v_proj", c.kv_dim(), h), ("o_proj", h, c.q_dim())]
         {
-            t.push(spec(format!("{p}self_attn.{proj}.weight"), vec![rows, cols], Kind::Matrix, Family::Attention));
+            matrix(&mut t, format!("{p}self_attn.{proj}.weight"), rows, cols, Family::Attention);
             if c.attention_bias {
                 t.push(spec(format!("{p}self_attn.{proj}.bias"), vec![rows], Kind::Vector, Family::Attention));
             }
         }
         t.push(spec(format!("{p}self_attn.sinks"), vec![c.num_attention_heads], Kind::Vector, Family::Attention));
         t.push(spec(format!("{p}post_attention_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
-        t.push(spec(format!("{p}mlp.router.weight"), vec![e, h], Kind::Matrix, Family::Router));
+        matrix(&mut t, format!("{p}mlp.router.weight"), e, h, Family::Router);
         t.push(spec(format!("{p}mlp.router.bias"), vec![e], Kind::Vector, Family::Router));
         for (proj, rows, cols) in [("gate_up_proj", 2 * i, h), ("down_proj", h, i)] {
             t.push(spec(format!("{p}mlp.experts.{proj}_blocks"), vec![e, rows, cols / 32, 16], Kind::Mx, Family::Experts));
@@ -104,7 +145,7 @@ pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
         }
     }
     t.push(spec("model.norm.weight".into(), vec![h], Kind::Vector, Family::Norms));
-    t.push(spec("lm_head.weight".into(), vec![v, h], Kind::Matrix, Family::Unembedding));
+    matrix(&mut t, "lm_head.weight".into(), v, h, Family::Unembedding);
     t
 }
 
@@ -112,7 +153,7 @@ pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
 /// dtype and the right shape. All problems are reported together.
 pub fn validate(c: &GptOssConfig, ckpt: &Checkpoint) -> Result<()> {
     let mut problems = Vec::new();
-    if c.quantization != Quantization::Mxfp4 {
+    if c.quantization == Quantization::None {
         problems
             .push("config.json has no MXFP4 quantization_config: expert weights are read in the released MXFP4 layout only".to_string());
     }

@@ -1,13 +1,15 @@
 //! Moving an opened model's tensors into a backend's buffers: matrices as stored (zero-copy
-//! where the backend computes from host memory), small vectors widened to f32.
+//! where the backend computes from host memory), small vectors widened to f32, and the
+//! families a load asks to quantize converted by the backend, wherever the weights live.
 
-use gptoss_engine::{Backend, DType, HostBytes, Weight, WeightFormat};
+use gptoss_engine::{Backend, DType, EngineError, HostBytes, Weight, WeightFormat};
 use half::bf16;
 
-use crate::error::Result;
+use crate::error::{ModelError, Result};
+use crate::quantization::WeightOnly;
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
-use crate::tensors::{Family, TensorSpec, expected_tensors, layer_prefix};
+use crate::tensors::{Family, Kind, TensorSpec, expected_tensors, layer_prefix, scales_name};
 
 pub struct LayerWeights<Buf> {
     /// f32 [hidden]
@@ -45,6 +47,8 @@ struct Loader<'a, B: Backend> {
     backend: &'a mut B,
     model: &'a OpenedModel,
     specs: std::collections::HashMap<String, TensorSpec>,
+    /// Families to quantize on the way in.
+    convert: Option<WeightOnly>,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -76,21 +80,41 @@ impl<B: Backend> Loader<'_, B> {
         })
     }
 
+    /// A dense matrix as stored (bf16, f32, or int8/int4 codes with their scales), then
+    /// converted if the load asked for it.
     fn dense(&mut self, name: &str, bias: Option<&str>) -> Result<Weight<B::Buffer>> {
         let spec = self.spec(name).clone();
-        let (format, dtype) = match self.model.dtype(&spec) {
-            StDtype::F32 => (WeightFormat::F32, DType::F32),
-            _ => (WeightFormat::Bf16, DType::Bf16),
+        let (rows, stored) = (spec.shape[0], spec.shape[1]);
+        let (format, cols) = match spec.kind {
+            Kind::Codes(f @ WeightFormat::Int4 { .. }) => (f, 2 * stored),
+            Kind::Codes(f) => (f, stored),
+            _ if self.model.dtype(&spec) == StDtype::F32 => (WeightFormat::F32, stored),
+            _ => (WeightFormat::Bf16, stored),
         };
-        Ok(Weight {
+        let scales = match format.scales_layout(rows, cols) {
+            Some((st, _)) => Some(self.raw(&scales_name(name), st)?),
+            None => None,
+        };
+        let w = Weight {
             format,
             experts: 1,
-            rows: spec.shape[0],
-            cols: spec.shape[1],
-            data: self.raw(name, dtype)?,
-            scales: None,
+            rows,
+            cols,
+            data: self.raw(name, format.data_layout(rows, cols).0)?,
+            scales,
             bias: bias.map(|b| self.vector(b)).transpose()?,
-        })
+        };
+        match self.convert.filter(|q| q.includes(spec.family)) {
+            None => Ok(w),
+            Some(q) if matches!(w.format, WeightFormat::Bf16 | WeightFormat::F32) => {
+                self.backend.convert_weight(&w, q.format).map_err(|e| ModelError::Convert { tensor: name.into(), to: q.format, source: e })
+            }
+            Some(q) => Err(ModelError::Convert {
+                tensor: name.into(),
+                to: q.format,
+                source: EngineError::invalid(format!("it is already {}; quantize from the bf16 checkpoint", w.format)),
+            }),
+        }
     }
 
     fn mxfp4(&mut self, prefix: &str) -> Result<Weight<B::Buffer>> {
@@ -107,11 +131,17 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-/// Loads every tensor of `model` into `backend`.
-pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel) -> Result<Weights<B::Buffer>> {
+/// Loads every tensor of `model` into `backend`, converting the families `convert` names.
+pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel, convert: Option<WeightOnly>) -> Result<Weights<B::Buffer>> {
     let c = &model.config;
+    if let Some(q) = convert {
+        let problems = q.shape_problems(c.hidden_size, c.q_dim());
+        if !problems.is_empty() {
+            return Err(EngineError::invalid(format!("cannot convert {} to {}: {}", model.source, q.format, problems.join("; "))).into());
+        }
+    }
     let specs = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
-    let mut ld = Loader { backend, model, specs };
+    let mut ld = Loader { backend, model, specs, convert };
     let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for l in 0..c.num_hidden_layers {
@@ -139,12 +169,15 @@ pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel) -> Result<Weights<
 
 /// Bytes a decoded token reads, per family: attention, norms and router once per layer; `top_k`
 /// of the experts; the whole unembedding; one embedding row. (The KV cache is counted by
-/// whoever knows the context depth.)
-pub fn bytes_per_token(model: &OpenedModel) -> Vec<(Family, f64)> {
+/// whoever knows the context depth.) With `convert`, as the model would be after converting.
+pub fn bytes_per_token(model: &OpenedModel, convert: Option<WeightOnly>) -> Vec<(Family, f64)> {
     let c = &model.config;
     let mut out: Vec<(Family, f64)> = Family::ALL.iter().map(|&f| (f, 0.0)).collect();
     for s in expected_tensors(c) {
-        let bytes = (s.elements() * model.dtype(&s).size()) as f64;
+        let bytes = match convert.filter(|q| q.includes(s.family) && s.kind == Kind::Matrix) {
+            Some(q) => q.format.matrix_bytes(s.shape[0], s.shape[1]),
+            None => s.elements() * model.dtype(&s).size(),
+        } as f64;
         let share = match s.family {
             Family::Experts => c.num_experts_per_tok as f64 / c.num_local_experts as f64,
             Family::Embedding => 1.0 / c.vocab_size as f64,

@@ -74,7 +74,7 @@ fn check(name: &str, ours: &[f32], theirs: &[f32]) -> f64 {
 
 fn load(max_batch: usize) -> GptOss<CpuBackend> {
     let model = ModelSource::Dir(reference_dir().join("fixture")).open().unwrap();
-    let opts = LoadOptions { max_context: 64, max_batch, kv_dtype: DType::F32 };
+    let opts = LoadOptions { max_context: 64, max_batch, kv_dtype: DType::F32, ..LoadOptions::default() };
     GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, opts).unwrap()
 }
 

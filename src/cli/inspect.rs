@@ -8,10 +8,15 @@ use gptoss_model_gpt_oss::config::LayerType;
 use gptoss_model_gpt_oss::tensors::expected_tensors;
 use gptoss_model_gpt_oss::weights::bytes_per_token;
 
+use super::args::parse_weights;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A model directory or synthetic:tiny|20b|120b[@SEED].
     model: String,
+    /// Count bytes per token as if loaded with `--weights` (int8, int4, int4:GROUP).
+    #[arg(long, default_value = "native")]
+    weights: String,
 }
 
 /// 13761264768 → "13,761,264,768".
@@ -75,9 +80,16 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(ckpt) = model.checkpoint() {
         println!("files       {} bytes", grouped(ckpt.file_bytes()));
     }
-    let per_token = bytes_per_token(&model);
+    if let Some(q) = c.quantization.weight_only() {
+        let families: Vec<&str> = q.families().iter().map(|f| f.name()).collect();
+        println!("quantized   {} {} (experts mxfp4)", q.format, families.join(", "));
+    }
+    let convert = parse_weights(&a.weights)?;
+    let per_token = bytes_per_token(&model, convert);
     let sum: f64 = per_token.iter().map(|(_, b)| b).sum();
-    println!("per decoded token (weights read at batch 1, KV cache excluded): {:.3} GB", sum / 1e9);
+    let loaded_as =
+        convert.map(|q| format!(", {} loaded as {}", q.families().iter().map(|f| f.name()).collect::<Vec<_>>().join(" and "), q.format));
+    println!("per decoded token (weights read at batch 1, KV cache excluded{}): {:.3} GB", loaded_as.unwrap_or_default(), sum / 1e9);
     for (family, bytes) in per_token {
         println!("  {:12} {:>16} bytes", family.name(), grouped(bytes.round() as usize));
     }

@@ -4,6 +4,7 @@ mod args;
 mod generate;
 mod inspect;
 mod logits;
+mod quantize;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a synthetic model with the real shapes as a Hugging Face-layout directory.
     Synth(synth::Args),
+    /// Write a copy of a model with attention and unembedding quantized to int8 or int4.
+    Quantize(quantize::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -34,5 +37,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logits(a) => logits::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Quantize(a) => quantize::run(a),
     }
 }
