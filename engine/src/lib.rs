@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod dtype;
 pub mod error;
+pub mod fidelity;
 pub mod generator;
 pub mod host;
 pub mod kernels;

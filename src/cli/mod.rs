@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 
 mod args;
+mod eval;
 mod generate;
 mod inspect;
 mod logits;
@@ -29,6 +30,8 @@ enum Command {
     Synth(synth::Args),
     /// Write a copy of a model with attention and unembedding quantized to int8 or int4.
     Quantize(quantize::Args),
+    /// Compare a model with a reference on one token stream: KL divergence, top-1, perplexity.
+    Eval(eval::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -38,5 +41,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
