@@ -5,6 +5,7 @@ mod eval;
 mod generate;
 mod inspect;
 mod logits;
+mod progress;
 mod quantize;
 mod synth;
 

@@ -1,7 +1,6 @@
 //! `gptoss quantize`: write a copy of a model with its attention and unembedding (or the
 //! families named) quantized to int8 or int4, and say what it saves.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use gptoss_model_gpt_oss::quantization::{WeightOnly, parse_families, parse_forma
 use gptoss_model_gpt_oss::quantize::quantize_model;
 
 use super::inspect::grouped;
+use super::progress::percent;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,15 +46,7 @@ pub fn run(a: Args) -> Result<()> {
     let model = source.open()?;
 
     let start = Instant::now();
-    let mut last = usize::MAX;
-    let report = quantize_model(&model, q, &a.out, |done, total| {
-        let pct = done * 100 / total.max(1);
-        if pct != last {
-            last = pct;
-            eprint!("\rquantizing {source} to {format} → {}: {pct}%", a.out.display());
-            let _ = std::io::stderr().flush();
-        }
-    })?;
+    let report = quantize_model(&model, q, &a.out, percent(format!("quantizing {source} to {format} → {}", a.out.display())))?;
     eprintln!();
 
     let names: Vec<&str> = q.families().iter().map(|f| f.name()).collect();
@@ -72,9 +64,9 @@ pub fn run(a: Args) -> Result<()> {
         change(report.bytes_before as f64, report.bytes_after as f64)
     );
     println!(
-        "per token     {:.3} GB → {:.3} GB ({}) of weights read per decoded token at batch 1",
-        report.per_token_before / 1e9,
-        report.per_token_after / 1e9,
+        "per token     {} → {} ({}) weight bytes read per decoded token at batch 1",
+        grouped(report.per_token_before.round() as usize),
+        grouped(report.per_token_after.round() as usize),
         change(report.per_token_before, report.per_token_after)
     );
     if !report.copied.is_empty() {

@@ -1,11 +1,12 @@
 //! `gptoss synth`: write a synthetic model directory.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use gptoss::{Error, Result};
 use gptoss_model_gpt_oss::synth_writer::write_synthetic;
 use gptoss_model_gpt_oss::synthetic::Preset;
+
+use super::progress::percent;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,15 +22,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let preset = Preset::from_name(&a.preset).ok_or_else(|| Error::Usage(format!("--preset {}: expected tiny, 20b or 120b", a.preset)))?;
-    let mut last = 0;
-    write_synthetic(preset, a.seed, &a.out, |done, total| {
-        let pct = done * 100 / total.max(1);
-        if pct != last {
-            last = pct;
-            eprint!("\rwriting {}: {pct}%", a.out.display());
-            let _ = std::io::stderr().flush();
-        }
-    })?;
+    write_synthetic(preset, a.seed, &a.out, percent(format!("writing {}", a.out.display())))?;
     eprintln!("\rwrote synthetic:{} (seed {}) to {}", preset.name(), a.seed, a.out.display());
     Ok(())
 }
