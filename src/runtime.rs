@@ -1,8 +1,10 @@
 //! Opening a model on a backend: what the CLI and the C API share.
 
+use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
-use gptoss_kernels_cpu::CpuBackend;
-use gptoss_model_gpt_oss::{GptOss, LoadOptions, OpenedModel};
+use gptoss_kernels_cpu::{CpuBackend, CpuBuffer};
+use gptoss_model_gpt_oss::accounting::Formats;
+use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
 use crate::error::{Error, Result};
 
@@ -34,46 +36,134 @@ pub struct RuntimeOptions {
     /// CPU worker threads (all cores when `None`).
     pub threads: Option<usize>,
     pub load: LoadOptions,
+    /// The context an `Engine` starts with.
+    pub context: ContextOptions,
 }
 
-/// A loaded model on some backend.
-pub enum Engine {
-    Cpu(Box<GptOss<CpuBackend>>),
+/// A model loaded on some backend. Every backend is wrapped in `Profiled`, which only forwards
+/// until per-op timing is switched on.
+pub enum LoadedModel {
+    Cpu(Box<GptOss<Profiled<CpuBackend>>>),
 }
 
-impl Engine {
-    pub fn load(model: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
+/// A context (KV cache and activations) of a `LoadedModel`, on the same backend.
+pub enum ModelContext {
+    Cpu(Context<CpuBuffer>),
+}
+
+impl LoadedModel {
+    /// Loads `model`, telling `progress` (bytes loaded, bytes in all).
+    pub fn load(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
         match opts.backend {
             BackendKind::Auto | BackendKind::Cpu => {
-                let backend = CpuBackend::new(opts.threads)?;
-                Ok(Engine::Cpu(Box::new(GptOss::load(backend, model, opts.load)?)))
+                let backend = Profiled::new(CpuBackend::new(opts.threads)?);
+                Ok(LoadedModel::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
             }
             BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
         }
     }
 
-    pub fn lm(&mut self) -> &mut dyn CausalLm {
+    pub fn new_context(&mut self, opts: ContextOptions) -> Result<ModelContext> {
         match self {
-            Engine::Cpu(m) => m.as_mut(),
+            LoadedModel::Cpu(m) => Ok(ModelContext::Cpu(m.new_context(opts)?)),
+        }
+    }
+
+    /// The model and one of its contexts as a `CausalLm`.
+    pub fn session<'a>(&'a mut self, ctx: &'a mut ModelContext) -> Box<dyn CausalLm + 'a> {
+        match (self, ctx) {
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Box::new(m.session(c)),
+        }
+    }
+
+    pub fn config(&self) -> &GptOssConfig {
+        match self {
+            LoadedModel::Cpu(m) => m.config(),
         }
     }
 
     pub fn backend_info(&self) -> BackendInfo {
         use gptoss_engine::Backend;
         match self {
-            Engine::Cpu(m) => m.backend().info(),
+            LoadedModel::Cpu(m) => m.backend().info(),
         }
     }
 
     pub fn kernels(&self) -> &[KernelChoice] {
         match self {
-            Engine::Cpu(m) => m.kernels(),
+            LoadedModel::Cpu(m) => m.kernels(),
         }
     }
 
+    /// How the weights (and a context's cache) are stored, for byte accounting.
+    pub fn formats(&self, ctx: &ModelContext) -> Formats {
+        match (self, ctx) {
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => m.formats(c.kv_dtype()),
+        }
+    }
+
+    /// The device's measured bandwidth ceiling, when it has its own memory (see `Backend`).
+    pub fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        use gptoss_engine::Backend;
+        match self {
+            LoadedModel::Cpu(m) => Ok(m.backend_mut().measure_peak_gb_s()?),
+        }
+    }
+
+    /// Device memory (used, total) in bytes, for devices with their own memory.
+    pub fn device_memory(&self) -> Option<(u64, u64)> {
+        use gptoss_engine::Backend;
+        match self {
+            LoadedModel::Cpu(m) => m.backend().device_memory(),
+        }
+    }
+
+    /// Switches per-op timing on (clearing earlier times) or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        match self {
+            LoadedModel::Cpu(m) => m.backend_mut().set_enabled(on),
+        }
+    }
+
+    /// Time spent per op site since profiling was switched on.
+    pub fn op_times(&self) -> Vec<(OpSite, OpTime)> {
+        match self {
+            LoadedModel::Cpu(m) => m.backend().times().to_vec(),
+        }
+    }
+}
+
+impl ModelContext {
     pub fn kv_cache_bytes(&self) -> usize {
         match self {
-            Engine::Cpu(m) => m.kv_cache_bytes(),
+            ModelContext::Cpu(c) => c.kv_cache_bytes(),
         }
+    }
+}
+
+/// A model with one context: what the commands use.
+pub struct Engine {
+    pub model: LoadedModel,
+    pub context: ModelContext,
+}
+
+impl Engine {
+    pub fn load(model: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
+        Self::load_with_progress(model, opts, &mut |_, _| {})
+    }
+
+    /// As `load`, telling `progress` (bytes loaded, bytes in all).
+    pub fn load_with_progress(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        let mut m = LoadedModel::load(model, opts, progress)?;
+        let context = m.new_context(opts.context)?;
+        Ok(Engine { model: m, context })
+    }
+
+    pub fn lm(&mut self) -> Box<dyn CausalLm + '_> {
+        self.model.session(&mut self.context)
+    }
+
+    pub fn formats(&self) -> Formats {
+        self.model.formats(&self.context)
     }
 }

@@ -153,3 +153,52 @@ fn quantization_options_are_checked() {
     fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int3"], &["--weights int3", "not a weight format"]);
     fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int4:48"], &["--weights int4:48", "48 is not one of"]);
 }
+
+#[test]
+fn bench_writes_the_table_json_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, svg) = (dir.path().join("r.json"), dir.path().join("r.svg"));
+    let out = ok(&[
+        "bench",
+        "--model",
+        "synthetic:tiny",
+        "-p",
+        "8",
+        "-n",
+        "4",
+        "--depth",
+        "0,20",
+        "--repetitions",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.contains("pp8 tg4 @d0") && out.contains("pp8 tg4 @d20") && out.contains("moe_experts"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for key in [
+        "model",
+        "backend",
+        "isa_or_device",
+        "weights",
+        "threads",
+        "prompt_tokens",
+        "gen_tokens",
+        "depth",
+        "pp_tok_s",
+        "tg_tok_s",
+        "ttft_ms",
+    ] {
+        assert!(!rows[0][key].is_null(), "{key} is null");
+    }
+    for key in ["bytes_per_token", "gb_s", "peak_gb_s", "pct_of_peak", "peak_rss_bytes"] {
+        assert!(rows[0][key].as_f64().is_some_and(|x| x > 0.0), "{key}: {}", rows[0][key]);
+    }
+    assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<polyline"));
+    let cmp = ok(&["bench", "--compare", json.to_str().unwrap(), json.to_str().unwrap()]);
+    assert!(cmp.contains("tg 1.000×"), "{cmp}");
+}

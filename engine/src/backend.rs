@@ -39,6 +39,8 @@ pub struct BackendInfo {
 /// The shape of one forward step, which decides whether a recording of it can be reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
+    /// Which context (KV cache and activation buffers) the step runs on.
+    pub context: u64,
     pub tokens: usize,
     pub logits_rows: usize,
     /// False when the model must run the ops itself (e.g. to observe intermediate results).
@@ -99,6 +101,20 @@ pub trait Backend {
     /// at load time, wherever they live; `w` is left as it was.
     fn convert_weight(&mut self, w: &Weight<Self::Buffer>, to: WeightFormat) -> Result<Weight<Self::Buffer>> {
         Err(EngineError::unsupported("convert_weight", format!("this backend cannot convert {} weights to {to}", w.format)))
+    }
+
+    // ---- measurement --------------------------------------------------------------------
+
+    /// The device's own bandwidth ceiling in GB/s (1e9 bytes/s), measured now, if the backend
+    /// has one to measure (a GPU: a large device-to-device copy, bytes read plus written).
+    /// `None` means the host's memory is the device, which the caller measures itself.
+    fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
+
+    /// Device memory in use and in all, in bytes, for devices with their own memory.
+    fn device_memory(&self) -> Option<(u64, u64)> {
+        None
     }
 
     // ---- steps --------------------------------------------------------------------------

@@ -21,7 +21,10 @@ pub enum EngineError {
     /// A bad request from the caller (empty prompt, invalid sampling parameter…).
     #[error("{0}")]
     InvalidArgument(String),
-    /// A failure inside a backend (device error, out of memory…).
+    /// Memory for a buffer could not be had.
+    #[error("{backend} backend: out of memory allocating {bytes} bytes")]
+    OutOfMemory { backend: &'static str, bytes: usize },
+    /// A failure inside a backend (a device error…).
     #[error("{backend} backend: {detail}")]
     Backend { backend: &'static str, detail: String },
 }

@@ -13,6 +13,7 @@ pub mod host;
 pub mod kernels;
 pub mod kv;
 pub mod model;
+pub mod profiled;
 pub mod quant;
 pub mod rope;
 pub mod sampling;

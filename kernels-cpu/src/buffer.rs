@@ -110,8 +110,7 @@ fn byte_len(dtype: DType, len: usize) -> Result<usize> {
 impl CpuBuffer {
     pub fn zeroed(dtype: DType, len: usize) -> Result<Self> {
         let bytes = byte_len(dtype, len)?;
-        let mem = Owned::zeroed(bytes)
-            .ok_or_else(|| EngineError::Backend { backend: "cpu", detail: format!("out of memory allocating {bytes} bytes") })?;
+        let mem = Owned::zeroed(bytes).ok_or(EngineError::OutOfMemory { backend: "cpu", bytes })?;
         Ok(CpuBuffer { dtype, len, storage: Storage::Owned(mem) })
     }
 

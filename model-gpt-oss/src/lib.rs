@@ -2,6 +2,7 @@
 //! (safetensors, memory-mapped, validated against the config), synthetic checkpoints, and the
 //! forward pass written by hand against the engine's `Backend` trait.
 
+pub mod accounting;
 pub mod checkpoint;
 pub mod config;
 pub mod dir_writer;
@@ -18,5 +19,5 @@ pub mod weights;
 
 pub use config::GptOssConfig;
 pub use error::{ModelError, Result};
-pub use graph::{GptOss, LoadOptions, Probe, ProbeData};
+pub use graph::{Context, ContextOptions, GptOss, LoadOptions, Probe, ProbeData, Session};
 pub use source::{ModelSource, OpenedModel};

@@ -21,12 +21,31 @@ use gptoss_engine::WeightFormat;
 use gptoss_engine::weight::INT4_GROUPS;
 use serde_json::{Map, Value, json};
 
-use crate::tensors::Family;
-
 /// The `quant_method` of a checkpoint written by `gptoss quantize`.
 pub const QUANT_METHOD: &str = "gptoss_weight_only";
 
-/// Families that can be quantized.
+/// A family of matrices that can be quantized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// q, k, v and o of every layer.
+    Attention,
+    /// `lm_head`.
+    Unembedding,
+    /// The MoE router of every layer.
+    Router,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Attention => "attention",
+            Family::Unembedding => "unembedding",
+            Family::Router => "router",
+        }
+    }
+}
+
+/// Every quantizable family, in the order they are listed.
 pub const QUANTIZABLE: [Family; 3] = [Family::Attention, Family::Unembedding, Family::Router];
 
 /// Families quantized unless told otherwise: everything read in full per token but the router,
@@ -53,11 +72,7 @@ impl WeightOnly {
         if families.is_empty() {
             return Err("no tensor families to quantize".into());
         }
-        let mut bits = 0;
-        for &f in families {
-            check_quantizable(f)?;
-            bits |= 1 << f as u8;
-        }
+        let bits = families.iter().fold(0, |bits, &f| bits | 1 << f as u8);
         Ok(WeightOnly { format, families: bits })
     }
 
@@ -66,7 +81,7 @@ impl WeightOnly {
     }
 
     pub fn families(&self) -> Vec<Family> {
-        Family::ALL.into_iter().filter(|&f| self.includes(f)).collect()
+        QUANTIZABLE.into_iter().filter(|&f| self.includes(f)).collect()
     }
 
     /// The config.json section.
@@ -183,25 +198,20 @@ pub fn parse_families(s: &str) -> Result<Vec<Family>, String> {
 }
 
 fn parse_family(name: &str) -> Result<Family, String> {
-    let f = Family::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| {
-        let names: Vec<&str> = QUANTIZABLE.iter().map(|f| f.name()).collect();
-        format!("unknown tensor family '{name}' (quantizable: {})", names.join(", "))
-    })?;
-    check_quantizable(f)?;
-    Ok(f)
-}
-
-fn check_quantizable(f: Family) -> Result<(), String> {
-    match f {
-        Family::Attention | Family::Unembedding | Family::Router => Ok(()),
-        Family::Experts => {
-            Err("experts stay MXFP4: int4 with a bf16 scale per 32 weights would be larger (4.5 vs 4.25 bits per weight) and \
-                                lossier, int8 twice the size"
-                .into())
-        }
-        Family::Embedding => Err("the embedding is read one row per token; quantizing it saves no bandwidth".into()),
-        Family::Norms => Err("norm gains are tiny vectors kept in f32".into()),
+    if let Some(f) = QUANTIZABLE.into_iter().find(|f| f.name() == name) {
+        return Ok(f);
     }
+    Err(match name {
+        "experts" => "experts stay MXFP4: int4 with a bf16 scale per 32 weights would be larger (4.5 vs 4.25 bits per weight) and \
+                      lossier, int8 twice the size"
+            .into(),
+        "embedding" => "the embedding is read one row per token; quantizing it saves no bandwidth".into(),
+        "norms" => "norm gains are tiny vectors kept in f32".into(),
+        _ => {
+            let names: Vec<&str> = QUANTIZABLE.iter().map(|f| f.name()).collect();
+            format!("unknown tensor family '{name}' (quantizable: {})", names.join(", "))
+        }
+    })
 }
 
 fn show(v: Option<&Value>) -> String {

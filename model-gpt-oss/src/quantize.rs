@@ -10,6 +10,7 @@ use std::path::Path;
 use gptoss_engine::WeightFormat;
 use gptoss_engine::quant::quantize_rows;
 
+use crate::accounting::{stored_formats, token_bytes};
 use crate::checkpoint::{INDEX_FILE, SINGLE_FILE};
 use crate::config::GptOssConfig;
 use crate::dir_writer::{tensor_as_stored, write_model_dir};
@@ -19,7 +20,6 @@ use crate::safetensors::{StDtype, TensorToWrite};
 use crate::source::{ModelSource, OpenedModel};
 use crate::synthetic::config_json;
 use crate::tensors::{Kind, TensorSpec, expected_tensors};
-use crate::weights::bytes_per_token;
 
 /// What a quantization did.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,7 +80,7 @@ pub fn quantize_model(model: &OpenedModel, q: WeightOnly, out: &Path, progress: 
 
     // Reading the result back checks it against its config, as any later load will.
     let written = ModelSource::Dir(out.to_path_buf()).open()?;
-    let per_token = |m: &OpenedModel| bytes_per_token(m, None).iter().map(|(_, b)| b).sum();
+    let per_token = |m: &OpenedModel| token_bytes(&m.config, &stored_formats(m), m.config.num_experts_per_tok as f64, 0).weights();
     Ok(QuantizeReport {
         matrices,
         bytes_before,

@@ -15,35 +15,9 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::{GptOssConfig, Quantization};
 use crate::error::{ModelError, Result};
+use crate::quantization::Family;
 use crate::safetensors::StDtype;
 use gptoss_engine::WeightFormat;
-
-/// Which part of the model a tensor belongs to, for byte accounting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    Embedding,
-    Attention,
-    Norms,
-    Router,
-    Experts,
-    Unembedding,
-}
-
-impl Family {
-    pub const ALL: [Family; 6] =
-        [Family::Embedding, Family::Attention, Family::Norms, Family::Router, Family::Experts, Family::Unembedding];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Embedding => "embedding",
-            Family::Attention => "attention",
-            Family::Norms => "norms",
-            Family::Router => "router",
-            Family::Experts => "experts",
-            Family::Unembedding => "unembedding",
-        }
-    }
-}
 
 /// How a tensor is used, which fixes the dtypes it may have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +66,6 @@ pub struct TensorSpec {
     pub name: String,
     pub shape: Vec<usize>,
     pub kind: Kind,
-    pub family: Family,
 }
 
 impl TensorSpec {
@@ -108,43 +81,44 @@ pub fn layer_prefix(l: usize) -> String {
 /// Every tensor of the model, in checkpoint (state-dict) order.
 pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
     let (h, v, e, i) = (c.hidden_size, c.vocab_size, c.num_local_experts, c.intermediate_size);
-    let spec = |name: String, shape: Vec<usize>, kind, family| TensorSpec { name, shape, kind, family };
+    let spec = |name: String, shape: Vec<usize>, kind| TensorSpec { name, shape, kind };
     let quantized = c.quantization.weight_only();
-    // A dense `rows × cols` matrix: one tensor as released, or codes and scales.
+    // A dense `rows × cols` matrix of a quantizable family: one tensor as released, or codes and
+    // scales.
     let matrix = |t: &mut Vec<TensorSpec>, name: String, rows: usize, cols: usize, family| match quantized.filter(|q| q.includes(family)) {
-        None => t.push(spec(name, vec![rows, cols], Kind::Matrix, family)),
+        None => t.push(spec(name, vec![rows, cols], Kind::Matrix)),
         Some(q) => {
             let (codes, scales) = match q.format {
                 WeightFormat::Int4 { group } => (vec![rows, cols / 2], vec![rows, cols / group]),
                 _ => (vec![rows, cols], vec![rows]),
             };
-            let scales = spec(scales_name(&name), scales, Kind::Scales(q.format), family);
-            t.push(spec(name, codes, Kind::Codes(q.format), family));
+            let scales = spec(scales_name(&name), scales, Kind::Scales(q.format));
+            t.push(spec(name, codes, Kind::Codes(q.format)));
             t.push(scales);
         }
     };
-    let mut t = vec![spec("model.embed_tokens.weight".into(), vec![v, h], Kind::Matrix, Family::Embedding)];
+    let mut t = vec![spec("model.embed_tokens.weight".into(), vec![v, h], Kind::Matrix)];
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
-        t.push(spec(format!("{p}input_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
+        t.push(spec(format!("{p}input_layernorm.weight"), vec![h], Kind::Vector));
         for (proj, rows, cols) in [("q_proj", c.q_dim(), h), ("k_proj", c.kv_dim(), h), ("v_proj", c.kv_dim(), h), ("o_proj", h, c.q_dim())]
         {
             matrix(&mut t, format!("{p}self_attn.{proj}.weight"), rows, cols, Family::Attention);
             if c.attention_bias {
-                t.push(spec(format!("{p}self_attn.{proj}.bias"), vec![rows], Kind::Vector, Family::Attention));
+                t.push(spec(format!("{p}self_attn.{proj}.bias"), vec![rows], Kind::Vector));
             }
         }
-        t.push(spec(format!("{p}self_attn.sinks"), vec![c.num_attention_heads], Kind::Vector, Family::Attention));
-        t.push(spec(format!("{p}post_attention_layernorm.weight"), vec![h], Kind::Vector, Family::Norms));
+        t.push(spec(format!("{p}self_attn.sinks"), vec![c.num_attention_heads], Kind::Vector));
+        t.push(spec(format!("{p}post_attention_layernorm.weight"), vec![h], Kind::Vector));
         matrix(&mut t, format!("{p}mlp.router.weight"), e, h, Family::Router);
-        t.push(spec(format!("{p}mlp.router.bias"), vec![e], Kind::Vector, Family::Router));
+        t.push(spec(format!("{p}mlp.router.bias"), vec![e], Kind::Vector));
         for (proj, rows, cols) in [("gate_up_proj", 2 * i, h), ("down_proj", h, i)] {
-            t.push(spec(format!("{p}mlp.experts.{proj}_blocks"), vec![e, rows, cols / 32, 16], Kind::Mx, Family::Experts));
-            t.push(spec(format!("{p}mlp.experts.{proj}_scales"), vec![e, rows, cols / 32], Kind::Mx, Family::Experts));
-            t.push(spec(format!("{p}mlp.experts.{proj}_bias"), vec![e, rows], Kind::Vector, Family::Experts));
+            t.push(spec(format!("{p}mlp.experts.{proj}_blocks"), vec![e, rows, cols / 32, 16], Kind::Mx));
+            t.push(spec(format!("{p}mlp.experts.{proj}_scales"), vec![e, rows, cols / 32], Kind::Mx));
+            t.push(spec(format!("{p}mlp.experts.{proj}_bias"), vec![e, rows], Kind::Vector));
         }
     }
-    t.push(spec("model.norm.weight".into(), vec![h], Kind::Vector, Family::Norms));
+    t.push(spec("model.norm.weight".into(), vec![h], Kind::Vector));
     matrix(&mut t, "lm_head.weight".into(), v, h, Family::Unembedding);
     t
 }

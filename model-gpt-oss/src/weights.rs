@@ -6,10 +6,10 @@ use gptoss_engine::{Backend, DType, EngineError, HostBytes, Weight, WeightFormat
 use half::bf16;
 
 use crate::error::{ModelError, Result};
-use crate::quantization::WeightOnly;
+use crate::quantization::{Family, WeightOnly};
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
-use crate::tensors::{Family, Kind, TensorSpec, expected_tensors, layer_prefix, scales_name};
+use crate::tensors::{Kind, TensorSpec, expected_tensors, layer_prefix, scales_name};
 
 pub struct LayerWeights<Buf> {
     /// f32 [hidden]
@@ -47,6 +47,10 @@ struct Loader<'a, B: Backend> {
     backend: &'a mut B,
     model: &'a OpenedModel,
     specs: std::collections::HashMap<String, TensorSpec>,
+    /// Told (bytes loaded, bytes in all) after each tensor.
+    progress: &'a mut dyn FnMut(usize, usize),
+    done: usize,
+    total: usize,
     /// Families to quantize on the way in.
     convert: Option<WeightOnly>,
 }
@@ -56,20 +60,27 @@ impl<B: Backend> Loader<'_, B> {
         &self.specs[name]
     }
 
+    fn advance(&mut self, spec: &TensorSpec) {
+        self.done += spec.elements() * self.model.dtype(spec).size();
+        (self.progress)(self.done, self.total);
+    }
+
     fn raw(&mut self, name: &str, dtype: DType) -> Result<B::Buffer> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
-        Ok(match self.model.tensor(&spec) {
+        let buf = match self.model.tensor(&spec) {
             TensorData::Host(bytes, _) => self.backend.load_host(dtype, n, bytes)?,
             TensorData::Synth(t, _) => self.backend.load_synth(dtype, n, &t)?,
-        })
+        };
+        self.advance(&spec);
+        Ok(buf)
     }
 
     /// A small vector as f32.
     fn vector(&mut self, name: &str) -> Result<B::Buffer> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
-        Ok(match self.model.tensor(&spec) {
+        let buf = match self.model.tensor(&spec) {
             TensorData::Host(bytes, StDtype::F32) => self.backend.load_host(DType::F32, n, bytes)?,
             TensorData::Host(bytes, _) => {
                 let f: Vec<u8> =
@@ -77,12 +88,14 @@ impl<B: Backend> Loader<'_, B> {
                 self.backend.load_host(DType::F32, n, HostBytes::from_vec(f))?
             }
             TensorData::Synth(t, _) => self.backend.load_synth(DType::F32, n, &t)?,
-        })
+        };
+        self.advance(&spec);
+        Ok(buf)
     }
 
     /// A dense matrix as stored (bf16, f32, or int8/int4 codes with their scales), then
-    /// converted if the load asked for it.
-    fn dense(&mut self, name: &str, bias: Option<&str>) -> Result<Weight<B::Buffer>> {
+    /// converted if the load asked for its family.
+    fn dense(&mut self, name: &str, bias: Option<&str>, family: Option<Family>) -> Result<Weight<B::Buffer>> {
         let spec = self.spec(name).clone();
         let (rows, stored) = (spec.shape[0], spec.shape[1]);
         let (format, cols) = match spec.kind {
@@ -104,7 +117,7 @@ impl<B: Backend> Loader<'_, B> {
             scales,
             bias: bias.map(|b| self.vector(b)).transpose()?,
         };
-        match self.convert.filter(|q| q.includes(spec.family)) {
+        match self.convert.filter(|q| family.is_some_and(|f| q.includes(f))) {
             None => Ok(w),
             Some(q) if matches!(w.format, WeightFormat::Bf16 | WeightFormat::F32) => {
                 self.backend.convert_weight(&w, q.format).map_err(|e| ModelError::Convert { tensor: name.into(), to: q.format, source: e })
@@ -131,8 +144,14 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-/// Loads every tensor of `model` into `backend`, converting the families `convert` names.
-pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel, convert: Option<WeightOnly>) -> Result<Weights<B::Buffer>> {
+/// Loads every tensor of `model` into `backend`, converting the families `convert` names and
+/// telling `progress` (bytes done, bytes in all).
+pub fn load<B: Backend>(
+    backend: &mut B,
+    model: &OpenedModel,
+    convert: Option<WeightOnly>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Weights<B::Buffer>> {
     let c = &model.config;
     if let Some(q) = convert {
         let problems = q.shape_problems(c.hidden_size, c.q_dim());
@@ -140,50 +159,30 @@ pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel, convert: Option<We
             return Err(EngineError::invalid(format!("cannot convert {} to {}: {}", model.source, q.format, problems.join("; "))).into());
         }
     }
-    let specs = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
-    let mut ld = Loader { backend, model, specs, convert };
+    let specs: std::collections::HashMap<String, TensorSpec> = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
+    let total = specs.values().map(|s| s.elements() * model.dtype(s).size()).sum();
+    let mut ld = Loader { backend, model, specs, progress, done: 0, total, convert };
     let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
         layers.push(LayerWeights {
             attn_norm: ld.vector(&format!("{p}input_layernorm.weight"))?,
-            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref())?,
-            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref())?,
-            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref())?,
-            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref())?,
+            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref(), Some(Family::Attention))?,
+            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref(), Some(Family::Attention))?,
+            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref(), Some(Family::Attention))?,
+            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref(), Some(Family::Attention))?,
             sinks: ld.vector(&format!("{p}self_attn.sinks"))?,
             mlp_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"))?,
-            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")))?,
+            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), Some(Family::Router))?,
             gate_up: ld.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
             down: ld.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
         });
     }
     Ok(Weights {
-        embed: ld.dense("model.embed_tokens.weight", None)?,
+        embed: ld.dense("model.embed_tokens.weight", None, None)?,
         layers,
         norm: ld.vector("model.norm.weight")?,
-        unembed: ld.dense("lm_head.weight", None)?,
+        unembed: ld.dense("lm_head.weight", None, Some(Family::Unembedding))?,
     })
-}
-
-/// Bytes a decoded token reads, per family: attention, norms and router once per layer; `top_k`
-/// of the experts; the whole unembedding; one embedding row. (The KV cache is counted by
-/// whoever knows the context depth.) With `convert`, as the model would be after converting.
-pub fn bytes_per_token(model: &OpenedModel, convert: Option<WeightOnly>) -> Vec<(Family, f64)> {
-    let c = &model.config;
-    let mut out: Vec<(Family, f64)> = Family::ALL.iter().map(|&f| (f, 0.0)).collect();
-    for s in expected_tensors(c) {
-        let bytes = match convert.filter(|q| q.includes(s.family) && s.kind == Kind::Matrix) {
-            Some(q) => q.format.matrix_bytes(s.shape[0], s.shape[1]),
-            None => s.elements() * model.dtype(&s).size(),
-        } as f64;
-        let share = match s.family {
-            Family::Experts => c.num_experts_per_tok as f64 / c.num_local_experts as f64,
-            Family::Embedding => 1.0 / c.vocab_size as f64,
-            _ => 1.0,
-        };
-        out.iter_mut().find(|(f, _)| *f == s.family).expect("all families listed").1 += bytes * share;
-    }
-    out
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use gptoss_engine::{CausalLm, GenerateOptions, SamplingParams, generate};
 use gptoss_kernels_cpu::CpuBackend;
-use gptoss_model_gpt_oss::{GptOss, LoadOptions, ModelSource};
+use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource};
 
 struct Counting;
 
@@ -38,7 +38,9 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn decode_steps_allocate_nothing() {
     let model = "synthetic:tiny".parse::<ModelSource>().unwrap().open().unwrap();
-    let mut lm = GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, LoadOptions { max_context: 256, ..Default::default() }).unwrap();
+    let mut m = GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, LoadOptions::default()).unwrap();
+    let mut ctx = m.new_context(ContextOptions { max_context: 256, ..Default::default() }).unwrap();
+    let mut lm = m.session(&mut ctx);
     for sampling in [SamplingParams::GREEDY, SamplingParams { temperature: 0.8, top_k: 50, top_p: 0.9 }, SamplingParams::default()] {
         let opts = GenerateOptions { max_tokens: 40, stop_tokens: vec![], sampling, seed: 3 };
         let mut tokens = Vec::with_capacity(64);

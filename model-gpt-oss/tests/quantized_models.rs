@@ -5,15 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use gptoss_engine::{Backend, CausalLm, DType, HostBytes, Weight, WeightFormat};
+use gptoss_engine::{Backend, DType, HostBytes, Weight, WeightFormat};
 use gptoss_kernels_cpu::CpuBackend;
 use gptoss_model_gpt_oss::checkpoint::Checkpoint;
 use gptoss_model_gpt_oss::dir_writer::{tensor_as_stored, write_model_dir};
-use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, QUANTIZABLE, WeightOnly};
+use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, Family, QUANTIZABLE, WeightOnly};
 use gptoss_model_gpt_oss::quantize::quantize_model;
 use gptoss_model_gpt_oss::safetensors::{StDtype, TensorToWrite};
-use gptoss_model_gpt_oss::tensors::{Family, Kind, expected_tensors, scales_name};
-use gptoss_model_gpt_oss::{GptOss, LoadOptions, ModelSource, OpenedModel};
+use gptoss_model_gpt_oss::tensors::{Kind, expected_tensors, scales_name};
+use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource, OpenedModel};
 
 const FORMATS: [WeightFormat; 3] = [WeightFormat::Int8, WeightFormat::Int4 { group: 32 }, WeightFormat::Int4 { group: 64 }];
 
@@ -35,15 +35,15 @@ fn quantize(src: &ModelSource, q: WeightOnly) -> (tempfile::TempDir, OpenedModel
 
 /// Logits of every position, run in chunks of 5 with an f32 cache.
 fn logits(model: &OpenedModel, weights: Option<WeightOnly>, tokens: &[u32]) -> Vec<f32> {
-    let opts = LoadOptions { max_context: 64, max_batch: 5, kv_dtype: DType::F32, weights };
-    let mut lm = GptOss::load(CpuBackend::new(Some(2)).unwrap(), model, opts).unwrap();
-    let vocab = lm.vocab_size();
+    let mut m = GptOss::load(CpuBackend::new(Some(2)).unwrap(), model, LoadOptions { max_batch: 5, weights }).unwrap();
+    let mut ctx = m.new_context(ContextOptions { max_context: 64, kv_dtype: DType::F32 }).unwrap();
+    let vocab = m.config().vocab_size;
     let mut out = Vec::new();
     for chunk in tokens.chunks(5) {
-        lm.forward(chunk, chunk.len()).unwrap();
+        m.forward(&mut ctx, chunk, chunk.len()).unwrap();
         for i in 0..chunk.len() {
             let mut row = vec![0f32; vocab];
-            lm.logits(i, &mut row).unwrap();
+            m.logits(&ctx, i, &mut row).unwrap();
             out.extend(row);
         }
     }

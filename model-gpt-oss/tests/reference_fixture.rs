@@ -3,15 +3,15 @@
 //! token-by-token decode path, and uneven chunks that wrap the sliding-window ring.
 //! Budget: max|ours − theirs| / max|theirs| ≤ 1e-4 per tensor; router ids and top-1 exact.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use gptoss_engine::{CausalLm, DType};
 use gptoss_kernels_cpu::CpuBackend;
+use gptoss_kernels_cpu::CpuBuffer;
 use gptoss_model_gpt_oss::safetensors::{StDtype, parse_header};
-use gptoss_model_gpt_oss::{GptOss, LoadOptions, ModelSource, ProbeData};
+use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, LoadOptions, ModelSource, ProbeData};
 
 const BUDGET: f64 = 1e-4;
 
@@ -72,10 +72,11 @@ fn check(name: &str, ours: &[f32], theirs: &[f32]) -> f64 {
     err
 }
 
-fn load(max_batch: usize) -> GptOss<CpuBackend> {
+fn load(max_batch: usize) -> (GptOss<CpuBackend>, Context<CpuBuffer>) {
     let model = ModelSource::Dir(reference_dir().join("fixture")).open().unwrap();
-    let opts = LoadOptions { max_context: 64, max_batch, kv_dtype: DType::F32, ..LoadOptions::default() };
-    GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, opts).unwrap()
+    let mut m = GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, LoadOptions { max_batch, ..LoadOptions::default() }).unwrap();
+    let ctx = m.new_context(ContextOptions { max_context: 64, kv_dtype: DType::F32 }).unwrap();
+    (m, ctx)
 }
 
 fn tokens(e: &HashMap<String, Expected>) -> Vec<u32> {
@@ -86,16 +87,16 @@ fn tokens(e: &HashMap<String, Expected>) -> Vec<u32> {
 fn prefill_matches_transformers_layer_by_layer() {
     let e = expected();
     let toks = tokens(&e);
-    let mut m = load(toks.len());
-    let seen: Rc<RefCell<HashMap<String, Vec<f32>>>> = Rc::default();
-    let seen_ids: Rc<RefCell<HashMap<String, Vec<u32>>>> = Rc::default();
+    let (mut m, mut ctx) = load(toks.len());
+    let seen: Arc<Mutex<HashMap<String, Vec<f32>>>> = Arc::default();
+    let seen_ids: Arc<Mutex<HashMap<String, Vec<u32>>>> = Arc::default();
     let (s, si) = (seen.clone(), seen_ids.clone());
     m.set_probe(Some(Box::new(move |name, data| match data {
-        ProbeData::F32(v) => drop(s.borrow_mut().insert(name.to_string(), v.to_vec())),
-        ProbeData::U32(v) => drop(si.borrow_mut().insert(name.to_string(), v.to_vec())),
+        ProbeData::F32(v) => drop(s.lock().unwrap().insert(name.to_string(), v.to_vec())),
+        ProbeData::U32(v) => drop(si.lock().unwrap().insert(name.to_string(), v.to_vec())),
     })));
-    m.forward(&toks, toks.len()).unwrap();
-    let seen = seen.borrow();
+    m.forward(&mut ctx, &toks, toks.len()).unwrap();
+    let seen = seen.lock().unwrap();
     let layers = m.config().num_hidden_layers;
 
     let mut report = vec![("embeddings".to_string(), check("embeddings", &seen["embeddings"], f32s(&e, "embeddings")))];
@@ -112,7 +113,7 @@ fn prefill_matches_transformers_layer_by_layer() {
         let name = format!("layers.{l}.router_weights");
         report.push((name.clone(), check(&name, &seen[&name], f32s(&e, &name))));
         let name = format!("layers.{l}.router_ids");
-        assert_eq!(seen_ids.borrow()[&name], ids(&e, &name), "{name}");
+        assert_eq!(seen_ids.lock().unwrap()[&name], ids(&e, &name), "{name}");
         prev = output.clone();
     }
     for name in ["final_norm", "logits"] {
@@ -133,14 +134,15 @@ fn run_in_chunks(chunk: usize) {
     let toks = tokens(&e);
     let want = f32s(&e, "logits");
     let vocab = want.len() / toks.len();
-    let mut m = load(chunk);
+    let (mut m, mut ctx) = load(chunk);
+    let mut lm = m.session(&mut ctx);
     let mut row = vec![0f32; vocab];
     let mut worst = 0f64;
     for (c, part) in toks.chunks(chunk).enumerate() {
-        m.forward(part, part.len()).unwrap();
+        lm.forward(part, part.len()).unwrap();
         for i in 0..part.len() {
             let t = c * chunk + i;
-            m.logits(i, &mut row).unwrap();
+            lm.logits(i, &mut row).unwrap();
             let theirs = &want[t * vocab..(t + 1) * vocab];
             worst = worst.max(check(&format!("logits at position {t} (chunks of {chunk})"), &row, theirs));
             assert_eq!(argmax(&row), argmax(theirs), "top-1 at position {t}");

@@ -3,7 +3,7 @@
 use gptoss::{BackendKind, Error, Result, RuntimeOptions};
 use gptoss_engine::DType;
 use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly, parse_format};
-use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
+use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
 
 /// Where the model comes from and how it runs.
 #[derive(clap::Args)]
@@ -51,12 +51,8 @@ impl ModelArgs {
         Ok(RuntimeOptions {
             backend: self.backend.parse::<BackendKind>()?,
             threads: self.threads,
-            load: LoadOptions {
-                max_context: self.context.unwrap_or(default_context),
-                max_batch: self.batch,
-                kv_dtype,
-                weights: parse_weights(&self.weights)?,
-            },
+            load: LoadOptions { max_batch: self.batch, weights: parse_weights(&self.weights)? },
+            context: ContextOptions { max_context: self.context.unwrap_or(default_context), kv_dtype },
         })
     }
 }

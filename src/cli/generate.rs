@@ -45,22 +45,25 @@ pub fn run(a: Args) -> Result<()> {
     let sampling = SamplingParams { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p };
     // Fail on a bad request before spending time loading weights.
     sampling.validate()?;
-    check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.load.max_context)?;
-    let mut engine = Engine::load(&model, &opts)?;
-    let info = engine.backend_info();
+    check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.context.max_context)?;
+    let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
+    let mut engine = Engine::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
+    bar.finish_and_clear();
+    let info = engine.model.backend_info();
     eprintln!(
-        "loaded {} on {} ({}, {} threads) in {:.1} s",
+        "loaded {} on {} ({}, {} threads) in {:.1} s; KV cache {:.1} MiB",
         model.source,
         info.name,
         info.device,
         info.threads,
-        load_start.elapsed().as_secs_f64()
+        load_start.elapsed().as_secs_f64(),
+        engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64
     );
 
     let options = GenerateOptions { max_tokens: a.max_tokens, stop_tokens, sampling, seed: a.seed };
     let mut out = std::io::stdout().lock();
     let mut first = true;
-    let stats = generate(engine.lm(), &prompt, &options, |t| {
+    let stats = generate(engine.lm().as_mut(), &prompt, &options, |t| {
         let sep = if first { "" } else { "," };
         first = false;
         // A closed stdout (e.g. `| head`) stops generation.

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use gptoss::Result;
 use gptoss_model_gpt_oss::ModelSource;
+use gptoss_model_gpt_oss::accounting::{stored_formats, token_bytes};
 use gptoss_model_gpt_oss::config::LayerType;
 use gptoss_model_gpt_oss::tensors::expected_tensors;
-use gptoss_model_gpt_oss::weights::bytes_per_token;
 
 use super::args::parse_weights;
 
@@ -85,13 +85,14 @@ pub fn run(a: Args) -> Result<()> {
         println!("quantized   {} {} (experts mxfp4)", q.format, families.join(", "));
     }
     let convert = parse_weights(&a.weights)?;
-    let per_token = bytes_per_token(&model, convert);
-    let sum: f64 = per_token.iter().map(|(_, b)| b).sum();
-    let loaded_as =
-        convert.map(|q| format!(", {} loaded as {}", q.families().iter().map(|f| f.name()).collect::<Vec<_>>().join(" and "), q.format));
-    println!("per decoded token (weights read at batch 1, KV cache excluded{}): {:.3} GB", loaded_as.unwrap_or_default(), sum / 1e9);
-    for (family, bytes) in per_token {
-        println!("  {:12} {:>16} bytes", family.name(), grouped(bytes.round() as usize));
+    let per_token = token_bytes(c, &stored_formats(&model).converted(convert), c.num_experts_per_tok as f64, 0);
+    let read_as = match convert {
+        Some(q) => format!("with {} loaded as {}", q.families().iter().map(|f| f.name()).collect::<Vec<_>>().join(" and "), q.format),
+        None => "as stored".into(),
+    };
+    println!("per decoded token (weights read at batch 1 {read_as}; KV cache at depth 0): {:.3} GB", per_token.total() / 1e9);
+    for (family, bytes) in per_token.families() {
+        println!("  {:12} {:>16} bytes", family, grouped(bytes.round() as usize));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 
 mod args;
+mod bench;
 mod eval;
 mod generate;
 mod inspect;
@@ -15,12 +16,17 @@ use gptoss::Result;
 #[derive(Parser)]
 #[command(name = "gptoss", version = env!("GPTOSS_VERSION"), about = "A hand-written inference engine for OpenAI's gpt-oss models")]
 pub struct Cli {
+    /// Print the system libraries a program linking libgptoss.a needs, and exit.
+    #[arg(long)]
+    print_link_flags: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Benchmark: tok/s, bytes per token, GB/s and % of the measured peak (default: synthetic:20b).
+    Bench(bench::Args),
     /// Generate tokens from a prompt.
     Generate(generate::Args),
     /// Print the logits of every position of a token sequence as JSON.
@@ -35,8 +41,27 @@ enum Command {
     Eval(eval::Args),
 }
 
+/// What a static Rust library needs from the system, as rustc reports it for the target.
+fn link_flags() -> &'static str {
+    if cfg!(target_os = "linux") {
+        "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
+    } else if cfg!(target_os = "macos") {
+        "-framework CoreFoundation -liconv -lSystem -lc -lm"
+    } else {
+        "-lpthread -ldl -lm"
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    if cli.print_link_flags {
+        println!("{}", link_flags());
+        return Ok(());
+    }
+    let Some(command) = cli.command else {
+        return Err(gptoss::Error::Usage("no command given; try `gptoss --help` (the main one is `gptoss bench`)".into()));
+    };
+    match command {
+        Command::Bench(a) => bench::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Logits(a) => logits::run(a),
         Command::Inspect(a) => inspect::run(a),

@@ -1,16 +1,23 @@
-//! Progress on stderr for long writes: one line rewritten in place as the percentage grows.
+//! A progress bar on stderr for long loads; drawn only when stderr is a terminal.
 
-use std::io::Write;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// A `progress(done, total)` callback that prints `\r{label}: N%` whenever N changes.
-pub fn percent(label: String) -> impl FnMut(usize, usize) {
-    let mut last = None;
+/// A bar counting bytes, with `message` before it.
+pub fn bytes_bar(message: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Feeds (done, total) updates into `bar`.
+pub fn updater(bar: &ProgressBar) -> impl FnMut(usize, usize) + '_ {
     move |done, total| {
-        let pct = done * 100 / total.max(1);
-        if last != Some(pct) {
-            last = Some(pct);
-            eprint!("\r{label}: {pct}%");
-            let _ = std::io::stderr().flush();
-        }
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     }
 }

@@ -11,7 +11,7 @@ use gptoss_model_gpt_oss::quantization::{WeightOnly, parse_families, parse_forma
 use gptoss_model_gpt_oss::quantize::quantize_model;
 
 use super::inspect::grouped;
-use super::progress::percent;
+use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,8 +46,9 @@ pub fn run(a: Args) -> Result<()> {
     let model = source.open()?;
 
     let start = Instant::now();
-    let report = quantize_model(&model, q, &a.out, percent(format!("quantizing {source} to {format} → {}", a.out.display())))?;
-    eprintln!();
+    let bar = bytes_bar(&format!("quantizing {source} to {format} → {}", a.out.display()));
+    let report = quantize_model(&model, q, &a.out, updater(&bar))?;
+    bar.finish_and_clear();
 
     let names: Vec<&str> = q.families().iter().map(|f| f.name()).collect();
     let change = |before: f64, after: f64| format!("{:+.1} %", (after / before - 1.0) * 100.0);

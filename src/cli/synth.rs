@@ -6,7 +6,7 @@ use gptoss::{Error, Result};
 use gptoss_model_gpt_oss::synth_writer::write_synthetic;
 use gptoss_model_gpt_oss::synthetic::Preset;
 
-use super::progress::percent;
+use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,7 +22,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let preset = Preset::from_name(&a.preset).ok_or_else(|| Error::Usage(format!("--preset {}: expected tiny, 20b or 120b", a.preset)))?;
-    write_synthetic(preset, a.seed, &a.out, percent(format!("writing {}", a.out.display())))?;
-    eprintln!("\rwrote synthetic:{} (seed {}) to {}", preset.name(), a.seed, a.out.display());
+    let bar = bytes_bar(&format!("writing {}", a.out.display()));
+    write_synthetic(preset, a.seed, &a.out, updater(&bar))?;
+    bar.finish_and_clear();
+    eprintln!("wrote synthetic:{} (seed {}) to {}", preset.name(), a.seed, a.out.display());
     Ok(())
 }

@@ -1,0 +1,152 @@
+//! Criterion benchmarks per kernel family on the CPU backend, at gpt-oss-20b's shapes, through
+//! the `Backend` API (so they time whichever kernel the registry picks; `GPTOSS_KERNELS` and
+//! `GPTOSS_CPU_ISA` choose others). Each case states the bytes it must read; criterion reports
+//! GB/s from them, and a line per case gives the fraction of the read bandwidth measured at
+//! start-up. Inputs rotate among several copies where they would otherwise fit in cache.
+//!
+//! Run: `cargo bench -p gptoss-bench --bench kernels`
+
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gptoss_bench::peak::cpu_read_gb_s;
+use gptoss_engine::{
+    Backend, DType, DeviceBuffer, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Swiglu, SynthFill, SynthTensor, Weight, WeightFormat,
+};
+use gptoss_kernels_cpu::{CpuBackend, CpuBuffer};
+
+const HIDDEN: usize = 2880;
+const Q_DIM: usize = 4096;
+const EXPERTS: usize = 32;
+const TOP_K: usize = 4;
+
+fn backend() -> CpuBackend {
+    let mut b = CpuBackend::new(None).expect("cpu backend");
+    let formats = [None, Some(WeightFormat::Bf16), Some(WeightFormat::Mxfp4)];
+    let cases = OpKind::ALL.iter().flat_map(|&op| formats.map(move |format| OpCase { op, format })).collect();
+    let plan = ModelPlan {
+        max_tokens: 1,
+        hidden: HIDDEN,
+        q_heads: 64,
+        kv_heads: 8,
+        head_dim: 64,
+        experts: EXPERTS,
+        top_k: TOP_K,
+        intermediate: HIDDEN,
+        vocab: 201_088,
+        cases,
+    };
+    b.prepare(&plan).expect("plan");
+    b
+}
+
+fn synth(b: &mut CpuBackend, name: &str, dtype: DType, len: usize, fill: SynthFill) -> CpuBuffer {
+    b.load_synth(dtype, len, &SynthTensor { seed: 1, name: name.into(), fill }).expect("synthetic tensor")
+}
+
+fn uniform(scale: f32) -> SynthFill {
+    SynthFill::Uniform { center: 0.0, half_width: scale }
+}
+
+fn bf16_matrix(b: &mut CpuBackend, name: &str, rows: usize, cols: usize) -> Weight<CpuBuffer> {
+    let data = synth(b, name, DType::Bf16, rows * cols, uniform((3.0 / cols as f32).sqrt()));
+    let bias = synth(b, &format!("{name}.bias"), DType::F32, rows, uniform(0.1));
+    Weight { format: WeightFormat::Bf16, experts: 1, rows, cols, data, scales: None, bias: Some(bias) }
+}
+
+fn mxfp4_experts(b: &mut CpuBackend, name: &str, rows: usize, cols: usize) -> Weight<CpuBuffer> {
+    let data = synth(b, name, DType::U8, EXPERTS * rows * cols / 2, SynthFill::Bytes);
+    let scales = synth(b, &format!("{name}.scales"), DType::U8, EXPERTS * rows * cols / 32, SynthFill::ByteRange { lo: 119, hi: 120 });
+    let bias = synth(b, &format!("{name}.bias"), DType::F32, EXPERTS * rows, uniform(0.1));
+    Weight { format: WeightFormat::Mxfp4, experts: EXPERTS, rows, cols, data, scales: Some(scales), bias: Some(bias) }
+}
+
+/// Prints the case's rate as a fraction of the measured peak (median of a few plain timings).
+fn report(name: &str, bytes: usize, peak: f64, mut f: impl FnMut()) {
+    let mut t: Vec<f64> = (0..7)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    let gb_s = bytes as f64 / t[3] / 1e9;
+    println!("{name}: {:.2} MB read, {gb_s:.1} GB/s = {:.0}% of the measured {peak:.1} GB/s", bytes as f64 / 1e6, 100.0 * gb_s / peak);
+}
+
+fn kernels(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let peak = cpu_read_gb_s(threads, 1 << 30, 5);
+    println!("measured read bandwidth: {peak:.1} GB/s ({threads} threads)");
+    let mut b = backend();
+
+    // Decode GEMV, bf16: the o-projection (2880 × 4096); four copies so L2/L3 does not serve it.
+    let ws: Vec<_> = (0..4).map(|i| bf16_matrix(&mut b, &format!("o{i}"), HIDDEN, Q_DIM)).collect();
+    let x = synth(&mut b, "x", DType::F32, Q_DIM, uniform(1.0));
+    let mut y = b.alloc(DType::F32, HIDDEN).expect("out");
+    let bytes = ws[0].matrix_bytes();
+    let mut i = 0;
+    let mut gemv = || {
+        i = (i + 1) % ws.len();
+        b.matmul(&ws[i], &x, 1, &mut y, false).expect("matmul");
+    };
+    report("matmul bf16 2880x4096", bytes, peak, &mut gemv);
+    let mut g = c.benchmark_group("matmul");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("bf16 2880x4096 decode", |bn| bn.iter(&mut gemv));
+    g.finish();
+
+    // MoE decode: 4 routed experts of one layer (gate_up + SwiGLU + down + combine).
+    let gate_up = mxfp4_experts(&mut b, "gate_up", 2 * HIDDEN, HIDDEN);
+    let down = mxfp4_experts(&mut b, "down", HIDDEN, HIDDEN);
+    let h = synth(&mut b, "h", DType::F32, HIDDEN, uniform(1.0));
+    let weights = synth(&mut b, "w", DType::F32, TOP_K, SynthFill::Uniform { center: 0.25, half_width: 0.0 });
+    let id_sets: Vec<CpuBuffer> = (0..8u32)
+        .map(|s| {
+            let mut ids = b.alloc(DType::U32, TOP_K).expect("ids");
+            let v: Vec<u32> = (0..TOP_K as u32).map(|k| (s * 4 + k) % EXPERTS as u32).collect();
+            b.write(&mut ids, 0, bytemuck::cast_slice(&v)).expect("ids");
+            ids
+        })
+        .collect();
+    let mut residual = b.alloc(DType::F32, HIDDEN).expect("residual");
+    let bytes = TOP_K * (gate_up.matrix_bytes() + down.matrix_bytes());
+    let mut s = 0;
+    let swiglu = Swiglu { alpha: 1.702, limit: 7.0 };
+    let mut moe = || {
+        s = (s + 1) % id_sets.len();
+        b.moe_experts(&gate_up, &down, &h, 1, &id_sets[s], &weights, TOP_K, swiglu, &mut residual).expect("experts");
+    };
+    report("moe_experts mxfp4 top-4", bytes, peak, &mut moe);
+    let mut g = c.benchmark_group("moe_experts");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("mxfp4 top-4 of 32 decode", |bn| bn.iter(&mut moe));
+    g.finish();
+
+    // Attention decode on a full layer at a depth of 4096 tokens (bf16 cache).
+    let depth = 4096;
+    let mut kv = KvCache::new(&mut b, &[KvLayerSpec { kv_heads: 8, head_dim: 64, window: None }], DType::Bf16, depth + 1, 1).expect("kv");
+    let layer = &mut kv.layers[0];
+    layer.k = synth(&mut b, "k", DType::Bf16, layer.k.len(), uniform(1.0));
+    layer.v = synth(&mut b, "v", DType::Bf16, layer.v.len(), uniform(1.0));
+    let q = synth(&mut b, "q", DType::F32, Q_DIM, uniform(1.0));
+    let sinks = synth(&mut b, "sinks", DType::F32, 64, uniform(1.0));
+    let mut pos = b.alloc(DType::U32, 1).expect("pos");
+    b.write(&mut pos, 0, &(depth as u32).to_le_bytes()).expect("pos");
+    let mut out = b.alloc(DType::F32, Q_DIM).expect("out");
+    let bytes = (depth + 1) * 8 * 64 * 2 * 2;
+    let mut attn = || b.attention(&q, &kv.layers[0], 1, &pos, &sinks, 0.125, &mut out).expect("attention");
+    report("attention bf16 cache @4096", bytes, peak, &mut attn);
+    let mut g = c.benchmark_group("attention");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("decode, 64 q / 8 kv heads, depth 4096", |bn| bn.iter(&mut attn));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = kernels
+}
+criterion_main!(benches);

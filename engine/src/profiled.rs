@@ -1,0 +1,200 @@
+//! `Profiled<B>`: a backend that times every op of the backend it wraps, for per-op
+//! breakdowns. Off by default, when it only forwards; on, it waits for the device before and
+//! after each op (so the times are the ops' own) and runs every step op by op (no replay).
+
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, BackendInfo, Rope, Step, StepMode, Swiglu};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::host::HostBytes;
+use crate::kernels::{KernelChoice, ModelPlan, OpKind};
+use crate::kv::KvLayer;
+use crate::sampling::SamplingParams;
+use crate::synth::SynthTensor;
+use crate::weight::{Weight, WeightFormat};
+
+/// Where an op ran: the op and, for ops that read a matrix, its shape (so the o-projection and
+/// the unembedding are told apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpSite {
+    pub op: OpKind,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OpTime {
+    pub calls: u64,
+    pub total: Duration,
+}
+
+pub struct Profiled<B> {
+    inner: B,
+    enabled: bool,
+    times: Vec<(OpSite, OpTime)>,
+}
+
+impl<B: Backend> Profiled<B> {
+    pub fn new(inner: B) -> Self {
+        Profiled { inner, enabled: false, times: Vec::new() }
+    }
+
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+
+    /// Turns timing on or off; turning it on clears earlier times.
+    pub fn set_enabled(&mut self, on: bool) {
+        self.enabled = on;
+        if on {
+            self.times.clear();
+        }
+    }
+
+    /// Accumulated times per site, in first-seen order.
+    pub fn times(&self) -> &[(OpSite, OpTime)] {
+        &self.times
+    }
+
+    fn timed<R>(&mut self, site: OpSite, f: impl FnOnce(&mut B) -> Result<R>) -> Result<R> {
+        if !self.enabled {
+            return f(&mut self.inner);
+        }
+        self.inner.synchronize()?;
+        let start = Instant::now();
+        let r = f(&mut self.inner)?;
+        self.inner.synchronize()?;
+        let elapsed = start.elapsed();
+        match self.times.iter_mut().find(|(s, _)| *s == site) {
+            Some((_, t)) => {
+                t.calls += 1;
+                t.total += elapsed;
+            }
+            None => self.times.push((site, OpTime { calls: 1, total: elapsed })),
+        }
+        Ok(r)
+    }
+}
+
+fn site(op: OpKind) -> OpSite {
+    OpSite { op, rows: 0, cols: 0 }
+}
+
+fn site_of<Buf>(op: OpKind, w: &Weight<Buf>) -> OpSite {
+    OpSite { op, rows: w.rows, cols: w.cols }
+}
+
+impl<B: Backend> Backend for Profiled<B> {
+    type Buffer = B::Buffer;
+
+    fn info(&self) -> BackendInfo {
+        self.inner.info()
+    }
+    fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
+        self.inner.prepare(plan)
+    }
+    fn alloc(&mut self, dtype: DType, len: usize) -> Result<B::Buffer> {
+        self.inner.alloc(dtype, len)
+    }
+    fn load_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<B::Buffer> {
+        self.inner.load_host(dtype, len, bytes)
+    }
+    fn load_synth(&mut self, dtype: DType, len: usize, tensor: &SynthTensor) -> Result<B::Buffer> {
+        self.inner.load_synth(dtype, len, tensor)
+    }
+    fn write(&mut self, dst: &mut B::Buffer, first: usize, bytes: &[u8]) -> Result<()> {
+        self.inner.write(dst, first, bytes)
+    }
+    fn read(&mut self, src: &B::Buffer, first: usize, out: &mut [u8]) -> Result<()> {
+        self.inner.read(src, first, out)
+    }
+    fn copy(&mut self, src: &B::Buffer, src_first: usize, dst: &mut B::Buffer, dst_first: usize, len: usize) -> Result<()> {
+        self.inner.copy(src, src_first, dst, dst_first, len)
+    }
+    fn synchronize(&mut self) -> Result<()> {
+        self.inner.synchronize()
+    }
+    fn convert_weight(&mut self, w: &Weight<B::Buffer>, to: WeightFormat) -> Result<Weight<B::Buffer>> {
+        self.inner.convert_weight(w, to)
+    }
+    fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
+        self.inner.measure_peak_gb_s()
+    }
+    fn device_memory(&self) -> Option<(u64, u64)> {
+        self.inner.device_memory()
+    }
+    fn begin_step(&mut self, step: Step) -> Result<StepMode> {
+        if self.enabled { Ok(StepMode::Run) } else { self.inner.begin_step(step) }
+    }
+    fn end_step(&mut self) -> Result<()> {
+        if self.enabled { Ok(()) } else { self.inner.end_step() }
+    }
+    fn embed(&mut self, table: &Weight<B::Buffer>, tokens: &B::Buffer, n: usize, out: &mut B::Buffer) -> Result<()> {
+        self.timed(site_of(OpKind::Embed, table), |b| b.embed(table, tokens, n, out))
+    }
+    fn rms_norm(&mut self, x: &B::Buffer, gain: &B::Buffer, n: usize, eps: f32, out: &mut B::Buffer) -> Result<()> {
+        self.timed(site(OpKind::RmsNorm), |b| b.rms_norm(x, gain, n, eps, out))
+    }
+    fn matmul(&mut self, w: &Weight<B::Buffer>, x: &B::Buffer, n: usize, out: &mut B::Buffer, accumulate: bool) -> Result<()> {
+        self.timed(site_of(OpKind::Matmul, w), |b| b.matmul(w, x, n, out, accumulate))
+    }
+    fn qkv_rope(
+        &mut self,
+        wq: &Weight<B::Buffer>,
+        wk: &Weight<B::Buffer>,
+        wv: &Weight<B::Buffer>,
+        x: &B::Buffer,
+        n: usize,
+        positions: &B::Buffer,
+        rope: &Rope<B::Buffer>,
+        kv: &mut KvLayer<B::Buffer>,
+        q_out: &mut B::Buffer,
+    ) -> Result<()> {
+        self.timed(site_of(OpKind::QkvRope, wq), |b| b.qkv_rope(wq, wk, wv, x, n, positions, rope, kv, q_out))
+    }
+    fn attention(
+        &mut self,
+        q: &B::Buffer,
+        kv: &KvLayer<B::Buffer>,
+        n: usize,
+        positions: &B::Buffer,
+        sinks: &B::Buffer,
+        scale: f32,
+        out: &mut B::Buffer,
+    ) -> Result<()> {
+        self.timed(site(OpKind::Attention), |b| b.attention(q, kv, n, positions, sinks, scale, out))
+    }
+    fn moe_route(
+        &mut self,
+        router: &Weight<B::Buffer>,
+        x: &B::Buffer,
+        n: usize,
+        top_k: usize,
+        ids: &mut B::Buffer,
+        weights: &mut B::Buffer,
+    ) -> Result<()> {
+        self.timed(site_of(OpKind::MoeRoute, router), |b| b.moe_route(router, x, n, top_k, ids, weights))
+    }
+    fn moe_experts(
+        &mut self,
+        gate_up: &Weight<B::Buffer>,
+        down: &Weight<B::Buffer>,
+        x: &B::Buffer,
+        n: usize,
+        ids: &B::Buffer,
+        weights: &B::Buffer,
+        top_k: usize,
+        swiglu: Swiglu,
+        residual: &mut B::Buffer,
+    ) -> Result<()> {
+        self.timed(site_of(OpKind::MoeExperts, gate_up), |b| b.moe_experts(gate_up, down, x, n, ids, weights, top_k, swiglu, residual))
+    }
+    fn sample(&mut self, logits: &B::Buffer, row: usize, vocab: usize, params: &SamplingParams, u: f32) -> Result<u32> {
+        self.timed(site(OpKind::Sample), |b| b.sample(logits, row, vocab, params, u))
+    }
+}

@@ -1,0 +1,192 @@
+/*
+ * gptoss.h — the C interface of gptoss, an inference engine for OpenAI's gpt-oss models.
+ *
+ * Link with libgptoss.a and the system libraries `gptoss --print-link-flags` prints
+ * (on Linux: -lpthread -ldl -lm -lrt -lutil -lc -lgcc_s).
+ *
+ * Conventions
+ * - Every function returns a gptoss_status; GPTOSS_SUCCESS is 0. On failure a message naming
+ *   the problem is available from gptoss_last_error() on the calling thread.
+ * - Out-parameters are written only on success, except where a function says otherwise (the
+ *   "needed size" of GPTOSS_BUFFER_TOO_SMALL). Handle out-parameters are set to NULL on failure.
+ * - A NULL where a pointer is required gives GPTOSS_INVALID_ARGUMENT.
+ * - Handles are reference counted: *_retain adds a reference, *_release drops one and frees the
+ *   object with the last. Releasing NULL is a no-op. Using a handle after its last release is
+ *   undefined behaviour.
+ * - Thread safety: every function may be called from any thread. Calls on one model (and on
+ *   its sessions) are serialized internally. A token callback runs inside such a call and must
+ *   not call back into gptoss with the same model or session.
+ * - No Rust panic crosses this interface: an internal failure returns GPTOSS_INTERNAL_ERROR.
+ */
+#ifndef GPTOSS_H
+#define GPTOSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum gptoss_status {
+    GPTOSS_SUCCESS = 0,
+    /* A NULL pointer, an out-of-range value, an unknown token id or option. */
+    GPTOSS_INVALID_ARGUMENT = 1,
+    /* An output buffer is too small; the needed size was written to the size out-parameter. */
+    GPTOSS_BUFFER_TOO_SMALL = 2,
+    /* A file could not be read. */
+    GPTOSS_IO_ERROR = 3,
+    /* A checkpoint or config is malformed or does not match gpt-oss. */
+    GPTOSS_INVALID_MODEL = 4,
+    /* The request needs a backend, format or feature this build or machine lacks. */
+    GPTOSS_UNSUPPORTED = 5,
+    /* More tokens than the session's context holds. */
+    GPTOSS_CONTEXT_OVERFLOW = 6,
+    GPTOSS_OUT_OF_MEMORY = 7,
+    /* A device reported an error. */
+    GPTOSS_BACKEND_ERROR = 8,
+    /* A bug in gptoss; the message says where. */
+    GPTOSS_INTERNAL_ERROR = 9,
+} gptoss_status;
+
+typedef enum gptoss_backend {
+    /* CUDA when built with it and a GPU is present, else the CPU. */
+    GPTOSS_BACKEND_AUTO = 0,
+    GPTOSS_BACKEND_CPU = 1,
+    GPTOSS_BACKEND_CUDA = 2,
+} gptoss_backend;
+
+typedef struct gptoss_model gptoss_model;
+typedef struct gptoss_session gptoss_session;
+
+/* How a model is loaded. Fill with gptoss_model_options_default, then change fields. */
+typedef struct gptoss_model_options {
+    gptoss_backend backend;
+    /* CPU worker threads; 0 uses every core. */
+    uint32_t threads;
+    /* Tokens one forward pass takes at most (prefill chunk); 0 uses the default (128). */
+    uint32_t max_batch;
+} gptoss_model_options;
+
+/* How the next token is drawn. temperature 0 (or top_k 1) is greedy. */
+typedef struct gptoss_sampler {
+    float temperature;
+    /* 0: no top-k cut. */
+    uint32_t top_k;
+    /* In (0, 1]; 1: no nucleus cut. */
+    float top_p;
+    /* Seeds the random source of gptoss_session_generate; equal seeds give equal tokens. */
+    uint64_t seed;
+} gptoss_sampler;
+
+/* Returns non-zero to stop generation after this token. */
+typedef int (*gptoss_token_callback)(void* user_data, uint32_t token);
+
+typedef enum gptoss_stop_reason {
+    GPTOSS_STOP_MAX_TOKENS = 0,
+    GPTOSS_STOP_TOKEN = 1,
+    GPTOSS_STOP_CALLBACK = 2,
+} gptoss_stop_reason;
+
+typedef struct gptoss_stats {
+    uint64_t prompt_tokens;
+    uint64_t generated_tokens;
+    /* Prefill plus the first sample, in milliseconds. */
+    double ttft_ms;
+    double prefill_tokens_per_second;
+    /* Tokens after the first over the time they took. */
+    double decode_tokens_per_second;
+    gptoss_stop_reason stop_reason;
+} gptoss_stats;
+
+/* ---- library -------------------------------------------------------------------------- */
+
+/* The version, e.g. "0.1.0 (abcdef123456)". A static string. */
+const char* gptoss_version(void);
+
+/* A static description of a status. Unknown values give "unknown status". */
+const char* gptoss_status_string(gptoss_status status);
+
+/* The message of the last failed call on this thread ("" if none). Valid until the next
+ * gptoss call on this thread. */
+const char* gptoss_last_error(void);
+
+/* ---- models --------------------------------------------------------------------------- */
+
+/* Writes the default options (auto backend, all cores, batch 128) to *options. */
+gptoss_status gptoss_model_options_default(gptoss_model_options* options);
+
+/* Loads a model from a Hugging Face-layout directory or a name `synthetic:tiny`,
+ * `synthetic:20b`, `synthetic:120b` (optionally `@SEED`). `options` may be NULL for the
+ * defaults. On success *model_out holds a new handle with one reference; on failure it is
+ * set to NULL. */
+gptoss_status gptoss_model_load(const char* path, const gptoss_model_options* options, gptoss_model** model_out);
+
+gptoss_status gptoss_model_retain(gptoss_model* model);
+/* Drops a reference; NULL is a no-op. Sessions keep their model alive. */
+gptoss_status gptoss_model_release(gptoss_model* model);
+
+gptoss_status gptoss_model_vocab_size(gptoss_model* model, uint32_t* vocab_size_out);
+/* The largest context a session of this model can have (max_position_embeddings). */
+gptoss_status gptoss_model_max_context(gptoss_model* model, uint64_t* max_context_out);
+
+/* The backend's description, e.g. "cpu (avx2, 16 threads)", as a NUL-terminated string.
+ * If `capacity` is too small, returns GPTOSS_BUFFER_TOO_SMALL and writes the needed size
+ * (including the NUL) to *size_out; on success *size_out is the length without the NUL.
+ * `buffer` may be NULL when `capacity` is 0. */
+gptoss_status gptoss_model_backend(gptoss_model* model, char* buffer, size_t capacity, size_t* size_out);
+
+/* ---- sessions: one conversation's KV cache -------------------------------------------- */
+
+/* A new, empty session of `model` holding up to `context_length` tokens (0: 4096, capped at
+ * the model's maximum). Takes a reference to the model. On failure *session_out is NULL. */
+gptoss_status gptoss_session_create(gptoss_model* model, uint64_t context_length, gptoss_session** session_out);
+
+gptoss_status gptoss_session_retain(gptoss_session* session);
+gptoss_status gptoss_session_release(gptoss_session* session);
+
+/* Runs `count` tokens through the model after those already in the session (a prefill), so
+ * that the next sample continues from the last of them. The request is checked first: on an
+ * unknown id or too little room the session is unchanged. If the device fails midway, the
+ * tokens already processed stay appended (see gptoss_session_position). `tokens` may be NULL
+ * when `count` is 0 (then nothing happens). */
+gptoss_status gptoss_session_append(gptoss_session* session, const uint32_t* tokens, size_t count);
+
+/* Empties the session. */
+gptoss_status gptoss_session_reset(gptoss_session* session);
+
+/* Forgets the tokens from `position` on. Fails (session unchanged) beyond the current
+ * position, or further back than a sliding-window layer keeps. */
+gptoss_status gptoss_session_rollback(gptoss_session* session, uint64_t position);
+
+/* Tokens in the session: the position of the next token. */
+gptoss_status gptoss_session_position(gptoss_session* session, uint64_t* position_out);
+
+/* Samples the next token from the logits of the last appended token with `sampler`, whose
+ * seed starts the session's random source on the first sample after create, reset or a seed
+ * change. Does not append the token. Fails if nothing has been appended since the session was
+ * created, reset or rolled back. */
+gptoss_status gptoss_session_sample(gptoss_session* session, const gptoss_sampler* sampler, uint32_t* token_out);
+
+/* Copies the logits of the last appended token (vocab_size floats) and writes their count to
+ * *count_out. If `capacity` is smaller, returns GPTOSS_BUFFER_TOO_SMALL and writes vocab_size
+ * to *count_out. Fails like gptoss_session_sample when there are no logits. */
+gptoss_status gptoss_session_logits(gptoss_session* session, float* logits, size_t capacity, size_t* count_out);
+
+/* Appends `prompt` (at least one token), then samples up to `max_tokens` tokens, calling
+ * `callback` (may be NULL) with each; sampled tokens are appended as generation goes, except
+ * the last. Generation stops after a token in `stop_tokens` (if `stop_tokens` is NULL and
+ * `stop_count` 0, the model's end-of-sequence ids), after `max_tokens`, or when the callback
+ * returns non-zero. The random source is seeded with `sampler->seed` at the start. The request
+ * is checked first — known ids, room for the prompt and every sampled token but the last, valid
+ * sampler — and on failure nothing is appended; after a device failure the tokens processed
+ * stay appended. `stats_out` may be NULL; it is written on success. */
+gptoss_status gptoss_session_generate(gptoss_session* session, const uint32_t* prompt, size_t prompt_count, uint32_t max_tokens,
+                                      const gptoss_sampler* sampler, const uint32_t* stop_tokens, size_t stop_count,
+                                      gptoss_token_callback callback, void* user_data, gptoss_stats* stats_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GPTOSS_H */

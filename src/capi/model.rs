@@ -1,0 +1,173 @@
+//! `gptoss_model`: a loaded model, reference counted, shared by its sessions.
+
+use std::ffi::c_char;
+use std::sync::{Mutex, MutexGuard};
+
+use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
+
+use super::buffers::{c_str, fill_str, out};
+use super::status::{Failure, gptoss_status};
+use super::{entry, into_handle, release, retain};
+use crate::runtime::{BackendKind, LoadedModel, RuntimeOptions};
+
+/// The opaque model handle.
+#[allow(non_camel_case_types)]
+pub struct gptoss_model {
+    inner: Mutex<LoadedModel>,
+    pub(super) vocab_size: usize,
+    pub(super) max_context: usize,
+    pub(super) eos_tokens: Vec<u32>,
+    backend: String,
+}
+
+impl gptoss_model {
+    /// The loaded model, for one call at a time. A panic in an earlier call leaves no broken
+    /// invariant behind (every op validates its inputs), so a poisoned lock is taken over.
+    pub(super) fn lock(&self) -> MutexGuard<'_, LoadedModel> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Mirrors `gptoss_model_options`. Enum fields are plain integers: C may pass any value.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct gptoss_model_options {
+    pub backend: u32,
+    pub threads: u32,
+    pub max_batch: u32,
+}
+
+const DEFAULT_OPTIONS: gptoss_model_options = gptoss_model_options { backend: 0, threads: 0, max_batch: 128 };
+
+/// A handle from the caller, checked for NULL.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle returned by this library.
+pub(super) unsafe fn model_ref<'a>(ptr: *mut gptoss_model) -> Result<&'a gptoss_model, Failure> {
+    // SAFETY: a non-NULL pointer is a live handle (the header's contract).
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null("model"))
+}
+
+/// Writes the default options.
+///
+/// # Safety
+/// `options` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gptoss_model_options_default(options: *mut gptoss_model_options) -> gptoss_status {
+    entry(|| {
+        // SAFETY: forwarded from the caller.
+        *unsafe { out(options, "options") }? = DEFAULT_OPTIONS;
+        Ok(())
+    })
+}
+
+/// Loads a model from a directory or a `synthetic:NAME` name.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `options` NULL or valid; `model_out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gptoss_model_load(
+    path: *const c_char,
+    options: *const gptoss_model_options,
+    model_out: *mut *mut gptoss_model,
+) -> gptoss_status {
+    entry(|| {
+        // SAFETY: forwarded from the caller.
+        let slot = unsafe { out(model_out, "model_out") }?;
+        *slot = std::ptr::null_mut();
+        // SAFETY: forwarded from the caller.
+        let path = unsafe { c_str(path, "path") }?;
+        // SAFETY: NULL or a valid options struct, per the header.
+        let o = unsafe { options.as_ref() }.copied().unwrap_or(DEFAULT_OPTIONS);
+        let backend = match o.backend {
+            0 => BackendKind::Auto,
+            1 => BackendKind::Cpu,
+            2 => BackendKind::Cuda,
+            other => return Err(Failure::invalid(format!("options.backend = {other} is not a gptoss_backend"))),
+        };
+        let opts = RuntimeOptions {
+            backend,
+            threads: (o.threads != 0).then_some(o.threads as usize),
+            load: LoadOptions {
+                max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize },
+                weights: None,
+            },
+            context: ContextOptions::default(),
+        };
+        let opened = path.parse::<ModelSource>()?.open()?;
+        let loaded = LoadedModel::load(&opened, &opts, &mut |_, _| {})?;
+        let info = loaded.backend_info();
+        let c = loaded.config();
+        let handle = gptoss_model {
+            vocab_size: c.vocab_size,
+            max_context: c.max_position_embeddings,
+            eos_tokens: c.eos_token_ids.clone(),
+            backend: format!("{} ({}, {} threads)", info.name, info.device, info.threads),
+            inner: Mutex::new(loaded),
+        };
+        *slot = into_handle(handle);
+        Ok(())
+    })
+}
+
+/// Adds a reference.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gptoss_model_retain(model: *mut gptoss_model) -> gptoss_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { retain(model, "model") }
+}
+
+/// Drops a reference; NULL is a no-op.
+///
+/// # Safety
+/// `model` is NULL or a live handle whose reference the caller gives up.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gptoss_model_release(model: *mut gptoss_model) -> gptoss_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { release(model) }
+}
+
+/// # Safety
+/// `model` is NULL or a live handle; `vocab_size_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gptoss_model_vocab_size(model: *mut gptoss_model, vocab_size_out: *mut u32) -> gptoss_status {
+    entry(|| {
+        // SAFETY: forwarded from the caller.
+        let (m, o) = unsafe { (model_ref(model)?, out(vocab_size_out, "vocab_size_out")?) };
+        *o = m.vocab_size as u32;
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `model` is NULL or a live handle; `max_context_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gptoss_model_max_context(model: *mut gptoss_model, max_context_out: *mut u64) -> gptoss_status {
+    entry(|| {
+        // SAFETY: forwarded from the caller.
+        let (m, o) = unsafe { (model_ref(model)?, out(max_context_out, "max_context_out")?) };
+        *o = m.max_context as u64;
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `model` is NULL or a live handle; `buffer` valid for `capacity` bytes; `size_out` valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gptoss_model_backend(
+    model: *mut gptoss_model,
+    buffer: *mut c_char,
+    capacity: usize,
+    size_out: *mut usize,
+) -> gptoss_status {
+    entry(|| {
+        // SAFETY: forwarded from the caller.
+        let (m, size) = unsafe { (model_ref(model)?, out(size_out, "size_out")?) };
+        // SAFETY: forwarded from the caller.
+        unsafe { fill_str(&m.backend, buffer, capacity, size, "backend description") }
+    })
+}

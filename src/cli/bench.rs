@@ -1,0 +1,269 @@
+//! `gptoss bench`: tok/s, bytes per token, achieved GB/s and % of the bandwidth measured in the
+//! same run, gpt-fast style; then where a decode step's time goes. With no arguments it runs
+//! the embedded default: synthetic:20b on the best backend, a short run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use gptoss::{Engine, Error, Result, RuntimeOptions};
+use gptoss_bench::compare::compare;
+use gptoss_bench::machine::{describe, peak_rss_bytes, reset_peak_rss};
+use gptoss_bench::peak::{DEFAULT_BYTES, cpu_read_gb_s};
+use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
+use gptoss_engine::profiled::OpSite;
+use gptoss_engine::{DType, OpKind, SamplingParams};
+use gptoss_model_gpt_oss::accounting::{TokenBytes, token_bytes};
+use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
+
+use super::args::parse_weights;
+use super::progress::{bytes_bar, updater};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Models to run (repeatable): directories or synthetic:tiny|20b|120b[@SEED].
+    #[arg(long = "model")]
+    models: Vec<String>,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Prefill lengths to time (comma-separated), e.g. 512.
+    #[arg(short = 'p', long = "prompt", value_delimiter = ',')]
+    prompts: Vec<usize>,
+    /// Tokens to decode and time.
+    #[arg(short = 'n', long = "gen")]
+    gen_tokens: Option<usize>,
+    /// Context depths at which decode is measured (comma-separated), e.g. 0,4096.
+    #[arg(long, value_delimiter = ',')]
+    depth: Vec<usize>,
+    #[arg(long)]
+    repetitions: Option<usize>,
+    /// CPU worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Tokens per forward pass during prefill.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Print the tables as markdown.
+    #[arg(long)]
+    markdown: bool,
+    /// Write an SVG: decode tok/s vs depth, and the per-op share of a decode step.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Only measure the machine's peak bandwidth.
+    #[arg(long)]
+    peak_only: bool,
+    /// Compare two result files (old, new) and print the ratio per row.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    compare: Vec<PathBuf>,
+    /// Decode steps timed op by op for the breakdown (0 skips it).
+    #[arg(long, default_value_t = 4)]
+    profile_tokens: usize,
+    /// Weights of attention and unembedding: native (as stored), or quantized while loading to
+    /// int8, int4 or int4:GROUP.
+    #[arg(long, default_value = "native")]
+    weights: String,
+}
+
+/// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b.
+const CPU_DEFAULTS: (usize, usize, usize) = (64, 16, 2);
+
+pub fn run(a: Args) -> Result<()> {
+    if !a.compare.is_empty() {
+        let old = Results::read(&a.compare[0])?;
+        let new = Results::read(&a.compare[1])?;
+        print!("{}", compare(&old, &new));
+        return Ok(());
+    }
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let backend = a.backend.parse()?;
+    let machine = describe(env!("GPTOSS_VERSION"));
+    eprintln!("measuring the read bandwidth of {threads} threads…");
+    let peak = cpu_read_gb_s(threads, DEFAULT_BYTES, 5);
+    // The measurement's buffer is gone; the memory figures must be the model's alone.
+    reset_peak_rss();
+    eprintln!("peak read bandwidth: {peak:.1} GB/s ({threads} threads, {} MiB read, best of 5)", DEFAULT_BYTES >> 20);
+    if a.peak_only {
+        if let Some(path) = &a.json {
+            Results { machine, rows: vec![], ops: vec![] }.write(path)?;
+        }
+        println!("{peak:.2}");
+        return Ok(());
+    }
+
+    let (p_default, n_default, reps_default) = CPU_DEFAULTS;
+    let prompts = if a.prompts.is_empty() { vec![p_default] } else { a.prompts.clone() };
+    let depths = if a.depth.is_empty() { vec![0] } else { a.depth.clone() };
+    let gen_tokens = a.gen_tokens.unwrap_or(n_default);
+    let repetitions = a.repetitions.unwrap_or(reps_default).max(1);
+    let models = if a.models.is_empty() { vec!["synthetic:20b".to_string()] } else { a.models.clone() };
+
+    let mut results = Results { machine, rows: vec![], ops: vec![] };
+    for name in &models {
+        let source: ModelSource = name.parse()?;
+        let model = source.open()?;
+        let cases: Vec<Case> = depths
+            .iter()
+            .flat_map(|&depth| prompts.iter().map(move |&p| Case { prompt_tokens: p, gen_tokens, depth, repetitions }))
+            .collect();
+        let context = cases.iter().map(Case::context_needed).max().unwrap_or(1).max(a.profile_tokens + 1);
+        if context > model.config.max_position_embeddings {
+            return Err(Error::Usage(format!("the cases need {context} positions; {source} has {}", model.config.max_position_embeddings)));
+        }
+        let opts = RuntimeOptions {
+            backend,
+            threads: Some(threads),
+            load: LoadOptions { max_batch: a.batch, weights: parse_weights(&a.weights)? },
+            context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
+        };
+        let bar = bytes_bar(&format!("loading {source}"));
+        let start = Instant::now();
+        let mut engine = Engine::load_with_progress(&model, &opts, &mut updater(&bar))?;
+        let load_s = start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let info = engine.model.backend_info();
+        let kv_mib = engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64;
+        eprintln!(
+            "loaded {source} on {} ({}, {} threads) in {load_s:.1} s; KV cache {kv_mib:.1} MiB",
+            info.name, info.device, info.threads
+        );
+        // A device with its own memory is measured against its own ceiling.
+        let peak = match engine.model.measure_peak_gb_s()? {
+            Some(device) => {
+                eprintln!("device copy bandwidth: {device:.1} GB/s");
+                device
+            }
+            None => peak,
+        };
+
+        for case in &cases {
+            eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
+            let m = measure(engine.lm().as_mut(), case)?;
+            let bytes = token_bytes(
+                engine.model.config(),
+                &engine.formats(),
+                engine.model.config().num_experts_per_tok as f64,
+                case.depth + case.prompt_tokens.max(1),
+            );
+            let mut row = Row {
+                model: source.to_string(),
+                backend: info.name.to_string(),
+                isa_or_device: info.device.clone(),
+                weights: weights_label(&a.weights, &model),
+                threads: info.threads,
+                prompt_tokens: case.prompt_tokens,
+                gen_tokens: case.gen_tokens,
+                depth: case.depth,
+                pp_tok_s: m.pp_tok_s.map(|s| s.median),
+                tg_tok_s: m.tg_tok_s.map(|s| s.median),
+                ttft_ms: m.ttft_ms.map(|s| s.median),
+                bytes_per_token: bytes.total(),
+                gb_s: None,
+                peak_gb_s: Some(peak),
+                pct_of_peak: None,
+                peak_rss_bytes: peak_rss_bytes(),
+                pp_spread: m.pp_tok_s,
+                tg_spread: m.tg_tok_s,
+                ttft_spread: m.ttft_ms,
+                bytes_by_family: bytes.families().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                repetitions: case.repetitions,
+                load_s,
+                device_memory_bytes: engine.model.device_memory().map(|(used, _)| used),
+                kernels: engine.model.kernels().iter().map(|k| k.to_string()).collect(),
+            };
+            row.derive_bandwidth();
+            results.rows.push(row);
+        }
+        if a.profile_tokens > 0 {
+            results.ops.extend(profile(&mut engine, &source.to_string(), a.profile_tokens)?);
+        }
+    }
+
+    if a.markdown {
+        print!("{}", table::markdown(&results));
+    } else {
+        print!("{}", table::text(&results));
+    }
+    if let Some(path) = &a.json {
+        results.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &a.plot {
+        std::fs::write(path, plot::svg(&results))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Times `tokens` decode steps op by op (after a one-token prompt) and returns each op site's
+/// share, with the bytes it must read per token where the model's accounting knows them.
+fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>> {
+    let mut token = {
+        let mut lm = engine.lm();
+        lm.rollback(0)?;
+        lm.forward(&[0], 1)?;
+        lm.sample(0, &SamplingParams::GREEDY, 0.0)?
+    };
+    engine.model.set_profiling(true);
+    {
+        let mut lm = engine.lm();
+        for _ in 0..tokens {
+            lm.forward(std::slice::from_ref(&token), 1)?;
+            token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
+        }
+    }
+    engine.model.set_profiling(false);
+    let times = engine.model.op_times();
+    let bytes = token_bytes(engine.model.config(), &engine.formats(), engine.model.config().num_experts_per_tok as f64, 1);
+    let total: f64 = times.iter().map(|(_, t)| t.total.as_secs_f64()).sum();
+    Ok(times
+        .iter()
+        .map(|(site, t)| {
+            let (name, floor) = describe_site(site, engine, &bytes);
+            let ms = t.total.as_secs_f64() * 1e3 / tokens as f64;
+            OpRow {
+                model: model.to_string(),
+                op: name,
+                calls_per_token: t.calls as f64 / tokens as f64,
+                ms_per_token: ms,
+                share_pct: 100.0 * t.total.as_secs_f64() / total,
+                bytes_per_token: floor,
+                gb_s: floor.map(|b| b / (ms / 1e3) / 1e9),
+            }
+        })
+        .collect())
+}
+
+/// A readable name for an op site, and the bytes it reads per token when known.
+fn describe_site(site: &OpSite, engine: &Engine, bytes: &TokenBytes) -> (String, Option<f64>) {
+    let c = engine.model.config();
+    let f = engine.formats();
+    match site.op {
+        OpKind::Matmul if site.rows == c.vocab_size => ("matmul (unembedding)".into(), Some(bytes.unembedding)),
+        OpKind::Matmul if site.rows == c.hidden_size && site.cols == c.q_dim() => {
+            let o = c.num_hidden_layers * f.attention.matrix_bytes(c.hidden_size, c.q_dim());
+            ("matmul (o_proj + residual)".into(), Some(o as f64))
+        }
+        OpKind::QkvRope => {
+            let w = c.num_hidden_layers
+                * (f.attention.matrix_bytes(c.q_dim(), c.hidden_size) + 2 * f.attention.matrix_bytes(c.kv_dim(), c.hidden_size));
+            ("qkv_rope (+ kv write)".into(), Some(w as f64))
+        }
+        OpKind::Attention => ("attention".into(), Some(bytes.kv_cache)),
+        OpKind::MoeRoute => ("moe_route".into(), Some(bytes.router)),
+        OpKind::MoeExperts => ("moe_experts".into(), Some(bytes.experts)),
+        OpKind::Embed => ("embed".into(), Some(bytes.embedding)),
+        op => (op.name().to_string(), None),
+    }
+}
+
+/// What the weights column says: the load-time conversion, else how the checkpoint stores
+/// attention and unembedding.
+fn weights_label(weights: &str, model: &OpenedModel) -> String {
+    match model.config.quantization.weight_only() {
+        Some(q) if weights == "native" => q.format.to_string(),
+        _ => weights.to_string(),
+    }
+}

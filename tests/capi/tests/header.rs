@@ -1,0 +1,272 @@
+//! The header against the library, through bindgen's declarations: exported symbols, layouts,
+//! status values, and misuse.
+
+use std::ffi::{CStr, CString, c_void};
+use std::mem::{align_of, offset_of, size_of};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::ptr::{null, null_mut};
+
+use gptoss_capi_tests as h;
+
+fn last_error() -> String {
+    // SAFETY: the library returns a valid NUL-terminated string.
+    unsafe { CStr::from_ptr(h::gptoss_last_error()) }.to_string_lossy().into_owned()
+}
+
+fn profile_dir() -> PathBuf {
+    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn every_exported_symbol_is_in_the_header_and_back() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(["build", "--lib", "-p", "gptoss"]).current_dir(&root);
+    if profile_dir().ends_with("release") {
+        cargo.arg("--release");
+    }
+    let out = cargo.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lib = profile_dir().join("libgptoss.a");
+    let nm = Command::new("nm").args(["--defined-only", "-g"]).arg(&lib).output().expect("nm (binutils) runs");
+    let mut exported: Vec<String> = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().collect::<Vec<_>>().get(2..).map(|v| (v[0].to_string(), l.to_string())))
+        .filter(|(name, line)| name.starts_with("gptoss_") && line.contains(" T "))
+        .map(|(name, _)| name)
+        .collect();
+    exported.sort();
+    exported.dedup();
+    assert_eq!(exported, h::header_functions(), "exported symbols (left) vs header functions (right)");
+}
+
+#[test]
+fn layouts_and_values_match_the_rust_side() {
+    use gptoss::capi as r;
+    macro_rules! same_layout {
+        ($c:ty, $rust:ty, [$($f:ident),*]) => {
+            assert_eq!((size_of::<$c>(), align_of::<$c>()), (size_of::<$rust>(), align_of::<$rust>()), stringify!($c));
+            $(assert_eq!(offset_of!($c, $f), offset_of!($rust, $f), concat!(stringify!($c), ".", stringify!($f)));)*
+        };
+    }
+    same_layout!(h::gptoss_model_options, r::gptoss_model_options, [backend, threads, max_batch]);
+    same_layout!(h::gptoss_sampler, r::gptoss_sampler, [temperature, top_k, top_p, seed]);
+    same_layout!(
+        h::gptoss_stats,
+        r::gptoss_stats,
+        [prompt_tokens, generated_tokens, ttft_ms, prefill_tokens_per_second, decode_tokens_per_second, stop_reason]
+    );
+    assert_eq!(size_of::<h::gptoss_status::Type>(), size_of::<r::gptoss_status>());
+    let pairs = [
+        (h::gptoss_status::GPTOSS_SUCCESS, r::gptoss_status::GPTOSS_SUCCESS),
+        (h::gptoss_status::GPTOSS_INVALID_ARGUMENT, r::gptoss_status::GPTOSS_INVALID_ARGUMENT),
+        (h::gptoss_status::GPTOSS_BUFFER_TOO_SMALL, r::gptoss_status::GPTOSS_BUFFER_TOO_SMALL),
+        (h::gptoss_status::GPTOSS_IO_ERROR, r::gptoss_status::GPTOSS_IO_ERROR),
+        (h::gptoss_status::GPTOSS_INVALID_MODEL, r::gptoss_status::GPTOSS_INVALID_MODEL),
+        (h::gptoss_status::GPTOSS_UNSUPPORTED, r::gptoss_status::GPTOSS_UNSUPPORTED),
+        (h::gptoss_status::GPTOSS_CONTEXT_OVERFLOW, r::gptoss_status::GPTOSS_CONTEXT_OVERFLOW),
+        (h::gptoss_status::GPTOSS_OUT_OF_MEMORY, r::gptoss_status::GPTOSS_OUT_OF_MEMORY),
+        (h::gptoss_status::GPTOSS_BACKEND_ERROR, r::gptoss_status::GPTOSS_BACKEND_ERROR),
+        (h::gptoss_status::GPTOSS_INTERNAL_ERROR, r::gptoss_status::GPTOSS_INTERNAL_ERROR),
+    ];
+    for (c, rust) in pairs {
+        assert_eq!(c as i64, rust as i64);
+        // SAFETY: any value is accepted.
+        let s = unsafe { CStr::from_ptr(h::gptoss_status_string(c)) };
+        assert!(!s.to_bytes().is_empty() && s != c"unknown status", "{c}");
+    }
+}
+
+const OK: h::gptoss_status::Type = h::gptoss_status::GPTOSS_SUCCESS;
+const INVALID: h::gptoss_status::Type = h::gptoss_status::GPTOSS_INVALID_ARGUMENT;
+
+fn load(name: &str) -> *mut h::gptoss_model {
+    let path = CString::new(name).unwrap();
+    let mut m = null_mut();
+    // SAFETY: valid arguments.
+    let st = unsafe { h::gptoss_model_load(path.as_ptr(), null(), &mut m) };
+    assert_eq!(st, OK, "{}", last_error());
+    m
+}
+
+fn sampler(seed: u64) -> h::gptoss_sampler {
+    h::gptoss_sampler { temperature: 1.0, top_k: 0, top_p: 1.0, seed }
+}
+
+#[test]
+fn nulls_are_refused_with_a_message() {
+    // SAFETY: every call passes NULL where the header allows or refuses it.
+    unsafe {
+        let mut m = null_mut();
+        assert_eq!(h::gptoss_model_load(null(), null(), &mut m), INVALID);
+        assert!(last_error().contains("path is NULL"));
+        assert!(m.is_null());
+        let name = CString::new("synthetic:tiny").unwrap();
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), null(), null_mut()), INVALID);
+        assert!(last_error().contains("model_out is NULL"));
+        assert_eq!(h::gptoss_model_options_default(null_mut()), INVALID);
+        let mut v = 0u32;
+        assert_eq!(h::gptoss_model_vocab_size(null_mut(), &mut v), INVALID);
+        assert!(last_error().contains("model is NULL"));
+        let mut s = null_mut();
+        assert_eq!(h::gptoss_session_create(null_mut(), 0, &mut s), INVALID);
+        assert_eq!(h::gptoss_session_append(null_mut(), null(), 0), INVALID);
+        let mut t = 0u32;
+        assert_eq!(h::gptoss_session_sample(null_mut(), &sampler(0), &mut t), INVALID);
+        assert_eq!(h::gptoss_model_release(null_mut()), OK);
+        assert_eq!(h::gptoss_session_release(null_mut()), OK);
+        assert_eq!(last_error(), "", "success clears the message");
+    }
+}
+
+#[test]
+fn sessions_generate_sample_and_refuse_misuse() {
+    let model = load("synthetic:tiny");
+    // SAFETY: a live model and valid arguments throughout; misuse is deliberate and allowed.
+    unsafe {
+        let mut vocab = 0u32;
+        assert_eq!(h::gptoss_model_vocab_size(model, &mut vocab), OK);
+        assert_eq!(vocab, 201_088);
+
+        // Too-small and zero-length buffers report the size needed.
+        let mut size = 0usize;
+        assert_eq!(h::gptoss_model_backend(model, null_mut(), 0, &mut size), h::gptoss_status::GPTOSS_BUFFER_TOO_SMALL);
+        let mut buf = vec![0 as std::ffi::c_char; size];
+        assert_eq!(h::gptoss_model_backend(model, buf.as_mut_ptr(), buf.len(), &mut size), OK);
+        assert!(CStr::from_ptr(buf.as_ptr()).to_string_lossy().starts_with("cpu ("));
+        assert_eq!(size, buf.len() - 1);
+
+        let mut s = null_mut();
+        assert_eq!(h::gptoss_session_create(model, 64, &mut s), OK);
+        let mut token = 0u32;
+        assert_eq!(h::gptoss_session_sample(s, &sampler(1), &mut token), INVALID, "nothing appended yet");
+        let bad = [1u32, 999_999];
+        assert_eq!(h::gptoss_session_append(s, bad.as_ptr(), 2), INVALID);
+        assert!(last_error().contains("999999"));
+        let mut pos = 7u64;
+        assert_eq!(h::gptoss_session_position(s, &mut pos), OK);
+        assert_eq!(pos, 0, "a refused append leaves the session unchanged");
+        let long = vec![5u32; 65];
+        assert_eq!(h::gptoss_session_append(s, long.as_ptr(), long.len()), h::gptoss_status::GPTOSS_CONTEXT_OVERFLOW);
+
+        let prompt = [1u32, 2, 3];
+        assert_eq!(h::gptoss_session_append(s, prompt.as_ptr(), 3), OK);
+        let mut count = 0usize;
+        assert_eq!(h::gptoss_session_logits(s, null_mut(), 0, &mut count), h::gptoss_status::GPTOSS_BUFFER_TOO_SMALL);
+        assert_eq!(count, 201_088);
+        let mut logits = vec![0f32; count];
+        assert_eq!(h::gptoss_session_logits(s, logits.as_mut_ptr(), logits.len(), &mut count), OK);
+        assert!(logits.iter().all(|v| v.is_finite()));
+        let greedy = h::gptoss_sampler { temperature: 0.0, ..sampler(0) };
+        assert_eq!(h::gptoss_session_sample(s, &greedy, &mut token), OK);
+        let argmax = (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+        assert_eq!(token as usize, argmax);
+        let bad_sampler = h::gptoss_sampler { top_p: 0.0, ..sampler(0) };
+        assert_eq!(h::gptoss_session_sample(s, &bad_sampler, &mut token), INVALID);
+
+        // A callback that stops early.
+        unsafe extern "C" fn stop_after_three(user: *mut c_void, _token: u32) -> i32 {
+            // SAFETY: the test passes a pointer to its counter.
+            let n = unsafe { &mut *(user as *mut u32) };
+            *n += 1;
+            (*n == 3) as i32
+        }
+        let mut seen = 0u32;
+        let mut stats = std::mem::zeroed::<h::gptoss_stats>();
+        assert_eq!(h::gptoss_session_reset(s), OK);
+        let st = h::gptoss_session_generate(
+            s,
+            prompt.as_ptr(),
+            3,
+            20,
+            &sampler(9),
+            null(),
+            0,
+            Some(stop_after_three),
+            (&mut seen as *mut u32).cast(),
+            &mut stats,
+        );
+        assert_eq!(st, OK, "{}", last_error());
+        assert_eq!((seen, stats.generated_tokens, stats.stop_reason), (3, 3, h::gptoss_stop_reason::GPTOSS_STOP_CALLBACK));
+        assert_eq!(h::gptoss_session_position(s, &mut pos), OK);
+        assert_eq!(pos, 5, "the prompt and the two tokens fed back");
+        // No room for 61 more tokens.
+        assert_eq!(
+            h::gptoss_session_generate(s, prompt.as_ptr(), 3, 60, &sampler(9), null(), 0, None, null_mut(), null_mut()),
+            h::gptoss_status::GPTOSS_CONTEXT_OVERFLOW
+        );
+        assert_eq!(h::gptoss_session_rollback(s, 99), INVALID);
+
+        // The session keeps the model alive after the caller's release.
+        assert_eq!(h::gptoss_model_release(model), OK);
+        assert_eq!(h::gptoss_session_reset(s), OK);
+        assert_eq!(h::gptoss_session_generate(s, prompt.as_ptr(), 3, 4, &sampler(9), null(), 0, None, null_mut(), &mut stats), OK);
+        assert_eq!(stats.generated_tokens, 4);
+        assert_eq!(h::gptoss_session_release(s), OK);
+    }
+}
+
+#[test]
+fn load_failures_have_statuses_and_thread_local_messages() {
+    // SAFETY: valid arguments; the failures are the point.
+    unsafe {
+        let mut opts = std::mem::zeroed::<h::gptoss_model_options>();
+        assert_eq!(h::gptoss_model_options_default(&mut opts), OK);
+        opts.backend = 7;
+        let name = CString::new("synthetic:tiny").unwrap();
+        let mut m = null_mut();
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), INVALID);
+        assert!(last_error().contains("backend = 7"));
+        let missing = CString::new("/no/such/model").unwrap();
+        assert_eq!(h::gptoss_model_load(missing.as_ptr(), null(), &mut m), h::gptoss_status::GPTOSS_IO_ERROR);
+        let message = last_error();
+        assert!(message.contains("/no/such/model"));
+        let other_thread = std::thread::spawn(last_error).join().unwrap();
+        assert_eq!(other_thread, "", "messages are per thread");
+        let dir = std::env::temp_dir().join(format!("gptoss-capi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), "{\"hidden_size\": 0}").unwrap();
+        let bad = CString::new(dir.to_str().unwrap()).unwrap();
+        assert_eq!(h::gptoss_model_load(bad.as_ptr(), null(), &mut m), h::gptoss_status::GPTOSS_INVALID_MODEL);
+        assert!(last_error().contains("hidden_size = 0"));
+        std::fs::remove_dir_all(dir).unwrap();
+        assert!(m.is_null());
+        assert!(!CStr::from_ptr(h::gptoss_version()).to_bytes().is_empty());
+    }
+}
+
+#[test]
+fn sessions_of_one_model_run_from_several_threads() {
+    struct Handle(*mut h::gptoss_model);
+    // SAFETY: the header makes handles usable from any thread.
+    unsafe impl Send for Handle {}
+    unsafe impl Sync for Handle {}
+    impl Handle {
+        fn get(&self) -> *mut h::gptoss_model {
+            self.0
+        }
+    }
+    let model = Handle(load("synthetic:tiny"));
+    let run = |seed: u64| {
+        let mut s = null_mut();
+        let prompt = [7u32, 8, 9];
+        let mut stats = unsafe { std::mem::zeroed::<h::gptoss_stats>() };
+        // SAFETY: a live model; valid arguments.
+        unsafe {
+            assert_eq!(h::gptoss_session_create(model.get(), 64, &mut s), OK);
+            assert_eq!(h::gptoss_session_generate(s, prompt.as_ptr(), 3, 8, &sampler(seed), null(), 0, None, null_mut(), &mut stats), OK);
+            let mut pos = 0u64;
+            assert_eq!(h::gptoss_session_position(s, &mut pos), OK);
+            assert_eq!(h::gptoss_session_release(s), OK);
+            pos
+        }
+    };
+    let positions: Vec<u64> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..4).map(|i| sc.spawn(move || run(i))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(positions, vec![10; 4]);
+    // SAFETY: the last reference.
+    assert_eq!(unsafe { h::gptoss_model_release(model.get()) }, OK);
+}
