@@ -184,4 +184,14 @@ mod tests {
             Formats { attention: WeightFormat::Int4 { group: 32 }, unembedding: WeightFormat::Int4 { group: 32 }, ..Formats::CHECKPOINT };
         assert!((token_bytes(&c, &f, 4.0, 0).weights() / 1e9 - 1.95).abs() < 0.01);
     }
+
+    #[test]
+    fn a_load_time_conversion_changes_only_its_families() {
+        let c = Preset::Gpt20b.config();
+        let q = WeightOnly::new(WeightFormat::Int4 { group: 32 }, &[Family::Attention, Family::Unembedding]).unwrap();
+        let f = Formats::CHECKPOINT.converted(Some(q));
+        assert_eq!((f.attention, f.unembedding, f.router, f.experts), (q.format, q.format, WeightFormat::Bf16, WeightFormat::Mxfp4));
+        assert_eq!(token_bytes(&c, &f, 4.0, 0).weights(), 1_959_883_008.0);
+        assert_eq!(Formats::CHECKPOINT.converted(None), Formats::CHECKPOINT);
+    }
 }
