@@ -3,6 +3,8 @@
 use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
 use gptoss_kernels_cpu::{CpuBackend, CpuBuffer};
+#[cfg(feature = "cuda")]
+use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
 use gptoss_model_gpt_oss::accounting::Formats;
 use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
@@ -44,28 +46,67 @@ pub struct RuntimeOptions {
 /// until per-op timing is switched on.
 pub enum LoadedModel {
     Cpu(Box<GptOss<Profiled<CpuBackend>>>),
+    #[cfg(feature = "cuda")]
+    Cuda(Box<GptOss<Profiled<CudaBackend>>>),
 }
 
 /// A context (KV cache and activations) of a `LoadedModel`, on the same backend.
 pub enum ModelContext {
-    Cpu(Context<CpuBuffer>),
+    Cpu(Box<Context<CpuBuffer>>),
+    #[cfg(feature = "cuda")]
+    Cuda(Box<Context<CudaBuffer>>),
 }
+
+/// Runs `$body` with `$m` bound to the model, whatever its backend.
+macro_rules! each_model {
+    ($model:expr, $m:ident => $body:expr) => {
+        match $model {
+            LoadedModel::Cpu($m) => $body,
+            #[cfg(feature = "cuda")]
+            LoadedModel::Cuda($m) => $body,
+        }
+    };
+}
+
+/// A context used with a model of another backend: contexts come only from `new_context`.
+#[cfg(feature = "cuda")]
+const FOREIGN_CONTEXT: &str = "a ModelContext used with a LoadedModel of another backend";
 
 impl LoadedModel {
     /// Loads `model`, telling `progress` (bytes loaded, bytes in all).
     pub fn load(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
         match opts.backend {
-            BackendKind::Auto | BackendKind::Cpu => {
-                let backend = Profiled::new(CpuBackend::new(opts.threads)?);
-                Ok(LoadedModel::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
-            }
+            BackendKind::Cpu => Self::load_cpu(model, opts, progress),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Self::load_cuda(CudaBackend::new(0)?, model, opts, progress),
+            #[cfg(feature = "cuda")]
+            BackendKind::Auto => match CudaBackend::new(0) {
+                Ok(gpu) => Self::load_cuda(gpu, model, opts, progress),
+                // "auto" is the best device available: without a usable GPU, the CPU.
+                Err(_) => Self::load_cpu(model, opts, progress),
+            },
+            #[cfg(not(feature = "cuda"))]
+            BackendKind::Auto => Self::load_cpu(model, opts, progress),
+            #[cfg(not(feature = "cuda"))]
             BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
         }
     }
 
+    fn load_cpu(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        let backend = Profiled::new(CpuBackend::new(opts.threads)?);
+        Ok(LoadedModel::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn load_cuda(gpu: CudaBackend, model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        Ok(LoadedModel::Cuda(Box::new(GptOss::load_with_progress(Profiled::new(gpu), model, opts.load, progress)?)))
+    }
+
     pub fn new_context(&mut self, opts: ContextOptions) -> Result<ModelContext> {
         match self {
-            LoadedModel::Cpu(m) => Ok(ModelContext::Cpu(m.new_context(opts)?)),
+            LoadedModel::Cpu(m) => Ok(ModelContext::Cpu(Box::new(m.new_context(opts)?))),
+            #[cfg(feature = "cuda")]
+            LoadedModel::Cuda(m) => Ok(ModelContext::Cuda(Box::new(m.new_context(opts)?))),
         }
     }
 
@@ -73,63 +114,57 @@ impl LoadedModel {
     pub fn session<'a>(&'a mut self, ctx: &'a mut ModelContext) -> Box<dyn CausalLm + 'a> {
         match (self, ctx) {
             (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Box::new(m.session(c)),
+            #[cfg(feature = "cuda")]
+            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => Box::new(m.session(c)),
+            #[cfg(feature = "cuda")]
+            _ => panic!("{FOREIGN_CONTEXT}"),
         }
     }
 
     pub fn config(&self) -> &GptOssConfig {
-        match self {
-            LoadedModel::Cpu(m) => m.config(),
-        }
+        each_model!(self, m => m.config())
     }
 
     pub fn backend_info(&self) -> BackendInfo {
         use gptoss_engine::Backend;
-        match self {
-            LoadedModel::Cpu(m) => m.backend().info(),
-        }
+        each_model!(self, m => m.backend().info())
     }
 
     pub fn kernels(&self) -> &[KernelChoice] {
-        match self {
-            LoadedModel::Cpu(m) => m.kernels(),
-        }
+        each_model!(self, m => m.kernels())
     }
 
     /// How the weights (and a context's cache) are stored, for byte accounting.
     pub fn formats(&self, ctx: &ModelContext) -> Formats {
         match (self, ctx) {
             (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => m.formats(c.kv_dtype()),
+            #[cfg(feature = "cuda")]
+            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => m.formats(c.kv_dtype()),
+            #[cfg(feature = "cuda")]
+            _ => panic!("{FOREIGN_CONTEXT}"),
         }
     }
 
     /// The device's measured bandwidth ceiling, when it has its own memory (see `Backend`).
     pub fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
         use gptoss_engine::Backend;
-        match self {
-            LoadedModel::Cpu(m) => Ok(m.backend_mut().measure_peak_gb_s()?),
-        }
+        each_model!(self, m => Ok(m.backend_mut().measure_peak_gb_s()?))
     }
 
     /// Device memory (used, total) in bytes, for devices with their own memory.
     pub fn device_memory(&self) -> Option<(u64, u64)> {
         use gptoss_engine::Backend;
-        match self {
-            LoadedModel::Cpu(m) => m.backend().device_memory(),
-        }
+        each_model!(self, m => m.backend().device_memory())
     }
 
     /// Switches per-op timing on (clearing earlier times) or off.
     pub fn set_profiling(&mut self, on: bool) {
-        match self {
-            LoadedModel::Cpu(m) => m.backend_mut().set_enabled(on),
-        }
+        each_model!(self, m => m.backend_mut().set_enabled(on))
     }
 
     /// Time spent per op site since profiling was switched on.
     pub fn op_times(&self) -> Vec<(OpSite, OpTime)> {
-        match self {
-            LoadedModel::Cpu(m) => m.backend().times().to_vec(),
-        }
+        each_model!(self, m => m.backend().times().to_vec())
     }
 }
 
@@ -137,6 +172,8 @@ impl ModelContext {
     pub fn kv_cache_bytes(&self) -> usize {
         match self {
             ModelContext::Cpu(c) => c.kv_cache_bytes(),
+            #[cfg(feature = "cuda")]
+            ModelContext::Cuda(c) => c.kv_cache_bytes(),
         }
     }
 }

@@ -1,4 +1,6 @@
-//! `CpuBackend`: validates every op's buffers, then runs the chosen kernel on its rayon pool.
+//! `CpuBackend`: validates every op's buffers, then runs the chosen kernel on its worker pool.
+//! The instruction set is fixed when the backend is made (`GPTOSS_CPU_ISA` or the best this
+//! CPU has); `prepare` then picks that ISA's kernel for every case of the model.
 
 use gptoss_engine::{
     Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result,
@@ -6,42 +8,48 @@ use gptoss_engine::{
 };
 
 use crate::buffer::CpuBuffer;
+use crate::isa::Isa;
 use crate::pool::{Pool, for_each_chunk};
 use crate::reference::attention::MAX_HEAD_DIM;
 use crate::reference::convert_weight::convert_weight;
 use crate::reference::qkv_rope::RopeView;
 use crate::registry::{Chosen, lookup};
 use crate::view::{KvView, KvViewMut, WeightView};
+use crate::workspace::Workspace;
 
 pub struct CpuBackend {
     pool: Pool,
     threads: usize,
+    isa: Isa,
     kernels: Chosen,
-    scratch: Scratch,
+    scratch: Workspace,
     /// Bytes copied by `from_host` because the source was misaligned.
     copied_bytes: usize,
 }
 
-/// Per-op scratch, sized once by `prepare`.
-#[derive(Default)]
-struct Scratch {
-    k: Vec<f32>,
-    v: Vec<f32>,
-    act: Vec<f32>,
-    router_logits: Vec<f32>,
-    sample: Vec<(f32, u32)>,
-}
-
 impl CpuBackend {
-    /// A backend running on `threads` worker threads (all cores when `None`).
+    /// A backend running on `threads` worker threads (all cores when `None`), with the
+    /// instruction set `GPTOSS_CPU_ISA` names or else the best this CPU has.
     pub fn new(threads: Option<usize>) -> Result<Self> {
+        Self::with_isa(threads, Isa::from_env()?)
+    }
+
+    /// A backend on a given instruction set; an error if this CPU lacks it.
+    pub fn with_isa(threads: Option<usize>, isa: Isa) -> Result<Self> {
+        if !isa.available() {
+            return Err(EngineError::unsupported("cpu", format!("this CPU cannot run the {isa} kernels")));
+        }
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {
             return Err(EngineError::invalid("--threads must be at least 1"));
         }
         let pool = Pool::new(threads)
             .map_err(|e| EngineError::Backend { backend: "cpu", detail: format!("cannot start {threads} threads: {e}") })?;
-        Ok(CpuBackend { pool, threads, kernels: Chosen::default(), scratch: Scratch::default(), copied_bytes: 0 })
+        Ok(CpuBackend { pool, threads, isa, kernels: Chosen::default(), scratch: Workspace::default(), copied_bytes: 0 })
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// Bytes that had to be copied instead of used in place.
@@ -69,22 +77,15 @@ impl Backend for CpuBackend {
     type Buffer = CpuBuffer;
 
     fn info(&self) -> BackendInfo {
-        BackendInfo { name: "cpu", device: "scalar".into(), threads: self.threads }
+        BackendInfo { name: "cpu", device: self.isa.describe(), threads: self.threads }
     }
 
     fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
         if plan.head_dim > MAX_HEAD_DIM || !plan.head_dim.is_multiple_of(2) {
             return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
         }
-        self.kernels = Chosen::new(&plan.cases, &KernelOverrides::from_env()?)?;
-        let kv_row = plan.kv_heads * plan.head_dim;
-        self.scratch = Scratch {
-            k: vec![0.0; plan.max_tokens * kv_row],
-            v: vec![0.0; plan.max_tokens * kv_row],
-            act: vec![0.0; plan.top_k * plan.intermediate],
-            router_logits: vec![0.0; plan.experts],
-            sample: Vec::with_capacity(plan.vocab),
-        };
+        self.kernels = Chosen::new(self.isa, &plan.cases, &KernelOverrides::from_env()?)?;
+        self.scratch = Workspace::new(plan);
         Ok(self.kernels.report.clone())
     }
 
@@ -223,7 +224,11 @@ impl Backend for CpuBackend {
         need(out, DType::F32, n * w.rows, OP, "out")?;
         let k = lookup(&self.kernels.matmul, OpKind::Matmul, Some(w.format))?;
         let (x, o) = (&x.f32s(OP)?[..n * w.cols], &mut out.f32s_mut(OP)?[..n * w.rows]);
-        self.pool.enter(|| k(&w, x, n, o, accumulate));
+        let ws = &mut self.scratch;
+        if !ws.fits(n, w.cols) {
+            return Err(EngineError::invalid(format!("{OP}: {n} × {} inputs exceed the plan the backend was prepared for", w.cols)));
+        }
+        self.pool.enter(|| k(&w, x, n, o, accumulate, ws));
         Ok(())
     }
 
@@ -263,14 +268,14 @@ impl Backend for CpuBackend {
         need(positions, DType::U32, n, OP, "positions")?;
         need(&rope.inv_freq, DType::F32, d / 2, OP, "rope inv_freq")?;
         need(q_out, DType::F32, n * q.rows, OP, "q_out")?;
-        if self.scratch.k.len() < n * kv_row {
+        if self.scratch.k.len() < n * kv_row || !self.scratch.fits(n, q.cols) {
             return Err(EngineError::invalid(format!("{OP}: {n} tokens exceed the batch the backend was prepared for")));
         }
         let kern = lookup(&self.kernels.qkv_rope, OpKind::QkvRope, Some(q.format))?;
         let rv = RopeView { inv_freq: rope.inv_freq.f32s(OP)?, concentration: rope.concentration };
         let (x, pos, qo) = (&x.f32s(OP)?[..n * q.cols], &positions.u32s(OP)?[..n], &mut q_out.f32s_mut(OP)?[..n * q.rows]);
-        let (kt, vt) = (&mut self.scratch.k[..n * kv_row], &mut self.scratch.v[..n * kv_row]);
-        self.pool.enter(|| kern(&q, &k, &v, x, n, pos, &rv, &mut cache, qo, kt, vt));
+        let ws = &mut self.scratch;
+        self.pool.enter(|| kern(&q, &k, &v, x, n, pos, &rv, &mut cache, qo, ws));
         Ok(())
     }
 
@@ -328,7 +333,7 @@ impl Backend for CpuBackend {
         if top_k == 0 || top_k > r.rows {
             return Err(EngineError::shape(OP, format!("top-{top_k} of {} experts", r.rows)));
         }
-        if self.scratch.router_logits.len() < r.rows {
+        if self.scratch.router_logits.len() < n * r.rows || !self.scratch.fits(n, r.cols) {
             return Err(EngineError::invalid(format!("{OP}: {} experts exceed the plan the backend was prepared for", r.rows)));
         }
         need(x, DType::F32, n * r.cols, OP, "x")?;
@@ -336,8 +341,8 @@ impl Backend for CpuBackend {
         need(weights, DType::F32, n * top_k, OP, "weights")?;
         let kern = lookup(&self.kernels.moe_route, OpKind::MoeRoute, Some(r.format))?;
         let (xs, is, ws) = (&x.f32s(OP)?[..n * r.cols], &mut ids.u32s_mut(OP)?[..n * top_k], &mut weights.f32s_mut(OP)?[..n * top_k]);
-        let logits = &mut self.scratch.router_logits;
-        self.pool.enter(|| kern(&r, xs, n, top_k, is, ws, logits));
+        let scratch = &mut self.scratch;
+        self.pool.enter(|| kern(&r, xs, n, top_k, is, ws, scratch));
         Ok(())
     }
 
@@ -376,13 +381,18 @@ impl Backend for CpuBackend {
         if let Some(&e) = sel.iter().find(|&&e| e as usize >= g.experts) {
             return Err(EngineError::shape(OP, format!("expert id {e} out of range (the layer has {})", g.experts)));
         }
-        if self.scratch.act.len() < top_k * inter {
+        let m = &self.scratch.moe;
+        if m.a.len() < n * top_k * inter
+            || m.y.len() < n * top_k * g.cols
+            || m.starts.len() <= g.experts
+            || !self.scratch.fits(n * top_k, inter.max(g.cols))
+        {
             return Err(EngineError::invalid(format!("{OP}: top-{top_k} × {inter} exceeds the plan the backend was prepared for")));
         }
         let kern = lookup(&self.kernels.moe_experts, OpKind::MoeExperts, Some(g.format))?;
         let (xs, ws, res) = (&x.f32s(OP)?[..n * g.cols], &weights.f32s(OP)?[..n * top_k], &mut residual.f32s_mut(OP)?[..n * g.cols]);
-        let act = &mut self.scratch.act;
-        self.pool.enter(|| kern(&g, &dn, xs, n, sel, ws, top_k, swiglu, res, act));
+        let scratch = &mut self.scratch;
+        self.pool.enter(|| kern(&g, &dn, xs, n, sel, ws, top_k, swiglu, res, scratch));
         Ok(())
     }
 

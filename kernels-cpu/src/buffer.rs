@@ -56,7 +56,9 @@ impl Aligned {
 
     fn zeroed(len: usize) -> Option<Self> {
         if len == 0 {
-            return Some(Aligned { ptr: NonNull::<[u8; Self::ALIGN]>::dangling().cast(), len });
+            // A dangling pointer with the full alignment, so that empty buffers cast to any type.
+            // SAFETY: ALIGN is not zero.
+            return Some(Aligned { ptr: unsafe { NonNull::new_unchecked(std::ptr::without_provenance_mut(Self::ALIGN)) }, len });
         }
         let layout = Layout::from_size_align(len, Self::ALIGN).ok()?;
         // SAFETY: the layout has a non-zero size.

@@ -1,13 +1,19 @@
 //! gptoss-kernels-cpu: the CPU backend. Scalar reference kernels for every Backend op (the
-//! definition the SIMD and CUDA kernels are tested against), buffers that compute straight
-//! from memory-mapped weights, and a persistent worker pool for the per-op parallel loops.
+//! definition the SIMD and CUDA kernels are tested against), SIMD kernels (AVX2, AVX-512,
+//! NEON) chosen at run time, buffers that compute straight from memory-mapped weights, and a
+//! persistent worker pool for the per-op parallel loops.
 
 pub mod backend;
 pub mod buffer;
+pub mod fast;
+pub mod isa;
 pub mod pool;
 pub mod reference;
 pub mod registry;
+pub mod simd;
 pub mod view;
+pub mod workspace;
 
 pub use backend::CpuBackend;
 pub use buffer::CpuBuffer;
+pub use isa::Isa;

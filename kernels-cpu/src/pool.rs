@@ -185,13 +185,33 @@ pub fn for_each_chunk<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &m
     }
 }
 
+/// Runs `f(0) … f(tasks − 1)` on the pool entered on this thread (sequentially when there is
+/// none).
+pub fn for_each_task(tasks: usize, f: impl Fn(usize) + Sync) {
+    let pool = CURRENT.with(|c| c.get());
+    if pool.is_null() {
+        (0..tasks).for_each(f);
+    } else {
+        // SAFETY: `enter` set the pointer and clears it before the pool can be dropped.
+        unsafe { &*pool }.run(tasks, &f);
+    }
+}
+
+/// Threads of the pool entered on this thread (1 when there is none).
+pub fn current_threads() -> usize {
+    let pool = CURRENT.with(|c| c.get());
+    // SAFETY: as in `for_each_task`.
+    if pool.is_null() { 1 } else { unsafe { &*pool }.threads() }
+}
+
+/// A raw pointer that tasks may share, for writing disjoint parts of one buffer.
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: used only to hand disjoint sub-slices to tasks.
+pub struct SendPtr<T>(pub *mut T);
+// SAFETY: used only to hand disjoint parts of a buffer to tasks.
 unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
-    fn get(&self) -> *mut T {
+    pub fn get(&self) -> *mut T {
         self.0
     }
 }

@@ -1,0 +1,70 @@
+//! Scratch memory of the CPU kernels, sized once by `prepare` from the model plan so that no
+//! op allocates.
+
+use gptoss_engine::ModelPlan;
+
+#[derive(Default)]
+pub struct Workspace {
+    /// f32 [max_tokens, kv_heads · head_dim]: projected keys and values before the cache write.
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    /// f32 [max_tokens, experts]: router logits.
+    pub router_logits: Vec<f32>,
+    /// Sampling candidates, capacity vocab.
+    pub sample: Vec<(f32, u32)>,
+    /// f32 [rows, cols]: activations reordered for the 4-bit formats, for the widest input any
+    /// matmul of the plan takes, max_tokens · top_k rows.
+    pub xp: Vec<f32>,
+    /// 0, 1, 2, … (max_tokens · top_k): the row lists of dense matmuls.
+    pub iota: Vec<u32>,
+    pub moe: MoeScratch,
+}
+
+/// The routed experts' intermediate results, one row per (token, k) slot.
+#[derive(Default)]
+pub struct MoeScratch {
+    /// f32 [slots, 2 · intermediate]: gate_up outputs (gate at even, up at odd columns).
+    pub u: Vec<f32>,
+    /// f32 [slots, intermediate]: the SwiGLU activations.
+    pub a: Vec<f32>,
+    /// f32 [slots, hidden]: each expert's down projection plus bias.
+    pub y: Vec<f32>,
+    /// u32 [slots]: slots ordered by expert.
+    pub order: Vec<u32>,
+    /// u32 [slots]: the token of each slot in `order`.
+    pub tokens: Vec<u32>,
+    /// u32 [experts + 1]: where each expert's slots start in `order`.
+    pub starts: Vec<u32>,
+    /// u32 [experts + 1]: where each expert's tasks start in a grouped pass.
+    pub task_starts: Vec<u32>,
+}
+
+impl Workspace {
+    /// Whether `rows` activation rows of `cols` fit the buffers.
+    pub fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows * cols <= self.xp.len() && rows <= self.iota.len()
+    }
+
+    pub fn new(p: &ModelPlan) -> Self {
+        let slots = p.max_tokens * p.top_k.max(1);
+        let q_dim = p.q_heads * p.head_dim;
+        let xp_len = (p.max_tokens * p.hidden.max(q_dim)).max(slots * p.intermediate.max(p.hidden));
+        Workspace {
+            k: vec![0.0; p.max_tokens * p.kv_heads * p.head_dim],
+            v: vec![0.0; p.max_tokens * p.kv_heads * p.head_dim],
+            router_logits: vec![0.0; p.max_tokens * p.experts],
+            sample: Vec::with_capacity(p.vocab),
+            xp: vec![0.0; xp_len],
+            iota: (0..slots as u32).collect(),
+            moe: MoeScratch {
+                u: vec![0.0; slots * 2 * p.intermediate],
+                a: vec![0.0; slots * p.intermediate],
+                y: vec![0.0; slots * p.hidden],
+                order: vec![0; slots],
+                tokens: vec![0; slots],
+                starts: vec![0; p.experts + 1],
+                task_starts: vec![0; p.experts + 1],
+            },
+        }
+    }
+}

@@ -1,0 +1,207 @@
+/* Kernel argument structs: the one declaration shared by the kernels (included by every .cu)
+ * and the Rust launchers (bindgen generates their mirror in build.rs). Each kernel takes exactly
+ * one of these by value. Plain C with fixed-width fundamental types only (LP64: int 4 bytes,
+ * long long and pointers 8), so clang (bindgen) and nvcc lay every struct out identically; the
+ * static asserts at the bottom pin sizes and offsets on the C side, bindgen's layout asserts and
+ * the const asserts in `src/args.rs` on the Rust side.
+ *
+ * Pointers are device addresses. Weight pointers are untyped: the format is part of the kernel's
+ * name (`f32_bf16w_matmul`, `f32_mf4w_matmul`, …) and the byte layout is the engine's
+ * (engine/src/weight.rs). */
+#ifndef GPTOSS_ARGS_H
+#define GPTOSS_ARGS_H
+
+/* Bits of the device status word: inputs that live in device memory (token ids, expert ids,
+ * positions) cannot be checked by the host before a launch, so kernels check them and report
+ * here; the backend reads and clears the word whenever it synchronizes. */
+#define GPTOSS_STATUS_TOKEN_RANGE 1u
+#define GPTOSS_STATUS_EXPERT_RANGE 2u
+#define GPTOSS_STATUS_RING_OVERRUN 4u
+
+/* Largest head_dim, experts, top_k and q heads per kv head the kernels support. */
+#define GPTOSS_MAX_EXPERTS 256
+#define GPTOSS_MAX_TOP_K 32
+#define GPTOSS_MAX_GROUP 8
+/* Threads per block of the reduction kernels (rms_norm, argmax, sampling). */
+#define GPTOSS_REDUCE_THREADS 256
+
+/* One weight matrix, or `experts` stacked matrices, in the format named by the kernel. */
+typedef struct GptossWeight {
+    const void *data;
+    const void *scales;              /* null for f32 and bf16 */
+    const float *bias;               /* f32 [experts, rows] or null */
+    unsigned long long data_stride;  /* bytes from one expert's data to the next */
+    unsigned long long scale_stride; /* bytes from one expert's scales to the next */
+    unsigned int rows;
+    unsigned int cols;
+    unsigned int experts;
+    unsigned int group; /* int4 group size; 0 for other formats */
+} GptossWeight;
+
+/* out[t, :] = table[tokens[t], :] as f32. */
+typedef struct GptossEmbedArgs {
+    GptossWeight table;
+    const unsigned int *tokens;
+    float *out;
+    unsigned int *status;
+    unsigned int n;
+    unsigned int pad_;
+} GptossEmbedArgs;
+
+/* out = x / sqrt(mean(x^2) + eps) * gain, row by row. */
+typedef struct GptossRmsNormArgs {
+    const float *x;
+    const float *gain;
+    float *out;
+    unsigned int n;
+    unsigned int d;
+    float eps;
+    unsigned int pad_;
+} GptossRmsNormArgs;
+
+/* out[t] = (accumulate ? out[t] : 0) + W x[t] + b. */
+typedef struct GptossMatmulArgs {
+    GptossWeight w;
+    const float *x;
+    float *out;
+    unsigned int n;
+    unsigned int accumulate;
+} GptossMatmulArgs;
+
+/* q/k/v projections + bias + RoPE on q and k + the KV-cache write at slot pos % capacity. */
+typedef struct GptossQkvRopeArgs {
+    GptossWeight q;
+    GptossWeight k;
+    GptossWeight v;
+    const float *x;
+    const unsigned int *positions;
+    const float *inv_freq; /* f32 [head_dim / 2] */
+    void *k_cache;         /* [capacity, kv_heads, head_dim] bf16 or f32 (the kernel's name says) */
+    void *v_cache;
+    float *q_out;
+    unsigned int n;
+    unsigned int head_dim;
+    unsigned int q_heads;
+    unsigned int kv_heads;
+    unsigned int capacity;
+    float concentration;
+} GptossQkvRopeArgs;
+
+/* Split-KV attention with sinks: pass 1 writes per-split partials, pass 2 combines them. */
+typedef struct GptossAttentionArgs {
+    const float *q;
+    const void *k_cache;
+    const void *v_cache;
+    const unsigned int *positions;
+    const float *sinks;
+    float *out;
+    float *part_acc; /* f32 [n, q_heads, splits, head_dim] */
+    float *part_ml;  /* f32 [n, q_heads, splits, 2]: running max and sum */
+    unsigned int *status;
+    unsigned int n;
+    unsigned int q_heads;
+    unsigned int kv_heads;
+    unsigned int head_dim;
+    unsigned int capacity;
+    unsigned int window; /* 0: no window */
+    unsigned int splits;
+    float scale;
+} GptossAttentionArgs;
+
+/* Router logits, top-k (descending, lowest id first on ties) and softmax over the k. */
+typedef struct GptossMoeRouteArgs {
+    GptossWeight router;
+    const float *x;
+    float *logits;          /* scratch f32 [n, experts] */
+    unsigned int *counters; /* scratch u32 [n], zero between launches */
+    unsigned int *ids;
+    float *weights;
+    unsigned int n;
+    unsigned int top_k;
+} GptossMoeRouteArgs;
+
+/* act[t, k, j] = swiglu(W1[e] x[t] + b1[e]) rows 2j, 2j+1, for e = ids[t, k]. */
+typedef struct GptossMoeGateUpArgs {
+    GptossWeight w;
+    const float *x;
+    const unsigned int *ids;
+    float *act; /* f32 [n, top_k, rows / 2] */
+    unsigned int *status;
+    unsigned int n;
+    unsigned int top_k;
+    float alpha;
+    float limit;
+} GptossMoeGateUpArgs;
+
+/* residual[t] += sum_k weights[t, k] * (W2[ids[t, k]] act[t, k] + b2[ids[t, k]]). */
+typedef struct GptossMoeDownArgs {
+    GptossWeight w;
+    const float *act;
+    const unsigned int *ids;
+    const float *weights;
+    float *residual;
+    unsigned int *status;
+    unsigned int n;
+    unsigned int top_k;
+} GptossMoeDownArgs;
+
+/* Sampling from one row of logits: arg-max, or the inverse CDF over exp((l - max) / T). */
+typedef struct GptossSampleArgs {
+    const float *logits;
+    float *part_val;        /* scratch [blocks]: block maxima, then block masses */
+    unsigned int *part_idx; /* scratch [blocks] */
+    double *part_mass;      /* scratch [blocks] */
+    unsigned int *counter;  /* scratch, zero between launches */
+    unsigned int *out_id;
+    unsigned int vocab;
+    float temperature;
+    float u;
+    unsigned int pad_;
+} GptossSampleArgs;
+
+/* Synthetic tensors: element i is a pure function of (stream, i); see engine/src/synth.rs. */
+typedef struct GptossSynthArgs {
+    void *out;
+    unsigned long long len; /* elements */
+    unsigned long long stream;
+    float center;
+    float half_width;
+    unsigned int lo;   /* byte range: lo + byte % span; span 0 = raw bytes */
+    unsigned int span;
+} GptossSynthArgs;
+
+/* ---- layout pins (C side) ------------------------------------------------------------------ */
+#ifdef __cplusplus
+#define GPTOSS_STATIC_ASSERT static_assert
+#else
+#define GPTOSS_STATIC_ASSERT _Static_assert
+#endif
+#define GPTOSS_PIN(T, size) GPTOSS_STATIC_ASSERT(sizeof(T) == (size), #T " size changed: update src/args.rs")
+#define GPTOSS_AT(T, f, off) GPTOSS_STATIC_ASSERT(__builtin_offsetof(T, f) == (off), #T "." #f " moved: update src/args.rs")
+
+GPTOSS_PIN(GptossWeight, 56);
+GPTOSS_AT(GptossWeight, data_stride, 24);
+GPTOSS_AT(GptossWeight, rows, 40);
+GPTOSS_AT(GptossWeight, group, 52);
+GPTOSS_PIN(GptossEmbedArgs, 88);
+GPTOSS_PIN(GptossRmsNormArgs, 40);
+GPTOSS_PIN(GptossMatmulArgs, 80);
+GPTOSS_AT(GptossMatmulArgs, n, 72);
+GPTOSS_PIN(GptossQkvRopeArgs, 240);
+GPTOSS_AT(GptossQkvRopeArgs, x, 168);
+GPTOSS_AT(GptossQkvRopeArgs, concentration, 236);
+GPTOSS_PIN(GptossAttentionArgs, 104);
+GPTOSS_AT(GptossAttentionArgs, n, 72);
+GPTOSS_AT(GptossAttentionArgs, scale, 100);
+GPTOSS_PIN(GptossMoeRouteArgs, 104);
+GPTOSS_AT(GptossMoeRouteArgs, n, 96);
+GPTOSS_PIN(GptossMoeGateUpArgs, 104);
+GPTOSS_AT(GptossMoeGateUpArgs, alpha, 96);
+GPTOSS_PIN(GptossMoeDownArgs, 104);
+GPTOSS_AT(GptossMoeDownArgs, n, 96);
+GPTOSS_PIN(GptossSampleArgs, 64);
+GPTOSS_AT(GptossSampleArgs, u, 56);
+GPTOSS_PIN(GptossSynthArgs, 40);
+GPTOSS_AT(GptossSynthArgs, span, 36);
+
+#endif

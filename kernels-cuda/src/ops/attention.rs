@@ -1,0 +1,110 @@
+//! Launcher for `cuda/attention.cu`: the split pass, then the combine pass.
+
+use cudarc::driver::LaunchConfig;
+use gptoss_engine::{DType, DeviceBuffer, EngineError, KvLayer, Result};
+
+use super::qkv_rope::check_kv;
+use super::u32_of;
+use crate::args::{GPTOSS_MAX_GROUP, GptossAttentionArgs};
+use crate::buffer::{CudaBuffer, need};
+use crate::device::Device;
+use crate::registry::Resolved;
+
+const OP: &str = "attention";
+/// Keys per split that make splitting worth a block; at most this many splits.
+const KEYS_PER_SPLIT: usize = 256;
+const MAX_SPLITS: usize = 32;
+/// Splits × tokens the partials scratch is sized for (at least; see `scratch_rows`).
+const SPLIT_BUDGET: usize = 128;
+
+/// Splits for `n` tokens over a layer of `capacity` slots: enough to fill the GPU at decode,
+/// fewer as the batch itself provides blocks. Depends only on (n, capacity), so a replayed
+/// decode step launches the same grid.
+pub fn splits(n: usize, capacity: usize) -> usize {
+    capacity.div_ceil(KEYS_PER_SPLIT).clamp(1, MAX_SPLITS).min((SPLIT_BUDGET / n.max(1)).max(1))
+}
+
+/// Rows (token · split) of partials the scratch must hold for batches up to `max_tokens`.
+pub fn scratch_rows(max_tokens: usize) -> usize {
+    SPLIT_BUDGET.max(max_tokens)
+}
+
+/// Per-(token, head, split) partial results of the split pass.
+pub struct Partials {
+    /// f32 [rows, q_heads, head_dim]
+    pub acc: CudaBuffer,
+    /// f32 [rows, q_heads, 2]
+    pub ml: CudaBuffer,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    dev: &Device,
+    kernels: &Resolved,
+    part: &mut Partials,
+    q: &CudaBuffer,
+    kv: &KvLayer<CudaBuffer>,
+    n: usize,
+    positions: &CudaBuffer,
+    sinks: &CudaBuffer,
+    scale: f32,
+    out: &mut CudaBuffer,
+) -> Result<()> {
+    check_kv(kv, OP)?;
+    let (d, q_heads) = (kv.head_dim, sinks.len());
+    if q_heads == 0 || kv.kv_heads == 0 || q_heads % kv.kv_heads != 0 || q_heads / kv.kv_heads > GPTOSS_MAX_GROUP as usize {
+        return Err(EngineError::shape(
+            OP,
+            format!("{q_heads} query heads (sinks) for {} kv heads (a multiple, at most {GPTOSS_MAX_GROUP} per kv head)", kv.kv_heads),
+        ));
+    }
+    need(sinks, DType::F32, q_heads, OP, "sinks")?;
+    need(q, DType::F32, n * q_heads * d, OP, "q")?;
+    need(out, DType::F32, n * q_heads * d, OP, "out")?;
+    need(positions, DType::U32, n, OP, "positions")?;
+    let Resolved::Attention { bf16, f32, combine } = kernels else {
+        return Err(EngineError::Backend { backend: "cuda", detail: format!("{OP}: kernel table mismatch") });
+    };
+    let split_kernel = match kv.k.dtype() {
+        DType::Bf16 => bf16,
+        DType::F32 => f32,
+        other => return Err(EngineError::shape(OP, format!("kv cache of {other}"))),
+    };
+    if !matches!(d, 16 | 64 | 128) {
+        return Err(EngineError::unsupported(OP, format!("head_dim {d} (the CUDA kernels take 16, 64 or 128)")));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let s = splits(n, kv.capacity);
+    need(&part.acc, DType::F32, n * s * q_heads * d, OP, "partials (prepared batch)")?;
+    need(&part.ml, DType::F32, n * s * q_heads * 2, OP, "partials (prepared batch)")?;
+    let args = GptossAttentionArgs {
+        q: q.ptr() as *const f32,
+        k_cache: kv.k.ptr() as *const _,
+        v_cache: kv.v.ptr() as *const _,
+        positions: positions.ptr() as *const u32,
+        sinks: sinks.ptr() as *const f32,
+        out: out.ptr() as *mut f32,
+        part_acc: part.acc.ptr() as *mut f32,
+        part_ml: part.ml.ptr() as *mut f32,
+        status: dev.status_ptr as *mut u32,
+        n: u32_of(n, OP, "tokens")?,
+        q_heads: q_heads as u32,
+        kv_heads: kv.kv_heads as u32,
+        head_dim: d as u32,
+        capacity: u32_of(kv.capacity, OP, "capacity")?,
+        window: u32_of(kv.window.unwrap_or(0), OP, "window")?,
+        splits: s as u32,
+        scale,
+    };
+    let split_cfg = LaunchConfig { grid_dim: (kv.kv_heads as u32, s as u32, args.n), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+    let combine_cfg = LaunchConfig { grid_dim: (q_heads as u32, args.n, 1), block_dim: (d as u32, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: q / out hold n × q_heads × d floats, the cache matches its geometry, positions
+    // hold n ids, the partials n × splits rows (checked above); keys are read at pos % capacity,
+    // and positions past what the ring holds are reported by the kernel, not read out of bounds.
+    unsafe {
+        dev.launch(split_kernel, split_cfg, &args)?;
+        dev.launch(combine, combine_cfg, &args)
+    }
+}

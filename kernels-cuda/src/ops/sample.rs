@@ -1,0 +1,77 @@
+//! Launcher for `cuda/sample.cu`: the token id is the only thing copied back (4 bytes, into
+//! pinned memory).
+
+use cudarc::driver::{CudaFunction, LaunchConfig, PinnedHostSlice};
+use gptoss_engine::{DType, EngineError, Result, SamplingParams};
+
+use crate::args::{GPTOSS_REDUCE_THREADS, GptossSampleArgs};
+use crate::buffer::{CudaBuffer, need};
+use crate::device::{Device, cuda_err};
+
+const OP: &str = "sample";
+/// Blocks of the sampling passes: about 2048 logits each, at most this many.
+pub const MAX_BLOCKS: usize = 1024;
+
+/// Scratch of the sampling passes, sized once for the vocabulary.
+pub struct SampleScratch {
+    /// f32 [MAX_BLOCKS]
+    pub val: CudaBuffer,
+    /// u32 [MAX_BLOCKS]
+    pub idx: CudaBuffer,
+    /// f64 [MAX_BLOCKS] (as 2 × MAX_BLOCKS f32 elements)
+    pub mass: CudaBuffer,
+    /// u32 [2]: the ticket, then the sampled id
+    pub ticket_and_id: CudaBuffer,
+    /// Host copy of the id.
+    pub host: PinnedHostSlice<u8>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn sample(
+    dev: &Device,
+    argmax: &CudaFunction,
+    temperature: &CudaFunction,
+    s: &mut SampleScratch,
+    logits: &CudaBuffer,
+    row: usize,
+    vocab: usize,
+    params: &SamplingParams,
+    u: f32,
+) -> Result<u32> {
+    params.validate()?;
+    need(logits, DType::F32, (row + 1) * vocab, OP, "logits")?;
+    if vocab == 0 || vocab > u32::MAX as usize {
+        return Err(EngineError::shape(OP, format!("a vocabulary of {vocab}")));
+    }
+    let cut = params.top_k != 0 || params.top_p < 1.0;
+    if !params.is_greedy() && cut {
+        return Err(EngineError::unsupported(OP, "top-k / top-p cuts on the CUDA backend (greedy and plain temperature are supported)"));
+    }
+    let args = GptossSampleArgs {
+        logits: logits.at(row * vocab) as *const f32,
+        part_val: s.val.ptr() as *mut f32,
+        part_idx: s.idx.ptr() as *mut u32,
+        part_mass: s.mass.ptr() as *mut f64,
+        counter: s.ticket_and_id.ptr() as *mut u32,
+        out_id: s.ticket_and_id.at(1) as *mut u32,
+        vocab: vocab as u32,
+        temperature: params.temperature,
+        u,
+        pad_: 0,
+    };
+    let blocks = vocab.div_ceil(2048).clamp(1, MAX_BLOCKS) as u32;
+    let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (GPTOSS_REDUCE_THREADS, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: the row holds vocab floats (checked above), the scratch holds MAX_BLOCKS entries
+    // per pass (≥ blocks) and the ticket starts at zero (each pass's last block resets it).
+    unsafe {
+        dev.launch(argmax, cfg, &args)?;
+        if !params.is_greedy() {
+            dev.launch(temperature, cfg, &args)?;
+        }
+    }
+    let id = s.ticket_and_id.view(1, 1);
+    dev.stream.memcpy_dtoh(&id, &mut s.host).map_err(cuda_err("reading the sampled id"))?;
+    dev.stream.synchronize().map_err(cuda_err("synchronize"))?;
+    let bytes = s.host.as_slice().map_err(cuda_err("reading the sampled id"))?;
+    Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
