@@ -1,12 +1,13 @@
 //! Models quantized by `quantize_model`: the directory holds the documented tensors and loads
-//! back; it computes exactly what load-time conversion computes (same bytes, same logits); and
-//! it computes what its decoded weights say (an f32 checkpoint of them gives the same logits
-//! within the fixture budget). Refusals name what is wrong.
+//! back; it computes exactly what load-time conversion computes (same bytes, same logits); it
+//! computes what its decoded weights say (an f32 checkpoint of them gives the same logits
+//! within the fixture budget); and every CPU instruction set agrees with the scalar reference
+//! on it. Refusals name what is wrong.
 
 use std::path::{Path, PathBuf};
 
 use gptoss_engine::{Backend, DType, HostBytes, Weight, WeightFormat};
-use gptoss_kernels_cpu::CpuBackend;
+use gptoss_kernels_cpu::{CpuBackend, Isa};
 use gptoss_model_gpt_oss::checkpoint::Checkpoint;
 use gptoss_model_gpt_oss::dir_writer::{tensor_as_stored, write_model_dir};
 use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, Family, QUANTIZABLE, WeightOnly};
@@ -35,7 +36,11 @@ fn quantize(src: &ModelSource, q: WeightOnly) -> (tempfile::TempDir, OpenedModel
 
 /// Logits of every position, run in chunks of 5 with an f32 cache.
 fn logits(model: &OpenedModel, weights: Option<WeightOnly>, tokens: &[u32]) -> Vec<f32> {
-    let mut m = GptOss::load(CpuBackend::new(Some(2)).unwrap(), model, LoadOptions { max_batch: 5, weights }).unwrap();
+    logits_on(CpuBackend::new(Some(2)).unwrap(), model, weights, tokens)
+}
+
+fn logits_on(backend: CpuBackend, model: &OpenedModel, weights: Option<WeightOnly>, tokens: &[u32]) -> Vec<f32> {
+    let mut m = GptOss::load(backend, model, LoadOptions { max_batch: 5, weights }).unwrap();
     let mut ctx = m.new_context(ContextOptions { max_context: 64, kv_dtype: DType::F32 }).unwrap();
     let vocab = m.config().vocab_size;
     let mut out = Vec::new();
@@ -165,10 +170,28 @@ fn quantized_models_compute_with_their_decoded_weights() {
         dequantized(&model, f32_dir.path());
         let reference = ModelSource::Dir(f32_dir.path().to_path_buf()).open().unwrap();
         let (ours, theirs) = (logits(&model, None, &tokens), logits(&reference, None, &tokens));
-        let max_ref = theirs.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-        let max_err = ours.iter().zip(&theirs).fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
         // The fixture's budget (tests/reference/README.md).
-        assert!(max_err / max_ref <= 1e-4, "{format}: max|Δ| / max|ref| = {}", max_err / max_ref);
+        assert!(rel_err(&ours, &theirs) <= 1e-4, "{format}: max|Δ| / max|ref| = {}", rel_err(&ours, &theirs));
+    }
+}
+
+/// max|a − b| / max|b|.
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let max_ref = b.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs() as f64)) / max_ref
+}
+
+#[test]
+fn every_cpu_isa_matches_the_scalar_reference_on_quantized_models() {
+    let tokens = tokens();
+    for format in FORMATS {
+        let (_out, model) = quantize(&ModelSource::Dir(fixture()), WeightOnly::new(format, &QUANTIZABLE).unwrap());
+        let reference = logits_on(CpuBackend::with_isa(Some(2), Isa::Scalar).unwrap(), &model, None, &tokens);
+        for isa in Isa::available_all() {
+            let ours = logits_on(CpuBackend::with_isa(Some(2), isa).unwrap(), &model, None, &tokens);
+            // The fixture's budget (tests/reference/README.md).
+            assert!(rel_err(&ours, &reference) <= 1e-4, "{format} on {isa}: {}", rel_err(&ours, &reference));
+        }
     }
 }
 
