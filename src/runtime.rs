@@ -111,13 +111,13 @@ impl LoadedModel {
     }
 
     /// The model and one of its contexts as a `CausalLm`.
-    pub fn session<'a>(&'a mut self, ctx: &'a mut ModelContext) -> Box<dyn CausalLm + 'a> {
+    pub fn session<'a>(&'a mut self, ctx: &'a mut ModelContext) -> Result<Box<dyn CausalLm + 'a>> {
         match (self, ctx) {
-            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Box::new(m.session(c)),
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Ok(Box::new(m.session(c))),
             #[cfg(feature = "cuda")]
-            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => Box::new(m.session(c)),
+            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => Ok(Box::new(m.session(c))),
             #[cfg(feature = "cuda")]
-            _ => panic!("{FOREIGN_CONTEXT}"),
+            _ => Err(Error::Usage(FOREIGN_CONTEXT.into())),
         }
     }
 
@@ -135,13 +135,13 @@ impl LoadedModel {
     }
 
     /// How the weights (and a context's cache) are stored, for byte accounting.
-    pub fn formats(&self, ctx: &ModelContext) -> Formats {
+    pub fn formats(&self, ctx: &ModelContext) -> Result<Formats> {
         match (self, ctx) {
-            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => m.formats(c.kv_dtype()),
+            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Ok(m.formats(c.kv_dtype())),
             #[cfg(feature = "cuda")]
-            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => m.formats(c.kv_dtype()),
+            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => Ok(m.formats(c.kv_dtype())),
             #[cfg(feature = "cuda")]
-            _ => panic!("{FOREIGN_CONTEXT}"),
+            _ => Err(Error::Usage(FOREIGN_CONTEXT.into())),
         }
     }
 
@@ -196,11 +196,11 @@ impl Engine {
         Ok(Engine { model: m, context })
     }
 
-    pub fn lm(&mut self) -> Box<dyn CausalLm + '_> {
+    pub fn lm(&mut self) -> Result<Box<dyn CausalLm + '_>> {
         self.model.session(&mut self.context)
     }
 
-    pub fn formats(&self) -> Formats {
+    pub fn formats(&self) -> Result<Formats> {
         self.model.formats(&self.context)
     }
 }

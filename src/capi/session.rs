@@ -136,7 +136,7 @@ pub unsafe extern "C" fn gptoss_session_append(session: *mut gptoss_session, tok
             return Ok(());
         }
         with_session(s, |st, model| {
-            let mut lm = model.session(&mut st.ctx);
+            let mut lm = model.session(&mut st.ctx)?;
             // Every id and the room are checked before the first forward pass.
             check_request(tokens, 1, lm.vocab_size(), lm.position(), lm.max_context())?;
             let chunks = tokens.len().div_ceil(lm.max_batch());
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn gptoss_session_reset(session: *mut gptoss_session) -> g
         // SAFETY: forwarded from the caller.
         let s = unsafe { session_ref(session) }?;
         with_session(s, |st, model| {
-            model.session(&mut st.ctx).rollback(0)?;
+            model.session(&mut st.ctx)?.rollback(0)?;
             st.rng = None;
             Ok(())
         })
@@ -170,7 +170,7 @@ pub unsafe extern "C" fn gptoss_session_rollback(session: *mut gptoss_session, p
     entry(|| {
         // SAFETY: forwarded from the caller.
         let s = unsafe { session_ref(session) }?;
-        with_session(s, |st, model| Ok(model.session(&mut st.ctx).rollback(usize::try_from(position).unwrap_or(usize::MAX))?))
+        with_session(s, |st, model| Ok(model.session(&mut st.ctx)?.rollback(usize::try_from(position).unwrap_or(usize::MAX))?))
     })
 }
 
@@ -181,7 +181,7 @@ pub unsafe extern "C" fn gptoss_session_position(session: *mut gptoss_session, p
     entry(|| {
         // SAFETY: forwarded from the caller.
         let (s, o) = unsafe { (session_ref(session)?, out(position_out, "position_out")?) };
-        *o = with_session(s, |st, model| Ok(model.session(&mut st.ctx).position()))? as u64;
+        *o = with_session(s, |st, model| Ok(model.session(&mut st.ctx)?.position()))? as u64;
         Ok(())
     })
 }
@@ -205,7 +205,7 @@ pub unsafe extern "C" fn gptoss_session_sample(
                 st.rng = Some((sampler.seed, Rng::new(sampler.seed)));
             }
             let u = st.rng.as_mut().expect("set above").1.next_unit();
-            let mut lm = model.session(&mut st.ctx);
+            let mut lm = model.session(&mut st.ctx)?;
             if lm.position() == 0 {
                 return Err(Failure::invalid("the session is empty: append tokens before sampling"));
             }
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn gptoss_session_logits(
         // SAFETY: forwarded from the caller.
         let (s, count) = unsafe { (session_ref(session)?, out(count_out, "count_out")?) };
         let row = with_session(s, |st, model| {
-            let mut lm = model.session(&mut st.ctx);
+            let mut lm = model.session(&mut st.ctx)?;
             let mut row = vec![0f32; lm.vocab_size()];
             lm.logits(0, &mut row)?;
             Ok(row)
@@ -266,7 +266,7 @@ pub unsafe extern "C" fn gptoss_session_generate(
         let stop_tokens = if stop_tokens.is_null() && stop_count == 0 { s.model.eos_tokens.clone() } else { stop.to_vec() };
         let opts = GenerateOptions { max_tokens: max_tokens as usize, stop_tokens, sampling: sampler.params()?, seed: sampler.seed };
         let stats = with_session(s, |st, model| {
-            let mut lm = model.session(&mut st.ctx);
+            let mut lm = model.session(&mut st.ctx)?;
             Ok(generate(lm.as_mut(), prompt, &opts, |t| match callback {
                 // SAFETY: the caller provides a callable function for `user_data`.
                 Some(cb) => (unsafe { cb(user_data, t) }) == 0,

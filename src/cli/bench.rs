@@ -12,7 +12,7 @@ use gptoss_bench::peak::{DEFAULT_BYTES, cpu_read_gb_s};
 use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
 use gptoss_engine::profiled::OpSite;
 use gptoss_engine::{DType, OpKind, SamplingParams};
-use gptoss_model_gpt_oss::accounting::{TokenBytes, token_bytes};
+use gptoss_model_gpt_oss::accounting::{Formats, TokenBytes, token_bytes};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
 use super::args::parse_weights;
@@ -140,10 +140,10 @@ pub fn run(a: Args) -> Result<()> {
 
         for case in &cases {
             eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
-            let m = measure(engine.lm().as_mut(), case)?;
+            let m = measure(engine.lm()?.as_mut(), case)?;
             let bytes = token_bytes(
                 engine.model.config(),
-                &engine.formats(),
+                &engine.formats()?,
                 engine.model.config().num_experts_per_tok as f64,
                 case.depth + case.prompt_tokens.max(1),
             );
@@ -201,14 +201,14 @@ pub fn run(a: Args) -> Result<()> {
 /// share, with the bytes it must read per token where the model's accounting knows them.
 fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>> {
     let mut token = {
-        let mut lm = engine.lm();
+        let mut lm = engine.lm()?;
         lm.rollback(0)?;
         lm.forward(&[0], 1)?;
         lm.sample(0, &SamplingParams::GREEDY, 0.0)?
     };
     engine.model.set_profiling(true);
     {
-        let mut lm = engine.lm();
+        let mut lm = engine.lm()?;
         for _ in 0..tokens {
             lm.forward(std::slice::from_ref(&token), 1)?;
             token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
@@ -216,12 +216,13 @@ fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>
     }
     engine.model.set_profiling(false);
     let times = engine.model.op_times();
-    let bytes = token_bytes(engine.model.config(), &engine.formats(), engine.model.config().num_experts_per_tok as f64, 1);
+    let formats = engine.formats()?;
+    let bytes = token_bytes(engine.model.config(), &formats, engine.model.config().num_experts_per_tok as f64, 1);
     let total: f64 = times.iter().map(|(_, t)| t.total.as_secs_f64()).sum();
     Ok(times
         .iter()
         .map(|(site, t)| {
-            let (name, floor) = describe_site(site, engine, &bytes);
+            let (name, floor) = describe_site(site, engine, &formats, &bytes);
             let ms = t.total.as_secs_f64() * 1e3 / tokens as f64;
             OpRow {
                 model: model.to_string(),
@@ -237,9 +238,8 @@ fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>
 }
 
 /// A readable name for an op site, and the bytes it reads per token when known.
-fn describe_site(site: &OpSite, engine: &Engine, bytes: &TokenBytes) -> (String, Option<f64>) {
+fn describe_site(site: &OpSite, engine: &Engine, f: &Formats, bytes: &TokenBytes) -> (String, Option<f64>) {
     let c = engine.model.config();
-    let f = engine.formats();
     match site.op {
         OpKind::Matmul if site.rows == c.vocab_size => ("matmul (unembedding)".into(), Some(bytes.unembedding)),
         OpKind::Matmul if site.rows == c.hidden_size && site.cols == c.q_dim() => {

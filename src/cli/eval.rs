@@ -56,7 +56,8 @@ pub fn run(a: Args) -> Result<()> {
     ref_opts.load.weights = None;
     let mut m = Engine::load(&model, &opts)?;
     let mut r = Engine::load(&reference, &ref_opts)?;
-    let f = compare(m.lm().as_mut(), r.lm().as_mut(), &tokens)?;
+    let (mut lm, mut lr) = (m.lm()?, r.lm()?);
+    let f = compare(lm.as_mut(), lr.as_mut(), &tokens)?;
 
     let weights = opts.load.weights.map(|q| format!(" ({} loaded as {})", names(&q), q.format)).unwrap_or_default();
     let stream = match &a.tokens {

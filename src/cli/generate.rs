@@ -63,7 +63,7 @@ pub fn run(a: Args) -> Result<()> {
     let options = GenerateOptions { max_tokens: a.max_tokens, stop_tokens, sampling, seed: a.seed };
     let mut out = std::io::stdout().lock();
     let mut first = true;
-    let stats = generate(engine.lm().as_mut(), &prompt, &options, |t| {
+    let stats = generate(engine.lm()?.as_mut(), &prompt, &options, |t| {
         let sep = if first { "" } else { "," };
         first = false;
         // A closed stdout (e.g. `| head`) stops generation.

@@ -22,7 +22,7 @@ pub fn run(a: Args) -> Result<()> {
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(tokens.len(), DType::F32)?;
     let mut engine = Engine::load(&model, &opts)?;
-    let mut lm = engine.lm();
+    let mut lm = engine.lm()?;
     let vocab = lm.vocab_size();
     let mut row = vec![0f32; vocab];
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
