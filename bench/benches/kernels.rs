@@ -22,7 +22,8 @@ const TOP_K: usize = 4;
 
 fn backend() -> CpuBackend {
     let mut b = CpuBackend::new(None).expect("cpu backend");
-    let formats = [None, Some(WeightFormat::Bf16), Some(WeightFormat::Mxfp4)];
+    let formats =
+        [None, Some(WeightFormat::Bf16), Some(WeightFormat::Int8), Some(WeightFormat::Int4 { group: 32 }), Some(WeightFormat::Mxfp4)];
     let cases = OpKind::ALL.iter().flat_map(|&op| formats.map(move |format| OpCase { op, format })).collect();
     let plan = ModelPlan {
         max_tokens: 1,
@@ -96,6 +97,23 @@ fn kernels(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes as u64));
     g.bench_function("bf16 2880x4096 decode", |bn| bn.iter(&mut gemv));
     g.finish();
+
+    // The same matrices quantized as `--weights int8|int4` would: fewer bytes for the same work.
+    for to in [WeightFormat::Int8, WeightFormat::Int4 { group: 32 }] {
+        let qs: Vec<_> = ws.iter().map(|w| b.convert_weight(w, to).expect("convert")).collect();
+        let bytes = qs[0].matrix_bytes();
+        let mut i = 0;
+        let mut gemv = || {
+            i = (i + 1) % qs.len();
+            b.matmul(&qs[i], &x, 1, &mut y, false).expect("matmul");
+        };
+        let name = format!("{to} 2880x4096 decode");
+        report(&format!("matmul {name}"), bytes, peak, &mut gemv);
+        let mut g = c.benchmark_group("matmul");
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.bench_function(name, |bn| bn.iter(&mut gemv));
+        g.finish();
+    }
 
     // MoE decode: 4 routed experts of one layer (gate_up + SwiGLU + down + combine).
     let gate_up = mxfp4_experts(&mut b, "gate_up", 2 * HIDDEN, HIDDEN);
