@@ -58,6 +58,7 @@ typedef enum gptoss_backend {
 
 typedef struct gptoss_model gptoss_model;
 typedef struct gptoss_session gptoss_session;
+typedef struct gptoss_tokenizer gptoss_tokenizer;
 
 /* How a model is loaded. Fill with gptoss_model_options_default, then change fields. */
 typedef struct gptoss_model_options {
@@ -184,6 +185,68 @@ gptoss_status gptoss_session_logits(gptoss_session* session, float* logits, size
 gptoss_status gptoss_session_generate(gptoss_session* session, const uint32_t* prompt, size_t prompt_count, uint32_t max_tokens,
                                       const gptoss_sampler* sampler, const uint32_t* stop_tokens, size_t stop_count,
                                       gptoss_token_callback callback, void* user_data, gptoss_stats* stats_out);
+
+/* ---- tokenizer and the harmony chat format --------------------------------------------- */
+
+typedef enum gptoss_reasoning_effort {
+    GPTOSS_REASONING_LOW = 0,
+    GPTOSS_REASONING_MEDIUM = 1,
+    GPTOSS_REASONING_HIGH = 2,
+} gptoss_reasoning_effort;
+
+/* One message of a conversation. `role` is "system", "developer", "user", "assistant", or a
+ * tool's name such as "functions.get_weather" for that tool's output. `content` is the text;
+ * a "system" message may leave it NULL for harmony's default system message (model identity,
+ * knowledge cutoff, reasoning effort, channels); a "developer" message's text is rendered as
+ * its instructions. `channel` ("analysis", "commentary", "final"), `recipient` (e.g.
+ * "functions.get_weather" for a tool call) and `content_type` (e.g. "<|constrain|>json") may be
+ * NULL. All strings are NUL-terminated UTF-8. */
+typedef struct gptoss_chat_message {
+    const char* role;
+    const char* channel;
+    const char* recipient;
+    const char* content_type;
+    const char* content;
+} gptoss_chat_message;
+
+/* The tokenizer of a model directory (its tokenizer.json), or the embedded o200k_harmony when
+ * `model_dir` is NULL (also right for the synthetic models). On failure *tokenizer_out is
+ * NULL. */
+gptoss_status gptoss_tokenizer_load(const char* model_dir, gptoss_tokenizer** tokenizer_out);
+
+gptoss_status gptoss_tokenizer_retain(gptoss_tokenizer* tokenizer);
+gptoss_status gptoss_tokenizer_release(gptoss_tokenizer* tokenizer);
+
+/* Encodes `length` bytes of UTF-8 text (need not be NUL-terminated). With `allow_special`
+ * zero, special-token text such as "<|start|>" is encoded as ordinary text; non-zero turns it
+ * into the special ids. Writes the ids to `tokens` and their count to *count_out; if
+ * `capacity` is too small, returns GPTOSS_BUFFER_TOO_SMALL with the needed count in
+ * *count_out. `tokens` may be NULL when `capacity` is 0. */
+gptoss_status gptoss_tokenizer_encode(gptoss_tokenizer* tokenizer, const char* text, size_t length, int allow_special, uint32_t* tokens,
+                                      size_t capacity, size_t* count_out);
+
+/* Decodes ids to the exact bytes they stand for (not NUL-terminated; a token may end inside a
+ * UTF-8 character). Writes *size_out like gptoss_tokenizer_encode writes *count_out. An
+ * unknown id gives GPTOSS_INVALID_ARGUMENT. */
+gptoss_status gptoss_tokenizer_decode(gptoss_tokenizer* tokenizer, const uint32_t* tokens, size_t count, char* bytes, size_t capacity,
+                                      size_t* size_out);
+
+/* The id of a token given as its text: a special token such as "<|start|>" or an ordinary
+ * token such as "Hello". */
+gptoss_status gptoss_tokenizer_token_id(gptoss_tokenizer* tokenizer, const char* token, uint32_t* id_out);
+
+/* Renders `count` messages in the harmony format, token for token as OpenAI's harmony library
+ * does (earlier analysis messages are dropped once a final answer exists). With
+ * `add_generation_prompt` non-zero, appends "<|start|>assistant" so a model continues with its
+ * reply. `reasoning_effort` is a gptoss_reasoning_effort, used by a default system message.
+ * Output as for gptoss_tokenizer_encode. */
+gptoss_status gptoss_tokenizer_render_chat(gptoss_tokenizer* tokenizer, const gptoss_chat_message* messages, size_t count,
+                                           uint32_t reasoning_effort, int add_generation_prompt, uint32_t* tokens, size_t capacity,
+                                           size_t* count_out);
+
+/* The ids that end an assistant's turn when sampling: <|return|> and <|call|> (not <|end|>,
+ * which separates the analysis from the final answer). Output as for gptoss_tokenizer_encode. */
+gptoss_status gptoss_tokenizer_stop_tokens(gptoss_tokenizer* tokenizer, uint32_t* tokens, size_t capacity, size_t* count_out);
 
 #ifdef __cplusplus
 }

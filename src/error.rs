@@ -2,6 +2,8 @@
 
 use gptoss_engine::EngineError;
 use gptoss_model_gpt_oss::ModelError;
+use gptoss_model_gpt_oss::harmony::HarmonyError;
+use gptoss_tokenizer::TokenizerError;
 use thiserror::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -12,6 +14,10 @@ pub enum Error {
     Model(#[from] ModelError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Harmony(#[from] HarmonyError),
     /// A bad command-line or API argument.
     #[error("{0}")]
     Usage(String),

@@ -55,8 +55,9 @@ fn the_c_example_generates_and_reports_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let ids: Vec<u32> = stdout.trim().split(',').map(|t| t.parse().unwrap()).collect();
-    assert_eq!(ids.len(), 12);
-    assert!(stderr.contains("12 tokens") && stderr.contains("tok/s"), "{stderr}");
+    // Random weights rarely sample a stop token; when they do, fewer tokens come.
+    assert!(!ids.is_empty() && ids.len() <= 12, "{stdout}");
+    assert!(stderr.contains(&format!("{} tokens after a", ids.len())) && stderr.contains("tok/s") && stderr.contains("text: "), "{stderr}");
     assert_eq!(run(&exe, &["synthetic:tiny", "12"]).stdout, out.stdout, "seeded generation repeats");
 
     let bad = run(&exe, &["/no/such/model", "4"]);

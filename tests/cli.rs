@@ -202,3 +202,58 @@ fn bench_writes_the_table_json_and_plot() {
     let cmp = ok(&["bench", "--compare", json.to_str().unwrap(), json.to_str().unwrap()]);
     assert!(cmp.contains("tg 1.000×"), "{cmp}");
 }
+
+/// Runs the command with `input` on stdin.
+fn with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gptoss"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn tokenize_and_detokenize_round_trip_exact_bytes() {
+    let text = "Hello, world!\n  naïve café — 你好 🙂\r\n\tfn main() { 12345 }   \n";
+    let ids = with_stdin(&["tokenize"], text.as_bytes());
+    assert!(ids.status.success());
+    let line = String::from_utf8(ids.stdout).unwrap();
+    assert!(line.starts_with("13225,11,2375,"), "{line}");
+    let back = with_stdin(&["detokenize"], line.as_bytes());
+    assert!(back.status.success());
+    assert_eq!(back.stdout, text.as_bytes());
+    let bad = with_stdin(&["detokenize"], b"1,999999");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("999999"));
+}
+
+#[test]
+fn generate_takes_text_and_chat_runs_the_harmony_loop() {
+    let out = ok(&["generate", "--model", "synthetic:tiny", "--prompt", "Once upon a time", "--max-tokens", "6", "--seed", "1"]);
+    assert!(!out.trim().is_empty() && !out.contains(','), "text, not ids: {out}");
+    let ids = ok(&[
+        "generate",
+        "--model",
+        "synthetic:tiny",
+        "--prompt",
+        "Once upon a time",
+        "--max-tokens",
+        "6",
+        "--seed",
+        "1",
+        "--output",
+        "ids",
+    ]);
+    assert_eq!(ids.trim().split(',').count(), 6);
+    let chat =
+        with_stdin(&["chat", "--model", "synthetic:tiny", "--max-tokens", "8", "--reasoning", "low"], b"What is 2 + 2?\nAnd 3 + 3?\n");
+    let err = String::from_utf8_lossy(&chat.stderr);
+    assert!(chat.status.success(), "{err}");
+    // Random weights never produce a harmony reply; both turns say so instead of failing.
+    assert_eq!(err.matches("not in the harmony format").count(), 2, "{err}");
+}

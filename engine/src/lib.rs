@@ -5,6 +5,7 @@
 //! tensor generation and the generator loop. It knows no model and no kernel.
 
 pub mod backend;
+pub mod checks;
 pub mod dtype;
 pub mod error;
 pub mod fidelity;

@@ -4,8 +4,9 @@
  *   cc -Iinclude examples/c/generate.c target/release/libgptoss.a $(gptoss --print-link-flags) -o generate
  *   ./generate synthetic:tiny 16
  *
- * Prints each generated token id as it comes, then the speed; with a model that cannot be
- * loaded it prints the status and the library's message and exits with 2.
+ * Renders a one-question chat in the harmony format, prints each generated token id as it
+ * comes, then the decoded text and the speed; with a model that cannot be loaded it prints the
+ * status and the library's message and exits with 2.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -13,11 +14,19 @@
 
 #include "gptoss.h"
 
+#define MAX_GENERATED 4096
+
+struct generated {
+    uint32_t ids[MAX_GENERATED];
+    unsigned count;
+};
+
 static int print_token(void* user_data, uint32_t token) {
-    unsigned* count = user_data;
-    printf("%s%u", *count == 0 ? "" : ",", token);
+    struct generated* g = user_data;
+    printf("%s%u", g->count == 0 ? "" : ",", token);
     fflush(stdout);
-    *count += 1;
+    if (g->count < MAX_GENERATED) g->ids[g->count] = token;
+    g->count += 1;
     return 0; /* keep going */
 }
 
@@ -47,21 +56,47 @@ int main(int argc, char** argv) {
         return 3;
     }
 
-    const uint32_t prompt[] = {200006, 1428, 200008, 12194, 200007, 200006, 173781};
+    /* The prompt: harmony's default system message and one question, then <|start|>assistant. */
+    gptoss_tokenizer* tokenizer = NULL;
+    status = gptoss_tokenizer_load(NULL, &tokenizer);
+    const gptoss_chat_message chat[] = {
+        {.role = "system"},
+        {.role = "user", .content = "What is the capital of France?"},
+    };
+    uint32_t prompt[256];
+    size_t prompt_count = 0;
+    if (status == GPTOSS_SUCCESS) {
+        status = gptoss_tokenizer_render_chat(tokenizer, chat, 2, GPTOSS_REASONING_LOW, 1, prompt, 256, &prompt_count);
+    }
+    /* Only the tokens that end the turn stop it (not <|end|>, between analysis and answer). */
+    uint32_t stops[2];
+    size_t stop_count = 0;
+    if (status == GPTOSS_SUCCESS) {
+        status = gptoss_tokenizer_stop_tokens(tokenizer, stops, 2, &stop_count);
+    }
+
+    static struct generated g;
+    gptoss_stats stats = {0};
     const gptoss_sampler sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 42};
-    const uint32_t no_stop[] = {0};
-    unsigned count = 0;
-    gptoss_stats stats;
-    status = gptoss_session_generate(session, prompt, sizeof prompt / sizeof prompt[0], max_tokens, &sampler, no_stop, 0,
-                                     print_token, &count, &stats);
+    if (status == GPTOSS_SUCCESS) {
+        status = gptoss_session_generate(session, prompt, prompt_count, max_tokens, &sampler, stops, stop_count, print_token, &g, &stats);
+    }
     printf("\n");
     if (status != GPTOSS_SUCCESS) {
-        fprintf(stderr, "generation failed: %s\n", gptoss_last_error());
+        fprintf(stderr, "failed: %s: %s\n", gptoss_status_string(status), gptoss_last_error());
     } else {
-        fprintf(stderr, "%llu tokens, %.1f tok/s decode, TTFT %.1f ms (gptoss %s)\n", (unsigned long long) stats.generated_tokens,
-                stats.decode_tokens_per_second, stats.ttft_ms, gptoss_version());
+        char text[1 << 16];
+        size_t size = 0;
+        unsigned n = g.count < MAX_GENERATED ? g.count : MAX_GENERATED;
+        if (gptoss_tokenizer_decode(tokenizer, g.ids, n, text, sizeof text, &size) == GPTOSS_SUCCESS) {
+            fprintf(stderr, "text: %.*s\n", (int) size, text);
+        }
+        fprintf(stderr, "%llu tokens after a %zu-token prompt, %.1f tok/s decode, TTFT %.1f ms (gptoss %s)\n",
+                (unsigned long long) stats.generated_tokens, prompt_count, stats.decode_tokens_per_second, stats.ttft_ms,
+                gptoss_version());
     }
+    gptoss_tokenizer_release(tokenizer);
     gptoss_session_release(session);
     gptoss_model_release(model);
-    return status == GPTOSS_SUCCESS && count == stats.generated_tokens ? 0 : 4;
+    return status == GPTOSS_SUCCESS && g.count == stats.generated_tokens ? 0 : 4;
 }

@@ -54,6 +54,14 @@ pub fn write_model_dir(
     write_json(&dir.join("config.json"), config)
 }
 
+/// Writes the o200k_harmony tokenizer gpt-oss ships as `dir/tokenizer.json`, so that a
+/// directory made from a synthetic model is complete.
+pub fn write_tokenizer(dir: &Path) -> Result<()> {
+    gptoss_tokenizer::Tokenizer::o200k_harmony()
+        .and_then(|t| t.write_tokenizer_json(dir))
+        .map_err(|e| ModelError::checkpoint(dir.join("tokenizer.json"), e.to_string()))
+}
+
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(v).expect("plain values serialise");
     std::fs::write(path, text + "\n").map_err(|e| ModelError::io(path, e))

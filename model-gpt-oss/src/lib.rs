@@ -1,6 +1,7 @@
 //! gptoss-model-gpt-oss: everything that knows gpt-oss. Its config, checkpoint loading
-//! (safetensors, memory-mapped, validated against the config), synthetic checkpoints, and the
-//! forward pass written by hand against the engine's `Backend` trait.
+//! (safetensors, memory-mapped, validated against the config), synthetic checkpoints, the
+//! forward pass written by hand against the engine's `Backend` trait, and the harmony chat
+//! format.
 
 pub mod accounting;
 pub mod checkpoint;
@@ -8,6 +9,7 @@ pub mod config;
 pub mod dir_writer;
 pub mod error;
 pub mod graph;
+pub mod harmony;
 pub mod quantization;
 pub mod quantize;
 pub mod safetensors;

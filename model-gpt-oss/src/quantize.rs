@@ -2,7 +2,8 @@
 //! preset), requantizes the families a [`WeightOnly`] names with `gptoss_engine::quant`, and
 //! writes a complete model directory whose config.json records it. Every other tensor is
 //! written exactly as stored; the other files of a checkpoint directory (tokenizer, chat
-//! template, generation config…) are copied. Rows are quantized as the writer asks for bytes,
+//! template, generation config…) are copied, and a synthetic model gets the tokenizer `synth`
+//! writes. Rows are quantized as the writer asks for bytes,
 //! so no tensor is ever held whole in memory.
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use gptoss_engine::quant::quantize_rows;
 use crate::accounting::{stored_formats, token_bytes};
 use crate::checkpoint::{INDEX_FILE, SINGLE_FILE};
 use crate::config::GptOssConfig;
-use crate::dir_writer::{tensor_as_stored, write_model_dir};
+use crate::dir_writer::{tensor_as_stored, write_model_dir, write_tokenizer};
 use crate::error::{ModelError, Result};
 use crate::quantization::WeightOnly;
 use crate::safetensors::{StDtype, TensorToWrite};
@@ -32,8 +33,9 @@ pub struct QuantizeReport {
     /// Weight bytes a decoded token reads, before and after.
     pub per_token_before: f64,
     pub per_token_after: f64,
-    /// Files copied from the source directory.
-    pub copied: Vec<String>,
+    /// Files besides weights, index and config: copied from the source directory, or for a
+    /// synthetic model the tokenizer written.
+    pub other_files: Vec<String>,
 }
 
 /// Writes `model` with `q` applied into `out` (created if missing; must be empty if it exists).
@@ -73,9 +75,12 @@ pub fn quantize_model(model: &OpenedModel, q: WeightOnly, out: &Path, progress: 
         .collect();
     let bytes_before = expected_tensors(c).iter().map(|s| s.elements() * model.dtype(s).size()).sum();
     write_model_dir(out, tensors, &config, progress)?;
-    let copied = match model.dir() {
+    let other_files = match model.dir() {
         Some(dir) => copy_other_files(dir, out)?,
-        None => Vec::new(),
+        None => {
+            write_tokenizer(out)?;
+            vec!["tokenizer.json (o200k_harmony)".to_string()]
+        }
     };
 
     // Reading the result back checks it against its config, as any later load will.
@@ -87,7 +92,7 @@ pub fn quantize_model(model: &OpenedModel, q: WeightOnly, out: &Path, progress: 
         bytes_after: written.checkpoint().map_or(0, |ck| ck.tensors().values().map(|t| t.info.end - t.info.start).sum()),
         per_token_before: per_token(model),
         per_token_after: per_token(&written),
-        copied,
+        other_files,
     })
 }
 

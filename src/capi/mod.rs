@@ -6,10 +6,12 @@ mod buffers;
 mod model;
 mod session;
 mod status;
+mod tokenizer;
 
 pub use model::*;
 pub use session::*;
 pub use status::gptoss_status;
+pub use tokenizer::*;
 
 use std::cell::RefCell;
 use std::ffi::{CString, c_char};
@@ -98,4 +100,5 @@ const _: () = {
     const fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<gptoss_model>();
     send_and_sync::<gptoss_session>();
+    send_and_sync::<gptoss_tokenizer>();
 };

@@ -64,6 +64,7 @@ impl From<Error> for Failure {
             Error::Model(ModelError::UnknownModel(_)) | Error::Usage(_) => GPTOSS_INVALID_ARGUMENT,
             Error::Model(ModelError::Engine(e)) | Error::Engine(e) => engine_status(e),
             Error::Model(_) => GPTOSS_INVALID_MODEL,
+            Error::Tokenizer(_) | Error::Harmony(_) => GPTOSS_INVALID_ARGUMENT,
         };
         Failure::new(status, e.to_string())
     }

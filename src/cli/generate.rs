@@ -1,39 +1,58 @@
-//! `gptoss generate`: prefill a prompt, then sample and stream tokens.
+//! `gptoss generate`: prefill a prompt (text or token ids), then sample and stream tokens —
+//! as text for a text prompt, as ids for an id prompt (`--output` chooses otherwise).
 
 use std::io::Write;
 use std::time::Instant;
 
-use gptoss::{Engine, Result};
-use gptoss_engine::{DType, GenerateOptions, SamplingParams, check_request, generate};
+use gptoss::{Engine, Error, Result};
+use gptoss_engine::{DType, GenerateOptions, check_request, generate};
+use gptoss_tokenizer::StreamDecoder;
 
 use super::args::{ModelArgs, parse_ids};
+use super::sampling::SamplingArgs;
+use super::text::tokenizer_for;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
+    /// The prompt as raw text (no chat format; see `gptoss chat`).
+    #[arg(long, conflicts_with = "prompt_tokens", required_unless_present = "prompt_tokens")]
+    prompt: Option<String>,
     /// The prompt as token ids, e.g. 1,2,3.
     #[arg(long)]
-    prompt_tokens: String,
+    prompt_tokens: Option<String>,
     #[arg(long, default_value_t = 32)]
     max_tokens: usize,
-    /// 0 samples greedily.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    /// 0 disables the top-k cut.
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Token ids that end generation (default: the model's eos ids).
     #[arg(long)]
     stop_tokens: Option<String>,
+    /// Print the generated tokens as `text` or `ids` (default: the form of the prompt).
+    #[arg(long)]
+    output: Option<String>,
+}
+
+/// Where generated tokens go.
+enum Output<'t> {
+    Ids { first: bool },
+    Text(StreamDecoder<'t>),
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let prompt = parse_ids(&a.prompt_tokens, "--prompt-tokens")?;
+    let tokenizer = tokenizer_for(Some(&a.model.model))?;
+    let (prompt, text_prompt) = match (&a.prompt, &a.prompt_tokens) {
+        (Some(text), _) => (tokenizer.encode_ordinary(text), true),
+        (None, Some(ids)) => (parse_ids(ids, "--prompt-tokens")?, false),
+        (None, None) => return Err(Error::Usage("give --prompt or --prompt-tokens".into())),
+    };
+    let as_text = match a.output.as_deref() {
+        None => text_prompt,
+        Some("text") => true,
+        Some("ids") => false,
+        Some(other) => return Err(Error::Usage(format!("--output {other}: expected text or ids"))),
+    };
     let load_start = Instant::now();
     let model = a.model.source()?.open()?;
     let needed = prompt.len() + a.max_tokens;
@@ -42,9 +61,8 @@ pub fn run(a: Args) -> Result<()> {
         Some(s) => parse_ids(s, "--stop-tokens")?,
         None => model.config.eos_token_ids.clone(),
     };
-    let sampling = SamplingParams { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p };
+    let sampling = a.sampling.params()?;
     // Fail on a bad request before spending time loading weights.
-    sampling.validate()?;
     check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.context.max_context)?;
     let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
     let mut engine = Engine::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
@@ -60,15 +78,37 @@ pub fn run(a: Args) -> Result<()> {
         engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64
     );
 
-    let options = GenerateOptions { max_tokens: a.max_tokens, stop_tokens, sampling, seed: a.seed };
+    let options = GenerateOptions { max_tokens: a.max_tokens, stop_tokens, sampling, seed: a.sampling.seed };
     let mut out = std::io::stdout().lock();
-    let mut first = true;
+    let mut sink = if as_text { Output::Text(tokenizer.stream_decoder()) } else { Output::Ids { first: true } };
+    let mut failure = None;
     let stats = generate(engine.lm()?.as_mut(), &prompt, &options, |t| {
-        let sep = if first { "" } else { "," };
-        first = false;
-        // A closed stdout (e.g. `| head`) stops generation.
-        write!(out, "{sep}{t}").and_then(|_| out.flush()).is_ok()
+        let written = match &mut sink {
+            Output::Ids { first } => {
+                let sep = if *first { "" } else { "," };
+                *first = false;
+                write!(out, "{sep}{t}").map_err(Error::from)
+            }
+            Output::Text(decoder) => decoder.push(t).map_err(Error::from).and_then(|s| out.write_all(s.as_bytes()).map_err(Error::from)),
+        };
+        // A closed stdout (e.g. `| head`) or an id the tokenizer lacks stops generation.
+        match written.and_then(|_| out.flush().map_err(Error::from)) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        }
     })?;
+    match failure {
+        // The reader went away (`| head`): a normal end.
+        Some(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        Some(e) => return Err(e),
+        None => {}
+    }
+    if let Output::Text(decoder) = sink {
+        write!(out, "{}", decoder.finish())?;
+    }
     writeln!(out)?;
     eprintln!(
         "prompt {} tokens: prefill {:.2} tok/s, TTFT {:.0} ms; generated {} tokens: decode {:.2} tok/s",

@@ -2,13 +2,17 @@
 
 mod args;
 mod bench;
+mod chat;
 mod eval;
 mod generate;
 mod inspect;
 mod logits;
 mod progress;
 mod quantize;
+mod sampling;
 mod synth;
+mod text;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 use gptoss::Result;
@@ -27,8 +31,14 @@ pub struct Cli {
 enum Command {
     /// Benchmark: tok/s, bytes per token, GB/s and % of the measured peak (default: synthetic:20b).
     Bench(bench::Args),
-    /// Generate tokens from a prompt.
+    /// Generate from a prompt (raw text or token ids).
     Generate(generate::Args),
+    /// Chat interactively in the harmony format.
+    Chat(chat::Args),
+    /// Print the token ids of stdin (or a file), comma-separated.
+    Tokenize(text::TextArgs),
+    /// Turn comma-separated token ids from stdin (or a file) back into the exact bytes.
+    Detokenize(text::TextArgs),
     /// Print the logits of every position of a token sequence as JSON.
     Logits(logits::Args),
     /// Describe a model: config, tensors, bytes per decoded token.
@@ -63,6 +73,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Bench(a) => bench::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Chat(a) => chat::run(a),
+        Command::Tokenize(a) => tokenize::tokenize(a),
+        Command::Detokenize(a) => tokenize::detokenize(a),
         Command::Logits(a) => logits::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Synth(a) => synth::run(a),

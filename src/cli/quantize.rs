@@ -70,8 +70,8 @@ pub fn run(a: Args) -> Result<()> {
         grouped(report.per_token_after.round() as usize),
         change(report.per_token_before, report.per_token_after)
     );
-    if !report.copied.is_empty() {
-        println!("copied        {}", report.copied.join(", "));
+    if !report.other_files.is_empty() {
+        println!("other files   {}", report.other_files.join(", "));
     }
     println!("wrote         {}", a.out.display());
     Ok(())

@@ -57,6 +57,7 @@ fn layouts_and_values_match_the_rust_side() {
         r::gptoss_stats,
         [prompt_tokens, generated_tokens, ttft_ms, prefill_tokens_per_second, decode_tokens_per_second, stop_reason]
     );
+    same_layout!(h::gptoss_chat_message, r::gptoss_chat_message, [role, channel, recipient, content_type, content]);
     assert_eq!(size_of::<h::gptoss_status::Type>(), size_of::<r::gptoss_status>());
     let pairs = [
         (h::gptoss_status::GPTOSS_SUCCESS, r::gptoss_status::GPTOSS_SUCCESS),
@@ -269,4 +270,83 @@ fn sessions_of_one_model_run_from_several_threads() {
     assert_eq!(positions, vec![10; 4]);
     // SAFETY: the last reference.
     assert_eq!(unsafe { h::gptoss_model_release(model.get()) }, OK);
+}
+
+#[test]
+fn the_tokenizer_encodes_decodes_and_renders_chats() {
+    // SAFETY: valid arguments; small buffers on purpose.
+    unsafe {
+        let mut t = null_mut();
+        assert_eq!(h::gptoss_tokenizer_load(null(), &mut t), OK, "{}", last_error());
+        let text = "Hello, world! <|start|>";
+        let mut count = 0usize;
+        assert_eq!(
+            h::gptoss_tokenizer_encode(t, text.as_ptr().cast(), text.len(), 0, null_mut(), 0, &mut count),
+            h::gptoss_status::GPTOSS_BUFFER_TOO_SMALL
+        );
+        let mut ids = vec![0u32; count];
+        assert_eq!(h::gptoss_tokenizer_encode(t, text.as_ptr().cast(), text.len(), 0, ids.as_mut_ptr(), ids.len(), &mut count), OK);
+        assert!(!ids.contains(&200_006), "ordinary encoding keeps special-token text as text");
+        let mut special = vec![0u32; 16];
+        assert_eq!(h::gptoss_tokenizer_encode(t, text.as_ptr().cast(), text.len(), 1, special.as_mut_ptr(), 16, &mut count), OK);
+        assert_eq!(special[count - 1], 200_006);
+        let mut size = 0usize;
+        assert_eq!(
+            h::gptoss_tokenizer_decode(t, ids.as_ptr(), ids.len(), null_mut(), 0, &mut size),
+            h::gptoss_status::GPTOSS_BUFFER_TOO_SMALL
+        );
+        let mut bytes = vec![0 as std::ffi::c_char; size];
+        assert_eq!(h::gptoss_tokenizer_decode(t, ids.as_ptr(), ids.len(), bytes.as_mut_ptr(), size, &mut size), OK);
+        assert_eq!(std::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), size), text.as_bytes());
+        let unknown = [300_000u32];
+        assert_eq!(h::gptoss_tokenizer_decode(t, unknown.as_ptr(), 1, bytes.as_mut_ptr(), size, &mut size), INVALID);
+        let bad_utf8 = [0xffu8, 0xfe];
+        assert_eq!(h::gptoss_tokenizer_encode(t, bad_utf8.as_ptr().cast(), 2, 0, ids.as_mut_ptr(), ids.len(), &mut count), INVALID);
+
+        let start = CString::new("<|start|>").unwrap();
+        let mut id = 0u32;
+        assert_eq!(h::gptoss_tokenizer_token_id(t, start.as_ptr(), &mut id), OK);
+        assert_eq!(id, 200_006);
+
+        let (user, question) = (CString::new("user").unwrap(), CString::new("What is 2 + 2?").unwrap());
+        let system = CString::new("system").unwrap();
+        let msgs = [
+            h::gptoss_chat_message { role: system.as_ptr(), channel: null(), recipient: null(), content_type: null(), content: null() },
+            h::gptoss_chat_message {
+                role: user.as_ptr(),
+                channel: null(),
+                recipient: null(),
+                content_type: null(),
+                content: question.as_ptr(),
+            },
+        ];
+        let mut rendered = vec![0u32; 256];
+        let st = h::gptoss_tokenizer_render_chat(
+            t,
+            msgs.as_ptr(),
+            2,
+            h::gptoss_reasoning_effort::GPTOSS_REASONING_MEDIUM,
+            1,
+            rendered.as_mut_ptr(),
+            256,
+            &mut count,
+        );
+        assert_eq!(st, OK, "{}", last_error());
+        // The minimal prompt of the harmony documentation, ending in <|start|>assistant.
+        let expected = "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\nKnowledge cutoff: 2024-06\n\nReasoning: medium\n\n# Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|><|start|>user<|message|>What is 2 + 2?<|end|><|start|>assistant";
+        let mut want = vec![0u32; 256];
+        let mut n = 0usize;
+        assert_eq!(h::gptoss_tokenizer_encode(t, expected.as_ptr().cast(), expected.len(), 1, want.as_mut_ptr(), 256, &mut n), OK);
+        assert_eq!(&rendered[..count], &want[..n]);
+        assert_eq!(&rendered[count - 2..count], &[200_006, 173_781]);
+        let bad =
+            [h::gptoss_chat_message { role: user.as_ptr(), channel: null(), recipient: null(), content_type: null(), content: null() }];
+        assert_eq!(h::gptoss_tokenizer_render_chat(t, bad.as_ptr(), 1, 1, 1, rendered.as_mut_ptr(), 256, &mut count), INVALID);
+        assert!(last_error().contains("needs content"));
+
+        let mut stops = [0u32; 2];
+        assert_eq!(h::gptoss_tokenizer_stop_tokens(t, stops.as_mut_ptr(), 2, &mut count), OK);
+        assert_eq!(stops, [200_002, 200_012]);
+        assert_eq!(h::gptoss_tokenizer_release(t), OK);
+    }
 }
