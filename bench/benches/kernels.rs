@@ -25,7 +25,8 @@ const TOP_K: usize = 4;
 
 /// Prepares `b` for the ops and formats the cases use.
 fn prepare<B: Backend>(b: &mut B) {
-    let formats = [None, Some(WeightFormat::Bf16), Some(WeightFormat::Mxfp4)];
+    let formats =
+        [None, Some(WeightFormat::Bf16), Some(WeightFormat::Int8), Some(WeightFormat::Int4 { group: 32 }), Some(WeightFormat::Mxfp4)];
     let cases = OpKind::ALL.iter().flat_map(|&op| formats.map(move |format| OpCase { op, format })).collect();
     let plan = ModelPlan {
         max_tokens: 1,
@@ -115,6 +116,30 @@ fn families<B: Backend>(c: &mut Criterion, backend: &str, b: &mut B, peak: f64) 
     g.throughput(Throughput::Bytes(bytes as u64));
     g.bench_function("bf16 2880x4096 decode", |bn| bn.iter(&mut gemv));
     g.finish();
+
+    // The same matrices quantized as `--weights int8|int4` would: fewer bytes for the same work.
+    for to in [WeightFormat::Int8, WeightFormat::Int4 { group: 32 }] {
+        let qs = match ws.iter().map(|w| b.convert_weight(w, to)).collect::<Result<Vec<_>, _>>() {
+            Ok(qs) => qs,
+            Err(e) => {
+                println!("{backend} matmul {to}: skipped ({e})");
+                continue;
+            }
+        };
+        let bytes = qs[0].matrix_bytes();
+        let mut i = 0;
+        let mut gemv = || {
+            i = (i + 1) % qs.len();
+            b.matmul(&qs[i], &x, 1, &mut y, false).expect("matmul");
+            b.synchronize().expect("synchronize");
+        };
+        let name = format!("{to} 2880x4096 decode");
+        report(&format!("{backend} matmul {name}"), bytes, peak, &mut gemv);
+        let mut g = c.benchmark_group(format!("{backend}/matmul"));
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.bench_function(name, |bn| bn.iter(&mut gemv));
+        g.finish();
+    }
 
     // MoE decode: 4 routed experts of one layer (gate_up + SwiGLU + down + combine).
     // The 32 experts of a layer hold 280 MB; eight disjoint routings rotate through all of them.

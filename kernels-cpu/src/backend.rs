@@ -5,13 +5,14 @@
 use gptoss_engine::checks::buffer as need;
 use gptoss_engine::{
     Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result,
-    Rope, SamplingParams, Swiglu, SynthTensor, Weight, checks,
+    Rope, SamplingParams, Swiglu, SynthTensor, Weight, WeightFormat, checks,
 };
 
 use crate::buffer::CpuBuffer;
 use crate::isa::Isa;
 use crate::pool::{Pool, for_each_chunk};
 use crate::reference::attention::MAX_HEAD_DIM;
+use crate::reference::convert_weight::convert_weight;
 use crate::reference::qkv_rope::RopeView;
 use crate::registry::{Chosen, lookup};
 use crate::view::{KvView, KvViewMut, WeightView};
@@ -154,6 +155,33 @@ impl Backend for CpuBackend {
 
     fn synchronize(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    fn convert_weight(&mut self, w: &Weight<CpuBuffer>, to: WeightFormat) -> Result<Weight<CpuBuffer>> {
+        const OP: &str = "convert_weight";
+        let v = WeightView::new(w, OP)?;
+        to.check_shape(v.rows, v.cols).map_err(|e| EngineError::shape(OP, e))?;
+        let matrices = v.experts;
+        let (dt, n) = to.data_layout(v.rows, v.cols);
+        let mut data = CpuBuffer::zeroed(dt, n * matrices)?;
+        let mut scales = to.scales_layout(v.rows, v.cols).map(|(st, sn)| CpuBuffer::zeroed(st, sn * matrices)).transpose()?;
+        let (d, s) = (
+            data.bytes_mut()?,
+            match &mut scales {
+                Some(s) => s.bytes_mut()?,
+                None => &mut [][..],
+            },
+        );
+        self.pool.enter(|| convert_weight(&v, to, d, s)).map_err(|e| EngineError::shape(OP, format!("{} to {to}: {e}", w.format)))?;
+        let bias = match &w.bias {
+            Some(b) => {
+                let mut copy = CpuBuffer::zeroed(b.dtype(), b.len())?;
+                copy.bytes_mut()?.copy_from_slice(b.bytes());
+                Some(copy)
+            }
+            None => None,
+        };
+        Ok(Weight { format: to, experts: matrices, rows: v.rows, cols: v.cols, data, scales, bias })
     }
 
     fn embed(&mut self, table: &Weight<CpuBuffer>, tokens: &CpuBuffer, n: usize, out: &mut CpuBuffer) -> Result<()> {

@@ -132,11 +132,15 @@ pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
         "tie_word_embeddings": false,
         "vocab_size": c.vocab_size,
     });
-    if c.quantization == Quantization::Mxfp4 {
-        v["quantization_config"] = json!({
-            "quant_method": "mxfp4",
-            "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
-        });
+    match c.quantization {
+        Quantization::None => {}
+        Quantization::Mxfp4 => {
+            v["quantization_config"] = json!({
+                "quant_method": "mxfp4",
+                "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+            });
+        }
+        Quantization::WeightOnly(q) => v["quantization_config"] = q.to_json(),
     }
     v
 }

@@ -74,7 +74,7 @@ fn check(name: &str, ours: &[f32], theirs: &[f32]) -> f64 {
 
 fn load(max_batch: usize) -> (GptOss<CpuBackend>, Context<CpuBuffer>) {
     let model = ModelSource::Dir(reference_dir().join("fixture")).open().unwrap();
-    let mut m = GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, LoadOptions { max_batch }).unwrap();
+    let mut m = GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, LoadOptions { max_batch, ..LoadOptions::default() }).unwrap();
     let ctx = m.new_context(ContextOptions { max_context: 64, kv_dtype: DType::F32 }).unwrap();
     (m, ctx)
 }

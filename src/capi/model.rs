@@ -89,7 +89,10 @@ pub unsafe extern "C" fn gptoss_model_load(
         let opts = RuntimeOptions {
             backend,
             threads: (o.threads != 0).then_some(o.threads as usize),
-            load: LoadOptions { max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize } },
+            load: LoadOptions {
+                max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize },
+                weights: None,
+            },
             context: ContextOptions::default(),
         };
         let opened = path.parse::<ModelSource>()?.open()?;

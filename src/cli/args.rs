@@ -2,6 +2,7 @@
 
 use gptoss::{BackendKind, Error, Result, RuntimeOptions};
 use gptoss_engine::DType;
+use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly, parse_format};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
 
 /// Where the model comes from and how it runs.
@@ -25,6 +26,10 @@ pub struct ModelArgs {
     /// KV cache element type: bf16 or f32.
     #[arg(long)]
     pub kv_dtype: Option<String>,
+    /// Weights of attention and unembedding: native (as stored), or quantized while loading to
+    /// int8, int4 or int4:GROUP (32, 64, 128).
+    #[arg(long, default_value = "native")]
+    pub weights: String,
 }
 
 impl ModelArgs {
@@ -46,10 +51,20 @@ impl ModelArgs {
         Ok(RuntimeOptions {
             backend: self.backend.parse::<BackendKind>()?,
             threads: self.threads,
-            load: LoadOptions { max_batch: self.batch },
+            load: LoadOptions { max_batch: self.batch, weights: parse_weights(&self.weights)? },
             context: ContextOptions { max_context: self.context.unwrap_or(default_context), kv_dtype },
         })
     }
+}
+
+/// Parses `--weights`: `native` (none), or a format for the default families.
+pub fn parse_weights(s: &str) -> Result<Option<WeightOnly>> {
+    if s == "native" {
+        return Ok(None);
+    }
+    let usage = |e: String| Error::Usage(format!("--weights {s}: {e}"));
+    let format = parse_format(s).map_err(usage)?;
+    Ok(Some(WeightOnly::new(format, &DEFAULT_FAMILIES).map_err(usage)?))
 }
 
 /// Parses `1,2,3` (spaces and newlines allowed) into token ids.

@@ -13,8 +13,9 @@ use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
 use gptoss_engine::profiled::OpSite;
 use gptoss_engine::{DType, OpKind, SamplingParams};
 use gptoss_model_gpt_oss::accounting::{Formats, TokenBytes, token_bytes};
-use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
+use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
+use super::args::parse_weights;
 use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
@@ -60,6 +61,10 @@ pub struct Args {
     /// Decode steps timed op by op for the breakdown (0 skips it).
     #[arg(long, default_value_t = 4)]
     profile_tokens: usize,
+    /// Weights of attention and unembedding: native (as stored), or quantized while loading to
+    /// int8, int4 or int4:GROUP.
+    #[arg(long, default_value = "native")]
+    weights: String,
 }
 
 /// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b.
@@ -110,7 +115,7 @@ pub fn run(a: Args) -> Result<()> {
         let opts = RuntimeOptions {
             backend,
             threads: Some(threads),
-            load: LoadOptions { max_batch: a.batch },
+            load: LoadOptions { max_batch: a.batch, weights: parse_weights(&a.weights)? },
             context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
         };
         let bar = bytes_bar(&format!("loading {source}"));
@@ -146,7 +151,7 @@ pub fn run(a: Args) -> Result<()> {
                 model: source.to_string(),
                 backend: info.name.to_string(),
                 isa_or_device: info.device.clone(),
-                weights: "native".into(),
+                weights: weights_label(&a.weights, &model),
                 threads: info.threads,
                 prompt_tokens: case.prompt_tokens,
                 gen_tokens: case.gen_tokens,
@@ -251,5 +256,14 @@ fn describe_site(site: &OpSite, engine: &Engine, f: &Formats, bytes: &TokenBytes
         OpKind::MoeExperts => ("moe_experts".into(), Some(bytes.experts)),
         OpKind::Embed => ("embed".into(), Some(bytes.embedding)),
         op => (op.name().to_string(), None),
+    }
+}
+
+/// What the weights column says: the load-time conversion, else how the checkpoint stores
+/// attention and unembedding.
+fn weights_label(weights: &str, model: &OpenedModel) -> String {
+    match model.config.quantization.weight_only() {
+        Some(q) if weights == "native" => q.format.to_string(),
+        _ => weights.to_string(),
     }
 }
