@@ -56,6 +56,16 @@ typedef enum gptoss_backend {
     GPTOSS_BACKEND_CUDA = 2,
 } gptoss_backend;
 
+/* How attention and unembedding weights are held once loaded (MXFP4 experts stay as they are). */
+typedef enum gptoss_weights {
+    /* As the checkpoint stores them. */
+    GPTOSS_WEIGHTS_NATIVE = 0,
+    /* Converted at load to int8 with one scale per output row. */
+    GPTOSS_WEIGHTS_INT8 = 1,
+    /* Converted at load to int4 in groups of `int4_group` inputs. */
+    GPTOSS_WEIGHTS_INT4 = 2,
+} gptoss_weights;
+
 typedef struct gptoss_model gptoss_model;
 typedef struct gptoss_session gptoss_session;
 typedef struct gptoss_tokenizer gptoss_tokenizer;
@@ -67,6 +77,10 @@ typedef struct gptoss_model_options {
     uint32_t threads;
     /* Tokens one forward pass takes at most (prefill chunk); 0 uses the default (128). */
     uint32_t max_batch;
+    /* A gptoss_weights value. Conversion needs a backend that supports it (the CPU does). */
+    uint32_t weights;
+    /* Group size for GPTOSS_WEIGHTS_INT4: 32 or 64 (0 means 32); ignored otherwise. */
+    uint32_t int4_group;
 } gptoss_model_options;
 
 /* How the next token is drawn. temperature 0 (or top_k 1) is greedy. */
@@ -114,7 +128,7 @@ const char* gptoss_last_error(void);
 
 /* ---- models --------------------------------------------------------------------------- */
 
-/* Writes the default options (auto backend, all cores, batch 128) to *options. */
+/* Writes the default options (auto backend, all cores, batch 128, native weights) to *options. */
 gptoss_status gptoss_model_options_default(gptoss_model_options* options);
 
 /* Loads a model from a Hugging Face-layout directory or a name `synthetic:tiny`,

@@ -123,6 +123,56 @@ fn errors_are_one_clear_line() {
 }
 
 #[test]
+fn quantize_writes_a_model_that_inspect_and_eval_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int8");
+    let (fx, out_s) = (fixture(), out.to_str().unwrap().to_string());
+    let report = ok(&["quantize", "--model", fx.to_str().unwrap(), "--weights", "int8", "--out", &out_s]);
+    assert!(report.contains("quantized     17 matrices (attention, unembedding)"), "{report}");
+    assert!(report.contains("tensor bytes  457,440 →") && report.contains("per token"), "{report}");
+    let inspect = ok(&["inspect", &out_s]);
+    assert!(inspect.contains("quantized   int8 attention, unembedding (experts mxfp4)"), "{inspect}");
+
+    let tokens = fx.join("../tokens.txt");
+    let tokens = tokens.to_str().unwrap();
+    let same = ok(&["eval", "--model", &out_s, "--reference", &out_s, "--tokens", tokens]);
+    assert!(same.contains("mean 0.0000e0 nats, max 0.0000e0") && same.contains("32/32 positions agree (100.00 %)"), "{same}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "--model", &out_s, "--reference", fx.to_str().unwrap(), "--tokens", tokens, "--json"])).unwrap();
+    let (kl, top1) = (v["kl_mean"].as_f64().unwrap(), v["top1_rate"].as_f64().unwrap());
+    assert!(kl > 0.0 && kl < 0.01 && top1 >= 0.9, "{v}");
+    assert!(v["perplexity_model"].as_f64().unwrap() > 1.0);
+    // Load-time conversion gives the same report as the written directory.
+    let loaded: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--model",
+        fx.to_str().unwrap(),
+        "--weights",
+        "int8",
+        "--reference",
+        fx.to_str().unwrap(),
+        "--tokens",
+        tokens,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!((loaded["kl_mean"].clone(), loaded["top1_agree"].clone()), (v["kl_mean"].clone(), v["top1_agree"].clone()));
+    let synthetic = ok(&["eval", "--model", "synthetic:tiny", "--reference", "synthetic:tiny", "--synthetic-text", "9", "--batch", "4"]);
+    assert!(synthetic.contains("9/9 positions agree") && !synthetic.contains("perplexity"), "{synthetic}");
+}
+
+#[test]
+fn quantization_options_are_checked() {
+    let fx = fixture();
+    let fx = fx.to_str().unwrap();
+    fails(&["quantize", "--model", fx, "--weights", "int8", "--group", "64", "--out", "/tmp/never"], &["--group", "int4"]);
+    fails(&["quantize", "--model", fx, "--weights", "int4", "--include", "experts", "--out", "/tmp/never"], &["experts stay MXFP4"]);
+    fails(&["quantize", "--model", fx, "--weights", "int4:128", "--out", "/tmp/never"], &["group size 128 does not divide"]);
+    fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int3"], &["--weights int3", "not a weight format"]);
+    fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int4:48"], &["--weights int4:48", "48 is not one of"]);
+}
+
+#[test]
 fn bench_writes_the_table_json_and_plot() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("r.json"), dir.path().join("r.svg"));

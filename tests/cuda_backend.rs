@@ -60,8 +60,8 @@ fn compare(source: &str, kv: DType, prompt: &[u32], steps: usize, threads: Optio
     let model = open(source);
     let max_batch = prompt.len().min(64);
     let ctx = ContextOptions { max_context: prompt.len() + steps + 1, kv_dtype: kv };
-    let mut gm = GptOss::load(g, &model, LoadOptions { max_batch }).unwrap();
-    let mut cm = GptOss::load(CpuBackend::new(threads).unwrap(), &model, LoadOptions { max_batch }).unwrap();
+    let mut gm = GptOss::load(g, &model, LoadOptions { max_batch, ..Default::default() }).unwrap();
+    let mut cm = GptOss::load(CpuBackend::new(threads).unwrap(), &model, LoadOptions { max_batch, ..Default::default() }).unwrap();
     let (mut gc, mut cc) = (gm.new_context(ctx).unwrap(), cm.new_context(ctx).unwrap());
     let (mut gs, mut cs) = (gm.session(&mut gc), cm.session(&mut cc));
     let (gl, cl): (&mut dyn CausalLm, &mut dyn CausalLm) = (&mut gs, &mut cs);

@@ -10,13 +10,13 @@
 //!   should not.
 
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::host::HostBytes;
 use crate::kernels::{KernelChoice, ModelPlan};
 use crate::kv::KvLayer;
 use crate::sampling::SamplingParams;
 use crate::synth::SynthTensor;
-use crate::weight::Weight;
+use crate::weight::{Weight, WeightFormat};
 
 /// A buffer owned by a backend: a fixed element type and length.
 pub trait DeviceBuffer {
@@ -96,6 +96,12 @@ pub trait Backend {
     fn copy(&mut self, src: &Self::Buffer, src_first: usize, dst: &mut Self::Buffer, dst_first: usize, len: usize) -> Result<()>;
     /// Waits for all queued work.
     fn synchronize(&mut self) -> Result<()>;
+    /// A copy of `w` (every stacked matrix, bias included) in format `to`, quantized as
+    /// `quant::quantize_rows` defines, from its values decoded to f32. Used to convert weights
+    /// at load time, wherever they live; `w` is left as it was.
+    fn convert_weight(&mut self, w: &Weight<Self::Buffer>, to: WeightFormat) -> Result<Weight<Self::Buffer>> {
+        Err(EngineError::unsupported("convert_weight", format!("this backend cannot convert {} weights to {to}", w.format)))
+    }
 
     // ---- measurement --------------------------------------------------------------------
 

@@ -5,14 +5,17 @@
 //! tensor generation and the generator loop. It knows no model and no kernel.
 
 pub mod backend;
+pub mod checks;
 pub mod dtype;
 pub mod error;
+pub mod fidelity;
 pub mod generator;
 pub mod host;
 pub mod kernels;
 pub mod kv;
 pub mod model;
 pub mod profiled;
+pub mod quant;
 pub mod rope;
 pub mod sampling;
 pub mod synth;

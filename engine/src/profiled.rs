@@ -12,7 +12,7 @@ use crate::kernels::{KernelChoice, ModelPlan, OpKind};
 use crate::kv::KvLayer;
 use crate::sampling::SamplingParams;
 use crate::synth::SynthTensor;
-use crate::weight::Weight;
+use crate::weight::{Weight, WeightFormat};
 
 /// Where an op ran: the op and, for ops that read a matrix, its shape (so the o-projection and
 /// the unembedding are told apart).
@@ -118,6 +118,9 @@ impl<B: Backend> Backend for Profiled<B> {
     }
     fn synchronize(&mut self) -> Result<()> {
         self.inner.synchronize()
+    }
+    fn convert_weight(&mut self, w: &Weight<B::Buffer>, to: WeightFormat) -> Result<Weight<B::Buffer>> {
+        self.inner.convert_weight(w, to)
     }
     fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
         self.inner.measure_peak_gb_s()

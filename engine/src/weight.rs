@@ -16,7 +16,11 @@
 //! `c` in its **low** nibble when `c` is even and in its **high** nibble when `c` is odd (the
 //! gpt-oss checkpoint order; ggml's order differs). So 16 bytes hold 32 consecutive elements.
 //! `FP4` is the E2M1 table `{0, .5, 1, 1.5, 2, 3, 4, 6, −0, −.5, −1, −1.5, −2, −3, −4, −6}`.
-//! Int4 codes are unsigned with an implicit zero point of 8 (range −8..7 after the shift).
+//! Int4 codes are unsigned with an implicit zero point of 8 (range −8..7 after the shift); the
+//! scale may be negative (the quantizer aims a group's largest-magnitude element at −8, the long
+//! end of the range, whichever its sign). There is no zero point: at equal bytes per weight a symmetric group of 32 matched or
+//! beat an asymmetric group of 64 on the matrices measured (bench/NOTES.md, "Quantization").
+//! The quantizers that produce these formats are in `quant`.
 //!
 //! A bias, when present, is f32 `[E, rows]`.
 

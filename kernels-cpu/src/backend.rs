@@ -3,9 +3,10 @@
 //! (`CpuOptions`: by default `GPTOSS_CPU_ISA` or the best this CPU has, f32 activations);
 //! `prepare` then picks that ISA's kernel for every case of the model.
 
+use gptoss_engine::checks::buffer as need;
 use gptoss_engine::{
     Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result,
-    Rope, SamplingParams, Swiglu, SynthTensor, Weight,
+    Rope, SamplingParams, Swiglu, SynthTensor, Weight, WeightFormat, checks,
 };
 
 use crate::buffer::CpuBuffer;
@@ -13,6 +14,7 @@ use crate::isa::Isa;
 use crate::options::{Activations, CpuOptions};
 use crate::pool::{Pool, for_each_chunk};
 use crate::reference::attention::MAX_HEAD_DIM;
+use crate::reference::convert_weight::convert_weight;
 use crate::reference::qkv_rope::RopeView;
 use crate::registry::{Chosen, lookup};
 use crate::view::{KvView, KvViewMut, WeightView};
@@ -78,19 +80,9 @@ impl CpuBackend {
     }
 }
 
-fn need(b: &CpuBuffer, dtype: DType, len: usize, op: &'static str, what: &str) -> Result<()> {
-    if b.dtype() != dtype || b.len() < len {
-        return Err(EngineError::shape(op, format!("{what} must be {dtype} with ≥ {len} elements, got {} × {}", b.dtype(), b.len())));
-    }
-    Ok(())
-}
-
 fn dense<'a>(w: &'a Weight<CpuBuffer>, op: &'static str) -> Result<WeightView<'a>> {
-    let v = WeightView::new(w, op)?;
-    if v.experts != 1 {
-        return Err(EngineError::shape(op, format!("expected a dense weight, got {} experts", v.experts)));
-    }
-    Ok(v)
+    checks::dense(w, op)?;
+    WeightView::new(w, op)
 }
 
 impl Backend for CpuBackend {
@@ -190,6 +182,33 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn convert_weight(&mut self, w: &Weight<CpuBuffer>, to: WeightFormat) -> Result<Weight<CpuBuffer>> {
+        const OP: &str = "convert_weight";
+        let v = WeightView::new(w, OP)?;
+        to.check_shape(v.rows, v.cols).map_err(|e| EngineError::shape(OP, e))?;
+        let matrices = v.experts;
+        let (dt, n) = to.data_layout(v.rows, v.cols);
+        let mut data = CpuBuffer::zeroed(dt, n * matrices)?;
+        let mut scales = to.scales_layout(v.rows, v.cols).map(|(st, sn)| CpuBuffer::zeroed(st, sn * matrices)).transpose()?;
+        let (d, s) = (
+            data.bytes_mut()?,
+            match &mut scales {
+                Some(s) => s.bytes_mut()?,
+                None => &mut [][..],
+            },
+        );
+        self.pool.enter(|| convert_weight(&v, to, d, s)).map_err(|e| EngineError::shape(OP, format!("{} to {to}: {e}", w.format)))?;
+        let bias = match &w.bias {
+            Some(b) => {
+                let mut copy = CpuBuffer::zeroed(b.dtype(), b.len())?;
+                copy.bytes_mut()?.copy_from_slice(b.bytes());
+                Some(copy)
+            }
+            None => None,
+        };
+        Ok(Weight { format: to, experts: matrices, rows: v.rows, cols: v.cols, data, scales, bias })
+    }
+
     fn embed(&mut self, table: &Weight<CpuBuffer>, tokens: &CpuBuffer, n: usize, out: &mut CpuBuffer) -> Result<()> {
         const OP: &str = "embed";
         let t = dense(table, OP)?;
@@ -242,25 +261,11 @@ impl Backend for CpuBackend {
         q_out: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "qkv_rope";
+        checks::qkv(wq, wk, wv, kv, OP)?;
         let (q, k, v) = (dense(wq, OP)?, dense(wk, OP)?, dense(wv, OP)?);
         let mut cache = KvViewMut::new(kv, OP)?;
         let d = cache.shape.head_dim;
         let kv_row = cache.shape.kv_heads * d;
-        if q.format != k.format || q.format != v.format {
-            return Err(EngineError::shape(
-                OP,
-                format!("q, k, v weights must share a format, got {}, {}, {}", q.format, k.format, v.format),
-            ));
-        }
-        if k.rows != kv_row || v.rows != kv_row || q.rows % d != 0 || k.cols != q.cols || v.cols != q.cols {
-            return Err(EngineError::shape(
-                OP,
-                format!(
-                    "q {}×{}, k {}×{}, v {}×{} do not fit {} kv heads of {d}",
-                    q.rows, q.cols, k.rows, k.cols, v.rows, v.cols, cache.shape.kv_heads
-                ),
-            ));
-        }
         need(x, DType::F32, n * q.cols, OP, "x")?;
         need(positions, DType::U32, n, OP, "positions")?;
         need(&rope.inv_freq, DType::F32, d / 2, OP, "rope inv_freq")?;
@@ -287,15 +292,9 @@ impl Backend for CpuBackend {
         out: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "attention";
+        let q_heads = checks::attention_heads(sinks, kv, OP)?;
         let cache = KvView::new(kv, OP)?;
-        let (d, q_heads) = (cache.shape.head_dim, sinks.len());
-        if q_heads == 0 || q_heads % cache.shape.kv_heads != 0 {
-            return Err(EngineError::shape(
-                OP,
-                format!("{q_heads} query heads (sinks) are not a multiple of {} kv heads", cache.shape.kv_heads),
-            ));
-        }
-        need(sinks, DType::F32, q_heads, OP, "sinks")?;
+        let d = cache.shape.head_dim;
         need(q, DType::F32, n * q_heads * d, OP, "q")?;
         need(out, DType::F32, n * q_heads * d, OP, "out")?;
         need(positions, DType::U32, n, OP, "positions")?;
@@ -327,9 +326,7 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         const OP: &str = "moe_route";
         let r = dense(router, OP)?;
-        if top_k == 0 || top_k > r.rows {
-            return Err(EngineError::shape(OP, format!("top-{top_k} of {} experts", r.rows)));
-        }
+        checks::top_k(r.rows, top_k, OP)?;
         if self.scratch.router_logits.len() < n * r.rows || !self.scratch.fits(n, r.cols) {
             return Err(EngineError::invalid(format!("{OP}: {} experts exceed the plan the backend was prepared for", r.rows)));
         }
@@ -356,20 +353,8 @@ impl Backend for CpuBackend {
         residual: &mut CpuBuffer,
     ) -> Result<()> {
         const OP: &str = "moe_experts";
+        let inter = checks::expert_mlp(gate_up, down, OP)?;
         let (g, dn) = (WeightView::new(gate_up, OP)?, WeightView::new(down, OP)?);
-        let inter = g.rows / 2;
-        if g.rows % 2 != 0 || g.experts != dn.experts || dn.cols != inter || dn.rows != g.cols {
-            return Err(EngineError::shape(
-                OP,
-                format!(
-                    "gate_up {}×{}×{} and down {}×{}×{} do not form an expert MLP",
-                    g.experts, g.rows, g.cols, dn.experts, dn.rows, dn.cols
-                ),
-            ));
-        }
-        if g.format != dn.format {
-            return Err(EngineError::shape(OP, format!("gate_up is {} but down is {}", g.format, dn.format)));
-        }
         need(x, DType::F32, n * g.cols, OP, "x")?;
         need(ids, DType::U32, n * top_k, OP, "ids")?;
         need(weights, DType::F32, n * top_k, OP, "weights")?;

@@ -1,7 +1,7 @@
 //! Borrowed, validated views of weights and KV-cache layers: what the kernels receive.
 
 use gptoss_engine::weight::{FP4_VALUES, e8m0_to_f64, nibble};
-use gptoss_engine::{DType, DeviceBuffer, EngineError, KvLayer, Result, Weight, WeightFormat};
+use gptoss_engine::{DType, DeviceBuffer, EngineError, KvLayer, Result, Weight, WeightFormat, checks};
 use half::bf16;
 
 use crate::buffer::CpuBuffer;
@@ -21,48 +21,9 @@ pub struct WeightView<'a> {
 
 impl<'a> WeightView<'a> {
     pub fn new(w: &'a Weight<CpuBuffer>, op: &'static str) -> Result<Self> {
-        w.format.check_shape(w.rows, w.cols).map_err(|e| EngineError::shape(op, e))?;
-        let (dt, n) = w.format.data_layout(w.rows, w.cols);
-        let n = n * w.experts;
-        if w.data.dtype() != dt || w.data.len() != n {
-            return Err(EngineError::shape(
-                op,
-                format!(
-                    "{} weight of {}×{}×{}: data must be {n} × {dt}, got {} × {}",
-                    w.format,
-                    w.experts,
-                    w.rows,
-                    w.cols,
-                    w.data.len(),
-                    w.data.dtype()
-                ),
-            ));
-        }
-        let scales = match (w.format.scales_layout(w.rows, w.cols), &w.scales) {
-            (None, None) => &[][..],
-            (Some((st, sn)), Some(s)) if s.dtype() == st && s.len() == sn * w.experts => s.bytes(),
-            (want, got) => {
-                return Err(EngineError::shape(
-                    op,
-                    format!(
-                        "{} weight: scales must be {:?}, got {:?}",
-                        w.format,
-                        want.map(|(t, n)| (t, n * w.experts)),
-                        got.as_ref().map(|s| (s.dtype(), s.len()))
-                    ),
-                ));
-            }
-        };
-        let bias = match &w.bias {
-            None => None,
-            Some(b) => {
-                let b = b.f32s(op)?;
-                if b.len() != w.experts * w.rows {
-                    return Err(EngineError::shape(op, format!("bias has {} elements, expected {}", b.len(), w.experts * w.rows)));
-                }
-                Some(b)
-            }
-        };
+        checks::weight(w, op)?;
+        let scales = w.scales.as_ref().map_or(&[][..], |s| s.bytes());
+        let bias = w.bias.as_ref().map(|b| b.f32s(op)).transpose()?;
         Ok(WeightView { format: w.format, experts: w.experts, rows: w.rows, cols: w.cols, data: w.data.bytes(), scales, bias })
     }
 
@@ -262,22 +223,7 @@ pub struct KvShape {
 
 impl KvShape {
     fn of(l: &KvLayer<CpuBuffer>, op: &'static str) -> Result<Self> {
-        let elems = l.capacity * l.kv_heads * l.head_dim;
-        if l.k.len() != elems || l.v.len() != elems || l.k.dtype() != l.v.dtype() {
-            return Err(EngineError::shape(
-                op,
-                format!(
-                    "kv layer of {} slots × {} heads × {}: k has {} {}, v has {} {}",
-                    l.capacity,
-                    l.kv_heads,
-                    l.head_dim,
-                    l.k.len(),
-                    l.k.dtype(),
-                    l.v.len(),
-                    l.v.dtype()
-                ),
-            ));
-        }
+        checks::kv_layer(l, op)?;
         Ok(KvShape { capacity: l.capacity, kv_heads: l.kv_heads, head_dim: l.head_dim, window: l.window })
     }
 

@@ -101,11 +101,3 @@ impl CudaBuffer {
         dev.stream.memcpy_dtod(&from, &mut to).map_err(cuda_err("device to device copy"))
     }
 }
-
-/// Fails unless `b` is `dtype` with at least `len` elements.
-pub(crate) fn need(b: &CudaBuffer, dtype: DType, len: usize, op: &'static str, what: &str) -> Result<()> {
-    if b.dtype != dtype || b.len < len {
-        return Err(EngineError::shape(op, format!("{what} must be {dtype} with ≥ {len} elements, got {} × {}", b.dtype, b.len)));
-    }
-    Ok(())
-}

@@ -31,6 +31,7 @@ fn weight_bytes(rng: &mut Rng, format: WeightFormat, experts: usize, rows: usize
 }
 
 /// The same random weight on both backends.
+#[allow(clippy::too_many_arguments)]
 fn weights<G: Backend, C: Backend>(
     g: &mut G,
     c: &mut C,

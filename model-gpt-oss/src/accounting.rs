@@ -8,9 +8,10 @@
 use gptoss_engine::{DType, WeightFormat};
 
 use crate::config::GptOssConfig;
+use crate::quantization::{Family, WeightOnly};
 use crate::safetensors::StDtype;
 use crate::source::OpenedModel;
-use crate::tensors::expected_tensors;
+use crate::tensors::{Kind, expected_tensors};
 
 /// How each family is stored where it is read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,11 +39,29 @@ impl Formats {
     };
 }
 
+impl Formats {
+    /// The formats after converting the families `q` names at load time.
+    pub fn converted(self, q: Option<WeightOnly>) -> Formats {
+        let Some(q) = q else { return self };
+        let pick = |family, stored| if q.includes(family) { q.format } else { stored };
+        Formats {
+            attention: pick(Family::Attention, self.attention),
+            router: pick(Family::Router, self.router),
+            unembedding: pick(Family::Unembedding, self.unembedding),
+            ..self
+        }
+    }
+}
+
 /// The formats of a model as its files (or its synthetic generator) store it.
 pub fn stored_formats(model: &OpenedModel) -> Formats {
     let format = |name: &str| {
         let spec = expected_tensors(&model.config).into_iter().find(|s| s.name == name).expect("a tensor every model has");
-        if model.dtype(&spec) == StDtype::F32 { WeightFormat::F32 } else { WeightFormat::Bf16 }
+        match spec.kind {
+            Kind::Codes(quantized) => quantized,
+            _ if model.dtype(&spec) == StDtype::F32 => WeightFormat::F32,
+            _ => WeightFormat::Bf16,
+        }
     };
     let attention = format("model.layers.0.self_attn.q_proj.weight");
     Formats {
@@ -164,5 +183,15 @@ mod tests {
         let f =
             Formats { attention: WeightFormat::Int4 { group: 32 }, unembedding: WeightFormat::Int4 { group: 32 }, ..Formats::CHECKPOINT };
         assert!((token_bytes(&c, &f, 4.0, 0).weights() / 1e9 - 1.95).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_load_time_conversion_changes_only_its_families() {
+        let c = Preset::Gpt20b.config();
+        let q = WeightOnly::new(WeightFormat::Int4 { group: 32 }, &[Family::Attention, Family::Unembedding]).unwrap();
+        let f = Formats::CHECKPOINT.converted(Some(q));
+        assert_eq!((f.attention, f.unembedding, f.router, f.experts), (q.format, q.format, WeightFormat::Bf16, WeightFormat::Mxfp4));
+        assert_eq!(token_bytes(&c, &f, 4.0, 0).weights(), 1_959_883_008.0);
+        assert_eq!(Formats::CHECKPOINT.converted(None), Formats::CHECKPOINT);
     }
 }

@@ -10,6 +10,7 @@ use gptoss_engine::rope::{RopeConfig, Yarn};
 use serde_json::{Map, Value};
 
 use crate::error::{ModelError, Result};
+use crate::quantization::{QUANT_METHOD, WeightOnly};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerType {
@@ -24,6 +25,18 @@ pub enum Quantization {
     None,
     /// The released gpt-oss checkpoints: MXFP4 experts, the rest bf16.
     Mxfp4,
+    /// MXFP4 experts and some bf16 families requantized to int8 or int4 (`gptoss quantize`).
+    WeightOnly(WeightOnly),
+}
+
+impl Quantization {
+    /// The weight-only quantization, if the checkpoint has one.
+    pub fn weight_only(&self) -> Option<WeightOnly> {
+        match self {
+            Quantization::WeightOnly(q) => Some(*q),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,7 +130,10 @@ impl GptOssConfig {
         if self.num_experts_per_tok > self.num_local_experts {
             p.push(format!("num_experts_per_tok {} exceeds num_local_experts {}", self.num_experts_per_tok, self.num_local_experts));
         }
-        if self.quantization == Quantization::Mxfp4 {
+        if let Some(q) = self.quantization.weight_only() {
+            p.extend(q.shape_problems(self.hidden_size, self.q_dim()).into_iter().map(|e| format!("quantization_config: {e}")));
+        }
+        if self.quantization != Quantization::None {
             for (name, v) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size)] {
                 if v % 32 != 0 {
                     p.push(format!("{name} {v} is not a multiple of 32, which MXFP4 expert weights need"));
@@ -277,8 +293,17 @@ impl Reader<'_> {
             None | Some(Value::Null) => Quantization::None,
             Some(Value::Object(q)) => match q.get("quant_method").and_then(Value::as_str) {
                 Some("mxfp4") => Quantization::Mxfp4,
+                Some(QUANT_METHOD) => match WeightOnly::from_json(q) {
+                    Ok(w) => Quantization::WeightOnly(w),
+                    Err(problems) => {
+                        self.problems.extend(problems);
+                        Quantization::Mxfp4
+                    }
+                },
                 other => {
-                    self.problems.push(format!("quantization_config.quant_method {other:?} is not supported (expected \"mxfp4\")"));
+                    self.problems.push(format!(
+                        "quantization_config.quant_method {other:?} is not supported (expected \"mxfp4\" or \"{QUANT_METHOD}\")"
+                    ));
                     Quantization::None
                 }
             },

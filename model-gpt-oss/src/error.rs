@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use gptoss_engine::EngineError;
+use gptoss_engine::{EngineError, WeightFormat};
 use thiserror::Error;
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
@@ -22,6 +22,12 @@ pub enum ModelError {
     Tensors { dir: PathBuf, problems: Vec<String> },
     #[error("unknown model '{0}': expected a directory or synthetic:tiny, synthetic:20b, synthetic:120b (optionally @SEED)")]
     UnknownModel(String),
+    /// A quantization that cannot be done as asked.
+    #[error("{0}")]
+    Quantize(String),
+    /// A weight that could not be converted at load time.
+    #[error("converting '{tensor}' to {to}: {source}")]
+    Convert { tensor: String, to: WeightFormat, source: EngineError },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }

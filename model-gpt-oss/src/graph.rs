@@ -15,6 +15,7 @@ use gptoss_engine::{
 use crate::accounting::Formats;
 use crate::config::{GptOssConfig, SWIGLU_ALPHA};
 use crate::error::Result;
+use crate::quantization::WeightOnly;
 use crate::source::OpenedModel;
 use crate::weights::{Weights, load};
 
@@ -23,11 +24,13 @@ use crate::weights::{Weights, load};
 pub struct LoadOptions {
     /// Tokens one forward call takes at most (prefill chunk); sizes every context's buffers.
     pub max_batch: usize,
+    /// Families to quantize while loading (none by default: weights run as stored).
+    pub weights: Option<WeightOnly>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_batch: 128 }
+        LoadOptions { max_batch: 128, weights: None }
     }
 }
 
@@ -145,7 +148,7 @@ impl<B: Backend> GptOss<B> {
     ) -> Result<Self> {
         let c = model.config.clone();
         let max_batch = opts.max_batch.clamp(1, c.max_position_embeddings);
-        let weights = load(&mut backend, model, progress)?;
+        let weights = load(&mut backend, model, opts.weights, progress)?;
         let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
 
         let table = c.rope().table()?;

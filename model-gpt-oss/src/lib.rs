@@ -6,9 +6,12 @@
 pub mod accounting;
 pub mod checkpoint;
 pub mod config;
+pub mod dir_writer;
 pub mod error;
 pub mod graph;
 pub mod harmony;
+pub mod quantization;
+pub mod quantize;
 pub mod safetensors;
 pub mod source;
 pub mod synth_writer;

@@ -183,8 +183,8 @@ fn parse_entry(entry: &Value, data_start: usize, data_len: usize) -> Result<Tens
     Ok(TensorInfo { dtype, shape, start: data_start + begin, end: data_start + end })
 }
 
-/// Fills a chunk of a tensor's bytes given the chunk's byte offset.
-pub type FillBytes<'a> = Box<dyn Fn(usize, &mut [u8]) + Sync + 'a>;
+/// Fills a chunk of a tensor's bytes given the chunk's byte offset, or says why it cannot.
+pub type FillBytes<'a> = Box<dyn Fn(usize, &mut [u8]) -> Result<(), String> + Sync + 'a>;
 
 /// A tensor to write: name, dtype, shape, and how to produce its bytes chunk by chunk (so
 /// large tensors stream without being held in memory).
@@ -228,7 +228,7 @@ pub fn write_file(path: &Path, tensors: &[TensorToWrite], mut on_bytes: impl FnM
         let mut done = 0;
         while done < total {
             let n = CHUNK.min(total - done);
-            fill_parallel(&*t.fill, done, &mut chunk[..n]);
+            fill_parallel(&t.fill, done, &mut chunk[..n]).map_err(|e| ModelError::checkpoint(path, format!("tensor '{}': {e}", t.name)))?;
             out.write_all(&chunk[..n]).map_err(io)?;
             done += n;
             on_bytes(n);
@@ -237,10 +237,10 @@ pub fn write_file(path: &Path, tensors: &[TensorToWrite], mut on_bytes: impl FnM
     out.flush().map_err(io)
 }
 
-fn fill_parallel(fill: &(dyn Fn(usize, &mut [u8]) + Sync), offset: usize, out: &mut [u8]) {
+fn fill_parallel(fill: &FillBytes, offset: usize, out: &mut [u8]) -> Result<(), String> {
     use rayon::prelude::*;
     const PIECE: usize = 1 << 18;
-    out.par_chunks_mut(PIECE).enumerate().for_each(|(i, c)| fill(offset + i * PIECE, c));
+    out.par_chunks_mut(PIECE).enumerate().try_for_each(|(i, c)| fill(offset + i * PIECE, c))
 }
 
 #[cfg(test)]
@@ -310,9 +310,20 @@ mod tests {
                 name: "w".into(),
                 dtype: StDtype::Bf16,
                 shape: vec![3, 5],
-                fill: Box::new(|off, out: &mut [u8]| out.iter_mut().enumerate().for_each(|(i, b)| *b = (off + i) as u8)),
+                fill: Box::new(|off, out: &mut [u8]| {
+                    out.iter_mut().enumerate().for_each(|(i, b)| *b = (off + i) as u8);
+                    Ok(())
+                }),
             },
-            TensorToWrite { name: "s".into(), dtype: StDtype::U8, shape: vec![7], fill: Box::new(|_, out: &mut [u8]| out.fill(9)) },
+            TensorToWrite {
+                name: "s".into(),
+                dtype: StDtype::U8,
+                shape: vec![7],
+                fill: Box::new(|_, out: &mut [u8]| {
+                    out.fill(9);
+                    Ok(())
+                }),
+            },
         ];
         let mut written = 0;
         write_file(&path, &tensors, |n| written += n).unwrap();

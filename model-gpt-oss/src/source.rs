@@ -103,6 +103,30 @@ impl OpenedModel {
         }
     }
 
+    /// Elements `first .. first + out.len()` of a BF16 or F32 tensor (`Kind::Matrix` or
+    /// `Kind::Vector`), widened to f32.
+    pub fn read_f32(&self, spec: &TensorSpec, first: usize, out: &mut [f32]) -> Result<()> {
+        match self.tensor(spec) {
+            TensorData::Host(bytes, StDtype::F32) => {
+                let b = &bytes.as_bytes()[4 * first..4 * (first + out.len())];
+                out.iter_mut().zip(b.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            }
+            TensorData::Host(bytes, StDtype::Bf16) => {
+                let b = &bytes.as_bytes()[2 * first..2 * (first + out.len())];
+                out.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32());
+            }
+            TensorData::Synth(t, StDtype::Bf16) => t.fill_f32(first, out),
+            TensorData::Host(_, d) | TensorData::Synth(_, d) => {
+                return Err(ModelError::Engine(gptoss_engine::EngineError::invalid(format!(
+                    "tensor '{}' is {}, not a float tensor",
+                    spec.name,
+                    d.name()
+                ))));
+            }
+        }
+        Ok(())
+    }
+
     /// The stored dtype of an expected tensor.
     pub fn dtype(&self, spec: &TensorSpec) -> StDtype {
         match self.tensor(spec) {

@@ -94,7 +94,6 @@ pub fn synth_tensor(spec: &TensorSpec, seed: u64) -> SynthTensor {
 
 /// config.json in the Hugging Face form for a config.
 pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
-    let y = c.rope_scaling.expect("synthetic models use YaRN");
     let layer_types: Vec<&str> =
         c.layer_types.iter().map(|t| if *t == LayerType::Sliding { "sliding_attention" } else { "full_attention" }).collect();
     let mut v = json!({
@@ -107,7 +106,7 @@ pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
         "head_dim": c.head_dim,
         "hidden_act": "silu",
         "hidden_size": c.hidden_size,
-        "initial_context_length": y.original_max_position_embeddings,
+        "initial_context_length": c.rope_scaling.map_or(4096.0, |y| y.original_max_position_embeddings),
         "intermediate_size": c.intermediate_size,
         "layer_types": layer_types,
         "max_position_embeddings": c.max_position_embeddings,
@@ -118,25 +117,32 @@ pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
         "num_key_value_heads": c.num_key_value_heads,
         "num_local_experts": c.num_local_experts,
         "rms_norm_eps": c.rms_norm_eps,
-        "rope_scaling": {
-            "rope_type": "yarn",
-            "factor": y.factor,
-            "beta_fast": y.beta_fast,
-            "beta_slow": y.beta_slow,
-            "original_max_position_embeddings": y.original_max_position_embeddings,
-            "truncate": y.truncate,
-        },
         "rope_theta": c.rope_theta,
         "sliding_window": c.sliding_window,
         "swiglu_limit": c.swiglu_limit,
         "tie_word_embeddings": false,
         "vocab_size": c.vocab_size,
     });
-    if c.quantization == Quantization::Mxfp4 {
-        v["quantization_config"] = json!({
-            "quant_method": "mxfp4",
-            "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
-        });
+    v["rope_scaling"] = match c.rope_scaling {
+        Some(y) => json!({
+            "rope_type": "yarn",
+            "factor": y.factor,
+            "beta_fast": y.beta_fast,
+            "beta_slow": y.beta_slow,
+            "original_max_position_embeddings": y.original_max_position_embeddings,
+            "truncate": y.truncate,
+        }),
+        None => serde_json::Value::Null,
+    };
+    match c.quantization {
+        Quantization::None => {}
+        Quantization::Mxfp4 => {
+            v["quantization_config"] = json!({
+                "quant_method": "mxfp4",
+                "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+            });
+        }
+        Quantization::WeightOnly(q) => v["quantization_config"] = q.to_json(),
     }
     v
 }
@@ -169,6 +175,8 @@ mod tests {
 
     #[test]
     fn config_json_round_trips() {
+        let plain = GptOssConfig { rope_scaling: None, ..Preset::Tiny.config() };
+        assert_eq!(GptOssConfig::from_json(&config_json(&plain).to_string()).unwrap().rope_scaling, None);
         for p in Preset::ALL {
             let c = p.config();
             let back = GptOssConfig::from_json(&config_json(&c).to_string()).unwrap();

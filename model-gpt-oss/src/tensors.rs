@@ -1,10 +1,23 @@
 //! The tensors a gpt-oss checkpoint must hold for a given config (Hugging Face names), their
 //! shapes and accepted dtypes, and the check of a checkpoint against that list.
+//!
+//! A checkpoint written by `gptoss quantize` (see `quantization`) stores each quantized matrix
+//! `NAME.weight` of `rows × cols` as two tensors, in the layouts of `gptoss_engine::weight`:
+//!
+//! | format | `NAME.weight` | `NAME.weight_scales` |
+//! |---|---|---|
+//! | int8 | I8 `[rows, cols]` | F32 `[rows]`: `W[r, c] = weight[r, c] · scales[r]` |
+//! | int4, group g | U8 `[rows, cols / 2]`, element `c` in the low nibble of byte `c / 2` when `c` is even, the high one when odd | BF16 `[rows, cols / g]`: `W[r, c] = (nibble − 8) · scales[r, c / g]` |
+//!
+//! Biases, norms, sinks, the embedding and the MXFP4 experts keep their released names, dtypes
+//! and shapes.
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{GptOssConfig, Quantization};
 use crate::error::{ModelError, Result};
+use crate::quantization::Family;
 use crate::safetensors::StDtype;
+use gptoss_engine::WeightFormat;
 
 /// How a tensor is used, which fixes the dtypes it may have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,22 +28,37 @@ pub enum Kind {
     Vector,
     /// MXFP4 codes or E8M0 scales: U8.
     Mx,
+    /// The codes of a matrix quantized to int8 (I8) or int4 (U8, two per byte).
+    Codes(WeightFormat),
+    /// Their scales: F32 per row (int8) or BF16 per group (int4).
+    Scales(WeightFormat),
 }
 
 impl Kind {
     pub fn accepts(self, d: StDtype) -> bool {
         match self {
             Kind::Matrix | Kind::Vector => matches!(d, StDtype::Bf16 | StDtype::F32),
-            Kind::Mx => d == StDtype::U8,
+            Kind::Mx | Kind::Codes(WeightFormat::Int4 { .. }) => d == StDtype::U8,
+            Kind::Codes(_) => d == StDtype::I8,
+            Kind::Scales(WeightFormat::Int8) => d == StDtype::F32,
+            Kind::Scales(_) => d == StDtype::Bf16,
         }
     }
 
     fn accepted(self) -> &'static str {
         match self {
             Kind::Matrix | Kind::Vector => "BF16 or F32",
-            Kind::Mx => "U8",
+            Kind::Mx | Kind::Codes(WeightFormat::Int4 { .. }) => "U8",
+            Kind::Codes(_) => "I8",
+            Kind::Scales(WeightFormat::Int8) => "F32",
+            Kind::Scales(_) => "BF16",
         }
     }
+}
+
+/// The name of the scales of a quantized `NAME.weight`.
+pub fn scales_name(weight: &str) -> String {
+    format!("{weight}_scales")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,20 +82,35 @@ pub fn layer_prefix(l: usize) -> String {
 pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
     let (h, v, e, i) = (c.hidden_size, c.vocab_size, c.num_local_experts, c.intermediate_size);
     let spec = |name: String, shape: Vec<usize>, kind| TensorSpec { name, shape, kind };
+    let quantized = c.quantization.weight_only();
+    // A dense `rows × cols` matrix of a quantizable family: one tensor as released, or codes and
+    // scales.
+    let matrix = |t: &mut Vec<TensorSpec>, name: String, rows: usize, cols: usize, family| match quantized.filter(|q| q.includes(family)) {
+        None => t.push(spec(name, vec![rows, cols], Kind::Matrix)),
+        Some(q) => {
+            let (codes, scales) = match q.format {
+                WeightFormat::Int4 { group } => (vec![rows, cols / 2], vec![rows, cols / group]),
+                _ => (vec![rows, cols], vec![rows]),
+            };
+            let scales = spec(scales_name(&name), scales, Kind::Scales(q.format));
+            t.push(spec(name, codes, Kind::Codes(q.format)));
+            t.push(scales);
+        }
+    };
     let mut t = vec![spec("model.embed_tokens.weight".into(), vec![v, h], Kind::Matrix)];
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
         t.push(spec(format!("{p}input_layernorm.weight"), vec![h], Kind::Vector));
         for (proj, rows, cols) in [("q_proj", c.q_dim(), h), ("k_proj", c.kv_dim(), h), ("v_proj", c.kv_dim(), h), ("o_proj", h, c.q_dim())]
         {
-            t.push(spec(format!("{p}self_attn.{proj}.weight"), vec![rows, cols], Kind::Matrix));
+            matrix(&mut t, format!("{p}self_attn.{proj}.weight"), rows, cols, Family::Attention);
             if c.attention_bias {
                 t.push(spec(format!("{p}self_attn.{proj}.bias"), vec![rows], Kind::Vector));
             }
         }
         t.push(spec(format!("{p}self_attn.sinks"), vec![c.num_attention_heads], Kind::Vector));
         t.push(spec(format!("{p}post_attention_layernorm.weight"), vec![h], Kind::Vector));
-        t.push(spec(format!("{p}mlp.router.weight"), vec![e, h], Kind::Matrix));
+        matrix(&mut t, format!("{p}mlp.router.weight"), e, h, Family::Router);
         t.push(spec(format!("{p}mlp.router.bias"), vec![e], Kind::Vector));
         for (proj, rows, cols) in [("gate_up_proj", 2 * i, h), ("down_proj", h, i)] {
             t.push(spec(format!("{p}mlp.experts.{proj}_blocks"), vec![e, rows, cols / 32, 16], Kind::Mx));
@@ -76,7 +119,7 @@ pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
         }
     }
     t.push(spec("model.norm.weight".into(), vec![h], Kind::Vector));
-    t.push(spec("lm_head.weight".into(), vec![v, h], Kind::Matrix));
+    matrix(&mut t, "lm_head.weight".into(), v, h, Family::Unembedding);
     t
 }
 
@@ -84,7 +127,7 @@ pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
 /// dtype and the right shape. All problems are reported together.
 pub fn validate(c: &GptOssConfig, ckpt: &Checkpoint) -> Result<()> {
     let mut problems = Vec::new();
-    if c.quantization != Quantization::Mxfp4 {
+    if c.quantization == Quantization::None {
         problems
             .push("config.json has no MXFP4 quantization_config: expert weights are read in the released MXFP4 layout only".to_string());
     }

@@ -1,13 +1,15 @@
 //! Moving an opened model's tensors into a backend's buffers: matrices as stored (zero-copy
-//! where the backend computes from host memory), small vectors widened to f32.
+//! where the backend computes from host memory), small vectors widened to f32, and the
+//! families a load asks to quantize converted by the backend, wherever the weights live.
 
-use gptoss_engine::{Backend, DType, HostBytes, Weight, WeightFormat};
+use gptoss_engine::{Backend, DType, EngineError, HostBytes, Weight, WeightFormat};
 use half::bf16;
 
-use crate::error::Result;
+use crate::error::{ModelError, Result};
+use crate::quantization::{Family, WeightOnly};
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
-use crate::tensors::{TensorSpec, expected_tensors, layer_prefix};
+use crate::tensors::{Kind, TensorSpec, expected_tensors, layer_prefix, scales_name};
 
 pub struct LayerWeights<Buf> {
     /// f32 [hidden]
@@ -49,6 +51,8 @@ struct Loader<'a, B: Backend> {
     progress: &'a mut dyn FnMut(usize, usize),
     done: usize,
     total: usize,
+    /// Families to quantize on the way in.
+    convert: Option<WeightOnly>,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -89,21 +93,41 @@ impl<B: Backend> Loader<'_, B> {
         Ok(buf)
     }
 
-    fn dense(&mut self, name: &str, bias: Option<&str>) -> Result<Weight<B::Buffer>> {
+    /// A dense matrix as stored (bf16, f32, or int8/int4 codes with their scales), then
+    /// converted if the load asked for its family.
+    fn dense(&mut self, name: &str, bias: Option<&str>, family: Option<Family>) -> Result<Weight<B::Buffer>> {
         let spec = self.spec(name).clone();
-        let (format, dtype) = match self.model.dtype(&spec) {
-            StDtype::F32 => (WeightFormat::F32, DType::F32),
-            _ => (WeightFormat::Bf16, DType::Bf16),
+        let (rows, stored) = (spec.shape[0], spec.shape[1]);
+        let (format, cols) = match spec.kind {
+            Kind::Codes(f @ WeightFormat::Int4 { .. }) => (f, 2 * stored),
+            Kind::Codes(f) => (f, stored),
+            _ if self.model.dtype(&spec) == StDtype::F32 => (WeightFormat::F32, stored),
+            _ => (WeightFormat::Bf16, stored),
         };
-        Ok(Weight {
+        let scales = match format.scales_layout(rows, cols) {
+            Some((st, _)) => Some(self.raw(&scales_name(name), st)?),
+            None => None,
+        };
+        let w = Weight {
             format,
             experts: 1,
-            rows: spec.shape[0],
-            cols: spec.shape[1],
-            data: self.raw(name, dtype)?,
-            scales: None,
+            rows,
+            cols,
+            data: self.raw(name, format.data_layout(rows, cols).0)?,
+            scales,
             bias: bias.map(|b| self.vector(b)).transpose()?,
-        })
+        };
+        match self.convert.filter(|q| family.is_some_and(|f| q.includes(f))) {
+            None => Ok(w),
+            Some(q) if matches!(w.format, WeightFormat::Bf16 | WeightFormat::F32) => {
+                self.backend.convert_weight(&w, q.format).map_err(|e| ModelError::Convert { tensor: name.into(), to: q.format, source: e })
+            }
+            Some(q) => Err(ModelError::Convert {
+                tensor: name.into(),
+                to: q.format,
+                source: EngineError::invalid(format!("it is already {}; quantize from the bf16 checkpoint", w.format)),
+            }),
+        }
     }
 
     fn mxfp4(&mut self, prefix: &str) -> Result<Weight<B::Buffer>> {
@@ -120,33 +144,45 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-/// Loads every tensor of `model` into `backend`, telling `progress` (bytes done, bytes in all).
-pub fn load<B: Backend>(backend: &mut B, model: &OpenedModel, progress: &mut dyn FnMut(usize, usize)) -> Result<Weights<B::Buffer>> {
+/// Loads every tensor of `model` into `backend`, converting the families `convert` names and
+/// telling `progress` (bytes done, bytes in all).
+pub fn load<B: Backend>(
+    backend: &mut B,
+    model: &OpenedModel,
+    convert: Option<WeightOnly>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Weights<B::Buffer>> {
     let c = &model.config;
+    if let Some(q) = convert {
+        let problems = q.shape_problems(c.hidden_size, c.q_dim());
+        if !problems.is_empty() {
+            return Err(EngineError::invalid(format!("cannot convert {} to {}: {}", model.source, q.format, problems.join("; "))).into());
+        }
+    }
     let specs: std::collections::HashMap<String, TensorSpec> = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
     let total = specs.values().map(|s| s.elements() * model.dtype(s).size()).sum();
-    let mut ld = Loader { backend, model, specs, progress, done: 0, total };
+    let mut ld = Loader { backend, model, specs, progress, done: 0, total, convert };
     let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for l in 0..c.num_hidden_layers {
         let p = layer_prefix(l);
         layers.push(LayerWeights {
             attn_norm: ld.vector(&format!("{p}input_layernorm.weight"))?,
-            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref())?,
-            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref())?,
-            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref())?,
-            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref())?,
+            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref(), Some(Family::Attention))?,
+            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref(), Some(Family::Attention))?,
+            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref(), Some(Family::Attention))?,
+            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref(), Some(Family::Attention))?,
             sinks: ld.vector(&format!("{p}self_attn.sinks"))?,
             mlp_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"))?,
-            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")))?,
+            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), Some(Family::Router))?,
             gate_up: ld.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
             down: ld.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
         });
     }
     Ok(Weights {
-        embed: ld.dense("model.embed_tokens.weight", None)?,
+        embed: ld.dense("model.embed_tokens.weight", None, None)?,
         layers,
         norm: ld.vector("model.norm.weight")?,
-        unembed: ld.dense("lm_head.weight", None)?,
+        unembed: ld.dense("lm_head.weight", None, Some(Family::Unembedding))?,
     })
 }

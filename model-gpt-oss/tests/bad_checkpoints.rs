@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use gptoss_engine::WeightFormat;
 use gptoss_model_gpt_oss::ModelSource;
+use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly};
+use gptoss_model_gpt_oss::quantize::quantize_model;
 use serde_json::Value;
 
 fn fixture() -> PathBuf {
@@ -14,8 +17,13 @@ const SHARD: &str = "model-00001-of-00002.safetensors";
 
 /// A temporary copy of the fixture, modified by `corrupt`; returns the error of opening it.
 fn open_corrupted(corrupt: impl FnOnce(&Path)) -> String {
+    open_corrupted_copy(&fixture(), corrupt)
+}
+
+/// A temporary copy of `src`, modified by `corrupt`; returns the error of opening it.
+fn open_corrupted_copy(src: &Path, corrupt: impl FnOnce(&Path)) -> String {
     let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(fixture()).unwrap() {
+    for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
     }
@@ -201,4 +209,65 @@ fn unknown_model_names() {
     }
     let e = ModelSource::Dir("/nonexistent/model".into()).open().err().unwrap().to_string();
     assert_contains(&e, &["/nonexistent/model", "no such model directory"]);
+}
+
+/// The fixture quantized by `gptoss quantize` (one shard).
+fn quantized_fixture(format: WeightFormat) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let model = ModelSource::Dir(fixture()).open().unwrap();
+    quantize_model(&model, WeightOnly::new(format, &DEFAULT_FAMILIES).unwrap(), out.path(), |_, _| {}).unwrap();
+    out
+}
+
+const QUANTIZED_SHARD: &str = "model-00001-of-00001.safetensors";
+
+#[test]
+fn quantized_scales_of_the_wrong_shape() {
+    let q = quantized_fixture(WeightFormat::Int4 { group: 32 });
+    let e = open_corrupted_copy(q.path(), |d| {
+        edit_header(&d.join(QUANTIZED_SHARD), |h| {
+            let s = some_tensor(h, "q_proj.weight_scales");
+            let dims = h[&s]["shape"].as_array().unwrap().clone();
+            h.get_mut(&s).unwrap()["shape"] = serde_json::json!([dims[1], dims[0]]);
+        })
+    });
+    assert_contains(&e, &["q_proj.weight_scales", "has shape [2, 64], expected [64, 2]"]);
+    // A config whose group size disagrees with the stored scales.
+    let e = open_corrupted_copy(q.path(), |d| edit_config(d, |t| *t = t.replace("\"group_size\": 32", "\"group_size\": 64")));
+    assert_contains(&e, &["17 problems", "q_proj.weight_scales", "has shape [64, 2], expected [64, 1]"]);
+}
+
+#[test]
+fn quantized_codes_of_the_wrong_dtype_or_missing_scales() {
+    let q = quantized_fixture(WeightFormat::Int8);
+    let e = open_corrupted_copy(q.path(), |d| {
+        edit_header(&d.join(QUANTIZED_SHARD), |h| {
+            let a = some_tensor(h, "o_proj.weight");
+            h.get_mut(&a).unwrap()["dtype"] = "U8".into();
+            let s = some_tensor(h, "k_proj.weight_scales");
+            let entry = h.remove(&s).unwrap();
+            h.insert("unrelated.tensor".into(), entry);
+        });
+        let index = d.join("model.safetensors.index.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+        let map = v["weight_map"].as_object_mut().unwrap();
+        let s = map.keys().find(|k| k.ends_with("k_proj.weight_scales")).unwrap().clone();
+        map.remove(&s);
+        std::fs::write(index, v.to_string()).unwrap();
+    });
+    assert_contains(&e, &["o_proj.weight", "dtype U8, expected I8", "missing tensor", "k_proj.weight_scales"]);
+}
+
+#[test]
+fn unknown_quantization_method_or_group() {
+    let q = quantized_fixture(WeightFormat::Int4 { group: 32 });
+    let e = open_corrupted_copy(q.path(), |d| edit_config(d, |t| *t = t.replace("gptoss_weight_only", "gptq")));
+    assert_contains(&e, &["config.json", "quant_method Some(\"gptq\") is not supported", "gptoss_weight_only"]);
+    let e = open_corrupted_copy(q.path(), |d| edit_config(d, |t| *t = t.replace("\"group_size\": 32", "\"group_size\": 48")));
+    assert_contains(&e, &["config.json", "group_size 48 is not one of [32, 64, 128]"]);
+    let e = open_corrupted_copy(q.path(), |d| edit_config(d, |t| *t = t.replace("\"unembedding\"", "\"experts\"")));
+    assert_contains(&e, &["config.json", "experts stay MXFP4"]);
+    // Group 128 is a valid size but does not divide this model's 64-wide inputs.
+    let e = open_corrupted_copy(q.path(), |d| edit_config(d, |t| *t = t.replace("\"group_size\": 32", "\"group_size\": 128")));
+    assert_contains(&e, &["config.json", "int4 group size 128 does not divide hidden_size"]);
 }

@@ -7,7 +7,7 @@ use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource};
 
 fn model() -> GptOss<CpuBackend> {
     let m = ModelSource::Dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/reference/fixture").into()).open().unwrap();
-    GptOss::load(CpuBackend::new(Some(2)).unwrap(), &m, LoadOptions { max_batch: 4 }).unwrap()
+    GptOss::load(CpuBackend::new(Some(2)).unwrap(), &m, LoadOptions { max_batch: 4, ..LoadOptions::default() }).unwrap()
 }
 
 const OPTS: ContextOptions = ContextOptions { max_context: 64, kv_dtype: DType::F32 };

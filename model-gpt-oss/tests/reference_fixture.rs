@@ -97,7 +97,7 @@ fn simd_isas() -> Vec<Isa> {
 
 fn load(backend: CpuBackend, max_batch: usize) -> (GptOss<CpuBackend>, Context<CpuBuffer>) {
     let model = ModelSource::Dir(reference_dir().join("fixture")).open().unwrap();
-    let mut m = GptOss::load(backend, &model, LoadOptions { max_batch }).unwrap();
+    let mut m = GptOss::load(backend, &model, LoadOptions { max_batch, ..LoadOptions::default() }).unwrap();
     let ctx = m.new_context(ContextOptions { max_context: 64, kv_dtype: DType::F32 }).unwrap();
     (m, ctx)
 }

@@ -3,6 +3,8 @@
 use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
+use gptoss_engine::WeightFormat;
+use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly};
 use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
 
 use super::buffers::{c_str, fill_str, out};
@@ -36,9 +38,23 @@ pub struct gptoss_model_options {
     pub backend: u32,
     pub threads: u32,
     pub max_batch: u32,
+    pub weights: u32,
+    pub int4_group: u32,
 }
 
-const DEFAULT_OPTIONS: gptoss_model_options = gptoss_model_options { backend: 0, threads: 0, max_batch: 128 };
+const DEFAULT_OPTIONS: gptoss_model_options = gptoss_model_options { backend: 0, threads: 0, max_batch: 128, weights: 0, int4_group: 32 };
+
+/// The load-time conversion the options ask for.
+fn weight_only(o: &gptoss_model_options) -> Result<Option<WeightOnly>, Failure> {
+    let format = match (o.weights, o.int4_group) {
+        (0, _) => return Ok(None),
+        (1, _) => WeightFormat::Int8,
+        (2, 0) => WeightFormat::Int4 { group: 32 },
+        (2, group) => WeightFormat::Int4 { group: group as usize },
+        (other, _) => return Err(Failure::invalid(format!("options.weights = {other} is not a gptoss_weights"))),
+    };
+    WeightOnly::new(format, &DEFAULT_FAMILIES).map(Some).map_err(|e| Failure::invalid(format!("options: {e}")))
+}
 
 /// A handle from the caller, checked for NULL.
 ///
@@ -89,7 +105,10 @@ pub unsafe extern "C" fn gptoss_model_load(
         let opts = RuntimeOptions {
             backend,
             threads: (o.threads != 0).then_some(o.threads as usize),
-            load: LoadOptions { max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize } },
+            load: LoadOptions {
+                max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize },
+                weights: weight_only(&o)?,
+            },
             ..RuntimeOptions::default()
         };
         let opened = path.parse::<ModelSource>()?.open()?;

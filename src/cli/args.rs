@@ -3,6 +3,7 @@
 use gptoss::{BackendKind, Error, Result, RuntimeOptions};
 use gptoss_engine::DType;
 use gptoss_kernels_cpu::Activations;
+use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly, parse_format};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
 
 /// Where the model comes from and how it runs.
@@ -30,6 +31,10 @@ pub struct ModelArgs {
     /// (activations quantized in blocks of 32; faster, ~0.5 % error per product).
     #[arg(long, default_value = "f32")]
     pub cpu_activations: String,
+    /// Weights of attention and unembedding: native (as stored), or quantized while loading to
+    /// int8, int4 or int4:GROUP (32, 64, 128).
+    #[arg(long, default_value = "native")]
+    pub weights: String,
 }
 
 impl ModelArgs {
@@ -52,7 +57,7 @@ impl ModelArgs {
             backend: self.backend.parse::<BackendKind>()?,
             threads: self.threads,
             cpu_activations: parse_activations(&self.cpu_activations)?,
-            load: LoadOptions { max_batch: self.batch },
+            load: LoadOptions { max_batch: self.batch, weights: parse_weights(&self.weights)? },
             context: ContextOptions { max_context: self.context.unwrap_or(default_context), kv_dtype },
         })
     }
@@ -61,6 +66,16 @@ impl ModelArgs {
 /// Parses `--cpu-activations`: f32 or int8.
 pub fn parse_activations(s: &str) -> Result<Activations> {
     s.parse().map_err(|e: gptoss_engine::EngineError| Error::Usage(format!("--cpu-activations: {e}")))
+}
+
+/// Parses `--weights`: `native` (none), or a format for the default families.
+pub fn parse_weights(s: &str) -> Result<Option<WeightOnly>> {
+    if s == "native" {
+        return Ok(None);
+    }
+    let usage = |e: String| Error::Usage(format!("--weights {s}: {e}"));
+    let format = parse_format(s).map_err(usage)?;
+    Ok(Some(WeightOnly::new(format, &DEFAULT_FAMILIES).map_err(usage)?))
 }
 
 /// Parses `1,2,3` (spaces and newlines allowed) into token ids.

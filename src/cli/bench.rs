@@ -16,7 +16,7 @@ use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::accounting::{Formats, TokenBytes, token_bytes};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
-use super::args::parse_activations;
+use super::args::{parse_activations, parse_weights};
 use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
@@ -66,6 +66,10 @@ pub struct Args {
     /// Decode steps timed op by op for the breakdown (0 skips it).
     #[arg(long, default_value_t = 4)]
     profile_tokens: usize,
+    /// Weights of attention and unembedding: native (as stored), or quantized while loading to
+    /// int8, int4 or int4:GROUP.
+    #[arg(long, default_value = "native")]
+    weights: String,
 }
 
 /// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b, per
@@ -130,10 +134,11 @@ pub fn run(a: Args) -> Result<()> {
                 backend,
                 threads: Some(threads),
                 cpu_activations: activations,
-                load: LoadOptions { max_batch: a.batch },
+                load: LoadOptions { max_batch: a.batch, weights: parse_weights(&a.weights)? },
                 context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
             };
-            last_backend = run_engine(&mut results, &source, &model, &opts, &cases, peak, a.profile_tokens)?;
+            let job = Job { source: &source, model: &model, weights: weights_label(&a.weights, &model), cases: &cases, peak };
+            last_backend = run_engine(&mut results, &job, &opts, a.profile_tokens)?;
         }
     }
 
@@ -153,17 +158,21 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// Loads `model` with `opts`, runs every case and the per-op profile into `results`, and
-/// returns the backend's name.
-fn run_engine(
-    results: &mut Results,
-    source: &ModelSource,
-    model: &OpenedModel,
-    opts: &RuntimeOptions,
-    cases: &[Case],
+/// What one load of a model is benchmarked on.
+struct Job<'a> {
+    source: &'a ModelSource,
+    model: &'a OpenedModel,
+    /// The weights column.
+    weights: String,
+    cases: &'a [Case],
+    /// The read bandwidth measured at the start, GB/s.
     peak: f64,
-    profile_tokens: usize,
-) -> Result<&'static str> {
+}
+
+/// Loads the job's model with `opts`, runs every case and the per-op profile into `results`,
+/// and returns the backend's name.
+fn run_engine(results: &mut Results, job: &Job, opts: &RuntimeOptions, profile_tokens: usize) -> Result<&'static str> {
+    let Job { source, model, cases, peak, .. } = *job;
     // The memory figures must be this load's alone.
     reset_peak_rss();
     let bar = bytes_bar(&format!("loading {source}"));
@@ -196,7 +205,7 @@ fn run_engine(
             model: source.to_string(),
             backend: info.name.to_string(),
             isa_or_device: info.device.clone(),
-            weights: "native".into(),
+            weights: job.weights.clone(),
             threads: info.threads,
             prompt_tokens: case.prompt_tokens,
             gen_tokens: case.gen_tokens,
@@ -286,5 +295,14 @@ fn describe_site(site: &OpSite, engine: &Engine, f: &Formats, bytes: &TokenBytes
         OpKind::MoeExperts => ("moe_experts".into(), Some(bytes.experts)),
         OpKind::Embed => ("embed".into(), Some(bytes.embedding)),
         op => (op.name().to_string(), None),
+    }
+}
+
+/// What the weights column says: the load-time conversion, else how the checkpoint stores
+/// attention and unembedding.
+fn weights_label(weights: &str, model: &OpenedModel) -> String {
+    match model.config.quantization.weight_only() {
+        Some(q) if weights == "native" => q.format.to_string(),
+        _ => weights.to_string(),
     }
 }

@@ -8,10 +8,15 @@ use gptoss_model_gpt_oss::accounting::{stored_formats, token_bytes};
 use gptoss_model_gpt_oss::config::LayerType;
 use gptoss_model_gpt_oss::tensors::expected_tensors;
 
+use super::args::parse_weights;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A model directory or synthetic:tiny|20b|120b[@SEED].
     model: String,
+    /// Count bytes per token as if loaded with `--weights` (int8, int4, int4:GROUP).
+    #[arg(long, default_value = "native")]
+    weights: String,
 }
 
 /// 13761264768 → "13,761,264,768".
@@ -75,8 +80,17 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(ckpt) = model.checkpoint() {
         println!("files       {} bytes", grouped(ckpt.file_bytes()));
     }
-    let per_token = token_bytes(c, &stored_formats(&model), c.num_experts_per_tok as f64, 0);
-    println!("per decoded token (weights read at batch 1 as stored; KV cache at depth 0): {:.3} GB", per_token.total() / 1e9);
+    if let Some(q) = c.quantization.weight_only() {
+        let families: Vec<&str> = q.families().iter().map(|f| f.name()).collect();
+        println!("quantized   {} {} (experts mxfp4)", q.format, families.join(", "));
+    }
+    let convert = parse_weights(&a.weights)?;
+    let per_token = token_bytes(c, &stored_formats(&model).converted(convert), c.num_experts_per_tok as f64, 0);
+    let read_as = match convert {
+        Some(q) => format!("with {} loaded as {}", q.families().iter().map(|f| f.name()).collect::<Vec<_>>().join(" and "), q.format),
+        None => "as stored".into(),
+    };
+    println!("per decoded token (weights read at batch 1 {read_as}; KV cache at depth 0): {:.3} GB", per_token.total() / 1e9);
     for (family, bytes) in per_token.families() {
         println!("  {:12} {:>16} bytes", family, grouped(bytes.round() as usize));
     }

@@ -3,10 +3,12 @@
 mod args;
 mod bench;
 mod chat;
+mod eval;
 mod generate;
 mod inspect;
 mod logits;
 mod progress;
+mod quantize;
 mod sampling;
 mod synth;
 mod text;
@@ -43,6 +45,10 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a synthetic model with the real shapes as a Hugging Face-layout directory.
     Synth(synth::Args),
+    /// Write a copy of a model with attention and unembedding quantized to int8 or int4.
+    Quantize(quantize::Args),
+    /// Compare a model with a reference on one token stream: KL divergence, top-1, perplexity.
+    Eval(eval::Args),
 }
 
 /// What a static Rust library needs from the system, as rustc reports it for the target.
@@ -73,5 +79,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logits(a) => logits::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Quantize(a) => quantize::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }

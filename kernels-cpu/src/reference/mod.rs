@@ -3,6 +3,7 @@
 //! Rows are spread over the rayon pool the caller installed; results do not depend on it.
 
 pub mod attention;
+pub mod convert_weight;
 pub mod embed;
 pub mod matmul;
 pub mod moe_experts;

@@ -3,12 +3,13 @@
 use cudarc::driver::LaunchConfig;
 use gptoss_engine::{DType, DeviceBuffer, EngineError, KvLayer, Result};
 
-use super::qkv_rope::check_kv;
 use super::u32_of;
 use crate::args::{GPTOSS_MAX_GROUP, GptossAttentionArgs};
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::Device;
 use crate::registry::Resolved;
+use gptoss_engine::checks;
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "attention";
 /// Keys per split that make splitting worth a block; at most this many splits.
@@ -50,15 +51,13 @@ pub fn attention(
     scale: f32,
     out: &mut CudaBuffer,
 ) -> Result<()> {
-    check_kv(kv, OP)?;
-    let (d, q_heads) = (kv.head_dim, sinks.len());
-    if q_heads == 0 || kv.kv_heads == 0 || q_heads % kv.kv_heads != 0 || q_heads / kv.kv_heads > GPTOSS_MAX_GROUP as usize {
-        return Err(EngineError::shape(
+    let (d, q_heads) = (kv.head_dim, checks::attention_heads(sinks, kv, OP)?);
+    if q_heads / kv.kv_heads > GPTOSS_MAX_GROUP as usize {
+        return Err(EngineError::unsupported(
             OP,
-            format!("{q_heads} query heads (sinks) for {} kv heads (a multiple, at most {GPTOSS_MAX_GROUP} per kv head)", kv.kv_heads),
+            format!("{} query heads per kv head (at most {GPTOSS_MAX_GROUP} on CUDA)", q_heads / kv.kv_heads),
         ));
     }
-    need(sinks, DType::F32, q_heads, OP, "sinks")?;
     need(q, DType::F32, n * q_heads * d, OP, "q")?;
     need(out, DType::F32, n * q_heads * d, OP, "out")?;
     need(positions, DType::U32, n, OP, "positions")?;

@@ -5,8 +5,9 @@ use gptoss_engine::{DType, Result, Weight};
 
 use super::{dense, u32_of};
 use crate::args::GptossEmbedArgs;
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::Device;
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "embed";
 

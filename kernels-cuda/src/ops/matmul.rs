@@ -5,8 +5,9 @@ use gptoss_engine::{DType, Result, Weight};
 
 use super::{blocks, dense, u32_of};
 use crate::args::GptossMatmulArgs;
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::Device;
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "matmul";
 /// Rows (warps) per block, as in matmul.cu.

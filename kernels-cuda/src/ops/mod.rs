@@ -13,7 +13,7 @@ pub mod synth;
 
 use std::ptr;
 
-use gptoss_engine::{DType, DeviceBuffer, EngineError, Result, Weight, WeightFormat};
+use gptoss_engine::{EngineError, Result, Weight, WeightFormat, checks};
 
 use crate::args::GptossWeight;
 use crate::buffer::CudaBuffer;
@@ -30,45 +30,9 @@ pub fn u32_of(v: usize, op: &'static str, what: &str) -> Result<u32> {
 
 /// A weight checked against its format's layout (engine/src/weight.rs), as the kernels see it.
 pub fn weight(w: &Weight<CudaBuffer>, op: &'static str) -> Result<GptossWeight> {
-    w.format.check_shape(w.rows, w.cols).map_err(|e| EngineError::shape(op, e))?;
-    let (dt, n) = w.format.data_layout(w.rows, w.cols);
-    if w.data.dtype() != dt || w.data.len() != n * w.experts {
-        return Err(EngineError::shape(
-            op,
-            format!(
-                "{} weight of {}×{}×{}: data must be {} × {dt}, got {} × {}",
-                w.format,
-                w.experts,
-                w.rows,
-                w.cols,
-                n * w.experts,
-                w.data.len(),
-                w.data.dtype()
-            ),
-        ));
-    }
-    let scales = match (w.format.scales_layout(w.rows, w.cols), &w.scales) {
-        (None, None) => ptr::null(),
-        (Some((st, sn)), Some(s)) if s.dtype() == st && s.len() == sn * w.experts => s.ptr() as *const _,
-        (want, got) => {
-            return Err(EngineError::shape(
-                op,
-                format!(
-                    "{} weight: scales must be {:?}, got {:?}",
-                    w.format,
-                    want.map(|(t, n)| (t, n * w.experts)),
-                    got.as_ref().map(|s| (s.dtype(), s.len()))
-                ),
-            ));
-        }
-    };
-    let bias = match &w.bias {
-        None => ptr::null(),
-        Some(b) if b.dtype() == DType::F32 && b.len() == w.experts * w.rows => b.ptr() as *const f32,
-        Some(b) => {
-            return Err(EngineError::shape(op, format!("bias must be {} × f32, got {} × {}", w.experts * w.rows, b.len(), b.dtype())));
-        }
-    };
+    checks::weight(w, op)?;
+    let scales = w.scales.as_ref().map_or(ptr::null(), |s| s.ptr() as *const _);
+    let bias = w.bias.as_ref().map_or(ptr::null(), |b| b.ptr() as *const f32);
     let group = match w.format {
         WeightFormat::Int4 { group } => group,
         _ => 0,
@@ -88,8 +52,6 @@ pub fn weight(w: &Weight<CudaBuffer>, op: &'static str) -> Result<GptossWeight> 
 
 /// A weight that must be a single matrix.
 pub fn dense(w: &Weight<CudaBuffer>, op: &'static str) -> Result<GptossWeight> {
-    if w.experts != 1 {
-        return Err(EngineError::shape(op, format!("expected a dense weight, got {} experts", w.experts)));
-    }
+    checks::dense(w, op)?;
     weight(w, op)
 }

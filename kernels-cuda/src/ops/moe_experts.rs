@@ -5,9 +5,11 @@ use gptoss_engine::{DType, EngineError, Result, Swiglu, Weight};
 
 use super::{blocks, u32_of, weight};
 use crate::args::{GptossMoeDownArgs, GptossMoeGateUpArgs};
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::Device;
 use crate::registry::Resolved;
+use gptoss_engine::checks;
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "moe_experts";
 /// Output rows (warps) per block, as in moe_experts.cu.
@@ -28,20 +30,8 @@ pub fn moe_experts(
     swiglu: Swiglu,
     residual: &mut CudaBuffer,
 ) -> Result<()> {
+    let inter = checks::expert_mlp(gate_up, down, OP)?;
     let (g, dn) = (weight(gate_up, OP)?, weight(down, OP)?);
-    let inter = gate_up.rows / 2;
-    if !gate_up.rows.is_multiple_of(2) || gate_up.experts != down.experts || down.cols != inter || down.rows != gate_up.cols {
-        return Err(EngineError::shape(
-            OP,
-            format!(
-                "gate_up {}×{}×{} and down {}×{}×{} do not form an expert MLP",
-                gate_up.experts, gate_up.rows, gate_up.cols, down.experts, down.rows, down.cols
-            ),
-        ));
-    }
-    if gate_up.format != down.format {
-        return Err(EngineError::shape(OP, format!("gate_up is {} but down is {}", gate_up.format, down.format)));
-    }
     need(x, DType::F32, n * gate_up.cols, OP, "x")?;
     need(ids, DType::U32, n * top_k, OP, "ids")?;
     need(weights, DType::F32, n * top_k, OP, "weights")?;

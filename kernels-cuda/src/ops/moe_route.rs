@@ -5,8 +5,10 @@ use gptoss_engine::{DType, EngineError, Result, Weight};
 
 use super::{blocks, dense, u32_of};
 use crate::args::{GPTOSS_MAX_EXPERTS, GPTOSS_MAX_TOP_K, GptossMoeRouteArgs};
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::Device;
+use gptoss_engine::checks;
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "moe_route";
 /// Experts (warps) per block, as in moe_route.cu.
@@ -33,8 +35,9 @@ pub fn moe_route(
     weights: &mut CudaBuffer,
 ) -> Result<()> {
     let r = dense(router, OP)?;
-    if top_k == 0 || top_k > router.rows || top_k > GPTOSS_MAX_TOP_K as usize || router.rows > GPTOSS_MAX_EXPERTS as usize {
-        return Err(EngineError::shape(
+    checks::top_k(router.rows, top_k, OP)?;
+    if top_k > GPTOSS_MAX_TOP_K as usize || router.rows > GPTOSS_MAX_EXPERTS as usize {
+        return Err(EngineError::unsupported(
             OP,
             format!("top-{top_k} of {} experts (at most {GPTOSS_MAX_TOP_K} of {GPTOSS_MAX_EXPERTS} on CUDA)", router.rows),
         ));

@@ -6,34 +6,15 @@ use cudarc::driver::LaunchConfig;
 
 use super::{blocks, dense, u32_of};
 use crate::args::GptossQkvRopeArgs;
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::Device;
 use crate::registry::Resolved;
+use gptoss_engine::checks;
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "qkv_rope";
 /// Rotation pairs (warps) per block, as in qkv_rope.cu.
 const WARPS: usize = 8;
-
-/// Checks a cache layer's buffers against its geometry.
-pub fn check_kv(kv: &KvLayer<CudaBuffer>, op: &'static str) -> Result<()> {
-    let elems = kv.capacity * kv.kv_heads * kv.head_dim;
-    if kv.k.len() != elems || kv.v.len() != elems || kv.k.dtype() != kv.v.dtype() || kv.capacity == 0 {
-        return Err(EngineError::shape(
-            op,
-            format!(
-                "kv layer of {} slots × {} heads × {}: k has {} {}, v has {} {}",
-                kv.capacity,
-                kv.kv_heads,
-                kv.head_dim,
-                kv.k.len(),
-                kv.k.dtype(),
-                kv.v.len(),
-                kv.v.dtype()
-            ),
-        ));
-    }
-    Ok(())
-}
 
 #[allow(clippy::too_many_arguments)]
 pub fn qkv_rope(
@@ -49,32 +30,9 @@ pub fn qkv_rope(
     kv: &mut KvLayer<CudaBuffer>,
     q_out: &mut CudaBuffer,
 ) -> Result<()> {
+    checks::qkv(wq, wk, wv, kv, OP)?;
     let (q, k, v) = (dense(wq, OP)?, dense(wk, OP)?, dense(wv, OP)?);
-    check_kv(kv, OP)?;
     let d = kv.head_dim;
-    let kv_row = kv.kv_heads * d;
-    if wq.format != wk.format || wq.format != wv.format {
-        return Err(EngineError::shape(
-            OP,
-            format!("q, k, v weights must share a format, got {}, {}, {}", wq.format, wk.format, wv.format),
-        ));
-    }
-    if d == 0
-        || !d.is_multiple_of(2)
-        || wk.rows != kv_row
-        || wv.rows != kv_row
-        || !wq.rows.is_multiple_of(d)
-        || wk.cols != wq.cols
-        || wv.cols != wq.cols
-    {
-        return Err(EngineError::shape(
-            OP,
-            format!(
-                "q {}×{}, k {}×{}, v {}×{} do not fit {} kv heads of {d}",
-                wq.rows, wq.cols, wk.rows, wk.cols, wv.rows, wv.cols, kv.kv_heads
-            ),
-        ));
-    }
     need(x, DType::F32, n * wq.cols, OP, "x")?;
     need(positions, DType::U32, n, OP, "positions")?;
     need(&rope.inv_freq, DType::F32, d / 2, OP, "rope inv_freq")?;

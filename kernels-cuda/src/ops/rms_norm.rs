@@ -5,8 +5,9 @@ use gptoss_engine::{DType, DeviceBuffer, EngineError, Result};
 
 use super::u32_of;
 use crate::args::{GPTOSS_REDUCE_THREADS, GptossRmsNormArgs};
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::Device;
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "rms_norm";
 

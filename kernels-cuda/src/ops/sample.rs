@@ -5,8 +5,9 @@ use cudarc::driver::{CudaFunction, LaunchConfig, PinnedHostSlice};
 use gptoss_engine::{DType, EngineError, Result, SamplingParams};
 
 use crate::args::{GPTOSS_REDUCE_THREADS, GptossSampleArgs};
-use crate::buffer::{CudaBuffer, need};
+use crate::buffer::CudaBuffer;
 use crate::device::{Device, cuda_err};
+use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "sample";
 /// Blocks of the sampling passes: about 2048 logits each, at most this many.

@@ -50,7 +50,7 @@ fn layouts_and_values_match_the_rust_side() {
             $(assert_eq!(offset_of!($c, $f), offset_of!($rust, $f), concat!(stringify!($c), ".", stringify!($f)));)*
         };
     }
-    same_layout!(h::gptoss_model_options, r::gptoss_model_options, [backend, threads, max_batch]);
+    same_layout!(h::gptoss_model_options, r::gptoss_model_options, [backend, threads, max_batch, weights, int4_group]);
     same_layout!(h::gptoss_sampler, r::gptoss_sampler, [temperature, top_k, top_p, seed]);
     same_layout!(
         h::gptoss_stats,
@@ -219,6 +219,14 @@ fn load_failures_have_statuses_and_thread_local_messages() {
         let mut m = null_mut();
         assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), INVALID);
         assert!(last_error().contains("backend = 7"));
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CPU;
+        opts.weights = h::gptoss_weights::GPTOSS_WEIGHTS_INT4;
+        opts.int4_group = 48;
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), INVALID);
+        assert!(last_error().contains("group size 48"), "{}", last_error());
+        opts.int4_group = 0;
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), OK, "{}", last_error());
+        assert_eq!(h::gptoss_model_release(m), OK);
         let missing = CString::new("/no/such/model").unwrap();
         assert_eq!(h::gptoss_model_load(missing.as_ptr(), null(), &mut m), h::gptoss_status::GPTOSS_IO_ERROR);
         let message = last_error();
