@@ -49,12 +49,26 @@ fn op_cells(o: &OpRow) -> [String; 7] {
 
 const OP_HEAD: [&str; 7] = ["model", "op", "calls/token", "ms/token", "share %", "MB/token", "GB/s"];
 
+/// `model (weights) @dN: GB/token = family + …`, in MB for models under a GB per token.
+fn bytes_line(r: &Row) -> String {
+    let (unit, scale, digits) = if r.bytes_per_token >= 1e9 { ("GB", 1e9, 3) } else { ("MB", 1e6, 2) };
+    let fam: Vec<String> =
+        r.bytes_by_family.iter().filter(|(_, b)| **b > 0.0).map(|(k, b)| format!("{k} {:.digits$}", b / scale)).collect();
+    format!("{} ({}) @d{}: {unit}/token = {}\n", r.model, r.weights, r.depth, fam.join(" + "))
+}
+
 /// Plain text, columns aligned.
 pub fn text(res: &Results) -> String {
     let mut out = aligned(&HEAD, res.rows.iter().map(cells).collect());
+    // The bytes split by family, once per model, weight format and depth (the activations
+    // and the prompt length do not change them).
+    let mut seen = Vec::new();
     for r in &res.rows {
-        let fam: Vec<String> = r.bytes_by_family.iter().filter(|(_, b)| **b > 0.0).map(|(k, b)| format!("{k} {:.3}", b / 1e9)).collect();
-        out.push_str(&format!("{} @d{}: GB/token = {}\n", r.model, r.depth, fam.join(" + ")));
+        let line = bytes_line(r);
+        if !seen.contains(&line) {
+            out.push_str(&line);
+            seen.push(line);
+        }
     }
     if !res.ops.is_empty() {
         out.push('\n');

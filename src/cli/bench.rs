@@ -66,10 +66,10 @@ pub struct Args {
     /// Decode steps timed op by op for the breakdown (0 skips it).
     #[arg(long, default_value_t = 4)]
     profile_tokens: usize,
-    /// Weights of attention and unembedding: native (as stored), or quantized while loading to
-    /// int8, int4 or int4:GROUP.
-    #[arg(long, default_value = "native")]
-    weights: String,
+    /// Weights of attention and unembedding, one run each (comma-separated): native (as
+    /// stored), or quantized while loading to int8, int4 or int4:GROUP.
+    #[arg(long, value_delimiter = ',', default_value = "native")]
+    weights: Vec<String>,
 }
 
 /// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b, per
@@ -123,22 +123,23 @@ pub fn run(a: Args) -> Result<()> {
         if context > model.config.max_position_embeddings {
             return Err(Error::Usage(format!("the cases need {context} positions; {source} has {}", model.config.max_position_embeddings)));
         }
-        // One load per activation setting, one after the other (a CPU setting: other
-        // backends run once).
-        let mut last_backend = "cpu";
-        for &activations in &settings {
-            if last_backend != "cpu" {
-                break;
+        // One load per weight format and activation setting, one after the other (the
+        // activations are a CPU setting: other backends run once per weight format).
+        for weights in &a.weights {
+            let weight_only = parse_weights(weights)?;
+            let job = Job { source: &source, model: &model, weights: weights_label(weights, &model), cases: &cases, peak };
+            for &activations in &settings {
+                let opts = RuntimeOptions {
+                    backend,
+                    threads: Some(threads),
+                    cpu_activations: activations,
+                    load: LoadOptions { max_batch: a.batch, weights: weight_only },
+                    context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
+                };
+                if run_engine(&mut results, &job, &opts, a.profile_tokens)? != "cpu" {
+                    break;
+                }
             }
-            let opts = RuntimeOptions {
-                backend,
-                threads: Some(threads),
-                cpu_activations: activations,
-                load: LoadOptions { max_batch: a.batch, weights: parse_weights(&a.weights)? },
-                context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
-            };
-            let job = Job { source: &source, model: &model, weights: weights_label(&a.weights, &model), cases: &cases, peak };
-            last_backend = run_engine(&mut results, &job, &opts, a.profile_tokens)?;
         }
     }
 
