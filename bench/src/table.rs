@@ -49,6 +49,18 @@ fn op_cells(o: &OpRow) -> [String; 7] {
 
 const OP_HEAD: [&str; 7] = ["model", "op", "calls/token", "ms/token", "share %", "MB/token", "GB/s"];
 
+/// The bytes split by family, once per model, weight format and depth (the activations and
+/// the prompt length do not change them).
+fn bytes_lines(res: &Results) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in res.rows.iter().map(bytes_line) {
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
 /// `model (weights) @dN: GB/token = family + …`, in MB for models under a GB per token.
 fn bytes_line(r: &Row) -> String {
     let (unit, scale, digits) = if r.bytes_per_token >= 1e9 { ("GB", 1e9, 3) } else { ("MB", 1e6, 2) };
@@ -60,15 +72,8 @@ fn bytes_line(r: &Row) -> String {
 /// Plain text, columns aligned.
 pub fn text(res: &Results) -> String {
     let mut out = aligned(&HEAD, res.rows.iter().map(cells).collect());
-    // The bytes split by family, once per model, weight format and depth (the activations
-    // and the prompt length do not change them).
-    let mut seen = Vec::new();
-    for r in &res.rows {
-        let line = bytes_line(r);
-        if !seen.contains(&line) {
-            out.push_str(&line);
-            seen.push(line);
-        }
+    for line in bytes_lines(res) {
+        out.push_str(&line);
     }
     if !res.ops.is_empty() {
         out.push('\n');
@@ -89,7 +94,20 @@ pub fn markdown(res: &Results) -> String {
         m.gptoss_version,
         m.date
     );
+    let mut peaks: Vec<String> = Vec::new();
+    for p in res.rows.iter().filter_map(|r| r.peak_gb_s).map(|p| format!("{p:.1}")) {
+        if !peaks.contains(&p) {
+            peaks.push(p);
+        }
+    }
+    if !peaks.is_empty() {
+        out.push_str(&format!("Peak bandwidth measured in this run (the % peak column's base): {} GB/s\n\n", peaks.join(", ")));
+    }
     out.push_str(&md_table(&HEAD, res.rows.iter().map(cells).collect()));
+    out.push('\n');
+    for line in bytes_lines(res) {
+        out.push_str(&format!("- {line}"));
+    }
     if !res.ops.is_empty() {
         out.push('\n');
         out.push_str(&md_table(&OP_HEAD, res.ops.iter().map(op_cells).collect()));

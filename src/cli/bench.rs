@@ -232,7 +232,7 @@ fn run_engine(results: &mut Results, job: &Job, opts: &RuntimeOptions, profile_t
         results.rows.push(row);
     }
     if profile_tokens > 0 {
-        results.ops.extend(profile(&mut engine, &format!("{source} ({})", info.device), profile_tokens)?);
+        results.ops.extend(profile(&mut engine, &format!("{source} {} ({})", job.weights, info.device), profile_tokens)?);
     }
     Ok(info.name)
 }
