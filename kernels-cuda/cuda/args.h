@@ -24,6 +24,8 @@
 #define GPTOSS_MAX_GROUP 8
 /* Threads per block of the reduction kernels (rms_norm, argmax, sampling). */
 #define GPTOSS_REDUCE_THREADS 256
+/* Threads of the one block that samples with top-k / top-p cuts. */
+#define GPTOSS_SAMPLE_CUT_THREADS 1024
 
 /* One weight matrix, or `experts` stacked matrices, in the format named by the kernel. */
 typedef struct GptossWeight {
@@ -156,6 +158,8 @@ typedef struct GptossSampleArgs {
     unsigned int vocab;
     float temperature;
     float u;
+    unsigned int top_k; /* 0: no cut */
+    float top_p;        /* 1: no cut */
     unsigned int pad_;
 } GptossSampleArgs;
 
@@ -199,8 +203,8 @@ GPTOSS_PIN(GptossMoeGateUpArgs, 104);
 GPTOSS_AT(GptossMoeGateUpArgs, alpha, 96);
 GPTOSS_PIN(GptossMoeDownArgs, 104);
 GPTOSS_AT(GptossMoeDownArgs, n, 96);
-GPTOSS_PIN(GptossSampleArgs, 64);
-GPTOSS_AT(GptossSampleArgs, u, 56);
+GPTOSS_PIN(GptossSampleArgs, 72);
+GPTOSS_AT(GptossSampleArgs, top_p, 64);
 GPTOSS_PIN(GptossSynthArgs, 40);
 GPTOSS_AT(GptossSynthArgs, span, 36);
 

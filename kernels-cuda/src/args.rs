@@ -28,7 +28,7 @@ pin!(GptossAttentionArgs, 104, n @ 72, scale @ 100);
 pin!(GptossMoeRouteArgs, 104, n @ 96);
 pin!(GptossMoeGateUpArgs, 104, alpha @ 96);
 pin!(GptossMoeDownArgs, 104, n @ 96);
-pin!(GptossSampleArgs, 64, u @ 56);
+pin!(GptossSampleArgs, 72, top_p @ 64);
 pin!(GptossSynthArgs, 40, span @ 36);
 
 #[cfg(test)]

@@ -224,10 +224,10 @@ impl Backend for CudaBackend {
             return Err(EngineError::invalid("sample: called while a step is being recorded"));
         }
         self.dev.synchronize()?;
-        let Resolved::Sample { argmax, temperature } = self.kernels.get(OpKind::Sample, None)? else {
+        let Resolved::Sample { argmax, temperature, cut } = self.kernels.get(OpKind::Sample, None)? else {
             return Err(EngineError::Backend { backend: "cuda", detail: "sample: kernel table mismatch".into() });
         };
         let s = &mut prepared(&mut self.scratch, "sample")?.sample;
-        sample::sample(&self.dev, argmax, temperature, s, logits, row, vocab, params, u)
+        sample::sample(&self.dev, sample::Kernels { argmax, temperature, cut }, s, logits, row, vocab, params, u)
     }
 }

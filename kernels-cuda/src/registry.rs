@@ -80,10 +80,11 @@ pub enum Resolved {
         gate_up: CudaFunction,
         down: CudaFunction,
     },
-    /// sample: arg-max, then the temperature pass.
+    /// sample: arg-max, then the temperature pass or the top-k / top-p one.
     Sample {
         argmax: CudaFunction,
         temperature: CudaFunction,
+        cut: CudaFunction,
     },
 }
 
@@ -103,7 +104,11 @@ fn resolve(dev: &Device, op: OpKind, module: &str, name: &str, plan: &ModelPlan)
             }
         }
         OpKind::MoeExperts => Resolved::Moe { gate_up: f(&format!("{name}_gate_up_swiglu"))?, down: f(&format!("{name}_down_combine"))? },
-        OpKind::Sample => Resolved::Sample { argmax: f(&format!("{name}_argmax"))?, temperature: f(&format!("{name}_temperature"))? },
+        OpKind::Sample => Resolved::Sample {
+            argmax: f(&format!("{name}_argmax"))?,
+            temperature: f(&format!("{name}_temperature"))?,
+            cut: f(&format!("{name}_cut"))?,
+        },
         _ => Resolved::One(f(name)?),
     })
 }

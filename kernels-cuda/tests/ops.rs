@@ -321,6 +321,31 @@ fn moe_experts_match() {
     }
 }
 
+/// Where `id` ends in the rule's order of candidates (engine/src/sampling.rs), as the fraction
+/// of the candidates' mass up to and including it, in f64 (None: not a candidate).
+fn cumulative_share(logits: &[f32], p: &SamplingParams, id: u32) -> Option<f64> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l)) as f64;
+    let w = |l: f32| ((l as f64 - max) / p.temperature as f64).exp();
+    let mut ranked: Vec<(f32, u32)> = logits.iter().enumerate().map(|(i, &l)| (l, i as u32)).collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    if p.top_k != 0 {
+        ranked.truncate(p.top_k);
+    }
+    let total: f64 = ranked.iter().map(|c| w(c.0)).sum();
+    let mut cum = 0.0;
+    let keep = ranked.iter().position(|c| {
+        cum += w(c.0);
+        cum >= p.top_p as f64 * total
+    });
+    ranked.truncate(keep.map_or(ranked.len(), |i| i + 1));
+    let mass: f64 = ranked.iter().map(|c| w(c.0)).sum();
+    let mut cum = 0.0;
+    ranked.iter().find_map(|c| {
+        cum += w(c.0);
+        (c.1 == id).then_some(cum / mass)
+    })
+}
+
 #[test]
 fn sampling_picks_the_same_token() {
     let Some((mut g, mut c)) = prepared(64) else { return };
@@ -332,16 +357,45 @@ fn sampling_picks_the_same_token() {
             logits[vocab + 3] = 100.0;
             logits[vocab + 7] = 100.0;
         }
+        // A second row of few distinct values: ties everywhere, broken by id.
+        let coarse: Vec<f32> = logits[vocab..].iter().map(|l| (l * 2.0).round() / 2.0).collect();
+        logits[..vocab].copy_from_slice(&coarse);
         let (gl, cl) = both(&mut g, &mut c, DType::F32, &f32_bytes(&logits));
-        for params in [SamplingParams::GREEDY, SamplingParams::default(), SamplingParams { temperature: 0.7, ..Default::default() }] {
-            for u in [0.0f32, 0.3, 0.999_999] {
-                let want = c.sample(&cl, 1, vocab, &params, u).unwrap();
-                let got = g.sample(&gl, 1, vocab, &params, u).unwrap();
-                assert_eq!(got, want, "vocab {vocab} {params:?} u {u}");
+        let plain = [SamplingParams::GREEDY, SamplingParams::default(), SamplingParams { temperature: 0.7, ..Default::default() }];
+        let cuts = [
+            SamplingParams { top_k: 40, ..Default::default() },
+            SamplingParams { top_k: 2, temperature: 0.5, ..Default::default() },
+            SamplingParams { top_p: 0.9, ..Default::default() },
+            SamplingParams { top_p: 0.3, temperature: 2.0, ..Default::default() },
+            SamplingParams { top_k: 500, top_p: 0.95, temperature: 0.8 },
+            SamplingParams { top_k: vocab + 1, top_p: 0.999, ..Default::default() },
+        ];
+        for row in 0..2 {
+            let host = &logits[row * vocab..(row + 1) * vocab];
+            for params in plain.iter().chain(&cuts) {
+                for u in [0.0f32, 0.3, 0.75, 0.999_999] {
+                    let want = c.sample(&cl, row, vocab, params, u).unwrap();
+                    let got = g.sample(&gl, row, vocab, params, u).unwrap();
+                    if got == want {
+                        continue;
+                    }
+                    // Fixed-point masses on the device: a different token is allowed only where
+                    // u lies within 1e-6 of the boundary between the two.
+                    let what = format!("vocab {vocab} row {row} {params:?} u {u}: cuda {got}, cpu {want}");
+                    let (Some(a), Some(b)) = (cumulative_share(host, params, got), cumulative_share(host, params, want)) else {
+                        panic!("{what}: not both candidates");
+                    };
+                    let boundary = a.min(b);
+                    assert!((boundary - u as f64).abs() < 1e-6, "{what}: u is {:.3e} from the boundary", (boundary - u as f64).abs());
+                }
             }
         }
     }
-    let cut = SamplingParams { top_k: 40, ..Default::default() };
-    let (gl, _) = both(&mut g, &mut c, DType::F32, &f32_bytes(&[0.0; 8]));
-    assert!(g.sample(&gl, 0, 8, &cut, 0.5).unwrap_err().to_string().contains("top-k"));
+    // The same seed gives the same tokens run after run (integer sums on the device).
+    let logits = rng.f32s(201_088, 4.0);
+    let (gl, _) = both(&mut g, &mut c, DType::F32, &f32_bytes(&logits));
+    let p = SamplingParams { top_p: 0.9, ..Default::default() };
+    let first: Vec<u32> = (0..16).map(|i| g.sample(&gl, 0, 201_088, &p, i as f32 / 16.0).unwrap()).collect();
+    let again: Vec<u32> = (0..16).map(|i| g.sample(&gl, 0, 201_088, &p, i as f32 / 16.0).unwrap()).collect();
+    assert_eq!(first, again);
 }

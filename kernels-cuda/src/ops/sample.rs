@@ -4,7 +4,7 @@
 use cudarc::driver::{CudaFunction, LaunchConfig, PinnedHostSlice};
 use gptoss_engine::{DType, EngineError, Result, SamplingParams};
 
-use crate::args::{GPTOSS_REDUCE_THREADS, GptossSampleArgs};
+use crate::args::{GPTOSS_REDUCE_THREADS, GPTOSS_SAMPLE_CUT_THREADS, GptossSampleArgs};
 use crate::buffer::CudaBuffer;
 use crate::device::{Device, cuda_err};
 use gptoss_engine::checks::buffer as need;
@@ -27,11 +27,21 @@ pub struct SampleScratch {
     pub host: PinnedHostSlice<u8>,
 }
 
+/// Most ids the top-k / top-p pass takes: its fixed-point masses (2^40 per unit weight) must
+/// sum within 64 bits.
+pub const MAX_CUT_VOCAB: usize = 1 << 23;
+
+/// The kernels of `cuda/sample.cu`.
+pub struct Kernels<'a> {
+    pub argmax: &'a CudaFunction,
+    pub temperature: &'a CudaFunction,
+    pub cut: &'a CudaFunction,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn sample(
     dev: &Device,
-    argmax: &CudaFunction,
-    temperature: &CudaFunction,
+    k: Kernels,
     s: &mut SampleScratch,
     logits: &CudaBuffer,
     row: usize,
@@ -44,9 +54,9 @@ pub fn sample(
     if vocab == 0 || vocab > u32::MAX as usize {
         return Err(EngineError::shape(OP, format!("a vocabulary of {vocab}")));
     }
-    let cut = params.top_k != 0 || params.top_p < 1.0;
-    if !params.is_greedy() && cut {
-        return Err(EngineError::unsupported(OP, "top-k / top-p cuts on the CUDA backend (greedy and plain temperature are supported)"));
+    let cut = !params.is_greedy() && (params.top_k != 0 || params.top_p < 1.0);
+    if cut && vocab > MAX_CUT_VOCAB {
+        return Err(EngineError::unsupported(OP, format!("top-k / top-p over a vocabulary of {vocab} (at most {MAX_CUT_VOCAB})")));
     }
     let args = GptossSampleArgs {
         logits: logits.at(row * vocab) as *const f32,
@@ -58,16 +68,22 @@ pub fn sample(
         vocab: vocab as u32,
         temperature: params.temperature,
         u,
+        top_k: params.top_k.min(u32::MAX as usize) as u32,
+        top_p: params.top_p,
         pad_: 0,
     };
     let blocks = vocab.div_ceil(2048).clamp(1, MAX_BLOCKS) as u32;
     let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (GPTOSS_REDUCE_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let one_block = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (GPTOSS_SAMPLE_CUT_THREADS, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: the row holds vocab floats (checked above), the scratch holds MAX_BLOCKS entries
-    // per pass (≥ blocks) and the ticket starts at zero (each pass's last block resets it).
+    // per pass (≥ blocks) and the ticket starts at zero (each pass's last block resets it); the
+    // cut pass is one block of the size it was compiled for, over at most MAX_CUT_VOCAB ids.
     unsafe {
-        dev.launch(argmax, cfg, &args)?;
-        if !params.is_greedy() {
-            dev.launch(temperature, cfg, &args)?;
+        dev.launch(k.argmax, cfg, &args)?;
+        if cut {
+            dev.launch(k.cut, one_block, &args)?;
+        } else if !params.is_greedy() {
+            dev.launch(k.temperature, cfg, &args)?;
         }
     }
     let id = s.ticket_and_id.view(1, 1);
