@@ -170,6 +170,37 @@ fn quantization_options_are_checked() {
     fails(&["quantize", "--model", fx, "--weights", "int4:128", "--out", "/tmp/never"], &["group size 128 does not divide"]);
     fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int3"], &["--weights int3", "not a weight format"]);
     fails(&["logits", "--model", fx, "--tokens", "1", "--weights", "int4:48"], &["--weights int4:48", "48 is not one of"]);
+    // bench checks every listed format before it measures anything.
+    fails(&["bench", "--model", "synthetic:tiny", "--weights", "native,int3"], &["--weights int3", "not a weight format"]);
+}
+
+#[test]
+fn bench_runs_one_row_per_weight_format_and_activation() {
+    let out = ok(&[
+        "bench",
+        "--model",
+        "synthetic:tiny",
+        "-p",
+        "4",
+        "-n",
+        "2",
+        "--repetitions",
+        "1",
+        "--profile-tokens",
+        "1",
+        "--weights",
+        "native,int8",
+    ]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains("pp4 tg2 @d0")).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    // The weights column follows the backend's closing parenthesis.
+    let weights = |l: &&&str| l.split_once(')').map(|(_, rest)| rest.split_whitespace().next() == Some("int8")).unwrap_or(false);
+    assert_eq!(rows.iter().filter(weights).count(), 2, "{out}");
+    assert_eq!(rows.iter().filter(|l| weights(l) && l.contains("int8 activations")).count(), 1, "{out}");
+    // The bytes split once per format, and int8 reads fewer.
+    assert!(out.contains("synthetic:tiny (native) @d0: MB/token") && out.contains("synthetic:tiny (int8) @d0: MB/token"), "{out}");
+    // The per-op rows name the format.
+    assert!(out.lines().any(|l| l.starts_with("synthetic:tiny int8 (") && l.contains("moe_experts")), "{out}");
 }
 
 #[test]

@@ -85,6 +85,15 @@ pub fn run(a: Args) -> Result<()> {
     }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let backend = a.backend.parse()?;
+    // Options are checked before anything is measured.
+    let models = if a.models.is_empty() { vec!["synthetic:20b".to_string()] } else { a.models.clone() };
+    let sources = models.iter().map(|m| m.parse::<ModelSource>()).collect::<std::result::Result<Vec<_>, _>>()?;
+    let weight_formats = a.weights.iter().map(|w| Ok((w.as_str(), parse_weights(w)?))).collect::<Result<Vec<_>>>()?;
+    let settings = if a.cpu_activations.is_empty() {
+        Activations::ALL.to_vec()
+    } else {
+        a.cpu_activations.iter().map(|s| parse_activations(s)).collect::<Result<Vec<_>>>()?
+    };
     let machine = describe(env!("GPTOSS_VERSION"));
     eprintln!("measuring the read bandwidth of {threads} threads…");
     let peak = cpu_read_gb_s(threads, DEFAULT_BYTES, 5);
@@ -104,16 +113,9 @@ pub fn run(a: Args) -> Result<()> {
     let depths = if a.depth.is_empty() { vec![0] } else { a.depth.clone() };
     let gen_tokens = a.gen_tokens.unwrap_or(n_default);
     let repetitions = a.repetitions.unwrap_or(reps_default).max(1);
-    let models = if a.models.is_empty() { vec!["synthetic:20b".to_string()] } else { a.models.clone() };
-    let settings = if a.cpu_activations.is_empty() {
-        Activations::ALL.to_vec()
-    } else {
-        a.cpu_activations.iter().map(|s| parse_activations(s)).collect::<Result<Vec<_>>>()?
-    };
 
     let mut results = Results { machine, rows: vec![], ops: vec![] };
-    for name in &models {
-        let source: ModelSource = name.parse()?;
+    for source in sources {
         let model = source.open()?;
         let cases: Vec<Case> = depths
             .iter()
@@ -125,8 +127,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         // One load per weight format and activation setting, one after the other (the
         // activations are a CPU setting: other backends run once per weight format).
-        for weights in &a.weights {
-            let weight_only = parse_weights(weights)?;
+        for &(weights, weight_only) in &weight_formats {
             let job = Job { source: &source, model: &model, weights: weights_label(weights, &model), cases: &cases, peak };
             for &activations in &settings {
                 let opts = RuntimeOptions {
