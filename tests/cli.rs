@@ -123,6 +123,23 @@ fn errors_are_one_clear_line() {
 }
 
 #[test]
+fn a_model_larger_than_memory_is_refused_up_front() {
+    // synthetic:120b is generated in memory (65.3 GB); where that much is available the load
+    // would go ahead, which is not this test's business.
+    let available_gb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kb| kb * 1024.0 / 1e9);
+    match available_gb {
+        Some(gb) if gb < 60.0 => fails(
+            &["generate", "--model", "synthetic:120b", "--prompt-tokens", "1"],
+            &["synthetic:120b needs 65.25 GB", "available", "gptoss synth"],
+        ),
+        other => eprintln!("skipped: available memory {other:?} GB (the refusal needs < 60 GB, or Linux)"),
+    }
+}
+
+#[test]
 fn quantize_writes_a_model_that_inspect_and_eval_read() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("int8");

@@ -117,6 +117,19 @@ pub trait Backend {
         None
     }
 
+    /// Bytes this backend can still allocate, when it can tell (the host's available memory
+    /// for the CPU, free device memory for a GPU). A model load checks its size against it
+    /// first, so that a model that cannot fit is an error rather than an out-of-memory kill.
+    fn memory_available(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether `load_host` copies the bytes into memory of its own (true for a device with its
+    /// own memory) rather than computing from them where they are.
+    fn copies_host_bytes(&self) -> bool {
+        true
+    }
+
     // ---- steps --------------------------------------------------------------------------
 
     /// Called before the ops of one forward step. A backend that records steps (CUDA graphs)

@@ -128,6 +128,12 @@ impl<B: Backend> Backend for Profiled<B> {
     fn device_memory(&self) -> Option<(u64, u64)> {
         self.inner.device_memory()
     }
+    fn memory_available(&self) -> Option<u64> {
+        self.inner.memory_available()
+    }
+    fn copies_host_bytes(&self) -> bool {
+        self.inner.copies_host_bytes()
+    }
     fn begin_step(&mut self, step: Step) -> Result<StepMode> {
         if self.enabled { Ok(StepMode::Run) } else { self.inner.begin_step(step) }
     }

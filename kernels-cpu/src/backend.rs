@@ -117,6 +117,14 @@ impl Backend for CpuBackend {
         Ok(buf)
     }
 
+    fn memory_available(&self) -> Option<u64> {
+        crate::host_memory::available()
+    }
+
+    fn copies_host_bytes(&self) -> bool {
+        false
+    }
+
     fn load_synth(&mut self, dtype: DType, len: usize, t: &SynthTensor) -> Result<CpuBuffer> {
         let mut buf = CpuBuffer::zeroed(dtype, len)?;
         const CHUNK: usize = 1 << 16;

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod buffer;
 pub mod fast;
+mod host_memory;
 pub mod isa;
 pub mod options;
 pub mod pool;

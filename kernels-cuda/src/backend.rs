@@ -134,6 +134,10 @@ impl Backend for CudaBackend {
         Some(((total - free) as u64, total as u64))
     }
 
+    fn memory_available(&self) -> Option<u64> {
+        self.dev.ctx.mem_get_info().ok().map(|(free, _)| free as u64)
+    }
+
     fn begin_step(&mut self, step: Step) -> Result<StepMode> {
         self.steps.begin(&self.dev, step)
     }

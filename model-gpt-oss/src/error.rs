@@ -28,6 +28,14 @@ pub enum ModelError {
     /// A weight that could not be converted at load time.
     #[error("converting '{tensor}' to {to}: {source}")]
     Convert { tensor: String, to: WeightFormat, source: EngineError },
+    /// The weights would not fit in the memory the backend has.
+    #[error(
+        "{model} needs {:.2} GB of {backend} memory for its weights and {:.2} GB is available{}",
+        *needed as f64 / 1e9,
+        *available as f64 / 1e9,
+        if model.starts_with("synthetic:") { " (a synthetic model is generated in memory: `gptoss synth` writes it to disk, where the CPU backend maps it instead of holding it)" } else { "" }
+    )]
+    TooLarge { model: String, backend: &'static str, needed: u64, available: u64 },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }

@@ -95,7 +95,8 @@ impl<B: Backend> Loader<'_, B> {
 
     /// A dense matrix as stored (bf16, f32, or int8/int4 codes with their scales), then
     /// converted if the load asked for its family.
-    fn dense(&mut self, name: &str, bias: Option<&str>, family: Option<Family>) -> Result<Weight<B::Buffer>> {
+    fn dense(&mut self, name: &str, bias: Option<&str>) -> Result<Weight<B::Buffer>> {
+        let family = family_of(name);
         let spec = self.spec(name).clone();
         let (rows, stored) = (spec.shape[0], spec.shape[1]);
         let (format, cols) = match spec.kind {
@@ -144,6 +145,50 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
+/// Refuses, before anything is allocated, a load whose buffers would not fit in the memory the
+/// backend says it has: tensors it must hold itself (generated ones, or every one where it
+/// copies host bytes) plus the converted copies of the families `convert` names.
+fn check_fits<'a, B: Backend>(
+    backend: &B,
+    model: &OpenedModel,
+    specs: impl Iterator<Item = &'a TensorSpec>,
+    convert: Option<WeightOnly>,
+) -> Result<()> {
+    let Some(available) = backend.memory_available() else { return Ok(()) };
+    let mut needed = 0u64;
+    for spec in specs {
+        let held = backend.copies_host_bytes() || matches!(model.tensor(spec), TensorData::Synth(..));
+        let converted = convert.filter(|q| spec.kind == Kind::Matrix && family_of(&spec.name).is_some_and(|f| q.includes(f)));
+        needed += match converted {
+            Some(q) => {
+                let (rows, cols) = (spec.shape[0], spec.shape[1]);
+                let (dt, len) = q.format.data_layout(rows, cols);
+                let scales = q.format.scales_layout(rows, cols).map_or(0, |(st, n)| st.size() * n);
+                (dt.size() * len + scales) as u64
+            }
+            None if held => (spec.elements() * model.dtype(spec).size()) as u64,
+            None => 0,
+        };
+    }
+    if needed > available {
+        return Err(ModelError::TooLarge { model: model.source.to_string(), backend: backend.info().name, needed, available });
+    }
+    Ok(())
+}
+
+/// The family a dense matrix belongs to, by its Hugging Face name.
+fn family_of(name: &str) -> Option<Family> {
+    if name.contains(".self_attn.") && name.ends_with("_proj.weight") {
+        Some(Family::Attention)
+    } else if name.ends_with(".mlp.router.weight") {
+        Some(Family::Router)
+    } else if name == "lm_head.weight" {
+        Some(Family::Unembedding)
+    } else {
+        None
+    }
+}
+
 /// Loads every tensor of `model` into `backend`, converting the families `convert` names and
 /// telling `progress` (bytes done, bytes in all).
 pub fn load<B: Backend>(
@@ -161,6 +206,7 @@ pub fn load<B: Backend>(
     }
     let specs: std::collections::HashMap<String, TensorSpec> = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
     let total = specs.values().map(|s| s.elements() * model.dtype(s).size()).sum();
+    check_fits(backend, model, specs.values(), convert)?;
     let mut ld = Loader { backend, model, specs, progress, done: 0, total, convert };
     let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
@@ -168,21 +214,21 @@ pub fn load<B: Backend>(
         let p = layer_prefix(l);
         layers.push(LayerWeights {
             attn_norm: ld.vector(&format!("{p}input_layernorm.weight"))?,
-            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref(), Some(Family::Attention))?,
-            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref(), Some(Family::Attention))?,
-            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref(), Some(Family::Attention))?,
-            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref(), Some(Family::Attention))?,
+            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref())?,
+            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref())?,
+            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref())?,
+            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref())?,
             sinks: ld.vector(&format!("{p}self_attn.sinks"))?,
             mlp_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"))?,
-            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), Some(Family::Router))?,
+            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")))?,
             gate_up: ld.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
             down: ld.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
         });
     }
     Ok(Weights {
-        embed: ld.dense("model.embed_tokens.weight", None, None)?,
+        embed: ld.dense("model.embed_tokens.weight", None)?,
         layers,
         norm: ld.vector("model.norm.weight")?,
-        unembed: ld.dense("lm_head.weight", None, Some(Family::Unembedding))?,
+        unembed: ld.dense("lm_head.weight", None)?,
     })
 }

@@ -63,6 +63,7 @@ impl From<Error> for Failure {
             Error::Model(ModelError::Io { .. }) | Error::Io(_) => GPTOSS_IO_ERROR,
             Error::Model(ModelError::UnknownModel(_)) | Error::Usage(_) => GPTOSS_INVALID_ARGUMENT,
             Error::Model(ModelError::Engine(e)) | Error::Engine(e) => engine_status(e),
+            Error::Model(ModelError::TooLarge { .. }) => GPTOSS_OUT_OF_MEMORY,
             Error::Model(_) => GPTOSS_INVALID_MODEL,
             Error::Tokenizer(_) | Error::Harmony(_) => GPTOSS_INVALID_ARGUMENT,
         };

@@ -110,13 +110,15 @@ pub fn run(a: Args) -> Result<()> {
         write!(out, "{}", decoder.finish())?;
     }
     writeln!(out)?;
+    // The first token comes from the prefill: decode is timed from the second on.
+    let decode =
+        if stats.generated_tokens > 1 { format!("decode {:.2} tok/s", stats.decode_tok_s()) } else { "no decode step".to_string() };
     eprintln!(
-        "prompt {} tokens: prefill {:.2} tok/s, TTFT {:.0} ms; generated {} tokens: decode {:.2} tok/s",
+        "prompt {} tokens: prefill {:.2} tok/s, TTFT {:.0} ms; generated {} tokens: {decode}",
         stats.prompt_tokens,
         stats.prefill_tok_s(),
         stats.ttft.as_secs_f64() * 1e3,
         stats.generated_tokens,
-        stats.decode_tok_s()
     );
     Ok(())
 }
