@@ -204,3 +204,29 @@ fn sampling_is_the_same_kernel_everywhere() {
         assert_eq!(fast.sample(&logits, 0, 4, &SamplingParams::GREEDY, 0.5).unwrap(), 1);
     }
 }
+
+/// The SIMD SwiGLU (its exponential is `Simd::exp`) against the f64 reference, over gates and
+/// ups from deep in the sigmoid's tails through the clamp, at lengths that leave partial
+/// vectors.
+#[test]
+fn swiglu_matches_the_reference() {
+    use gptoss_kernels_cpu::reference::moe_experts::swiglu;
+    use gptoss_kernels_cpu::simd::Kernels;
+    let p = gptoss_engine::Swiglu { alpha: 1.702, limit: 7.0 };
+    let mut rng = Rng(7);
+    for isa in Isa::available_all().into_iter().filter(|&i| i != Isa::Scalar) {
+        let k = Kernels::for_isa(isa).unwrap();
+        for len in [0usize, 1, 3, 8, 17, 33, 2880] {
+            let mut pairs = rng.floats(2 * len, 12.0);
+            // The tails and the clamps: e^{−α g} past the exponential's range and back.
+            for (pair, g) in pairs.chunks_exact_mut(2).zip([-80.0f32, -51.3, -30.0, 7.0, 7.5, 60.0]) {
+                pair[0] = g;
+            }
+            let want: Vec<f32> = pairs.chunks_exact(2).map(|c| swiglu(c[0] as f64, c[1] as f64, p) as f32).collect();
+            let mut got = vec![f32::NAN; len];
+            // SAFETY: the table is this CPU's; the lengths match.
+            unsafe { (k.swiglu)(&pairs, p, &mut got) };
+            check(&format!("swiglu × {len} on {}", isa.name()), &got, &want, |i| budget("swiglu") * want[i].abs() as f64 + 1e-30);
+        }
+    }
+}

@@ -12,7 +12,7 @@
 use std::mem::MaybeUninit;
 
 use crate::reference::attention::{MAX_HEAD_DIM, first_key};
-use crate::simd::Simd;
+use crate::simd::{MAX_LANES, Simd};
 use crate::view::{KvData, KvView};
 
 /// Keys per chunk.
@@ -72,6 +72,35 @@ unsafe fn dot<S: Simd>(a: *const f32, b: *const f32, n: usize) -> f32 {
     }
 }
 
+/// `p[j] = e^{p[j] − m}` in place (`Simd::exp`), returning their sum. A partial last vector
+/// is padded with `m` (e^0), which is neither stored nor summed.
+#[inline(always)]
+unsafe fn exp_shifted<S: Simd>(p: &mut [f32], m: f32) -> f32 {
+    unsafe {
+        let neg_m = S::splat(-m);
+        let mut acc = S::zero();
+        let mut i = 0;
+        while i + S::LANES <= p.len() {
+            let e = S::exp(S::add(S::load(p.as_ptr().add(i)), neg_m));
+            S::store(p.as_mut_ptr().add(i), e);
+            acc = S::add(acc, e);
+            i += S::LANES;
+        }
+        let mut sum = S::sum(acc);
+        let rest = p.len() - i;
+        if rest > 0 {
+            let mut tail = [m; MAX_LANES];
+            tail[..rest].copy_from_slice(&p[i..]);
+            S::store(tail.as_mut_ptr(), S::exp(S::add(S::load(tail.as_ptr()), neg_m)));
+            for (pj, &e) in p[i..].iter_mut().zip(&tail[..rest]) {
+                *pj = e;
+                sum += e;
+            }
+        }
+        sum
+    }
+}
+
 /// # Safety
 /// The CPU supports `S`; `head_dim ≤ MAX_HEAD_DIM`, `heads ≤ MAX_GROUP`; `out` is valid for
 /// the token's row and no other task writes this group's heads.
@@ -111,11 +140,7 @@ pub unsafe fn group<S: Simd>(t: &AttnTask) {
                 let m_new = m[h].max(cmax);
                 let corr = (m[h] - m_new).exp();
                 m[h] = m_new;
-                let mut sum = 0.0;
-                for pj in &mut p[..keys] {
-                    *pj = (*pj - m_new).exp();
-                    sum += *pj;
-                }
+                let sum = exp_shifted::<S>(&mut p[..keys], m_new);
                 l[h] = l[h] * corr + sum;
                 let a = acc.add(h * d);
                 let cv = S::splat(corr);

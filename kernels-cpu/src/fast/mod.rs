@@ -12,4 +12,5 @@ pub mod ops;
 pub mod prepare;
 pub mod q8;
 pub mod q8_tile;
+pub mod swiglu;
 pub mod tile;

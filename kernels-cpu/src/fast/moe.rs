@@ -40,14 +40,6 @@ pub fn moe_route(
     }
 }
 
-/// gpt-oss's clamped SwiGLU on one (gate, up) pair, in f32.
-#[inline]
-fn swiglu(gate: f32, up: f32, p: Swiglu) -> f32 {
-    let g = gate.min(p.limit);
-    let u = up.clamp(-p.limit, p.limit);
-    g / (1.0 + (-p.alpha * g).exp()) * (u + 1.0)
-}
-
 /// Orders the slots by expert: `order` lists slots, `tokens` their tokens, `starts[e]..starts[e + 1]`
 /// are expert e's.
 fn group_by_expert(ids: &[u32], top_k: usize, experts: usize, m: &mut MoeScratch) {
@@ -140,14 +132,13 @@ pub fn moe_experts(
     grouped_pass(k, gate_up, &act, tokens, order, starts, task_starts, u, 2 * inter, |slots, rows| {
         for &s in slots {
             let s = s as usize;
-            for j in rows.start / 2..rows.end / 2 {
-                // SAFETY: this task alone wrote these u rows and owns these a columns (rows are
-                // split in multiples of 4, so gate/up pairs never straddle tasks).
-                unsafe {
-                    let g = *up.get().add(s * 2 * inter + 2 * j);
-                    let v = *up.get().add(s * 2 * inter + 2 * j + 1);
-                    *ap.get().add(s * inter + j) = swiglu(g, v, p);
-                }
+            // SAFETY: this task alone wrote these u rows and owns these a columns (rows are
+            // split in multiples of 4, so gate/up pairs never straddle tasks); the table is
+            // this CPU's.
+            unsafe {
+                let pairs = std::slice::from_raw_parts(up.get().add(s * 2 * inter + rows.start), rows.end - rows.start);
+                let out = std::slice::from_raw_parts_mut(ap.get().add(s * inter + rows.start / 2), (rows.end - rows.start) / 2);
+                (k.swiglu)(pairs, p, out);
             }
         }
     });

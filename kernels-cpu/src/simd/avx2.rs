@@ -10,7 +10,7 @@
 
 use core::arch::x86_64::*;
 
-use gptoss_engine::WeightFormat;
+use gptoss_engine::{Swiglu, WeightFormat};
 
 use super::{Kernels, Q8, Simd, Table, q8_layout};
 use crate::fast::attention::AttnTask;
@@ -136,6 +136,10 @@ impl Simd for Avx2 {
         unsafe { _mm256_add_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn div(a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_div_ps(a, b) }
+    }
+    #[inline(always)]
     unsafe fn sum(v: __m256) -> f32 {
         unsafe {
             let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
@@ -146,6 +150,23 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
+    unsafe fn min(a: __m256, b: __m256) -> __m256 {
+        // minps returns its second operand when either is NaN.
+        unsafe { _mm256_min_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn max(a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn round(v: __m256) -> __m256 {
+        unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
+    }
+    #[inline(always)]
+    unsafe fn pow2i(n: __m256) -> __m256 {
+        unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)))) }
     }
     #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [__m256; 4] {
@@ -300,7 +321,13 @@ unsafe fn attention(t: &AttnTask) {
     unsafe { crate::fast::attention::group::<Avx2>(t) }
 }
 
-pub static KERNELS: Kernels = Kernels { isa: Isa::Avx2, tile, prepare, quantize, q8_layout: q8_layout::<Avx2>, rms_norm, attention };
+#[target_feature(enable = "avx2,fma")]
+unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]) {
+    unsafe { crate::fast::swiglu::swiglu_row::<Avx2>(pairs, p, out) }
+}
+
+pub static KERNELS: Kernels =
+    Kernels { isa: Isa::Avx2, tile, prepare, quantize, q8_layout: q8_layout::<Avx2>, rms_norm, attention, swiglu };
 
 impl Table for Avx2 {
     fn table() -> &'static Kernels {

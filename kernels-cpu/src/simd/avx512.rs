@@ -12,7 +12,7 @@
 use core::arch::x86_64::*;
 use std::marker::PhantomData;
 
-use gptoss_engine::WeightFormat;
+use gptoss_engine::{Swiglu, WeightFormat};
 
 use super::{Kernels, Q8, Simd, Table, q8_layout};
 use crate::fast::attention::AttnTask;
@@ -93,12 +93,33 @@ impl Simd for Avx512 {
         unsafe { _mm512_add_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn div(a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_div_ps(a, b) }
+    }
+    #[inline(always)]
     unsafe fn sum(v: __m512) -> f32 {
         unsafe { _mm512_reduce_add_ps(v) }
     }
     #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
+    unsafe fn min(a: __m512, b: __m512) -> __m512 {
+        // vminps returns its second operand when either is NaN.
+        unsafe { _mm512_min_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn max(a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn round(v: __m512) -> __m512 {
+        unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
+    }
+    #[inline(always)]
+    unsafe fn pow2i(n: __m512) -> __m512 {
+        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)))) }
     }
     #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [__m512; 2] {
@@ -347,12 +368,17 @@ unsafe fn attention(t: &AttnTask) {
     unsafe { crate::fast::attention::group::<Avx512>(t) }
 }
 
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]) {
+    unsafe { crate::fast::swiglu::swiglu_row::<Avx512>(pairs, p, out) }
+}
+
 pub static KERNELS: Kernels =
-    Kernels { isa: Isa::Avx512, tile, prepare, quantize, q8_layout: q8_layout::<Avx512Maddubs>, rms_norm, attention };
+    Kernels { isa: Isa::Avx512, tile, prepare, quantize, q8_layout: q8_layout::<Avx512Maddubs>, rms_norm, attention, swiglu };
 
 /// The same with the q8 tiles on VNNI (the layouts of both are the same).
 pub static KERNELS_VNNI: Kernels =
-    Kernels { isa: Isa::Avx512, tile: tile_vnni, prepare, quantize, q8_layout: q8_layout::<Avx512Vnni>, rms_norm, attention };
+    Kernels { isa: Isa::Avx512, tile: tile_vnni, prepare, quantize, q8_layout: q8_layout::<Avx512Vnni>, rms_norm, attention, swiglu };
 
 impl Table for Avx512 {
     fn table() -> &'static Kernels {

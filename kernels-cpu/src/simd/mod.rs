@@ -7,7 +7,7 @@
 //! choice among ISAs happens at run time, once, through [`Kernels::for_isa`]. The threading,
 //! tiling and bookkeeping around those hot functions is plain Rust, shared by all ISAs.
 
-use gptoss_engine::WeightFormat;
+use gptoss_engine::{Swiglu, WeightFormat};
 
 use crate::fast::attention::AttnTask;
 use crate::fast::q8::{Layout, MAX_GROUP};
@@ -20,6 +20,18 @@ pub mod avx2;
 pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+
+/// The widest vector any [`Simd`] has, in f32 lanes (AVX-512).
+pub const MAX_LANES: usize = 16;
+
+/// The range `Simd::exp` computes over (its inputs are clamped to it): 2^n stays normal.
+pub const EXP_LO: f32 = -87.0;
+pub const EXP_HI: f32 = 88.0;
+/// ln 2 = LN2_HI + LN2_LO, LN2_HI with few mantissa bits so that n · LN2_HI is exact.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes' expf polynomial: e^r ≈ 1 + r + r² · P(r), coefficients of P from r⁵ down to r⁰.
+const EXP_POLY: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
 
 /// Vector operations on `LANES` f32 lanes (`F`).
 ///
@@ -46,10 +58,40 @@ pub trait Simd: Copy {
     unsafe fn fma(a: Self::F, b: Self::F, c: Self::F) -> Self::F;
     unsafe fn mul(a: Self::F, b: Self::F) -> Self::F;
     unsafe fn add(a: Self::F, b: Self::F) -> Self::F;
+    unsafe fn div(a: Self::F, b: Self::F) -> Self::F;
     /// Sum of the lanes.
     unsafe fn sum(v: Self::F) -> f32;
     /// A hint to fetch the cache line at `p` (which need not be valid memory).
     unsafe fn prefetch(p: *const u8);
+    /// Lane-wise minimum and maximum; a NaN in `b` comes through.
+    unsafe fn min(a: Self::F, b: Self::F) -> Self::F;
+    unsafe fn max(a: Self::F, b: Self::F) -> Self::F;
+    /// Rounded to the nearest integer, ties to even.
+    unsafe fn round(v: Self::F) -> Self::F;
+    /// `2^n` for lanes holding integers `n` in −126..=127 (a normal number: built in the
+    /// exponent bits).
+    unsafe fn pow2i(n: Self::F) -> Self::F;
+
+    /// `e^x` per lane, within 2 ulp of the exact value for x in [EXP_LO, EXP_HI] (below, a
+    /// tiny positive number instead of 0: no softmax or sigmoid here tells them apart; above,
+    /// e^EXP_HI instead of infinity). Cephes' method: x = n·ln 2 + r with n = round(x·log2 e)
+    /// and |r| ≤ ln 2 / 2 (ln 2 in two parts so that r is exact), e^r by a degree-5 polynomial
+    /// in r plus 1 + r, times 2^n.
+    #[inline(always)]
+    unsafe fn exp(x: Self::F) -> Self::F {
+        unsafe {
+            let x = Self::min(Self::splat(EXP_HI), Self::max(Self::splat(EXP_LO), x));
+            let n = Self::round(Self::mul(x, Self::splat(std::f32::consts::LOG2_E)));
+            let r = Self::fma(n, Self::splat(-LN2_HI), x);
+            let r = Self::fma(n, Self::splat(-LN2_LO), r);
+            let mut p = Self::splat(EXP_POLY[0]);
+            for &c in &EXP_POLY[1..] {
+                p = Self::fma(p, r, Self::splat(c));
+            }
+            let y = Self::fma(p, Self::mul(r, r), Self::add(r, Self::splat(1.0)));
+            Self::mul(y, Self::pow2i(n))
+        }
+    }
 
     /// 32 int8 weights, in order, exactly.
     unsafe fn wf_i8(p: *const i8) -> Self::WF;
@@ -131,6 +173,8 @@ pub struct Kernels {
     pub rms_norm: unsafe fn(&[f32], &[f32], f32, &mut [f32]),
     /// All query heads of one kv head for one token (`fast::attention`).
     pub attention: unsafe fn(&AttnTask),
+    /// The clamped SwiGLU of a row of interleaved (gate, up) pairs (`fast::swiglu`).
+    pub swiglu: unsafe fn(&[f32], Swiglu, &mut [f32]),
 }
 
 impl Kernels {

@@ -9,7 +9,7 @@
 use core::arch::aarch64::*;
 use std::marker::PhantomData;
 
-use gptoss_engine::WeightFormat;
+use gptoss_engine::{Swiglu, WeightFormat};
 
 use super::{Kernels, Q8, Simd, Table, q8_layout};
 use crate::fast::attention::AttnTask;
@@ -90,12 +90,33 @@ impl Simd for Neon {
         unsafe { vaddq_f32(a, b) }
     }
     #[inline(always)]
+    unsafe fn div(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        unsafe { vdivq_f32(a, b) }
+    }
+    #[inline(always)]
     unsafe fn sum(v: float32x4_t) -> f32 {
         unsafe { vaddvq_f32(v) }
     }
     #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         unsafe { core::arch::asm!("prfm pldl1keep, [{p}]", p = in(reg) p, options(nostack, readonly, preserves_flags)) }
+    }
+    #[inline(always)]
+    unsafe fn min(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // fmin returns NaN when either operand is NaN.
+        unsafe { vminq_f32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn max(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        unsafe { vmaxq_f32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn round(v: float32x4_t) -> float32x4_t {
+        unsafe { vrndnq_f32(v) }
+    }
+    #[inline(always)]
+    unsafe fn pow2i(n: float32x4_t) -> float32x4_t {
+        unsafe { vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)))) }
     }
     #[inline(always)]
     unsafe fn wf_i8(p: *const i8) -> [float32x4_t; 8] {
@@ -295,11 +316,17 @@ unsafe fn attention(t: &AttnTask) {
     unsafe { crate::fast::attention::group::<Neon>(t) }
 }
 
-pub static KERNELS: Kernels = Kernels { isa: Isa::Neon, tile, prepare, quantize, q8_layout: q8_layout::<NeonWide>, rms_norm, attention };
+#[target_feature(enable = "neon")]
+unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]) {
+    unsafe { crate::fast::swiglu::swiglu_row::<Neon>(pairs, p, out) }
+}
+
+pub static KERNELS: Kernels =
+    Kernels { isa: Isa::Neon, tile, prepare, quantize, q8_layout: q8_layout::<NeonWide>, rms_norm, attention, swiglu };
 
 /// The same with the q8 tiles on `sdot` (the layouts of both are the same).
 pub static KERNELS_DOTPROD: Kernels =
-    Kernels { isa: Isa::Neon, tile: tile_dotprod, prepare, quantize, q8_layout: q8_layout::<NeonDot>, rms_norm, attention };
+    Kernels { isa: Isa::Neon, tile: tile_dotprod, prepare, quantize, q8_layout: q8_layout::<NeonDot>, rms_norm, attention, swiglu };
 
 impl Table for Neon {
     fn table() -> &'static Kernels {

@@ -26,6 +26,7 @@ pub const BUDGETS: &[(&str, f64, &str)] = &[
     ("rms_norm", 1e-6, "|reference| of the element"),
     ("moe_route", 1e-6, "1 (the routing weights; ids must match exactly)"),
     ("moe_experts", 1e-5, "max |reference − residual₀| of the token"),
+    ("swiglu", 2e-6, "|reference| of the element (the exponential's 2 ulp, its argument's rounding × |α g| ≤ 12, a division)"),
     ("matmul_q8", 1.0, "½ Σ_c |W[r,c]|·d_b(c) + the matmul budget of Σ_c (|W[r,c]| + unsigned offset)·|x[c]| + |b[r]|"),
     ("matmul_q8_nmse", 2e-4, "over the products, K ≥ 64 and ≥ 64 outputs: 13× the uniform blocks' 1.5e-5"),
     ("qkv_rope_q8", 1.0, "conc · (matmul_q8 bound of the row + of its RoPE partner) + the qkv_rope budgets"),
