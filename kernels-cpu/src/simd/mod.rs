@@ -31,7 +31,7 @@ pub const EXP_HI: f32 = 88.0;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// Cephes' expf polynomial: e^r ≈ 1 + r + r² · P(r), coefficients of P from r⁵ down to r⁰.
-const EXP_POLY: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+const EXP_POLY: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
 
 /// Vector operations on `LANES` f32 lanes (`F`).
 ///
