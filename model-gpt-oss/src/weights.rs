@@ -5,6 +5,7 @@
 use gptoss_engine::{Backend, DType, EngineError, HostBytes, Weight, WeightFormat};
 use half::bf16;
 
+use crate::config::Quantization;
 use crate::error::{ModelError, Result};
 use crate::quantization::{Family, WeightOnly};
 use crate::safetensors::StDtype;
@@ -95,8 +96,7 @@ impl<B: Backend> Loader<'_, B> {
 
     /// A dense matrix as stored (bf16, f32, or int8/int4 codes with their scales), then
     /// converted if the load asked for its family.
-    fn dense(&mut self, name: &str, bias: Option<&str>) -> Result<Weight<B::Buffer>> {
-        let family = family_of(name);
+    fn dense(&mut self, name: &str, bias: Option<&str>, family: Option<Family>) -> Result<Weight<B::Buffer>> {
         let spec = self.spec(name).clone();
         let (rows, stored) = (spec.shape[0], spec.shape[1]);
         let (format, cols) = match spec.kind {
@@ -155,10 +155,20 @@ fn check_fits<'a, B: Backend>(
     convert: Option<WeightOnly>,
 ) -> Result<()> {
     let Some(available) = backend.memory_available() else { return Ok(()) };
+    // Which matrices a conversion turns into codes: the tensor list of the converted model
+    // (`tensors.rs` knows each matrix's family).
+    let codes: std::collections::HashSet<String> = match convert {
+        Some(q) => {
+            let mut target = model.config.clone();
+            target.quantization = Quantization::WeightOnly(q);
+            expected_tensors(&target).into_iter().filter(|t| matches!(t.kind, Kind::Codes(_))).map(|t| t.name).collect()
+        }
+        None => Default::default(),
+    };
     let mut needed = 0u64;
     for spec in specs {
         let held = backend.copies_host_bytes() || matches!(model.tensor(spec), TensorData::Synth(..));
-        let converted = convert.filter(|q| spec.kind == Kind::Matrix && family_of(&spec.name).is_some_and(|f| q.includes(f)));
+        let converted = convert.filter(|_| spec.kind == Kind::Matrix && codes.contains(&spec.name));
         needed += match converted {
             Some(q) => {
                 let (rows, cols) = (spec.shape[0], spec.shape[1]);
@@ -174,19 +184,6 @@ fn check_fits<'a, B: Backend>(
         return Err(ModelError::TooLarge { model: model.source.to_string(), backend: backend.info().name, needed, available });
     }
     Ok(())
-}
-
-/// The family a dense matrix belongs to, by its Hugging Face name.
-fn family_of(name: &str) -> Option<Family> {
-    if name.contains(".self_attn.") && name.ends_with("_proj.weight") {
-        Some(Family::Attention)
-    } else if name.ends_with(".mlp.router.weight") {
-        Some(Family::Router)
-    } else if name == "lm_head.weight" {
-        Some(Family::Unembedding)
-    } else {
-        None
-    }
 }
 
 /// Loads every tensor of `model` into `backend`, converting the families `convert` names and
@@ -214,21 +211,21 @@ pub fn load<B: Backend>(
         let p = layer_prefix(l);
         layers.push(LayerWeights {
             attn_norm: ld.vector(&format!("{p}input_layernorm.weight"))?,
-            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref())?,
-            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref())?,
-            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref())?,
-            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref())?,
+            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref(), Some(Family::Attention))?,
+            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref(), Some(Family::Attention))?,
+            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref(), Some(Family::Attention))?,
+            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref(), Some(Family::Attention))?,
             sinks: ld.vector(&format!("{p}self_attn.sinks"))?,
             mlp_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"))?,
-            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")))?,
+            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), Some(Family::Router))?,
             gate_up: ld.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
             down: ld.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
         });
     }
     Ok(Weights {
-        embed: ld.dense("model.embed_tokens.weight", None)?,
+        embed: ld.dense("model.embed_tokens.weight", None, None)?,
         layers,
         norm: ld.vector("model.norm.weight")?,
-        unembed: ld.dense("lm_head.weight", None)?,
+        unembed: ld.dense("lm_head.weight", None, Some(Family::Unembedding))?,
     })
 }
