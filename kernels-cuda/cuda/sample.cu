@@ -203,17 +203,11 @@ __device__ __forceinline__ u64 block_scan(u64 v, u64 &total) {
     return v;
 }
 
-// Where a descent ended: the crossing element (its id exact when asked for or when its key is
-// shared, else the bound's id, which admits the same elements) and the running quantity
-// through it; `total` is the quantity of everything that was in play.
-struct Found {
-    Bound at;
-    u64 through, total;
-};
-
-// Finds `goal`'s element among the elements within `bound`. False when the total falls short
-// of the target (rounding), with `total` set. Every thread must call it; all get the result.
-__device__ __forceinline__ bool descend(const GptossSampleArgs &a, float mx, Bound bound, Goal goal, bool need_id, Found &f) {
+// Finds `goal`'s element among the elements within `bound` and sets `at` to it: its id exact
+// when asked for or when its key is shared, else the bound's id, which admits the same
+// elements. False when the total falls short of the target (rounding). Every thread must call
+// it; all get the result.
+__device__ __forceinline__ bool descend(const GptossSampleArgs &a, float mx, Bound bound, Goal goal, bool need_id, Bound &at) {
     __shared__ u64 hist[CUT_BINS];
     __shared__ unsigned int count[CUT_BINS];
     __shared__ unsigned int chosen_digit, chosen_id;
@@ -242,7 +236,6 @@ __device__ __forceinline__ bool descend(const GptossSampleArgs &a, float mx, Bou
         u64 sum_all;
         const u64 incl = block_scan(h0 + h1, sum_all);
         if (level == 0) {
-            f.total = sum_all;
             if (goal.relative) target = goal.value * (double)sum_all;
             if (!crosses(goal, target, sum_all)) return false;  // uniform: every thread saw sum_all
         }
@@ -257,8 +250,7 @@ __device__ __forceinline__ bool descend(const GptossSampleArgs &a, float mx, Bou
         prefix |= digit << shift;
         prefix_mask |= (bins - 1) << shift;
         if (level == 2) {
-            f.through = above + hist[digit];
-            f.at = Bound{prefix, bound.key == prefix ? bound.id : 0xffffffffu};
+            at = Bound{prefix, bound.key == prefix ? bound.id : 0xffffffffu};
             const bool tied = count[digit] > 1;
             __syncthreads();
             if (!tied && !need_id) return true;
@@ -287,12 +279,10 @@ __device__ __forceinline__ bool descend(const GptossSampleArgs &a, float mx, Bou
         if (mine && crosses(goal, target, run + incl) && !crosses(goal, target, run + incl - q)) {
             hit = true;
             chosen_id = i;
-            chosen_above = run + incl;
         }
         __syncthreads();
         if (hit) {
-            f.at = Bound{key, chosen_id};
-            f.through = chosen_above;
+            at = Bound{key, chosen_id};
             return true;
         }
         run += chunk;
@@ -306,23 +296,19 @@ extern "C" __global__ void __launch_bounds__(CUT_THREADS, 1) f32_sample_cut(cons
     const float mx = a.logits[*a.out_id];
     __syncthreads();  // every thread has read the arg-max before thread 0 overwrites it
     Bound bound = {0u, 0xffffffffu};
-    Found f;
+    Bound at;
     if (a.top_k != 0 && a.top_k < a.vocab) {
         // The top_k-th element ends the candidates (a count always reaches k ≤ vocab).
-        if (descend(a, mx, bound, Goal{false, false, false, (double)a.top_k}, false, f)) bound = f.at;
+        if (descend(a, mx, bound, Goal{false, false, false, (double)a.top_k}, false, at)) bound = at;
     }
     if (a.top_p < 1.0f) {
         // The shortest prefix reaching top_p of the candidates' mass; all of them if rounding
         // leaves the target out of reach.
-        if (descend(a, mx, bound, Goal{true, true, false, (double)a.top_p}, false, f)) bound = f.at;
+        if (descend(a, mx, bound, Goal{true, true, false, (double)a.top_p}, false, at)) bound = at;
     }
-    unsigned int id;
-    if (descend(a, mx, bound, Goal{true, true, true, (double)a.u}, true, f)) {
-        id = f.at.id;
-    } else {
+    if (!descend(a, mx, bound, Goal{true, true, true, (double)a.u}, true, at)) {
         // No candidate exceeds u · mass (rounding, or no mass at all): the last candidate.
-        descend(a, mx, bound, Goal{false, true, false, 1.0}, true, f);
-        id = f.at.id;
+        descend(a, mx, bound, Goal{false, true, false, 1.0}, true, at);
     }
-    if (threadIdx.x == 0) *a.out_id = id;
+    if (threadIdx.x == 0) *a.out_id = at.id;
 }
