@@ -42,47 +42,49 @@ const STEP: usize = 16;
 /// words left over; the result is the plain wrapping sum of every word.
 fn read_streams(words: &[u64], streams: usize) -> u64 {
     let len = words.len() / streams / STEP * STEP;
-    let parts: Vec<&[u64]> = (0..streams).map(|s| &words[s * len..(s + 1) * len]).collect();
-    let mut total = sum(&words[streams * len..]);
+    let (parts, rest) = words.split_at(streams * len);
+    let rest = sum(rest);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return rest.wrapping_add(unsafe { streams_avx2(parts, streams, len) });
+    }
+    let mut total = rest;
     for i in (0..len).step_by(STEP) {
-        for part in &parts {
-            total = total.wrapping_add(read_step(&part[i..i + STEP]));
+        for s in 0..streams {
+            total = total.wrapping_add(sum(&parts[s * len + i..s * len + i + STEP]));
         }
     }
     total
 }
 
-/// Sums one step with the widest loads the CPU has (the baseline build only has 16-byte ones,
-/// which leave bandwidth unused on one core), hinting the same stream's next lines.
-#[inline(always)]
-fn read_step(step: &[u64]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present.
-        return unsafe { step_avx2(step) };
-    }
-    sum(step)
-}
-
+/// The streams with the widest loads the CPU has (the baseline build only has 16-byte ones,
+/// which leave bandwidth unused on one core), hinting each stream's next lines; one vector
+/// accumulator, reduced once.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn step_avx2(step: &[u64]) -> u64 {
+fn streams_avx2(parts: &[u64], streams: usize, len: usize) -> u64 {
     use std::arch::x86_64::*;
-    assert_eq!(step.len(), STEP);
-    let p = step.as_ptr().cast::<__m256i>();
-    // 512 bytes ahead: a hint, so an address past the buffer is harmless.
-    let ahead = step.as_ptr().cast::<i8>().wrapping_add(512);
-    // SAFETY: prefetches never fault; `step` holds four 32-byte vectors.
-    let v = unsafe {
-        _mm_prefetch(ahead, _MM_HINT_T0);
-        _mm_prefetch(ahead.wrapping_add(64), _MM_HINT_T0);
-        let a = _mm256_add_epi64(_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)));
-        let b = _mm256_add_epi64(_mm256_loadu_si256(p.add(2)), _mm256_loadu_si256(p.add(3)));
-        _mm256_add_epi64(a, b)
-    };
+    let mut acc = _mm256_setzero_si256();
+    for i in (0..len).step_by(STEP) {
+        for s in 0..streams {
+            let step = &parts[s * len + i..s * len + i + STEP];
+            let p = step.as_ptr().cast::<__m256i>();
+            // 512 bytes ahead: a hint, so an address past the buffer is harmless.
+            let ahead = step.as_ptr().cast::<i8>().wrapping_add(512);
+            // SAFETY: prefetches never fault; `step` holds four 32-byte vectors.
+            unsafe {
+                _mm_prefetch(ahead, _MM_HINT_T0);
+                _mm_prefetch(ahead.wrapping_add(64), _MM_HINT_T0);
+                let a = _mm256_add_epi64(_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)));
+                let b = _mm256_add_epi64(_mm256_loadu_si256(p.add(2)), _mm256_loadu_si256(p.add(3)));
+                acc = _mm256_add_epi64(acc, _mm256_add_epi64(a, b));
+            }
+        }
+    }
     let mut lanes = [0u64; 4];
     // SAFETY: `lanes` has room for one 32-byte vector.
-    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc) };
     lanes.iter().fold(0, |a, &w| a.wrapping_add(w))
 }
 
