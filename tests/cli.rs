@@ -193,31 +193,31 @@ fn quantization_options_are_checked() {
 
 #[test]
 fn bench_runs_one_row_per_weight_format_and_activation() {
-    let out = ok(&[
-        "bench",
-        "--model",
-        "synthetic:tiny",
-        "-p",
-        "4",
-        "-n",
-        "2",
-        "--repetitions",
-        "1",
-        "--profile-tokens",
-        "1",
-        "--weights",
-        "native,int8",
-    ]);
-    let rows: Vec<&str> = out.lines().filter(|l| l.contains("pp4 tg2 @d0")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let args = ["bench", "--model", "synthetic:tiny", "-p", "4", "-n", "2", "--repetitions", "1", "--profile-tokens", "1"];
+    let out = ok(&[&args[..], &["--weights", "native,int8", "--json", json.to_str().unwrap()]].concat());
+    // The rows as the JSON states them: no guessing at the table's punctuation.
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "{out}");
-    // The weights column follows the backend's closing parenthesis.
-    let weights = |l: &&&str| l.split_once(')').map(|(_, rest)| rest.split_whitespace().next() == Some("int8")).unwrap_or(false);
-    assert_eq!(rows.iter().filter(weights).count(), 2, "{out}");
-    assert_eq!(rows.iter().filter(|l| weights(l) && l.contains("int8 activations")).count(), 1, "{out}");
+    let int8: Vec<_> = rows.iter().filter(|r| r["weights"] == "int8").collect();
+    assert_eq!(int8.len(), 2, "{out}");
+    assert_eq!(int8.iter().filter(|r| r["isa_or_device"].as_str().unwrap().contains("int8 activations")).count(), 1, "{out}");
     // The bytes split once per format, and int8 reads fewer.
+    let bytes = |w: &str| rows.iter().find(|r| r["weights"] == w).unwrap()["bytes_per_token"].as_f64().unwrap();
+    assert!(bytes("int8") < bytes("native"), "{out}");
     assert!(out.contains("synthetic:tiny (native) @d0: MB/token") && out.contains("synthetic:tiny (int8) @d0: MB/token"), "{out}");
     // The per-op rows name the format.
-    assert!(out.lines().any(|l| l.starts_with("synthetic:tiny int8 (") && l.contains("moe_experts")), "{out}");
+    assert!(
+        v["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["model"].as_str().unwrap().contains("int8") && o["op"].as_str().unwrap().contains("moe_experts")),
+        "{}",
+        v["ops"]
+    );
 }
 
 #[test]
