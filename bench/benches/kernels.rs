@@ -14,7 +14,8 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gptoss_bench::peak::cpu_read_gb_s;
 use gptoss_engine::{
-    Backend, DType, DeviceBuffer, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Swiglu, SynthFill, SynthTensor, Weight, WeightFormat,
+    AttentionArgs, Backend, DType, DeviceBuffer, KvCache, KvLayerSpec, MatmulArgs, ModelPlan, MoeExpertsArgs, OpCase, OpKind, Swiglu,
+    SynthFill, SynthTensor, Weight, WeightFormat,
 };
 use gptoss_kernels_cpu::CpuBackend;
 
@@ -108,7 +109,7 @@ fn families<B: Backend>(c: &mut Criterion, backend: &str, b: &mut B, peak: f64) 
     let mut i = 0;
     let mut gemv = || {
         i = (i + 1) % ws.len();
-        b.matmul(&ws[i], &x, 1, &mut y, false).expect("matmul");
+        b.matmul(MatmulArgs { w: &ws[i], x: &x, n: 1, out: &mut y, accumulate: false }).expect("matmul");
         b.synchronize().expect("synchronize");
     };
     report(&format!("{backend} matmul bf16 2880x4096"), bytes, peak, &mut gemv);
@@ -130,7 +131,7 @@ fn families<B: Backend>(c: &mut Criterion, backend: &str, b: &mut B, peak: f64) 
         let mut i = 0;
         let mut gemv = || {
             i = (i + 1) % qs.len();
-            b.matmul(&qs[i], &x, 1, &mut y, false).expect("matmul");
+            b.matmul(MatmulArgs { w: &qs[i], x: &x, n: 1, out: &mut y, accumulate: false }).expect("matmul");
             b.synchronize().expect("synchronize");
         };
         let name = format!("{to} 2880x4096 decode");
@@ -161,7 +162,18 @@ fn families<B: Backend>(c: &mut Criterion, backend: &str, b: &mut B, peak: f64) 
     let swiglu = Swiglu { alpha: 1.702, limit: 7.0 };
     let mut moe = || {
         s = (s + 1) % id_sets.len();
-        b.moe_experts(&gate_up, &down, &h, 1, &id_sets[s], &weights, TOP_K, swiglu, &mut residual).expect("experts");
+        let args = MoeExpertsArgs {
+            gate_up: &gate_up,
+            down: &down,
+            x: &h,
+            n: 1,
+            ids: &id_sets[s],
+            weights: &weights,
+            top_k: TOP_K,
+            swiglu,
+            residual: &mut residual,
+        };
+        b.moe_experts(args).expect("experts");
         b.synchronize().expect("synchronize");
     };
     report(&format!("{backend} moe_experts mxfp4 top-4"), bytes, peak, &mut moe);
@@ -183,7 +195,8 @@ fn families<B: Backend>(c: &mut Criterion, backend: &str, b: &mut B, peak: f64) 
     let mut out = b.alloc(DType::F32, Q_DIM).expect("out");
     let bytes = (depth + 1) * 8 * 64 * 2 * 2;
     let mut attn = || {
-        b.attention(&q, &kv.layers[0], 1, &pos, &sinks, 0.125, &mut out).expect("attention");
+        b.attention(AttentionArgs { q: &q, kv: &kv.layers[0], n: 1, positions: &pos, sinks: &sinks, scale: 0.125, out: &mut out })
+            .expect("attention");
         b.synchronize().expect("synchronize");
     };
     report(&format!("{backend} attention bf16 cache @4096"), bytes, peak, &mut attn);

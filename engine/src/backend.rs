@@ -1,25 +1,18 @@
 //! The `Backend` trait: flat typed buffers and the coarse, fused operations of a MoE
 //! transformer's forward pass. One implementation per device (`kernels-cpu`, `kernels-cuda`).
-//!
-//! Conventions shared by every op:
-//! - Activations are f32, row-major, one row per token: `[n, width]`. Buffers may be longer than
-//!   an op needs (they are sized for the largest batch once); ops touch only the first rows.
-//! - `tokens` and `positions` are u32 buffers of at least `n` elements, living on the device so a
-//!   captured decode step can be replayed with new values.
-//! - Every op checks dtypes and lengths and returns an error instead of touching memory it
-//!   should not.
+//! Each op takes one argument struct (`ops`, where its shapes and numerics are documented) and
+//! checks it with `checks` before touching memory.
 
 use crate::dtype::DType;
 use crate::error::{EngineError, Result};
 use crate::host::HostBytes;
 use crate::kernels::{KernelChoice, ModelPlan};
-use crate::kv::KvLayer;
-use crate::sampling::SamplingParams;
+use crate::ops::{AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, RmsNormArgs, SampleArgs};
 use crate::synth::SynthTensor;
 use crate::weight::{Weight, WeightFormat};
 
 /// A buffer owned by a backend: a fixed element type and length.
-pub trait DeviceBuffer {
+pub trait DeviceBuffer: 'static {
     fn dtype(&self) -> DType;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -144,87 +137,15 @@ pub trait Backend {
         Ok(())
     }
 
-    // ---- the forward pass ---------------------------------------------------------------
+    // ---- the forward pass: one argument struct per op (`ops`), checked by `checks` ----------
 
-    /// `out[t, :] = table[tokens[t], :]` for `t < n`; out is f32 `[n, table.cols]`.
-    fn embed(&mut self, table: &Weight<Self::Buffer>, tokens: &Self::Buffer, n: usize, out: &mut Self::Buffer) -> Result<()>;
-
-    /// RMSNorm over rows of width `gain.len()`: `out = x / sqrt(mean(x²) + eps) · gain`.
-    fn rms_norm(&mut self, x: &Self::Buffer, gain: &Self::Buffer, n: usize, eps: f32, out: &mut Self::Buffer) -> Result<()>;
-
-    /// `out[t] = (accumulate ? out[t] : 0) + W · x[t] + b` for `t < n`; x is `[n, w.cols]`, out
-    /// `[n, w.rows]`. `w` must be dense (`experts == 1`).
-    fn matmul(&mut self, w: &Weight<Self::Buffer>, x: &Self::Buffer, n: usize, out: &mut Self::Buffer, accumulate: bool) -> Result<()>;
-
-    /// The attention input projections of `n` tokens: `q = Wq·x + bq`, `k = Wk·x + bk`,
-    /// `v = Wv·x + bv`; rotates every head of q and k by its token's position (split halves
-    /// `(u[i], u[i + d/2])`, angle `(pos as f32) · inv_freq[i]`, cos and sin scaled by the
-    /// concentration); writes k and v to the cache at slot `pos % kv.capacity` and q to
-    /// `q_out` `[n, q_heads · head_dim]`.
-    #[allow(clippy::too_many_arguments)]
-    fn qkv_rope(
-        &mut self,
-        wq: &Weight<Self::Buffer>,
-        wk: &Weight<Self::Buffer>,
-        wv: &Weight<Self::Buffer>,
-        x: &Self::Buffer,
-        n: usize,
-        positions: &Self::Buffer,
-        rope: &Rope<Self::Buffer>,
-        kv: &mut KvLayer<Self::Buffer>,
-        q_out: &mut Self::Buffer,
-    ) -> Result<()>;
-
-    /// Causal grouped-query attention with learned sinks; the number of query heads is
-    /// `sinks.len()`, a multiple of the cache's kv heads, and query head `h` reads kv head
-    /// `h / (q_heads / kv_heads)`. Query `t` (at `positions[t]` = p)
-    /// attends the cached keys at positions `max(0, p + 1 − window) ..= p` (all of `0..=p`
-    /// without a window), with logits `q·k · scale`, and a per-head sink logit that joins the
-    /// softmax's denominator only. `q` is `[n, q_heads · d]`, `sinks` f32 `[q_heads]`, `out`
-    /// `[n, q_heads · d]`.
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
-        &mut self,
-        q: &Self::Buffer,
-        kv: &KvLayer<Self::Buffer>,
-        n: usize,
-        positions: &Self::Buffer,
-        sinks: &Self::Buffer,
-        scale: f32,
-        out: &mut Self::Buffer,
-    ) -> Result<()>;
-
-    /// Router: logits `r = Wr·x + br` (`[n, experts]`), then per token the `top_k` largest
-    /// logits (descending, lowest expert id first on ties) and the softmax over those `top_k`.
-    /// Writes u32 `ids` and f32 `weights`, both `[n, top_k]`.
-    fn moe_route(
-        &mut self,
-        router: &Weight<Self::Buffer>,
-        x: &Self::Buffer,
-        n: usize,
-        top_k: usize,
-        ids: &mut Self::Buffer,
-        weights: &mut Self::Buffer,
-    ) -> Result<()>;
-
-    /// The routed experts, fused: for each token and each of its `top_k` experts `e` with
-    /// weight `w`: `u = W1[e]·x + b1[e]` (gate at even rows, up at odd rows), `a = swiglu(u)`,
-    /// `y = W2[e]·a + b2[e]`; then `residual[t] += Σ w · y`.
-    #[allow(clippy::too_many_arguments)]
-    fn moe_experts(
-        &mut self,
-        gate_up: &Weight<Self::Buffer>,
-        down: &Weight<Self::Buffer>,
-        x: &Self::Buffer,
-        n: usize,
-        ids: &Self::Buffer,
-        weights: &Self::Buffer,
-        top_k: usize,
-        swiglu: Swiglu,
-        residual: &mut Self::Buffer,
-    ) -> Result<()>;
-
-    /// Draws a token from row `row` of `logits` (`[rows, vocab]`) by the rule in `sampling`,
-    /// using the uniform number `u`.
-    fn sample(&mut self, logits: &Self::Buffer, row: usize, vocab: usize, params: &SamplingParams, u: f32) -> Result<u32>;
+    fn embed(&mut self, a: EmbedArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    fn rms_norm(&mut self, a: RmsNormArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    fn matmul(&mut self, a: MatmulArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    fn attention(&mut self, a: AttentionArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    /// Returns the sampled token id.
+    fn sample(&mut self, a: SampleArgs<'_, Buffers<Self::Buffer>>) -> Result<u32>;
 }

@@ -1,11 +1,13 @@
 //! The op contracts every backend enforces before launching anything: buffer types and sizes,
-//! weight layouts, and how the weights of a fused op must fit together. Written once here so
-//! the backends cannot drift apart; each backend adds only its own limits.
+//! weight layouts, and how the weights of a fused op must fit together. One function per op
+//! (`checks::matmul(&args)`, …) checks a whole argument struct and returns the sizes it
+//! derived, so the backends cannot drift apart; each backend adds only its own limits.
 
 use crate::backend::DeviceBuffer;
 use crate::dtype::DType;
 use crate::error::{EngineError, Result};
 use crate::kv::KvLayer;
+use crate::ops::{AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, RmsNormArgs, SampleArgs};
 use crate::weight::{Weight, WeightFormat};
 
 /// `b` holds at least `len` elements of `dtype`.
@@ -93,7 +95,7 @@ pub fn kv_layer<Buf: DeviceBuffer>(l: &KvLayer<Buf>, op: &'static str) -> Result
 
 /// q, k and v projections that share a format and input and fit the cache's kv heads; the
 /// head dimension must be even for the rotation. Returns the format.
-pub fn qkv<Buf: DeviceBuffer>(
+fn qkv<Buf: DeviceBuffer>(
     wq: &Weight<Buf>,
     wk: &Weight<Buf>,
     wv: &Weight<Buf>,
@@ -132,7 +134,7 @@ pub fn qkv<Buf: DeviceBuffer>(
 }
 
 /// Query heads (one sink each) that group evenly over the cache's kv heads.
-pub fn attention_heads<Buf: DeviceBuffer>(sinks: &Buf, kv: &KvLayer<Buf>, op: &'static str) -> Result<usize> {
+fn attention_heads<Buf: DeviceBuffer>(sinks: &Buf, kv: &KvLayer<Buf>, op: &'static str) -> Result<usize> {
     kv_layer(kv, op)?;
     let q_heads = sinks.len();
     if q_heads == 0 || !q_heads.is_multiple_of(kv.kv_heads) {
@@ -144,7 +146,7 @@ pub fn attention_heads<Buf: DeviceBuffer>(sinks: &Buf, kv: &KvLayer<Buf>, op: &'
 
 /// Stacked gate_up (interleaved gate/up rows) and down weights of one format that form an
 /// expert MLP. Returns the intermediate size.
-pub fn expert_mlp<Buf: DeviceBuffer>(gate_up: &Weight<Buf>, down: &Weight<Buf>, op: &'static str) -> Result<usize> {
+fn expert_mlp<Buf: DeviceBuffer>(gate_up: &Weight<Buf>, down: &Weight<Buf>, op: &'static str) -> Result<usize> {
     weight(gate_up, op)?;
     weight(down, op)?;
     let inter = gate_up.rows / 2;
@@ -164,11 +166,127 @@ pub fn expert_mlp<Buf: DeviceBuffer>(gate_up: &Weight<Buf>, down: &Weight<Buf>, 
 }
 
 /// A router of `experts` rows choosing `top_k` of them.
-pub fn top_k(experts: usize, top_k: usize, op: &'static str) -> Result<()> {
+fn top_k(experts: usize, top_k: usize, op: &'static str) -> Result<()> {
     if top_k == 0 || top_k > experts {
         return Err(EngineError::shape(op, format!("top-{top_k} of {experts} experts")));
     }
     Ok(())
+}
+
+// ---- one check per op ----------------------------------------------------------------------
+
+/// An embedding lookup: a dense table, `n` token ids, `n` rows out. Returns the row width.
+pub fn embed<Buf: DeviceBuffer>(a: &EmbedArgs<'_, Buffers<Buf>>) -> Result<usize> {
+    const OP: &str = "embed";
+    dense(a.table, OP)?;
+    buffer(a.tokens, DType::U32, a.n, OP, "tokens")?;
+    buffer(&*a.out, DType::F32, a.n * a.table.cols, OP, "out")?;
+    Ok(a.table.cols)
+}
+
+/// `n` rows of the gain's width and a usable epsilon. Returns the width.
+pub fn rms_norm<Buf: DeviceBuffer>(a: &RmsNormArgs<'_, Buffers<Buf>>) -> Result<usize> {
+    const OP: &str = "rms_norm";
+    let d = a.gain.len();
+    buffer(a.gain, DType::F32, d, OP, "gain")?;
+    buffer(a.x, DType::F32, a.n * d, OP, "x")?;
+    buffer(&*a.out, DType::F32, a.n * d, OP, "out")?;
+    if !(a.eps.is_finite() && a.eps >= 0.0) {
+        return Err(EngineError::shape(OP, format!("eps {} must be finite and ≥ 0", a.eps)));
+    }
+    Ok(d)
+}
+
+/// A dense weight, `n` input rows of its width and `n` output rows of its height.
+pub fn matmul<Buf: DeviceBuffer>(a: &MatmulArgs<'_, Buffers<Buf>>) -> Result<()> {
+    const OP: &str = "matmul";
+    dense(a.w, OP)?;
+    buffer(a.x, DType::F32, a.n * a.w.cols, OP, "x")?;
+    buffer(&*a.out, DType::F32, a.n * a.w.rows, OP, "out")
+}
+
+/// The sizes of a checked `qkv_rope` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QkvShape {
+    pub format: WeightFormat,
+    pub head_dim: usize,
+    pub q_heads: usize,
+    pub kv_heads: usize,
+}
+
+/// q, k and v projections that share a format and input and fit the cache's kv heads (an even
+/// head dimension, for the rotation), with inputs, positions, frequencies and outputs sized.
+pub fn qkv_rope<Buf: DeviceBuffer>(a: &QkvRopeArgs<'_, Buffers<Buf>>) -> Result<QkvShape> {
+    const OP: &str = "qkv_rope";
+    let format = qkv(a.wq, a.wk, a.wv, a.kv, OP)?;
+    let d = a.kv.head_dim;
+    buffer(a.x, DType::F32, a.n * a.wq.cols, OP, "x")?;
+    buffer(a.positions, DType::U32, a.n, OP, "positions")?;
+    buffer(&a.rope.inv_freq, DType::F32, d / 2, OP, "rope inv_freq")?;
+    buffer(&*a.q_out, DType::F32, a.n * a.wq.rows, OP, "q_out")?;
+    Ok(QkvShape { format, head_dim: d, q_heads: a.wq.rows / d, kv_heads: a.kv.kv_heads })
+}
+
+/// The sizes of a checked `attention` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub q_heads: usize,
+    pub head_dim: usize,
+    /// Query heads per kv head.
+    pub group: usize,
+}
+
+/// Query heads (one sink each) that group evenly over the cache's kv heads; queries, positions
+/// and outputs sized.
+pub fn attention<Buf: DeviceBuffer>(a: &AttentionArgs<'_, Buffers<Buf>>) -> Result<AttentionShape> {
+    const OP: &str = "attention";
+    let q_heads = attention_heads(a.sinks, a.kv, OP)?;
+    let d = a.kv.head_dim;
+    buffer(a.q, DType::F32, a.n * q_heads * d, OP, "q")?;
+    buffer(&*a.out, DType::F32, a.n * q_heads * d, OP, "out")?;
+    buffer(a.positions, DType::U32, a.n, OP, "positions")?;
+    Ok(AttentionShape { q_heads, head_dim: d, group: q_heads / a.kv.kv_heads })
+}
+
+/// A dense router choosing `top_k` of its rows, with inputs and both outputs sized.
+pub fn moe_route<Buf: DeviceBuffer>(a: &MoeRouteArgs<'_, Buffers<Buf>>) -> Result<()> {
+    const OP: &str = "moe_route";
+    dense(a.router, OP)?;
+    top_k(a.router.rows, a.top_k, OP)?;
+    buffer(a.x, DType::F32, a.n * a.router.cols, OP, "x")?;
+    buffer(&*a.ids, DType::U32, a.n * a.top_k, OP, "ids")?;
+    buffer(&*a.weights, DType::F32, a.n * a.top_k, OP, "weights")
+}
+
+/// The sizes of a checked `moe_experts` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MoeShape {
+    pub experts: usize,
+    pub hidden: usize,
+    pub intermediate: usize,
+}
+
+/// Expert weights that form an MLP, a top-k within their count, and every buffer sized.
+pub fn moe_experts<Buf: DeviceBuffer>(a: &MoeExpertsArgs<'_, Buffers<Buf>>) -> Result<MoeShape> {
+    const OP: &str = "moe_experts";
+    let inter = expert_mlp(a.gate_up, a.down, OP)?;
+    let (hidden, experts) = (a.gate_up.cols, a.gate_up.experts);
+    top_k(experts, a.top_k, OP)?;
+    buffer(a.x, DType::F32, a.n * hidden, OP, "x")?;
+    buffer(a.ids, DType::U32, a.n * a.top_k, OP, "ids")?;
+    buffer(a.weights, DType::F32, a.n * a.top_k, OP, "weights")?;
+    buffer(&*a.residual, DType::F32, a.n * hidden, OP, "residual")?;
+    Ok(MoeShape { experts, hidden, intermediate: inter })
+}
+
+/// A row of logits that exists, and valid sampling parameters.
+pub fn sample<Buf: DeviceBuffer>(a: &SampleArgs<'_, Buffers<Buf>>) -> Result<()> {
+    const OP: &str = "sample";
+    a.params.validate()?;
+    if a.vocab == 0 {
+        return Err(EngineError::shape(OP, "a vocabulary of 0 tokens"));
+    }
+    buffer(a.logits, DType::F32, (a.row + 1) * a.vocab, OP, "logits")
 }
 
 #[cfg(test)]

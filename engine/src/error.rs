@@ -40,8 +40,3 @@ impl EngineError {
         EngineError::InvalidArgument(detail.into())
     }
 }
-
-/// Fails with a shape error unless `cond` holds; the message is built only on failure.
-pub fn ensure(cond: bool, op: &'static str, detail: impl FnOnce() -> String) -> Result<()> {
-    if cond { Ok(()) } else { Err(EngineError::shape(op, detail())) }
-}

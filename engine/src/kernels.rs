@@ -85,7 +85,7 @@ pub struct ModelPlan {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelChoice {
     pub case: OpCase,
-    pub kernel: &'static str,
+    pub kernel: String,
     /// True when `GPTOSS_KERNELS` chose it.
     pub overridden: bool,
 }
@@ -103,9 +103,18 @@ impl fmt::Display for KernelChoice {
     }
 }
 
+/// A kernel's name, built in this one place: `f32_<tag>w_<family>_<variant>` for ops that read
+/// a weight (`tag` is [`WeightFormat::kernel_tag`]: `f32_mf4w_moe_experts_swiglu_avx2`),
+/// `f32_<family>_<variant>` for the others (`f32_rms_norm_avx2`); no variant, no suffix.
+pub fn kernel_name(family: &str, format: Option<WeightFormat>, variant: &str) -> String {
+    let weight = format.map(|f| format!("{}w_", f.kernel_tag())).unwrap_or_default();
+    let variant = if variant.is_empty() { String::new() } else { format!("_{variant}") };
+    format!("f32_{weight}{family}{variant}")
+}
+
 /// A backend's candidate kernel for one op.
 pub struct Candidate<F> {
-    pub name: &'static str,
+    pub name: String,
     pub supports: fn(&OpCase) -> bool,
     pub kernel: F,
 }
@@ -157,7 +166,7 @@ pub fn choose<'a, F>(case: &OpCase, candidates: &'a [Candidate<F>], overrides: &
     }
     candidates.iter().find(|c| (c.supports)(case)).map(|c| (c, false)).ok_or_else(|| {
         let what = case.format.map(|f| format!(" with {f} weights")).unwrap_or_default();
-        let names: Vec<_> = candidates.iter().map(|c| c.name).collect();
+        let names: Vec<_> = candidates.iter().map(|c| c.name.as_str()).collect();
         EngineError::unsupported(case.op.name(), format!("no kernel supports it{what} (candidates: {})", names.join(", ")))
     })
 }
@@ -166,7 +175,7 @@ pub fn choose<'a, F>(case: &OpCase, candidates: &'a [Candidate<F>], overrides: &
 pub fn check_overrides(choices: &[KernelChoice], overrides: &KernelOverrides) -> Result<()> {
     for op in OpKind::ALL {
         if let Some(name) = overrides.get(op)
-            && !choices.iter().any(|c| c.case.op == op && c.kernel == name)
+            && !choices.iter().any(|c| c.case.op == op && c.kernel == *name)
         {
             return Err(EngineError::invalid(format!(
                 "{}: kernel '{name}' does not exist for op {op} or supports none of its cases in this model",
@@ -189,7 +198,10 @@ mod tests {
     }
 
     fn candidates() -> Vec<Candidate<u8>> {
-        vec![Candidate { name: "fast_bf16", supports: bf16_only, kernel: 1 }, Candidate { name: "generic", supports: any, kernel: 2 }]
+        vec![
+            Candidate { name: "fast_bf16".into(), supports: bf16_only, kernel: 1 },
+            Candidate { name: "generic".into(), supports: any, kernel: 2 },
+        ]
     }
 
     #[test]
@@ -209,7 +221,7 @@ mod tests {
         let bf16 = OpCase { op: OpKind::Matmul, format: Some(WeightFormat::Bf16) };
         let (k, overridden) = choose(&bf16, &c, &ov).unwrap();
         assert_eq!((k.kernel, overridden), (2, true));
-        let choice = KernelChoice { case: bf16, kernel: "generic", overridden: true };
+        let choice = KernelChoice { case: bf16, kernel: "generic".into(), overridden: true };
         assert!(check_overrides(std::slice::from_ref(&choice), &ov).is_ok());
         let bad = KernelOverrides::parse("matmul=nope").unwrap();
         assert!(check_overrides(&[choice], &bad).unwrap_err().to_string().contains("nope"));
@@ -223,8 +235,14 @@ mod tests {
     }
 
     #[test]
+    fn names_are_built_from_the_format_tag() {
+        assert_eq!(kernel_name("matmul", Some(WeightFormat::Int4 { group: 32 }), "avx2"), "f32_i4w_matmul_avx2");
+        assert_eq!(kernel_name("rms_norm", None, ""), "f32_rms_norm");
+    }
+
+    #[test]
     fn unsupported_case_is_an_error() {
-        let c = vec![Candidate { name: "fast_bf16", supports: bf16_only, kernel: 1u8 }];
+        let c = vec![Candidate { name: "fast_bf16".into(), supports: bf16_only, kernel: 1u8 }];
         let case = OpCase { op: OpKind::Matmul, format: Some(WeightFormat::Mxfp4) };
         let err = choose(&case, &c, &KernelOverrides::default()).err().unwrap().to_string();
         assert!(err.contains("mxfp4") && err.contains("fast_bf16"), "{err}");

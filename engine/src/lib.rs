@@ -14,6 +14,7 @@ pub mod host;
 pub mod kernels;
 pub mod kv;
 pub mod model;
+pub mod ops;
 pub mod profiled;
 pub mod quant;
 pub mod rope;
@@ -29,6 +30,9 @@ pub use host::HostBytes;
 pub use kernels::{KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind};
 pub use kv::{KvCache, KvLayer, KvLayerSpec};
 pub use model::CausalLm;
+pub use ops::{
+    AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, Operands, QkvRopeArgs, RmsNormArgs, SampleArgs,
+};
 pub use sampling::{Rng, SamplingParams};
 pub use synth::{SynthFill, SynthTensor};
 pub use weight::{Weight, WeightFormat};

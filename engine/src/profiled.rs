@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, BackendInfo, Rope, Step, StepMode, Swiglu};
+use crate::backend::{Backend, BackendInfo, Step, StepMode};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::host::HostBytes;
 use crate::kernels::{KernelChoice, ModelPlan, OpKind};
-use crate::kv::KvLayer;
-use crate::sampling::SamplingParams;
+use crate::ops::{AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, RmsNormArgs, SampleArgs};
 use crate::synth::SynthTensor;
 use crate::weight::{Weight, WeightFormat};
 
@@ -38,14 +37,6 @@ pub struct Profiled<B> {
 impl<B: Backend> Profiled<B> {
     pub fn new(inner: B) -> Self {
         Profiled { inner, enabled: false, times: Vec::new() }
-    }
-
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
-    pub fn inner_mut(&mut self) -> &mut B {
-        &mut self.inner
     }
 
     /// Turns timing on or off; turning it on clears earlier times.
@@ -140,67 +131,28 @@ impl<B: Backend> Backend for Profiled<B> {
     fn end_step(&mut self) -> Result<()> {
         if self.enabled { Ok(()) } else { self.inner.end_step() }
     }
-    fn embed(&mut self, table: &Weight<B::Buffer>, tokens: &B::Buffer, n: usize, out: &mut B::Buffer) -> Result<()> {
-        self.timed(site_of(OpKind::Embed, table), |b| b.embed(table, tokens, n, out))
+    fn embed(&mut self, a: EmbedArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site_of(OpKind::Embed, a.table), |b| b.embed(a))
     }
-    fn rms_norm(&mut self, x: &B::Buffer, gain: &B::Buffer, n: usize, eps: f32, out: &mut B::Buffer) -> Result<()> {
-        self.timed(site(OpKind::RmsNorm), |b| b.rms_norm(x, gain, n, eps, out))
+    fn rms_norm(&mut self, a: RmsNormArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site(OpKind::RmsNorm), |b| b.rms_norm(a))
     }
-    fn matmul(&mut self, w: &Weight<B::Buffer>, x: &B::Buffer, n: usize, out: &mut B::Buffer, accumulate: bool) -> Result<()> {
-        self.timed(site_of(OpKind::Matmul, w), |b| b.matmul(w, x, n, out, accumulate))
+    fn matmul(&mut self, a: MatmulArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site_of(OpKind::Matmul, a.w), |b| b.matmul(a))
     }
-    fn qkv_rope(
-        &mut self,
-        wq: &Weight<B::Buffer>,
-        wk: &Weight<B::Buffer>,
-        wv: &Weight<B::Buffer>,
-        x: &B::Buffer,
-        n: usize,
-        positions: &B::Buffer,
-        rope: &Rope<B::Buffer>,
-        kv: &mut KvLayer<B::Buffer>,
-        q_out: &mut B::Buffer,
-    ) -> Result<()> {
-        self.timed(site_of(OpKind::QkvRope, wq), |b| b.qkv_rope(wq, wk, wv, x, n, positions, rope, kv, q_out))
+    fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site_of(OpKind::QkvRope, a.wq), |b| b.qkv_rope(a))
     }
-    fn attention(
-        &mut self,
-        q: &B::Buffer,
-        kv: &KvLayer<B::Buffer>,
-        n: usize,
-        positions: &B::Buffer,
-        sinks: &B::Buffer,
-        scale: f32,
-        out: &mut B::Buffer,
-    ) -> Result<()> {
-        self.timed(site(OpKind::Attention), |b| b.attention(q, kv, n, positions, sinks, scale, out))
+    fn attention(&mut self, a: AttentionArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site(OpKind::Attention), |b| b.attention(a))
     }
-    fn moe_route(
-        &mut self,
-        router: &Weight<B::Buffer>,
-        x: &B::Buffer,
-        n: usize,
-        top_k: usize,
-        ids: &mut B::Buffer,
-        weights: &mut B::Buffer,
-    ) -> Result<()> {
-        self.timed(site_of(OpKind::MoeRoute, router), |b| b.moe_route(router, x, n, top_k, ids, weights))
+    fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site_of(OpKind::MoeRoute, a.router), |b| b.moe_route(a))
     }
-    fn moe_experts(
-        &mut self,
-        gate_up: &Weight<B::Buffer>,
-        down: &Weight<B::Buffer>,
-        x: &B::Buffer,
-        n: usize,
-        ids: &B::Buffer,
-        weights: &B::Buffer,
-        top_k: usize,
-        swiglu: Swiglu,
-        residual: &mut B::Buffer,
-    ) -> Result<()> {
-        self.timed(site_of(OpKind::MoeExperts, gate_up), |b| b.moe_experts(gate_up, down, x, n, ids, weights, top_k, swiglu, residual))
+    fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site_of(OpKind::MoeExperts, a.gate_up), |b| b.moe_experts(a))
     }
-    fn sample(&mut self, logits: &B::Buffer, row: usize, vocab: usize, params: &SamplingParams, u: f32) -> Result<u32> {
-        self.timed(site(OpKind::Sample), |b| b.sample(logits, row, vocab, params, u))
+    fn sample(&mut self, a: SampleArgs<'_, Buffers<B::Buffer>>) -> Result<u32> {
+        self.timed(site(OpKind::Sample), |b| b.sample(a))
     }
 }

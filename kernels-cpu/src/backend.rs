@@ -1,23 +1,23 @@
-//! `CpuBackend`: validates every op's buffers, then runs the chosen kernel on its worker pool.
+//! `CpuBackend`: checks every op's arguments (`host`, on the engine's `checks`), then runs the
+//! kernel chosen for it at load directly, on its worker pool.
 //! The instruction set and the activations' precision are fixed when the backend is made
 //! (`CpuOptions`: by default `GPTOSS_CPU_ISA` or the best this CPU has, f32 activations);
 //! `prepare` then picks that ISA's kernel for every case of the model.
 
-use gptoss_engine::checks::buffer as need;
 use gptoss_engine::{
-    Backend, BackendInfo, DType, DeviceBuffer, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result,
-    Rope, SamplingParams, Swiglu, SynthTensor, Weight, WeightFormat, checks,
+    AttentionArgs, Backend, BackendInfo, Buffers, DType, DeviceBuffer, EmbedArgs, EngineError, HostBytes, KernelChoice, KernelOverrides,
+    MatmulArgs, ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, Result, RmsNormArgs, SampleArgs, SynthTensor, Weight,
+    WeightFormat,
 };
 
 use crate::buffer::CpuBuffer;
+use crate::host;
 use crate::isa::Isa;
 use crate::options::{Activations, CpuOptions};
 use crate::pool::{Pool, for_each_chunk};
-use crate::reference::attention::MAX_HEAD_DIM;
 use crate::reference::convert_weight::convert_weight;
-use crate::reference::qkv_rope::RopeView;
 use crate::registry::{Chosen, lookup};
-use crate::view::{KvView, KvViewMut, WeightView};
+use crate::view::{MAX_HEAD_DIM, WeightView};
 use crate::workspace::Workspace;
 
 pub struct CpuBackend {
@@ -27,8 +27,6 @@ pub struct CpuBackend {
     activations: Activations,
     kernels: Chosen,
     scratch: Workspace,
-    /// Bytes copied by `from_host` because the source was misaligned.
-    copied_bytes: usize,
 }
 
 impl CpuBackend {
@@ -55,34 +53,34 @@ impl CpuBackend {
         }
         let pool = Pool::new(threads)
             .map_err(|e| EngineError::Backend { backend: "cpu", detail: format!("cannot start {threads} threads: {e}") })?;
-        Ok(CpuBackend {
-            pool,
-            threads,
-            isa,
-            activations: o.activations,
-            kernels: Chosen::default(),
-            scratch: Workspace::default(),
-            copied_bytes: 0,
-        })
+        Ok(CpuBackend { pool, threads, isa, activations: o.activations, kernels: Chosen::default(), scratch: Workspace::default() })
     }
 
     pub fn isa(&self) -> Isa {
         self.isa
     }
-
-    pub fn activations(&self) -> Activations {
-        self.activations
-    }
-
-    /// Bytes that had to be copied instead of used in place.
-    pub fn copied_bytes(&self) -> usize {
-        self.copied_bytes
-    }
 }
 
-fn dense<'a>(w: &'a Weight<CpuBuffer>, op: &'static str) -> Result<WeightView<'a>> {
-    checks::dense(w, op)?;
-    WeightView::new(w, op)
+impl CpuBackend {
+    /// Runs a kernel on the worker pool with the backend's scratch.
+    fn run(&mut self, kernel: impl FnOnce(&mut Workspace) + Send) {
+        let ws = &mut self.scratch;
+        self.pool.enter(|| kernel(ws));
+    }
+
+    /// An error unless `rows` rows of `cols` activations (and `kv` projected k/v values) fit
+    /// the scratch `prepare` sized for the model's largest batch.
+    fn fits(&self, op: &'static str, rows: usize, cols: usize, kv: usize) -> Result<()> {
+        if self.scratch.fits(rows, cols) && self.scratch.k.len() >= kv {
+            Ok(())
+        } else {
+            Err(self.beyond_plan(op, format!("{rows} rows of {cols} inputs")))
+        }
+    }
+
+    fn beyond_plan(&self, op: &'static str, what: String) -> EngineError {
+        EngineError::invalid(format!("{op}: {what} exceed the plan the backend was prepared for"))
+    }
 }
 
 impl Backend for CpuBackend {
@@ -101,7 +99,8 @@ impl Backend for CpuBackend {
             return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
         }
         self.kernels = Chosen::new(self.isa, self.activations, &plan.cases, &KernelOverrides::from_env()?)?;
-        self.scratch = Workspace::new(plan);
+        let q8_reference = self.kernels.report.iter().any(|c| c.kernel.ends_with("_q8_ref"));
+        self.scratch = Workspace::new(plan, q8_reference);
         Ok(self.kernels.report.clone())
     }
 
@@ -110,11 +109,7 @@ impl Backend for CpuBackend {
     }
 
     fn load_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<CpuBuffer> {
-        let (buf, copied) = CpuBuffer::from_host(dtype, len, bytes)?;
-        if copied {
-            self.copied_bytes += buf.bytes().len();
-        }
-        Ok(buf)
+        Ok(CpuBuffer::from_host(dtype, len, bytes)?.0)
     }
 
     fn memory_available(&self) -> Option<u64> {
@@ -217,184 +212,75 @@ impl Backend for CpuBackend {
         Ok(Weight { format: to, experts: matrices, rows: v.rows, cols: v.cols, data, scales, bias })
     }
 
-    fn embed(&mut self, table: &Weight<CpuBuffer>, tokens: &CpuBuffer, n: usize, out: &mut CpuBuffer) -> Result<()> {
-        const OP: &str = "embed";
-        let t = dense(table, OP)?;
-        need(tokens, DType::U32, n, OP, "tokens")?;
-        need(out, DType::F32, n * t.cols, OP, "out")?;
-        let k = lookup(&self.kernels.embed, OpKind::Embed, Some(t.format))?;
-        k(&t, &tokens.u32s(OP)?[..n], &mut out.f32s_mut(OP)?[..n * t.cols])
-    }
-
-    fn rms_norm(&mut self, x: &CpuBuffer, gain: &CpuBuffer, n: usize, eps: f32, out: &mut CpuBuffer) -> Result<()> {
-        const OP: &str = "rms_norm";
-        let d = gain.len();
-        need(gain, DType::F32, d, OP, "gain")?;
-        need(x, DType::F32, n * d, OP, "x")?;
-        need(out, DType::F32, n * d, OP, "out")?;
-        if !(eps.is_finite() && eps >= 0.0) {
-            return Err(EngineError::shape(OP, format!("eps {eps} must be finite and ≥ 0")));
-        }
-        let k = lookup(&self.kernels.rms_norm, OpKind::RmsNorm, None)?;
-        let (x, g, o) = (&x.f32s(OP)?[..n * d], gain.f32s(OP)?, &mut out.f32s_mut(OP)?[..n * d]);
-        self.pool.enter(|| k(x, g, eps, o));
+    fn embed(&mut self, a: EmbedArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let format = a.table.format;
+        let a = host::embed(a)?;
+        let k = lookup(&self.kernels.kernels.embed, OpKind::Embed, Some(format))?;
+        self.run(|ws| k(a, ws));
         Ok(())
     }
 
-    fn matmul(&mut self, w: &Weight<CpuBuffer>, x: &CpuBuffer, n: usize, out: &mut CpuBuffer, accumulate: bool) -> Result<()> {
-        const OP: &str = "matmul";
-        let w = dense(w, OP)?;
-        need(x, DType::F32, n * w.cols, OP, "x")?;
-        need(out, DType::F32, n * w.rows, OP, "out")?;
-        let k = lookup(&self.kernels.matmul, OpKind::Matmul, Some(w.format))?;
-        let (x, o) = (&x.f32s(OP)?[..n * w.cols], &mut out.f32s_mut(OP)?[..n * w.rows]);
-        let ws = &mut self.scratch;
-        if !ws.fits(n, w.cols) {
-            return Err(EngineError::invalid(format!("{OP}: {n} × {} inputs exceed the plan the backend was prepared for", w.cols)));
-        }
-        self.pool.enter(|| k(&w, x, n, o, accumulate, ws));
+    fn rms_norm(&mut self, a: RmsNormArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let a = host::rms_norm(a)?;
+        let k = lookup(&self.kernels.kernels.rms_norm, OpKind::RmsNorm, None)?;
+        self.run(|ws| k(a, ws));
         Ok(())
     }
 
-    fn qkv_rope(
-        &mut self,
-        wq: &Weight<CpuBuffer>,
-        wk: &Weight<CpuBuffer>,
-        wv: &Weight<CpuBuffer>,
-        x: &CpuBuffer,
-        n: usize,
-        positions: &CpuBuffer,
-        rope: &Rope<CpuBuffer>,
-        kv: &mut KvLayer<CpuBuffer>,
-        q_out: &mut CpuBuffer,
-    ) -> Result<()> {
-        const OP: &str = "qkv_rope";
-        checks::qkv(wq, wk, wv, kv, OP)?;
-        let (q, k, v) = (dense(wq, OP)?, dense(wk, OP)?, dense(wv, OP)?);
-        let mut cache = KvViewMut::new(kv, OP)?;
-        let d = cache.shape.head_dim;
-        let kv_row = cache.shape.kv_heads * d;
-        need(x, DType::F32, n * q.cols, OP, "x")?;
-        need(positions, DType::U32, n, OP, "positions")?;
-        need(&rope.inv_freq, DType::F32, d / 2, OP, "rope inv_freq")?;
-        need(q_out, DType::F32, n * q.rows, OP, "q_out")?;
-        if self.scratch.k.len() < n * kv_row || !self.scratch.fits(n, q.cols) {
-            return Err(EngineError::invalid(format!("{OP}: {n} tokens exceed the batch the backend was prepared for")));
-        }
-        let kern = lookup(&self.kernels.qkv_rope, OpKind::QkvRope, Some(q.format))?;
-        let rv = RopeView { inv_freq: rope.inv_freq.f32s(OP)?, concentration: rope.concentration };
-        let (x, pos, qo) = (&x.f32s(OP)?[..n * q.cols], &positions.u32s(OP)?[..n], &mut q_out.f32s_mut(OP)?[..n * q.rows]);
-        let ws = &mut self.scratch;
-        self.pool.enter(|| kern(&q, &k, &v, x, n, pos, &rv, &mut cache, qo, ws));
+    fn matmul(&mut self, a: MatmulArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let a = host::matmul(a)?;
+        self.fits("matmul", a.n, a.w.cols, 0)?;
+        let k = lookup(&self.kernels.kernels.matmul, OpKind::Matmul, Some(a.w.format))?;
+        self.run(|ws| k(a, ws));
         Ok(())
     }
 
-    fn attention(
-        &mut self,
-        q: &CpuBuffer,
-        kv: &KvLayer<CpuBuffer>,
-        n: usize,
-        positions: &CpuBuffer,
-        sinks: &CpuBuffer,
-        scale: f32,
-        out: &mut CpuBuffer,
-    ) -> Result<()> {
-        const OP: &str = "attention";
-        let q_heads = checks::attention_heads(sinks, kv, OP)?;
-        let cache = KvView::new(kv, OP)?;
-        let d = cache.shape.head_dim;
-        need(q, DType::F32, n * q_heads * d, OP, "q")?;
-        need(out, DType::F32, n * q_heads * d, OP, "out")?;
-        need(positions, DType::U32, n, OP, "positions")?;
-        let pos = &positions.u32s(OP)?[..n];
-        // A query may only see positions still held by the ring.
-        if let Some(&p) = pos.iter().find(|&&p| {
-            let first = crate::reference::attention::first_key(p as usize, cache.shape.window);
-            p as usize + 1 - first > cache.shape.capacity
-        }) {
-            return Err(EngineError::shape(
-                OP,
-                format!("position {p} needs more keys than the layer's {} cache slots", cache.shape.capacity),
-            ));
-        }
-        let kern = lookup(&self.kernels.attention, OpKind::Attention, None)?;
-        let (qs, s, o) = (&q.f32s(OP)?[..n * q_heads * d], sinks.f32s(OP)?, &mut out.f32s_mut(OP)?[..n * q_heads * d]);
-        self.pool.enter(|| kern(qs, &cache, n, pos, s, scale, o));
+    fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let a = host::qkv_rope(a)?;
+        self.fits("qkv_rope", a.n, a.wq.cols, a.n * a.wk.rows)?;
+        let k = lookup(&self.kernels.kernels.qkv_rope, OpKind::QkvRope, Some(a.wq.format))?;
+        self.run(|ws| k(a, ws));
         Ok(())
     }
 
-    fn moe_route(
-        &mut self,
-        router: &Weight<CpuBuffer>,
-        x: &CpuBuffer,
-        n: usize,
-        top_k: usize,
-        ids: &mut CpuBuffer,
-        weights: &mut CpuBuffer,
-    ) -> Result<()> {
-        const OP: &str = "moe_route";
-        let r = dense(router, OP)?;
-        checks::top_k(r.rows, top_k, OP)?;
-        if self.scratch.router_logits.len() < n * r.rows || !self.scratch.fits(n, r.cols) {
-            return Err(EngineError::invalid(format!("{OP}: {} experts exceed the plan the backend was prepared for", r.rows)));
-        }
-        need(x, DType::F32, n * r.cols, OP, "x")?;
-        need(ids, DType::U32, n * top_k, OP, "ids")?;
-        need(weights, DType::F32, n * top_k, OP, "weights")?;
-        let kern = lookup(&self.kernels.moe_route, OpKind::MoeRoute, Some(r.format))?;
-        let (xs, is, ws) = (&x.f32s(OP)?[..n * r.cols], &mut ids.u32s_mut(OP)?[..n * top_k], &mut weights.f32s_mut(OP)?[..n * top_k]);
-        let scratch = &mut self.scratch;
-        self.pool.enter(|| kern(&r, xs, n, top_k, is, ws, scratch));
+    fn attention(&mut self, a: AttentionArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let a = host::attention(a)?;
+        let k = lookup(&self.kernels.kernels.attention, OpKind::Attention, None)?;
+        self.run(|ws| k(a, ws));
         Ok(())
     }
 
-    fn moe_experts(
-        &mut self,
-        gate_up: &Weight<CpuBuffer>,
-        down: &Weight<CpuBuffer>,
-        x: &CpuBuffer,
-        n: usize,
-        ids: &CpuBuffer,
-        weights: &CpuBuffer,
-        top_k: usize,
-        swiglu: Swiglu,
-        residual: &mut CpuBuffer,
-    ) -> Result<()> {
+    fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let a = host::moe_route(a)?;
+        self.fits("moe_route", a.n, a.router.cols, 0)?;
+        if self.scratch.router_logits.len() < a.n * a.router.rows {
+            return Err(self.beyond_plan("moe_route", format!("{} tokens × {} experts", a.n, a.router.rows)));
+        }
+        let k = lookup(&self.kernels.kernels.moe_route, OpKind::MoeRoute, Some(a.router.format))?;
+        self.run(|ws| k(a, ws));
+        Ok(())
+    }
+
+    fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
         const OP: &str = "moe_experts";
-        let inter = checks::expert_mlp(gate_up, down, OP)?;
-        let (g, dn) = (WeightView::new(gate_up, OP)?, WeightView::new(down, OP)?);
-        need(x, DType::F32, n * g.cols, OP, "x")?;
-        need(ids, DType::U32, n * top_k, OP, "ids")?;
-        need(weights, DType::F32, n * top_k, OP, "weights")?;
-        need(residual, DType::F32, n * g.cols, OP, "residual")?;
-        let sel = &ids.u32s(OP)?[..n * top_k];
-        if let Some(&e) = sel.iter().find(|&&e| e as usize >= g.experts) {
-            return Err(EngineError::shape(OP, format!("expert id {e} out of range (the layer has {})", g.experts)));
-        }
+        let (a, s) = host::moe_experts(a)?;
+        let slots = a.n * a.top_k;
         let m = &self.scratch.moe;
-        if m.a.len() < n * top_k * inter
-            || m.y.len() < n * top_k * g.cols
-            || m.starts.len() <= g.experts
-            || !self.scratch.fits(n * top_k, inter.max(g.cols))
-        {
-            return Err(EngineError::invalid(format!("{OP}: top-{top_k} × {inter} exceeds the plan the backend was prepared for")));
+        if m.a.len() < slots * s.intermediate || m.y.len() < slots * s.hidden || m.starts.len() <= s.experts {
+            return Err(self.beyond_plan(OP, format!("{} tokens × top-{} × {}", a.n, a.top_k, s.intermediate)));
         }
-        let kern = lookup(&self.kernels.moe_experts, OpKind::MoeExperts, Some(g.format))?;
-        let (xs, ws, res) = (&x.f32s(OP)?[..n * g.cols], &weights.f32s(OP)?[..n * top_k], &mut residual.f32s_mut(OP)?[..n * g.cols]);
-        let scratch = &mut self.scratch;
-        self.pool.enter(|| kern(&g, &dn, xs, n, sel, ws, top_k, swiglu, res, scratch));
+        self.fits(OP, slots, s.intermediate.max(s.hidden), 0)?;
+        let k = lookup(&self.kernels.kernels.moe_experts, OpKind::MoeExperts, Some(a.gate_up.format))?;
+        self.run(|ws| k(a, ws));
         Ok(())
     }
 
-    fn sample(&mut self, logits: &CpuBuffer, row: usize, vocab: usize, params: &SamplingParams, u: f32) -> Result<u32> {
-        const OP: &str = "sample";
-        params.validate()?;
-        need(logits, DType::F32, (row + 1) * vocab, OP, "logits")?;
-        if vocab == 0 || self.scratch.sample.capacity() < vocab {
-            return Err(EngineError::invalid(format!("{OP}: vocabulary of {vocab} exceeds the plan the backend was prepared for")));
+    fn sample(&mut self, a: SampleArgs<'_, Buffers<CpuBuffer>>) -> Result<u32> {
+        let a = host::sample(a)?;
+        if self.scratch.sample.capacity() < a.vocab {
+            return Err(self.beyond_plan("sample", format!("a vocabulary of {}", a.vocab)));
         }
-        let kern = lookup(&self.kernels.sample, OpKind::Sample, None)?;
-        let l = &logits.f32s(OP)?[row * vocab..(row + 1) * vocab];
-        Ok(kern(l, params, u, &mut self.scratch.sample))
+        let k = lookup(&self.kernels.kernels.sample, OpKind::Sample, None)?;
+        Ok(k(a, &mut self.scratch))
     }
 }

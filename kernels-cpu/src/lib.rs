@@ -2,10 +2,18 @@
 //! definition the SIMD and CUDA kernels are tested against), SIMD kernels (AVX2, AVX-512,
 //! NEON) chosen at run time, buffers that compute straight from memory-mapped weights, and a
 //! persistent worker pool for the per-op parallel loops.
+//!
+//! Layers, each importing only those below it: `simd` (ISA primitives) → `fast` (kernel bodies
+//! per op family) → `compiled` (the bodies compiled per ISA) → `drivers` (ops split into tasks
+//! on the pool) → `registry` (names, choice at load) → `backend`. `reference` (scalar kernels)
+//! sits beside `fast`; `host` and `view` are the operands every kernel takes.
 
 pub mod backend;
 pub mod buffer;
+pub mod compiled;
+pub mod drivers;
 pub mod fast;
+pub mod host;
 mod host_memory;
 pub mod isa;
 pub mod options;

@@ -1,195 +1,235 @@
 //! The CPU kernels for each op, fastest first, and the table of choices made at load.
 //!
 //! Every op has the scalar reference (`*_ref`) last: the oracle, and the path of
-//! `GPTOSS_CPU_ISA=scalar`. Before it come the SIMD kernels of the backend's ISA, one name per
-//! weight format (`f32_bf16w_matmul_avx2`, `f32_mf4w_moe_experts_swiglu_neon`, …): the exact
-//! ones, and for the integer formats the q8 ones on int8 activations
-//! (`f32_mf4w_moe_experts_swiglu_q8_avx2`, `f32_i8w_matmul_q8_avx512_vnni`, …), the exact first
-//! unless the backend runs with int8 activations. Embedding lookups and sampling touch one row
-//! and one vector per token; their references are fast enough and serve every ISA.
+//! `GPTOSS_CPU_ISA=scalar`. Before it come the SIMD kernels of the backend's ISA, one per weight
+//! format (`f32_bf16w_matmul_avx2`, `f32_mf4w_moe_experts_swiglu_neon`, …): the exact ones, and
+//! for the integer formats the q8 ones on int8 activations (`f32_mf4w_moe_experts_swiglu_q8_avx2`,
+//! `f32_i8w_matmul_q8_avx512_vnni`, …), the exact first unless the backend runs with int8
+//! activations. Each candidate is one monomorphic driver (`drivers::matmul::matmul::<H, F, P>`),
+//! so the kernel chosen here is the function that runs. Names come from
+//! `gptoss_engine::kernels::kernel_name`. Embedding lookups and sampling touch one row and one
+//! vector per token; their references are fast enough and serve every ISA.
 
-use gptoss_engine::kernels::{Candidate, check_overrides, choose};
-use gptoss_engine::{EngineError, KernelChoice, KernelOverrides, OpCase, OpKind, Result, SamplingParams, Swiglu, WeightFormat};
+use gptoss_engine::kernels::{Candidate, check_overrides, choose, kernel_name};
+use gptoss_engine::{
+    AttentionArgs, EmbedArgs, EngineError, KernelChoice, KernelOverrides, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, OpCase, OpKind,
+    QkvRopeArgs, Result, RmsNormArgs, SampleArgs, WeightFormat,
+};
 
-use crate::fast::entry;
+use crate::compiled::{self, Compiled, Visit};
+use crate::drivers;
+use crate::drivers::matmul::{Exact, Quantized};
+use crate::fast::matmul::block_row::{I4Row, I8Row, Mf4Row};
+use crate::fast::matmul::format::{Format, IntFormat};
+use crate::fast::matmul::tile::{Bf16Row, F32Row};
+use crate::host::Host;
 use crate::isa::Isa;
 use crate::options::Activations;
 use crate::reference;
-use crate::reference::qkv_rope::RopeView;
-use crate::view::{KvView, KvViewMut, WeightView};
 use crate::workspace::Workspace;
 
-pub type EmbedFn = fn(&WeightView, &[u32], &mut [f32]) -> Result<()>;
-pub type RmsNormFn = fn(&[f32], &[f32], f32, &mut [f32]);
-pub type MatmulFn = fn(&WeightView, &[f32], usize, &mut [f32], bool, &mut Workspace);
-pub type QkvRopeFn =
-    fn(&WeightView, &WeightView, &WeightView, &[f32], usize, &[u32], &RopeView, &mut KvViewMut, &mut [f32], &mut Workspace);
-pub type AttentionFn = fn(&[f32], &KvView, usize, &[u32], &[f32], f32, &mut [f32]);
-pub type MoeRouteFn = fn(&WeightView, &[f32], usize, usize, &mut [u32], &mut [f32], &mut Workspace);
-pub type MoeExpertsFn = fn(&WeightView, &WeightView, &[f32], usize, &[u32], &[f32], usize, Swiglu, &mut [f32], &mut Workspace);
-pub type SampleFn = fn(&[f32], &SamplingParams, f32, &mut Vec<(f32, u32)>) -> u32;
+pub type EmbedKernel = fn(EmbedArgs<Host>, &mut Workspace);
+pub type RmsNormKernel = fn(RmsNormArgs<Host>, &mut Workspace);
+pub type MatmulKernel = fn(MatmulArgs<Host>, &mut Workspace);
+pub type QkvRopeKernel = fn(QkvRopeArgs<Host>, &mut Workspace);
+pub type AttentionKernel = fn(AttentionArgs<Host>, &mut Workspace);
+pub type MoeRouteKernel = fn(MoeRouteArgs<Host>, &mut Workspace);
+pub type MoeExpertsKernel = fn(MoeExpertsArgs<Host>, &mut Workspace);
+pub type SampleKernel = fn(SampleArgs<Host>, &mut Workspace) -> u32;
+
+/// A list per op: candidates while choosing, chosen kernels (keyed by weight format) after.
+pub struct PerOp<E, R, M, Q, A, MR, ME, S> {
+    pub embed: Vec<E>,
+    pub rms_norm: Vec<R>,
+    pub matmul: Vec<M>,
+    pub qkv_rope: Vec<Q>,
+    pub attention: Vec<A>,
+    pub moe_route: Vec<MR>,
+    pub moe_experts: Vec<ME>,
+    pub sample: Vec<S>,
+}
+
+impl<E, R, M, Q, A, MR, ME, S> Default for PerOp<E, R, M, Q, A, MR, ME, S> {
+    fn default() -> Self {
+        PerOp {
+            embed: Vec::new(),
+            rms_norm: Vec::new(),
+            matmul: Vec::new(),
+            qkv_rope: Vec::new(),
+            attention: Vec::new(),
+            moe_route: Vec::new(),
+            moe_experts: Vec::new(),
+            sample: Vec::new(),
+        }
+    }
+}
+
+impl<E, R, M, Q, A, MR, ME, S> PerOp<E, R, M, Q, A, MR, ME, S> {
+    /// Every list of `self` followed by the same list of `other`.
+    fn then(mut self, other: Self) -> Self {
+        self.embed.extend(other.embed);
+        self.rms_norm.extend(other.rms_norm);
+        self.matmul.extend(other.matmul);
+        self.qkv_rope.extend(other.qkv_rope);
+        self.attention.extend(other.attention);
+        self.moe_route.extend(other.moe_route);
+        self.moe_experts.extend(other.moe_experts);
+        self.sample.extend(other.sample);
+        self
+    }
+}
+
+/// Every kernel for every op on one path, fastest first.
+pub type Candidates = PerOp<
+    Candidate<EmbedKernel>,
+    Candidate<RmsNormKernel>,
+    Candidate<MatmulKernel>,
+    Candidate<QkvRopeKernel>,
+    Candidate<AttentionKernel>,
+    Candidate<MoeRouteKernel>,
+    Candidate<MoeExpertsKernel>,
+    Candidate<SampleKernel>,
+>;
+
+type Keyed<K> = (Option<WeightFormat>, K);
+
+/// The kernels chosen for a model, per op, by weight format.
+pub type ChosenKernels = PerOp<
+    Keyed<EmbedKernel>,
+    Keyed<RmsNormKernel>,
+    Keyed<MatmulKernel>,
+    Keyed<QkvRopeKernel>,
+    Keyed<AttentionKernel>,
+    Keyed<MoeRouteKernel>,
+    Keyed<MoeExpertsKernel>,
+    Keyed<SampleKernel>,
+>;
 
 fn any_case(_: &OpCase) -> bool {
     true
 }
 
-/// One candidate per weight format, named `f32_<tag>w_<op>_<isa>`.
-macro_rules! by_format {
-    ($op:literal, $isa:literal, $kernel:expr) => {
-        vec![
-            Candidate { name: concat!("f32_f32w_", $op, "_", $isa), supports: |c| c.format == Some(WeightFormat::F32), kernel: $kernel },
-            Candidate { name: concat!("f32_bf16w_", $op, "_", $isa), supports: |c| c.format == Some(WeightFormat::Bf16), kernel: $kernel },
-            Candidate { name: concat!("f32_i8w_", $op, "_", $isa), supports: |c| c.format == Some(WeightFormat::Int8), kernel: $kernel },
-            Candidate {
-                name: concat!("f32_i4w_", $op, "_", $isa),
-                supports: |c| matches!(c.format, Some(WeightFormat::Int4 { .. })),
-                kernel: $kernel,
-            },
-            Candidate { name: concat!("f32_mf4w_", $op, "_", $isa), supports: |c| c.format == Some(WeightFormat::Mxfp4), kernel: $kernel },
-        ]
-    };
+/// A kernel for every case of its op.
+fn any<K>(family: &str, variant: &str, kernel: K) -> Candidate<K> {
+    Candidate { name: kernel_name(family, None, variant), supports: any_case, kernel }
 }
 
-/// One candidate for every case, named `<op>_<isa>`.
-macro_rules! any_format {
-    ($op:literal, $isa:literal, $kernel:expr) => {
-        vec![Candidate { name: concat!($op, "_", $isa), supports: any_case, kernel: $kernel }]
-    };
+/// A kernel for the weights of format `F`.
+fn for_format<F: Format, K>(family: &str, variant: &str, kernel: K) -> Candidate<K> {
+    Candidate { name: kernel_name(family, Some(F::FORMAT), variant), supports: |c| c.format.is_some_and(F::is), kernel }
 }
 
-/// One q8 candidate per integer weight format, named `f32_<tag>w_<op>_q8_<isa>`.
-macro_rules! q8_formats {
-    ($op:literal, $isa:literal, $kernel:expr) => {
-        vec![
-            Candidate { name: concat!("f32_i8w_", $op, "_q8_", $isa), supports: |c| c.format == Some(WeightFormat::Int8), kernel: $kernel },
-            Candidate {
-                name: concat!("f32_i4w_", $op, "_q8_", $isa),
-                supports: |c| matches!(c.format, Some(WeightFormat::Int4 { .. })),
-                kernel: $kernel,
-            },
-            Candidate {
-                name: concat!("f32_mf4w_", $op, "_q8_", $isa),
-                supports: |c| c.format == Some(WeightFormat::Mxfp4),
-                kernel: $kernel,
-            },
-        ]
-    };
+/// A kernel for the integer formats (int8, int4, MXFP4): the q8 references.
+fn integer<K>(family: &str, kernel: K) -> Candidate<K> {
+    let integer = |c: &OpCase| c.format.is_some_and(|f| I8Row::is(f) || I4Row::is(f) || Mf4Row::is(f));
+    Candidate { name: kernel_name(family, None, "q8_ref"), supports: integer, kernel }
 }
 
-/// The SIMD candidates of `isa` for one entry point of `fast::entry` (`$generic`: its further
-/// generic arguments).
-macro_rules! simd {
-    ($isa:expr, $naming:ident!($op:literal), $entry:ident $(, $generic:tt)*) => {
-        match $isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => $naming!($op, "avx512", entry::$entry::<crate::simd::avx512::Avx512 $(, $generic)*>),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => $naming!($op, "avx2", entry::$entry::<crate::simd::avx2::Avx2 $(, $generic)*>),
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => $naming!($op, "neon", entry::$entry::<crate::simd::neon::Neon $(, $generic)*>),
-            _ => Vec::new(),
+/// The q8 definition's references (`reference::q8`), named `*_q8_ref`.
+fn q8_reference() -> Candidates {
+    Candidates {
+        matmul: vec![integer("matmul", reference::q8::matmul as MatmulKernel)],
+        qkv_rope: vec![integer("qkv_rope", reference::q8::qkv_rope as QkvRopeKernel)],
+        moe_experts: vec![integer("moe_experts_swiglu", reference::q8::moe_experts as MoeExpertsKernel)],
+        ..Candidates::default()
+    }
+}
+
+/// The reference kernels, named `*_ref`: every case of every op.
+fn exact_reference() -> Candidates {
+    Candidates {
+        embed: vec![any("embed", "ref", reference::embed::embed)],
+        rms_norm: vec![any("rms_norm", "ref", reference::rms_norm::rms_norm)],
+        matmul: vec![any("matmul", "ref", reference::matmul::matmul)],
+        qkv_rope: vec![any("qkv_rope", "ref", reference::qkv_rope::qkv_rope)],
+        attention: vec![any("sdpa_sinks", "ref", reference::attention::attention)],
+        moe_route: vec![any("moe_route", "ref", reference::moe_route::moe_route)],
+        moe_experts: vec![any("moe_experts_swiglu", "ref", reference::moe_experts::moe_experts)],
+        sample: vec![any("sample", "ref", reference::sample::sample)],
+    }
+}
+
+/// The exact kernels of `H` for weights of format `F`, named by the ISA alone (they take no q8
+/// extension).
+fn exact<H: Compiled, F: Format>(c: &mut Candidates) {
+    let v = H::ISA.name();
+    c.matmul.push(for_format::<F, MatmulKernel>("matmul", v, drivers::matmul::matmul::<H, F, Exact>));
+    c.qkv_rope.push(for_format::<F, QkvRopeKernel>("qkv_rope", v, drivers::qkv_rope::qkv_rope::<H, F, Exact>));
+    c.moe_route.push(for_format::<F, MoeRouteKernel>("moe_route", v, drivers::moe_route::moe_route::<H, F>));
+    c.moe_experts.push(for_format::<F, MoeExpertsKernel>("moe_experts_swiglu", v, drivers::moe_experts::moe_experts::<H, F, Exact>));
+}
+
+/// The q8 kernels of `H` for weights of format `F`.
+fn quantized<H: Compiled, F: IntFormat>(c: &mut Candidates) {
+    let v = format!("q8_{}", H::NAME);
+    c.matmul.push(for_format::<F, MatmulKernel>("matmul", &v, drivers::matmul::matmul::<H, F, Quantized>));
+    c.qkv_rope.push(for_format::<F, QkvRopeKernel>("qkv_rope", &v, drivers::qkv_rope::qkv_rope::<H, F, Quantized>));
+    c.moe_experts.push(for_format::<F, MoeExpertsKernel>("moe_experts_swiglu", &v, drivers::moe_experts::moe_experts::<H, F, Quantized>));
+}
+
+/// The SIMD kernels of `H`: the exact ones first for f32 activations, the q8 ones first for
+/// int8 activations (every one stays selectable by name).
+pub fn simd<H: Compiled>(act: Activations) -> Candidates {
+    let mut all = Candidates::default();
+    all.rms_norm.push(any("rms_norm", H::ISA.name(), drivers::rms_norm::rms_norm::<H> as RmsNormKernel));
+    all.attention.push(any("sdpa_sinks", H::ISA.name(), drivers::attention::attention::<H> as AttentionKernel));
+    exact::<H, F32Row>(&mut all);
+    exact::<H, Bf16Row>(&mut all);
+    exact::<H, I8Row>(&mut all);
+    exact::<H, I4Row>(&mut all);
+    exact::<H, Mf4Row>(&mut all);
+    let mut q8 = Candidates::default();
+    quantized::<H, I8Row>(&mut q8);
+    quantized::<H, I4Row>(&mut q8);
+    quantized::<H, Mf4Row>(&mut q8);
+    match act {
+        Activations::F32 => all.then(q8),
+        Activations::Int8 => q8.then(all),
+    }
+}
+
+/// The reference kernels: the exact ones (every case) and the q8 definition's (integer
+/// formats), those of `act` first.
+pub fn reference(act: Activations) -> Candidates {
+    match act {
+        Activations::F32 => exact_reference().then(q8_reference()),
+        Activations::Int8 => q8_reference().then(exact_reference()),
+    }
+}
+
+/// Every candidate of `isa` (its SIMD kernels on the q8 extension this CPU has, then the
+/// references), in the order `act` prefers.
+pub fn candidates(isa: Isa, act: Activations) -> Candidates {
+    struct Simd(Activations, Candidates);
+    impl Visit for Simd {
+        fn visit<H: Compiled>(&mut self) {
+            self.1 = simd::<H>(self.0);
         }
-    };
+    }
+    let mut found = Simd(act, Candidates::default());
+    if isa != Isa::Scalar {
+        compiled::for_isa(isa, &mut found);
+    }
+    found.1.then(reference(act))
 }
 
-/// The q8 candidates of `isa`, on the extension this CPU has (VNNI, dotprod), for one entry point.
-macro_rules! q8 {
-    ($isa:expr, $op:literal, $entry:ident) => {
-        match ($isa, $isa.q8_extension()) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, Some(_)) => q8_formats!($op, "avx512_vnni", entry::$entry::<crate::simd::avx512::Avx512Vnni, true>),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, None) => q8_formats!($op, "avx512", entry::$entry::<crate::simd::avx512::Avx512Maddubs, true>),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, _) => q8_formats!($op, "avx2", entry::$entry::<crate::simd::avx2::Avx2, true>),
-            #[cfg(target_arch = "aarch64")]
-            (Isa::Neon, Some(_)) => q8_formats!($op, "neon_dotprod", entry::$entry::<crate::simd::neon::NeonDot, true>),
-            #[cfg(target_arch = "aarch64")]
-            (Isa::Neon, None) => q8_formats!($op, "neon", entry::$entry::<crate::simd::neon::NeonWide, true>),
-            _ => Vec::new(),
-        }
-    };
-}
-
-/// The exact kernels before the q8 ones, or after them for int8 activations: the first that
-/// supports a case is the default, and every one stays selectable by name.
-fn ordered<F>(act: Activations, exact: Vec<Candidate<F>>, q8: Vec<Candidate<F>>) -> Vec<Candidate<F>> {
-    let (mut first, second) = match act {
-        Activations::F32 => (exact, q8),
-        Activations::Int8 => (q8, exact),
-    };
-    first.extend(second);
-    first
-}
-
-/// `list` followed by the reference.
-fn then<F>(mut list: Vec<Candidate<F>>, name: &'static str, kernel: F) -> Vec<Candidate<F>> {
-    list.push(Candidate { name, supports: any_case, kernel });
-    list
-}
-
-pub fn embed_candidates(_: Isa) -> Vec<Candidate<EmbedFn>> {
-    then(Vec::new(), "f32_embed_ref", reference::embed::f32_embed)
-}
-pub fn rms_norm_candidates(isa: Isa) -> Vec<Candidate<RmsNormFn>> {
-    then(simd!(isa, any_format!("f32_rms_norm"), rms_norm), "f32_rms_norm_ref", reference::rms_norm::f32_rms_norm)
-}
-pub fn matmul_candidates(isa: Isa, act: Activations) -> Vec<Candidate<MatmulFn>> {
-    let list = ordered::<MatmulFn>(act, simd!(isa, by_format!("matmul"), matmul, false), q8!(isa, "matmul", matmul));
-    then(list, "f32_matmul_ref", |w, x, n, out, acc, _| reference::matmul::f32_matmul(w, x, n, out, acc))
-}
-pub fn qkv_rope_candidates(isa: Isa, act: Activations) -> Vec<Candidate<QkvRopeFn>> {
-    let list = ordered::<QkvRopeFn>(act, simd!(isa, by_format!("qkv_rope"), qkv_rope, false), q8!(isa, "qkv_rope", qkv_rope));
-    then(list, "f32_qkv_rope_ref", |q, k, v, x, n, pos, rope, kv, out, ws| {
-        reference::qkv_rope::f32_qkv_rope(q, k, v, x, n, pos, rope, kv, out, &mut ws.k, &mut ws.v)
-    })
-}
-pub fn attention_candidates(isa: Isa) -> Vec<Candidate<AttentionFn>> {
-    then(simd!(isa, any_format!("f32_sdpa_sinks"), attention), "f32_sdpa_sinks_ref", reference::attention::f32_attention)
-}
-pub fn moe_route_candidates(isa: Isa) -> Vec<Candidate<MoeRouteFn>> {
-    then(simd!(isa, by_format!("moe_route"), moe_route), "f32_moe_route_ref", |r, x, n, k, ids, w, ws| {
-        reference::moe_route::f32_moe_route(r, x, n, k, ids, w, &mut ws.router_logits)
-    })
-}
-pub fn moe_experts_candidates(isa: Isa, act: Activations) -> Vec<Candidate<MoeExpertsFn>> {
-    let list = ordered::<MoeExpertsFn>(
-        act,
-        simd!(isa, by_format!("moe_experts_swiglu"), moe_experts, false),
-        q8!(isa, "moe_experts_swiglu", moe_experts),
-    );
-    then(list, "f32_moe_experts_swiglu_ref", |g, d, x, n, ids, w, k, p, res, ws| {
-        reference::moe_experts::f32_moe_experts(g, d, x, n, ids, w, k, p, res, &mut ws.moe.a)
-    })
-}
-pub fn sample_candidates(_: Isa) -> Vec<Candidate<SampleFn>> {
-    then(Vec::new(), "f32_sample_ref", reference::sample::f32_sample)
-}
-
-/// Chosen kernels, one list per op keyed by weight format.
+/// The kernels chosen for a model's cases, and the report of the choices.
 #[derive(Default)]
 pub struct Chosen {
-    pub embed: Vec<(Option<WeightFormat>, EmbedFn)>,
-    pub rms_norm: Vec<(Option<WeightFormat>, RmsNormFn)>,
-    pub matmul: Vec<(Option<WeightFormat>, MatmulFn)>,
-    pub qkv_rope: Vec<(Option<WeightFormat>, QkvRopeFn)>,
-    pub attention: Vec<(Option<WeightFormat>, AttentionFn)>,
-    pub moe_route: Vec<(Option<WeightFormat>, MoeRouteFn)>,
-    pub moe_experts: Vec<(Option<WeightFormat>, MoeExpertsFn)>,
-    pub sample: Vec<(Option<WeightFormat>, SampleFn)>,
+    pub kernels: ChosenKernels,
     pub report: Vec<KernelChoice>,
 }
 
-fn pick<F: Copy>(
+fn pick<K: Copy>(
     case: &OpCase,
-    candidates: &[Candidate<F>],
+    from: &[Candidate<K>],
     ov: &KernelOverrides,
-    list: &mut Vec<(Option<WeightFormat>, F)>,
+    to: &mut Vec<Keyed<K>>,
     report: &mut Vec<KernelChoice>,
 ) -> Result<()> {
-    let (c, overridden) = choose(case, candidates, ov)?;
-    list.push((case.format, c.kernel));
-    report.push(KernelChoice { case: *case, kernel: c.name, overridden });
+    let (c, overridden) = choose(case, from, ov)?;
+    to.push((case.format, c.kernel));
+    report.push(KernelChoice { case: *case, kernel: c.name.clone(), overridden });
     Ok(())
 }
 
@@ -197,27 +237,27 @@ impl Chosen {
     /// The kernels of `isa` (which the caller checked this CPU has) for every case, the q8
     /// ones first for int8 activations.
     pub fn new(isa: Isa, act: Activations, cases: &[OpCase], ov: &KernelOverrides) -> Result<Self> {
-        let mut k = Chosen::default();
-        let r = &mut k.report;
+        let all = candidates(isa, act);
+        let (mut k, mut r) = (ChosenKernels::default(), Vec::new());
         for case in cases {
             match case.op {
-                OpKind::Embed => pick(case, &embed_candidates(isa), ov, &mut k.embed, r)?,
-                OpKind::RmsNorm => pick(case, &rms_norm_candidates(isa), ov, &mut k.rms_norm, r)?,
-                OpKind::Matmul => pick(case, &matmul_candidates(isa, act), ov, &mut k.matmul, r)?,
-                OpKind::QkvRope => pick(case, &qkv_rope_candidates(isa, act), ov, &mut k.qkv_rope, r)?,
-                OpKind::Attention => pick(case, &attention_candidates(isa), ov, &mut k.attention, r)?,
-                OpKind::MoeRoute => pick(case, &moe_route_candidates(isa), ov, &mut k.moe_route, r)?,
-                OpKind::MoeExperts => pick(case, &moe_experts_candidates(isa, act), ov, &mut k.moe_experts, r)?,
-                OpKind::Sample => pick(case, &sample_candidates(isa), ov, &mut k.sample, r)?,
+                OpKind::Embed => pick(case, &all.embed, ov, &mut k.embed, &mut r)?,
+                OpKind::RmsNorm => pick(case, &all.rms_norm, ov, &mut k.rms_norm, &mut r)?,
+                OpKind::Matmul => pick(case, &all.matmul, ov, &mut k.matmul, &mut r)?,
+                OpKind::QkvRope => pick(case, &all.qkv_rope, ov, &mut k.qkv_rope, &mut r)?,
+                OpKind::Attention => pick(case, &all.attention, ov, &mut k.attention, &mut r)?,
+                OpKind::MoeRoute => pick(case, &all.moe_route, ov, &mut k.moe_route, &mut r)?,
+                OpKind::MoeExperts => pick(case, &all.moe_experts, ov, &mut k.moe_experts, &mut r)?,
+                OpKind::Sample => pick(case, &all.sample, ov, &mut k.sample, &mut r)?,
             }
         }
-        check_overrides(&k.report, ov)?;
-        Ok(k)
+        check_overrides(&r, ov)?;
+        Ok(Chosen { kernels: k, report: r })
     }
 }
 
 /// The kernel chosen for `format` in `list`, or an error naming the unprepared case.
-pub fn lookup<F: Copy>(list: &[(Option<WeightFormat>, F)], op: OpKind, format: Option<WeightFormat>) -> Result<F> {
+pub fn lookup<K: Copy>(list: &[Keyed<K>], op: OpKind, format: Option<WeightFormat>) -> Result<K> {
     list.iter().find(|(f, _)| *f == format).map(|(_, k)| *k).ok_or_else(|| {
         let what = format.map(|f| format!(" with {f} weights")).unwrap_or_default();
         EngineError::unsupported(op.name(), format!("no kernel was prepared for this op{what}; the model plan did not list it"))

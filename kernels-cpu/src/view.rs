@@ -6,6 +6,9 @@ use half::bf16;
 
 use crate::buffer::CpuBuffer;
 
+/// Head dimensions the CPU kernels support (they keep a head's accumulators on the stack).
+pub const MAX_HEAD_DIM: usize = 256;
+
 /// A weight whose buffers were checked against its format and shape.
 #[derive(Clone, Copy)]
 pub struct WeightView<'a> {
@@ -45,25 +48,25 @@ impl<'a> WeightView<'a> {
     }
 
     /// `Σ_c W[r, c] · x[c]` in f64 for row `r` of a single matrix (expert already selected).
-    /// The scalar definition of every format's decode; each product is exact in f64.
-    pub fn row_dot(&self, r: usize, x: &[f32]) -> f64 {
+    /// The scalar definition of every format's decode; each product is exact in f64 (for the q8
+    /// reference's f64 activations too, with the integer formats it serves: an int8 times a
+    /// 24-bit scale, times a weight of at most 8 significant bits).
+    pub fn row_dot<T: Copy + Into<f64>>(&self, r: usize, x: &[T]) -> f64 {
         let cols = self.cols;
+        let xv = |c: usize| -> f64 { x[c].into() };
         match self.format {
             WeightFormat::F32 => {
                 let row = &self.data[r * cols * 4..(r + 1) * cols * 4];
-                dot4(x.iter().enumerate().map(|(c, &xv)| {
-                    let w = f32::from_le_bytes(row[4 * c..4 * c + 4].try_into().unwrap());
-                    w as f64 * xv as f64
-                }))
+                dot4((0..cols).map(|c| f32::from_le_bytes(row[4 * c..4 * c + 4].try_into().unwrap()) as f64 * xv(c)))
             }
             WeightFormat::Bf16 => {
                 let row = &self.data[r * cols * 2..(r + 1) * cols * 2];
-                dot4(x.iter().enumerate().map(|(c, &xv)| bf16_at(row, c) as f64 * xv as f64))
+                dot4((0..cols).map(|c| bf16_at(row, c) as f64 * xv(c)))
             }
             WeightFormat::Int8 => {
                 let row = &self.data[r * cols..(r + 1) * cols];
                 let scale = f32::from_le_bytes(self.scales[4 * r..4 * r + 4].try_into().unwrap()) as f64;
-                dot4(row.iter().zip(x).map(|(&q, &xv)| q as i8 as f64 * xv as f64)) * scale
+                dot4(row.iter().enumerate().map(|(c, &q)| q as i8 as f64 * xv(c))) * scale
             }
             WeightFormat::Int4 { group } => {
                 let row = &self.data[r * cols / 2..(r + 1) * cols / 2];
@@ -71,7 +74,7 @@ impl<'a> WeightView<'a> {
                 let mut acc = 0.0;
                 for g in 0..groups {
                     let scale = bf16_at(&self.scales[r * groups * 2..], g) as f64;
-                    let part = dot4((g * group..(g + 1) * group).map(|c| (nibble(row, c) as f64 - 8.0) * x[c] as f64));
+                    let part = dot4((g * group..(g + 1) * group).map(|c| (nibble(row, c) as f64 - 8.0) * xv(c)));
                     acc += part * scale;
                 }
                 acc
@@ -83,7 +86,7 @@ impl<'a> WeightView<'a> {
                 let mut acc = 0.0;
                 for b in 0..blocks {
                     let block = &row[16 * b..16 * b + 16];
-                    let part = dot4((0..32).map(|j| FP4_VALUES[nibble(block, j) as usize] as f64 * x[32 * b + j] as f64));
+                    let part = dot4((0..32).map(|j| FP4_VALUES[nibble(block, j) as usize] as f64 * xv(32 * b + j)));
                     acc += part * e8m0_to_f64(scales[b]);
                 }
                 acc
@@ -162,6 +165,14 @@ pub fn dot4(terms: impl Iterator<Item = f64>) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
+/// The rotary embedding's inverse frequencies (one per dimension pair) and the factor on cos
+/// and sin.
+#[derive(Clone, Copy)]
+pub struct RopeView<'a> {
+    pub inv_freq: &'a [f32],
+    pub concentration: f32,
+}
+
 /// One KV-cache layer's storage, typed.
 pub enum KvData<'a> {
     Bf16(&'a [u16]),
@@ -231,6 +242,12 @@ impl KvShape {
     #[inline]
     pub fn offset(&self, pos: usize, head: usize) -> usize {
         ((pos % self.capacity) * self.kv_heads + head) * self.head_dim
+    }
+
+    /// The first position a query at `pos` may attend (its window's start).
+    #[inline]
+    pub fn first_key(&self, pos: usize) -> usize {
+        self.window.map_or(0, |w| (pos + 1).saturating_sub(w))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use gptoss_engine::ModelPlan;
 
-use crate::fast::q8::max_row_bytes;
+use crate::fast::matmul::q8::max_row_bytes;
 
 #[derive(Default)]
 pub struct Workspace {
@@ -19,15 +19,18 @@ pub struct Workspace {
     /// 0, 1, 2, … (max_tokens · top_k): the row lists of dense matmuls.
     pub iota: Vec<u32>,
     pub moe: MoeScratch,
+    /// f64 [max_tokens, widest input]: activations as the q8 reference rounds them (empty
+    /// unless a q8 reference kernel may run).
+    pub q8_reference: Vec<f64>,
 }
 
 /// A matmul's prepared activations, for the widest input any matmul of the plan takes
 /// (max_tokens rows of hidden or q_dim, max_tokens · top_k rows of intermediate or hidden).
 #[derive(Default)]
 pub struct ActScratch {
-    /// f32 [rows, cols]: reordered for the 4-bit formats (`fast::prepare`).
+    /// f32 [rows, cols]: reordered for the 4-bit formats (`fast::matmul::prepare`).
     pub xp: Vec<f32>,
-    /// u8 [rows, q8 row bytes] + 64: quantized to int8 blocks (`fast::q8`), from a 64-byte boundary.
+    /// u8 [rows, q8 row bytes] + 64: quantized to int8 blocks (`fast::matmul::q8`), from a 64-byte boundary.
     pub q8: Vec<u8>,
 }
 
@@ -56,7 +59,8 @@ impl Workspace {
         rows * cols <= self.act.xp.len() && rows * max_row_bytes(cols) + 64 <= self.act.q8.len() && rows <= self.iota.len()
     }
 
-    pub fn new(p: &ModelPlan) -> Self {
+    /// Scratch for the model `p`; `q8_reference` when the q8 reference kernels may run.
+    pub fn new(p: &ModelPlan, q8_reference: bool) -> Self {
         let slots = p.max_tokens * p.top_k.max(1);
         let q_dim = p.q_heads * p.head_dim;
         let (wide, deep) = (p.hidden.max(q_dim), p.intermediate.max(p.hidden));
@@ -78,6 +82,7 @@ impl Workspace {
                 starts: vec![0; p.experts + 1],
                 task_starts: vec![0; p.experts + 1],
             },
+            q8_reference: if q8_reference { vec![0.0; p.max_tokens.max(p.top_k) * wide.max(deep)] } else { Vec::new() },
         }
     }
 }

@@ -22,6 +22,18 @@
 #define GPTOSS_MAX_EXPERTS 256
 #define GPTOSS_MAX_TOP_K 32
 #define GPTOSS_MAX_GROUP 8
+/* Launch constants, read by the kernels and by their launchers (bindgen), so the two cannot
+ * disagree. Warps per block of the GEMV-shaped kernels: one output row (or rotation pair, or
+ * expert logit) per warp. */
+#define GPTOSS_WARP_THREADS 32
+#define GPTOSS_MATMUL_WARPS 8
+#define GPTOSS_QKV_WARPS 8
+#define GPTOSS_ROUTE_WARPS 8
+#define GPTOSS_MOE_WARPS 8
+/* Warps of a split-KV attention block. */
+#define GPTOSS_ATTENTION_WARPS 4
+/* Threads per block of the copy-shaped kernels (embed, synth). */
+#define GPTOSS_COPY_THREADS 256
 /* Threads per block of the reduction kernels (rms_norm, argmax, sampling). */
 #define GPTOSS_REDUCE_THREADS 256
 /* Threads of the one block that samples with top-k / top-p cuts. */

@@ -3,7 +3,7 @@
 // (max m, sum l, unnormalised output) of the split's keys for all G query heads that share the
 // kv head; pass 2 merges the splits of each (query head, token) and adds the sink exactly once.
 //
-// Parallel strategy (pass 1): a 128-thread block per (kv head, split, token); the G ≤ 8 query
+// Parallel strategy (pass 1): a block of GPTOSS_ATTENTION_WARPS warps per (kv head, split, token); the G ≤ 8 query
 // vectors (pre-scaled) sit in shared memory. Each warp takes tiles of 32 keys: lane j owns key
 // j of the tile and computes its G logits against the broadcast queries (each K row is read
 // once for all G heads), then the warp updates (m, l) per head with two shuffle reductions and
@@ -12,11 +12,10 @@
 // is divided among the grid's splits at run time, so one launch shape serves every position
 // (graph replay) and empty splits just write an empty state.
 // Trade-offs: logits are computed per lane in registers (no tensor cores): fine for decode and
-// short prefill; the FA2-style tiled kernel is the long-prefill path. Head dims 16, 64 and
-// 128 (16 is the reference fixture's; lanes past its dims idle in P·V).
+// short prefill (a FlashAttention-2-style tiled kernel for long prefill is future work). Head
+// dims 16, 64 and 128 (16 is the reference fixture's; lanes past its dims idle in P·V).
 #include "common.cuh"
 
-#define ATT_WARPS 4
 #define ATT_TILE 32
 
 template <class KV, int D>
@@ -25,8 +24,8 @@ __device__ void attention_split(const GptossAttentionArgs &a) {
     constexpr int DPL = D >= GPTOSS_WARP ? D / GPTOSS_WARP : 1;  // head dims per lane in P·V
     const bool dims = lane * DPL < D;  // lanes past a small head's dims idle in P·V
     __shared__ float q_s[GPTOSS_MAX_GROUP][D];
-    __shared__ float m_s[ATT_WARPS][GPTOSS_MAX_GROUP], l_s[ATT_WARPS][GPTOSS_MAX_GROUP];
-    __shared__ float acc_s[ATT_WARPS][GPTOSS_MAX_GROUP][D];
+    __shared__ float m_s[GPTOSS_ATTENTION_WARPS][GPTOSS_MAX_GROUP], l_s[GPTOSS_ATTENTION_WARPS][GPTOSS_MAX_GROUP];
+    __shared__ float acc_s[GPTOSS_ATTENTION_WARPS][GPTOSS_MAX_GROUP][D];
 
     const unsigned int g = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
     const unsigned int G = a.q_heads / a.kv_heads;
@@ -56,7 +55,7 @@ __device__ void attention_split(const GptossAttentionArgs &a) {
     }
 
     const KV *kc = static_cast<const KV *>(a.k_cache), *vc = static_cast<const KV *>(a.v_cache);
-    for (unsigned int base = lo + warp * ATT_TILE; base < hi; base += ATT_WARPS * ATT_TILE) {
+    for (unsigned int base = lo + warp * ATT_TILE; base < hi; base += GPTOSS_ATTENTION_WARPS * ATT_TILE) {
         const unsigned int key = base + lane, count = min(hi - base, (unsigned int)ATT_TILE);
         // Logits of this lane's key for every head (−inf past the range).
         float z[GPTOSS_MAX_GROUP];
@@ -119,9 +118,9 @@ __device__ void attention_split(const GptossAttentionArgs &a) {
     for (unsigned int i = threadIdx.x; i < G * D; i += blockDim.x) {
         const unsigned int j = i / D, d = i % D;
         float mx = -INFINITY;
-        for (int w = 0; w < ATT_WARPS; w++) mx = fmaxf(mx, m_s[w][j]);
+        for (int w = 0; w < GPTOSS_ATTENTION_WARPS; w++) mx = fmaxf(mx, m_s[w][j]);
         float lsum = 0.0f, o = 0.0f;
-        for (int w = 0; w < ATT_WARPS; w++) {
+        for (int w = 0; w < GPTOSS_ATTENTION_WARPS; w++) {
             if (m_s[w][j] == -INFINITY) continue;
             const float f = expf(m_s[w][j] - mx);
             lsum = fmaf(l_s[w][j], f, lsum);
@@ -153,7 +152,7 @@ extern "C" __global__ void __launch_bounds__(128) f32_sdpa_sinks_combine(const G
 }
 
 #define ATT_KERNEL(name, KV, D) \
-    extern "C" __global__ void __launch_bounds__(ATT_WARPS * GPTOSS_WARP, 1) name(const GptossAttentionArgs a) { attention_split<KV, D>(a); }
+    extern "C" __global__ void __launch_bounds__(GPTOSS_ATTENTION_WARPS * GPTOSS_WARP, 1) name(const GptossAttentionArgs a) { attention_split<KV, D>(a); }
 
 ATT_KERNEL(f32_sdpa_sinks_split_d64_kvbf16, unsigned short, 64)
 ATT_KERNEL(f32_sdpa_sinks_split_d64_kvf32, float, 64)

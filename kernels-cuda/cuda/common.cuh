@@ -11,7 +11,7 @@
 
 #include "args.h"
 
-#define GPTOSS_WARP 32
+#define GPTOSS_WARP GPTOSS_WARP_THREADS
 #define FULL_MASK 0xffffffffu
 
 __device__ __forceinline__ float warp_sum(float v) {

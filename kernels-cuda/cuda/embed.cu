@@ -21,5 +21,5 @@ __device__ void embed(const GptossEmbedArgs &a) {
     for (unsigned int c = threadIdx.x; c < cols; c += blockDim.x) out[c] = F::element(row, c);
 }
 
-extern "C" __global__ void __launch_bounds__(256) f32_f32w_embed(const GptossEmbedArgs a) { embed<FmtF32>(a); }
-extern "C" __global__ void __launch_bounds__(256) f32_bf16w_embed(const GptossEmbedArgs a) { embed<FmtBf16>(a); }
+extern "C" __global__ void __launch_bounds__(GPTOSS_COPY_THREADS) f32_f32w_embed(const GptossEmbedArgs a) { embed<FmtF32>(a); }
+extern "C" __global__ void __launch_bounds__(GPTOSS_COPY_THREADS) f32_bf16w_embed(const GptossEmbedArgs a) { embed<FmtBf16>(a); }

@@ -1,20 +1,19 @@
 // Dense matmul for decode and small batches: out[t] = (accumulate ? out[t] : 0) + W x[t] + b.
 //
-// Parallel strategy: one warp per output row, 8 rows per 256-thread block, grid = rows / 8.
+// Parallel strategy: one warp per output row, GPTOSS_MATMUL_WARPS rows per block, grid = rows /
+// GPTOSS_MATMUL_WARPS.
 // Each lane streams 16-byte chunks of the row (several in flight, L1 bypassed), decodes them
 // through the format's trait and accumulates in f32 against up to 4 tokens at once (2 for the
 // 32-element formats), so the weights are read once per pass; a warp shuffle reduces the row.
 // Trade-offs: warp-per-row needs no shared memory and no atomics and keeps the epilogue (bias,
 // residual accumulate) in the lane that owns the row; it wastes lanes when a row has fewer than
 // 32 chunks (K < 256 bf16), which gpt-oss never has. Large batches (prefill) re-read the
-// weights once per pass; a tiled tensor-core GEMM serves those.
+// weights once per pass (a tiled tensor-core GEMM for prefill is future work).
 #include "common.cuh"
-
-#define MATMUL_WARPS 8
 
 template <class F>
 __device__ void matmul(const GptossMatmulArgs &a) {
-    const unsigned int r = blockIdx.x * MATMUL_WARPS + threadIdx.x / GPTOSS_WARP;
+    const unsigned int r = blockIdx.x * GPTOSS_MATMUL_WARPS + threadIdx.x / GPTOSS_WARP;
     if (r >= a.w.rows) return;  // whole warps exit together: the shuffles below stay uniform
     const unsigned int lane = threadIdx.x % GPTOSS_WARP;
     const float b = bias_at(a.w, 0, r);
@@ -36,7 +35,7 @@ __device__ void matmul(const GptossMatmulArgs &a) {
 }
 
 #define MATMUL_KERNEL(name, F) \
-    extern "C" __global__ void __launch_bounds__(MATMUL_WARPS * GPTOSS_WARP, 2) name(const GptossMatmulArgs a) { matmul<F>(a); }
+    extern "C" __global__ void __launch_bounds__(GPTOSS_MATMUL_WARPS * GPTOSS_WARP, 2) name(const GptossMatmulArgs a) { matmul<F>(a); }
 
 MATMUL_KERNEL(f32_f32w_matmul, FmtF32)
 MATMUL_KERNEL(f32_bf16w_matmul, FmtBf16)

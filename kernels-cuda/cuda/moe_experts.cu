@@ -4,17 +4,16 @@
 //    gpt-oss's clamped SwiGLU (gate ≤ limit, |up| ≤ limit, the +1 on the linear branch);
 // 2. down: residual[t, r] += Σ_k weights[t, k] · (W2[ids[t, k]] act[t, k] + b2[ids[t, k]])[r].
 //
-// Parallel strategy. gate_up: grid (intermediate / 8, tokens · top_k), one warp per (gate, up)
+// Parallel strategy. gate_up: grid (intermediate / GPTOSS_MOE_WARPS, tokens · top_k), one warp per (gate, up)
 // row pair of the slot's expert, both rows' chunks dealt to the lanes as one task list (an MXFP4
-// row of 2880 is only 90 chunks). down: grid (hidden / 8, tokens), one warp per output row that
+// row of 2880 is only 90 chunks). down: grid (hidden / GPTOSS_MOE_WARPS, tokens), one warp per output row that
 // loops over the token's k experts, so the weighted sum, the bias and the residual add happen in
 // the lane that owns the row: no atomics and no separate combine kernel; the grid does not
 // depend on the routing. Trade-offs: the k experts of a row are visited one after another, so
-// fewer loads are in flight per lane than a flat (expert, chunk) task list would give; at prefill, tokens sharing an expert re-read its rows (the grouped MoE
-// GEMM over tokens sorted by expert is the prefill path).
+// fewer loads are in flight per lane than a flat (expert, chunk) task list would give; at
+// prefill, tokens sharing an expert re-read its rows (a grouped MoE GEMM over tokens sorted by
+// expert is future work).
 #include "common.cuh"
-
-#define MOE_WARPS 8
 
 __device__ __forceinline__ float swiglu(float gate, float up, float alpha, float limit) {
     const float g = fminf(gate, limit), u = fminf(fmaxf(up, -limit), limit);
@@ -24,7 +23,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float alpha, float
 template <class F>
 __device__ void moe_gate_up(const GptossMoeGateUpArgs &a) {
     const unsigned int inter = a.w.rows / 2;
-    const unsigned int j = blockIdx.x * MOE_WARPS + threadIdx.x / GPTOSS_WARP;
+    const unsigned int j = blockIdx.x * GPTOSS_MOE_WARPS + threadIdx.x / GPTOSS_WARP;
     if (j >= inter) return;  // whole warps exit together
     const unsigned int slot = blockIdx.y, t = slot / a.top_k;
     const unsigned int e = a.ids[slot];
@@ -44,7 +43,7 @@ __device__ void moe_gate_up(const GptossMoeGateUpArgs &a) {
 
 template <class F>
 __device__ void moe_down(const GptossMoeDownArgs &a) {
-    const unsigned int r = blockIdx.x * MOE_WARPS + threadIdx.x / GPTOSS_WARP;
+    const unsigned int r = blockIdx.x * GPTOSS_MOE_WARPS + threadIdx.x / GPTOSS_WARP;
     if (r >= a.w.rows) return;  // whole warps exit together
     const unsigned int t = blockIdx.y, lane = threadIdx.x % GPTOSS_WARP, cols = a.w.cols;
     const unsigned int *ids = a.ids + (unsigned long long)t * a.top_k;
@@ -64,16 +63,15 @@ __device__ void moe_down(const GptossMoeDownArgs &a) {
     if (lane == 0) a.residual[(unsigned long long)t * a.w.rows + r] += sum;
 }
 
-#define MOE_KERNELS(tag, F)                                                                                                     \
-    extern "C" __global__ void __launch_bounds__(MOE_WARPS * GPTOSS_WARP, 2) f32_##tag##w_moe_gate_up_swiglu(const GptossMoeGateUpArgs a) { \
-        moe_gate_up<F>(a);                                                                                                      \
-    }                                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(MOE_WARPS * GPTOSS_WARP, 2) f32_##tag##w_moe_down_combine(const GptossMoeDownArgs a) {    \
-        moe_down<F>(a);                                                                                                         \
-    }
-
-MOE_KERNELS(mf4, FmtMf4)
-MOE_KERNELS(bf16, FmtBf16)
-MOE_KERNELS(f32, FmtF32)
-MOE_KERNELS(i8, FmtI8)
-MOE_KERNELS(i4, FmtI4)
+// Each format's two kernels, their names spelled out as in the PTX.
+#define MOE_BOUNDS __launch_bounds__(GPTOSS_MOE_WARPS * GPTOSS_WARP, 2)
+extern "C" __global__ void MOE_BOUNDS f32_mf4w_moe_gate_up_swiglu(const GptossMoeGateUpArgs a) { moe_gate_up<FmtMf4>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_mf4w_moe_down_combine(const GptossMoeDownArgs a) { moe_down<FmtMf4>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_bf16w_moe_gate_up_swiglu(const GptossMoeGateUpArgs a) { moe_gate_up<FmtBf16>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_bf16w_moe_down_combine(const GptossMoeDownArgs a) { moe_down<FmtBf16>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_f32w_moe_gate_up_swiglu(const GptossMoeGateUpArgs a) { moe_gate_up<FmtF32>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_f32w_moe_down_combine(const GptossMoeDownArgs a) { moe_down<FmtF32>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_i8w_moe_gate_up_swiglu(const GptossMoeGateUpArgs a) { moe_gate_up<FmtI8>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_i8w_moe_down_combine(const GptossMoeDownArgs a) { moe_down<FmtI8>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_i4w_moe_gate_up_swiglu(const GptossMoeGateUpArgs a) { moe_gate_up<FmtI4>(a); }
+extern "C" __global__ void MOE_BOUNDS f32_i4w_moe_down_combine(const GptossMoeDownArgs a) { moe_down<FmtI4>(a); }

@@ -2,7 +2,7 @@
 // lowest expert id first on ties) and the softmax over those k; ids and weights stay in device
 // memory for the expert kernels.
 //
-// Parallel strategy: grid (experts / 8, tokens), one warp per expert logit (the router is only
+// Parallel strategy: grid (experts / GPTOSS_ROUTE_WARPS, tokens), one warp per expert logit (the router is only
 // experts × hidden, e.g. 128 × 2880 bf16 = 737 KB, so it is spread over many blocks rather than
 // streamed by one SM). Logits go to a scratch row; the last block of a token to finish (an atomic
 // ticket after a fence) runs the selection with one warp: each lane holds experts lane, lane +
@@ -11,7 +11,6 @@
 // Trade-offs: the ticket costs a fence per block instead of a second launch.
 #include "common.cuh"
 
-#define ROUTE_WARPS 8
 #define ROUTE_SLOTS (GPTOSS_MAX_EXPERTS / GPTOSS_WARP)
 
 // The better of two (logit, id) candidates: larger logit, lower id on ties; NaN never wins.
@@ -63,7 +62,7 @@ template <class F>
 __device__ void moe_route(const GptossMoeRouteArgs &a) {
     __shared__ bool last;
     const unsigned int t = blockIdx.y, warp = threadIdx.x / GPTOSS_WARP, lane = threadIdx.x % GPTOSS_WARP;
-    const unsigned int e = blockIdx.x * ROUTE_WARPS + warp;
+    const unsigned int e = blockIdx.x * GPTOSS_ROUTE_WARPS + warp;
     if (e < a.router.rows) {
         const unsigned int rows[1] = {e};
         float acc[1][1];
@@ -83,7 +82,7 @@ __device__ void moe_route(const GptossMoeRouteArgs &a) {
 }
 
 #define ROUTE_KERNEL(name, F) \
-    extern "C" __global__ void __launch_bounds__(ROUTE_WARPS * GPTOSS_WARP, 2) name(const GptossMoeRouteArgs a) { moe_route<F>(a); }
+    extern "C" __global__ void __launch_bounds__(GPTOSS_ROUTE_WARPS * GPTOSS_WARP, 2) name(const GptossMoeRouteArgs a) { moe_route<F>(a); }
 
 ROUTE_KERNEL(f32_f32w_moe_route, FmtF32)
 ROUTE_KERNEL(f32_bf16w_moe_route, FmtBf16)

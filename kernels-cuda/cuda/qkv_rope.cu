@@ -3,8 +3,8 @@
 // the KV cache at slot pos % capacity (bf16 round-to-nearest-even or f32).
 //
 // Parallel strategy: one warp per rotation pair, i.e. rows i and i + d/2 of one head of q, k
-// or v (v pairs are not rotated but are computed the same way), 8 pairs per 256-thread block;
-// grid = (q_heads + 2 kv_heads) · d/2 / 8 (320 blocks for gpt-oss). The two rows' 16-byte
+// or v (v pairs are not rotated but are computed the same way), GPTOSS_QKV_WARPS pairs per
+// block; grid = (q_heads + 2 kv_heads) · d/2 / GPTOSS_QKV_WARPS (320 blocks for gpt-oss). The two rows' 16-byte
 // chunks form one task list over the warp, so both are in flight together and the rotation
 // needs no shared memory: after the shuffle reduction every lane holds both dot products.
 // Positions are read from device memory, so a captured decode step replays for any position.
@@ -12,12 +12,10 @@
 // because every warp reads exactly its own two rows.
 #include "common.cuh"
 
-#define QKV_WARPS 8
-
 template <class F, class KV>
 __device__ void qkv_rope(const GptossQkvRopeArgs &a) {
     const unsigned int half = a.head_dim / 2;
-    const unsigned int pair = blockIdx.x * QKV_WARPS + threadIdx.x / GPTOSS_WARP;
+    const unsigned int pair = blockIdx.x * GPTOSS_QKV_WARPS + threadIdx.x / GPTOSS_WARP;
     const unsigned int heads = a.q_heads + 2 * a.kv_heads;
     if (pair >= heads * half) return;  // whole warps exit together
     const unsigned int lane = threadIdx.x % GPTOSS_WARP;
@@ -67,7 +65,7 @@ __device__ void qkv_rope(const GptossQkvRopeArgs &a) {
 }
 
 #define QKV_KERNEL(name, F, KV) \
-    extern "C" __global__ void __launch_bounds__(QKV_WARPS * GPTOSS_WARP, 2) name(const GptossQkvRopeArgs a) { qkv_rope<F, KV>(a); }
+    extern "C" __global__ void __launch_bounds__(GPTOSS_QKV_WARPS * GPTOSS_WARP, 2) name(const GptossQkvRopeArgs a) { qkv_rope<F, KV>(a); }
 
 QKV_KERNEL(f32_f32w_qkv_rope_kvbf16, FmtF32, unsigned short)
 QKV_KERNEL(f32_bf16w_qkv_rope_kvbf16, FmtBf16, unsigned short)

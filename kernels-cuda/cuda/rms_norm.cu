@@ -1,6 +1,6 @@
 // RMSNorm: out = x / sqrt(mean(x^2) + eps) * gain, one row per token.
 //
-// Parallel strategy: one 256-thread block per row; each thread sums squares over a strided
+// Parallel strategy: one block of GPTOSS_REDUCE_THREADS threads per row; each thread sums squares over a strided
 // slice in f32, a warp shuffle then a shared-memory pass reduce the block, and the same threads
 // scale their slice. Rows are 2880 floats in gpt-oss, so one block per token is plenty at any
 // batch; fusing the norm into the next GEMV's prologue (every block re-reading 11 KB from L2)

@@ -3,7 +3,7 @@
 // without top-k / top-p cuts the inverse CDF in id order: the first id whose cumulative
 // weight exp((l − max) / T) exceeds u · the total (the last id if rounding leaves none).
 //
-// Parallel strategy: two launches of a fixed grid of 256-thread blocks over contiguous slices of
+// Parallel strategy: two launches of a fixed grid of GPTOSS_REDUCE_THREADS-thread blocks over contiguous slices of
 // the vocabulary. Pass 1 (arg-max): per-block (max, id) by shuffles and shared memory, then the
 // last block to arrive (atomic ticket) reduces the block results and writes the id. Pass 2
 // (temperature): per-block masses in f64, then the last block scans them in order, finds the

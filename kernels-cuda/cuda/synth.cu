@@ -29,16 +29,16 @@ __device__ __forceinline__ unsigned short uniform_bf16(const GptossSynthArgs &a,
 #define GRID_STRIDE(i, n) \
     for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < (n); i += (unsigned long long)gridDim.x * blockDim.x)
 
-extern "C" __global__ void __launch_bounds__(256) synth_bf16(const GptossSynthArgs a) {
+extern "C" __global__ void __launch_bounds__(GPTOSS_COPY_THREADS) synth_bf16(const GptossSynthArgs a) {
     GRID_STRIDE(i, a.len) { static_cast<unsigned short *>(a.out)[i] = uniform_bf16(a, word(a.stream, i)); }
 }
 
-extern "C" __global__ void __launch_bounds__(256) synth_f32(const GptossSynthArgs a) {
+extern "C" __global__ void __launch_bounds__(GPTOSS_COPY_THREADS) synth_f32(const GptossSynthArgs a) {
     GRID_STRIDE(i, a.len) { static_cast<float *>(a.out)[i] = bf16_bits(uniform_bf16(a, word(a.stream, i))); }
 }
 
 // Raw bytes (span == 0) or lo + byte % span; one word (8 bytes) per thread.
-extern "C" __global__ void __launch_bounds__(256) synth_bytes(const GptossSynthArgs a) {
+extern "C" __global__ void __launch_bounds__(GPTOSS_COPY_THREADS) synth_bytes(const GptossSynthArgs a) {
     unsigned char *out = static_cast<unsigned char *>(a.out);
     GRID_STRIDE(j, (a.len + 7) / 8) {
         const unsigned long long w = word(a.stream, j);

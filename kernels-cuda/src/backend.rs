@@ -2,8 +2,8 @@
 //! then launches its kernels on the backend's single stream; nothing allocates after `prepare`.
 
 use gptoss_engine::{
-    Backend, BackendInfo, DType, EngineError, HostBytes, KernelChoice, KernelOverrides, KvLayer, ModelPlan, OpKind, Result, Rope,
-    SamplingParams, Step, StepMode, Swiglu, SynthTensor, Weight,
+    AttentionArgs, Backend, BackendInfo, Buffers, DType, EmbedArgs, EngineError, HostBytes, KernelChoice, KernelOverrides, MatmulArgs,
+    ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, Result, RmsNormArgs, SampleArgs, Step, StepMode, SynthTensor,
 };
 
 use crate::buffer::CudaBuffer;
@@ -146,84 +146,45 @@ impl Backend for CudaBackend {
         self.steps.end(&self.dev)
     }
 
-    fn embed(&mut self, table: &Weight<CudaBuffer>, tokens: &CudaBuffer, n: usize, out: &mut CudaBuffer) -> Result<()> {
-        let f = one(self.kernels.get(OpKind::Embed, Some(table.format))?, "embed")?;
-        embed::embed(&self.dev, f, table, tokens, n, out)
+    fn embed(&mut self, a: EmbedArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+        let f = one(self.kernels.get(OpKind::Embed, Some(a.table.format))?, "embed")?;
+        embed::embed(&self.dev, f, a)
     }
 
-    fn rms_norm(&mut self, x: &CudaBuffer, gain: &CudaBuffer, n: usize, eps: f32, out: &mut CudaBuffer) -> Result<()> {
+    fn rms_norm(&mut self, a: RmsNormArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
         let f = one(self.kernels.get(OpKind::RmsNorm, None)?, "rms_norm")?;
-        rms_norm::rms_norm(&self.dev, f, x, gain, n, eps, out)
+        rms_norm::rms_norm(&self.dev, f, a)
     }
 
-    fn matmul(&mut self, w: &Weight<CudaBuffer>, x: &CudaBuffer, n: usize, out: &mut CudaBuffer, accumulate: bool) -> Result<()> {
-        let f = one(self.kernels.get(OpKind::Matmul, Some(w.format))?, "matmul")?;
-        matmul::matmul(&self.dev, f, w, x, n, out, accumulate)
+    fn matmul(&mut self, a: MatmulArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+        let f = one(self.kernels.get(OpKind::Matmul, Some(a.w.format))?, "matmul")?;
+        matmul::matmul(&self.dev, f, a)
     }
 
-    fn qkv_rope(
-        &mut self,
-        wq: &Weight<CudaBuffer>,
-        wk: &Weight<CudaBuffer>,
-        wv: &Weight<CudaBuffer>,
-        x: &CudaBuffer,
-        n: usize,
-        positions: &CudaBuffer,
-        rope: &Rope<CudaBuffer>,
-        kv: &mut KvLayer<CudaBuffer>,
-        q_out: &mut CudaBuffer,
-    ) -> Result<()> {
-        let k = self.kernels.get(OpKind::QkvRope, Some(wq.format))?;
-        qkv_rope::qkv_rope(&self.dev, k, wq, wk, wv, x, n, positions, rope, kv, q_out)
+    fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+        let k = self.kernels.get(OpKind::QkvRope, Some(a.wq.format))?;
+        qkv_rope::qkv_rope(&self.dev, k, a)
     }
 
-    fn attention(
-        &mut self,
-        q: &CudaBuffer,
-        kv: &KvLayer<CudaBuffer>,
-        n: usize,
-        positions: &CudaBuffer,
-        sinks: &CudaBuffer,
-        scale: f32,
-        out: &mut CudaBuffer,
-    ) -> Result<()> {
+    fn attention(&mut self, a: AttentionArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
         let part = &mut prepared(&mut self.scratch, "attention")?.partials;
         let k = self.kernels.get(OpKind::Attention, None)?;
-        attention::attention(&self.dev, k, part, q, kv, n, positions, sinks, scale, out)
+        attention::attention(&self.dev, k, part, a)
     }
 
-    fn moe_route(
-        &mut self,
-        router: &Weight<CudaBuffer>,
-        x: &CudaBuffer,
-        n: usize,
-        top_k: usize,
-        ids: &mut CudaBuffer,
-        weights: &mut CudaBuffer,
-    ) -> Result<()> {
+    fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
         let scratch = &mut prepared(&mut self.scratch, "moe_route")?.route;
-        let f = one(self.kernels.get(OpKind::MoeRoute, Some(router.format))?, "moe_route")?;
-        moe_route::moe_route(&self.dev, f, scratch, router, x, n, top_k, ids, weights)
+        let f = one(self.kernels.get(OpKind::MoeRoute, Some(a.router.format))?, "moe_route")?;
+        moe_route::moe_route(&self.dev, f, scratch, a)
     }
 
-    fn moe_experts(
-        &mut self,
-        gate_up: &Weight<CudaBuffer>,
-        down: &Weight<CudaBuffer>,
-        x: &CudaBuffer,
-        n: usize,
-        ids: &CudaBuffer,
-        weights: &CudaBuffer,
-        top_k: usize,
-        swiglu: Swiglu,
-        residual: &mut CudaBuffer,
-    ) -> Result<()> {
+    fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
         let act = &mut prepared(&mut self.scratch, "moe_experts")?.act;
-        let k = self.kernels.get(OpKind::MoeExperts, Some(gate_up.format))?;
-        moe_experts::moe_experts(&self.dev, k, act, gate_up, down, x, n, ids, weights, top_k, swiglu, residual)
+        let k = self.kernels.get(OpKind::MoeExperts, Some(a.gate_up.format))?;
+        moe_experts::moe_experts(&self.dev, k, act, a)
     }
 
-    fn sample(&mut self, logits: &CudaBuffer, row: usize, vocab: usize, params: &SamplingParams, u: f32) -> Result<u32> {
+    fn sample(&mut self, a: SampleArgs<'_, Buffers<CudaBuffer>>) -> Result<u32> {
         if self.steps.capturing() {
             return Err(EngineError::invalid("sample: called while a step is being recorded"));
         }
@@ -232,6 +193,6 @@ impl Backend for CudaBackend {
             return Err(EngineError::Backend { backend: "cuda", detail: "sample: kernel table mismatch".into() });
         };
         let s = &mut prepared(&mut self.scratch, "sample")?.sample;
-        sample::sample(&self.dev, sample::Kernels { argmax, temperature, cut }, s, logits, row, vocab, params, u)
+        sample::sample(&self.dev, sample::Kernels { argmax, temperature, cut }, s, a)
     }
 }

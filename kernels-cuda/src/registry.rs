@@ -1,6 +1,8 @@
 //! Kernel choice: every (op, weight format) of a model resolves, once at load, to a named kernel
 //! of the embedded modules, fastest first; `GPTOSS_KERNELS` overrides a choice. An unsupported
-//! case is an error at load, never a silent fallback.
+//! case is an error at load, never a silent fallback. Each candidate lists the kernels it
+//! launches by their names in the PTX, spelled out (`grep` finds them in `cuda/*.cu`); the
+//! registry name of a weighted op is `kernel_name(op, format, "")` (a test checks it).
 
 use cudarc::driver::CudaFunction;
 use gptoss_engine::kernels::{Candidate, check_overrides, choose};
@@ -11,105 +13,148 @@ use crate::device::Device;
 fn any(_: &OpCase) -> bool {
     true
 }
+
+/// Whether a case's weights have the format tag `tag` (int4: any group).
+fn tagged(c: &OpCase, tag: &str) -> bool {
+    c.format.is_some_and(|f| f.kernel_tag() == tag)
+}
 fn f32w(c: &OpCase) -> bool {
-    c.format == Some(WeightFormat::F32)
+    tagged(c, "f32")
 }
 fn bf16w(c: &OpCase) -> bool {
-    c.format == Some(WeightFormat::Bf16)
+    tagged(c, "bf16")
 }
 fn i8w(c: &OpCase) -> bool {
-    c.format == Some(WeightFormat::Int8)
+    tagged(c, "i8")
 }
 fn i4w(c: &OpCase) -> bool {
-    matches!(c.format, Some(WeightFormat::Int4 { .. }))
+    tagged(c, "i4")
 }
 fn mf4w(c: &OpCase) -> bool {
-    c.format == Some(WeightFormat::Mxfp4)
+    tagged(c, "mf4")
 }
 
-/// `(module, [(kernel name, supports)])` per op. Names of families whose variants depend on
-/// more than the weight format (KV element type, head dim) are completed in `resolve`.
-fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<()>>) {
-    let c = |name, supports| Candidate { name, supports, kernel: () };
+/// The kernels one candidate launches, by PTX name.
+#[derive(Clone, Copy, Debug)]
+pub enum Ptx {
+    One(&'static str),
+    /// qkv_rope: one kernel per KV-cache element type.
+    ByKv {
+        bf16: &'static str,
+        f32: &'static str,
+    },
+    /// attention: the split pass per head dim (16, 64, 128) and KV type, then the combine pass.
+    Attention {
+        split: [(usize, &'static str, &'static str); 3],
+        combine: &'static str,
+    },
+    /// moe_experts: gate_up + SwiGLU, then down + combine.
+    Moe {
+        gate_up: &'static str,
+        down: &'static str,
+    },
+    /// sample: arg-max, then the temperature pass or the top-k / top-p one.
+    Sample {
+        argmax: &'static str,
+        temperature: &'static str,
+        cut: &'static str,
+    },
+}
+
+/// `(module, candidates)` of an op, fastest first.
+fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
+    let c = |name: &str, supports, kernel| Candidate { name: name.to_string(), supports, kernel };
+    let one = |name: &'static str, supports| c(name, supports, Ptx::One(name));
     match op {
-        OpKind::Embed => ("embed", vec![c("f32_bf16w_embed", bf16w), c("f32_f32w_embed", f32w)]),
-        OpKind::RmsNorm => ("rms_norm", vec![c("f32_rms_norm", any)]),
+        OpKind::Embed => ("embed", vec![one("f32_bf16w_embed", bf16w), one("f32_f32w_embed", f32w)]),
+        OpKind::RmsNorm => ("rms_norm", vec![one("f32_rms_norm", any)]),
         OpKind::Matmul => (
             "matmul",
             vec![
-                c("f32_bf16w_matmul", bf16w),
-                c("f32_mf4w_matmul", mf4w),
-                c("f32_i8w_matmul", i8w),
-                c("f32_i4w_matmul", i4w),
-                c("f32_f32w_matmul", f32w),
+                one("f32_bf16w_matmul", bf16w),
+                one("f32_mf4w_matmul", mf4w),
+                one("f32_i8w_matmul", i8w),
+                one("f32_i4w_matmul", i4w),
+                one("f32_f32w_matmul", f32w),
             ],
         ),
         OpKind::QkvRope => (
             "qkv_rope",
-            vec![c("f32_bf16w_qkv_rope", bf16w), c("f32_i8w_qkv_rope", i8w), c("f32_i4w_qkv_rope", i4w), c("f32_f32w_qkv_rope", f32w)],
+            vec![
+                c("f32_bf16w_qkv_rope", bf16w, Ptx::ByKv { bf16: "f32_bf16w_qkv_rope_kvbf16", f32: "f32_bf16w_qkv_rope_kvf32" }),
+                c("f32_i8w_qkv_rope", i8w, Ptx::ByKv { bf16: "f32_i8w_qkv_rope_kvbf16", f32: "f32_i8w_qkv_rope_kvf32" }),
+                c("f32_i4w_qkv_rope", i4w, Ptx::ByKv { bf16: "f32_i4w_qkv_rope_kvbf16", f32: "f32_i4w_qkv_rope_kvf32" }),
+                c("f32_f32w_qkv_rope", f32w, Ptx::ByKv { bf16: "f32_f32w_qkv_rope_kvbf16", f32: "f32_f32w_qkv_rope_kvf32" }),
+            ],
         ),
-        OpKind::Attention => ("attention", vec![c("f32_sdpa_sinks_split", any)]),
+        OpKind::Attention => (
+            "attention",
+            vec![c(
+                "f32_sdpa_sinks_split",
+                any,
+                Ptx::Attention {
+                    split: [
+                        (16, "f32_sdpa_sinks_split_d16_kvbf16", "f32_sdpa_sinks_split_d16_kvf32"),
+                        (64, "f32_sdpa_sinks_split_d64_kvbf16", "f32_sdpa_sinks_split_d64_kvf32"),
+                        (128, "f32_sdpa_sinks_split_d128_kvbf16", "f32_sdpa_sinks_split_d128_kvf32"),
+                    ],
+                    combine: "f32_sdpa_sinks_combine",
+                },
+            )],
+        ),
         OpKind::MoeRoute => (
             "moe_route",
-            vec![c("f32_bf16w_moe_route", bf16w), c("f32_i8w_moe_route", i8w), c("f32_i4w_moe_route", i4w), c("f32_f32w_moe_route", f32w)],
+            vec![
+                one("f32_bf16w_moe_route", bf16w),
+                one("f32_i8w_moe_route", i8w),
+                one("f32_i4w_moe_route", i4w),
+                one("f32_f32w_moe_route", f32w),
+            ],
         ),
         OpKind::MoeExperts => (
             "moe_experts",
-            vec![c("f32_mf4w_moe", mf4w), c("f32_bf16w_moe", bf16w), c("f32_i8w_moe", i8w), c("f32_i4w_moe", i4w), c("f32_f32w_moe", f32w)],
+            vec![
+                c("f32_mf4w_moe_experts", mf4w, Ptx::Moe { gate_up: "f32_mf4w_moe_gate_up_swiglu", down: "f32_mf4w_moe_down_combine" }),
+                c("f32_bf16w_moe_experts", bf16w, Ptx::Moe { gate_up: "f32_bf16w_moe_gate_up_swiglu", down: "f32_bf16w_moe_down_combine" }),
+                c("f32_i8w_moe_experts", i8w, Ptx::Moe { gate_up: "f32_i8w_moe_gate_up_swiglu", down: "f32_i8w_moe_down_combine" }),
+                c("f32_i4w_moe_experts", i4w, Ptx::Moe { gate_up: "f32_i4w_moe_gate_up_swiglu", down: "f32_i4w_moe_down_combine" }),
+                c("f32_f32w_moe_experts", f32w, Ptx::Moe { gate_up: "f32_f32w_moe_gate_up_swiglu", down: "f32_f32w_moe_down_combine" }),
+            ],
         ),
-        OpKind::Sample => ("sample", vec![c("f32_sample", any)]),
+        OpKind::Sample => (
+            "sample",
+            vec![c(
+                "f32_sample",
+                any,
+                Ptx::Sample { argmax: "f32_sample_argmax", temperature: "f32_sample_temperature", cut: "f32_sample_cut" },
+            )],
+        ),
     }
 }
 
-/// The kernels behind one chosen case.
+/// The kernels behind one chosen case, loaded.
 pub enum Resolved {
     One(CudaFunction),
-    /// qkv_rope: the bf16-cache and f32-cache variants.
-    ByKv {
-        bf16: CudaFunction,
-        f32: CudaFunction,
-    },
-    /// attention: split pass per KV type, then the combine pass.
-    Attention {
-        bf16: CudaFunction,
-        f32: CudaFunction,
-        combine: CudaFunction,
-    },
-    /// moe_experts: gate_up + SwiGLU, then down + combine.
-    Moe {
-        gate_up: CudaFunction,
-        down: CudaFunction,
-    },
-    /// sample: arg-max, then the temperature pass or the top-k / top-p one.
-    Sample {
-        argmax: CudaFunction,
-        temperature: CudaFunction,
-        cut: CudaFunction,
-    },
+    ByKv { bf16: CudaFunction, f32: CudaFunction },
+    Attention { bf16: CudaFunction, f32: CudaFunction, combine: CudaFunction },
+    Moe { gate_up: CudaFunction, down: CudaFunction },
+    Sample { argmax: CudaFunction, temperature: CudaFunction, cut: CudaFunction },
 }
 
-fn resolve(dev: &Device, op: OpKind, module: &str, name: &str, plan: &ModelPlan) -> Result<Resolved> {
+fn resolve(dev: &Device, module: &str, ptx: Ptx, plan: &ModelPlan) -> Result<Resolved> {
     let f = |n: &str| dev.function(module, n);
-    Ok(match op {
-        OpKind::QkvRope => Resolved::ByKv { bf16: f(&format!("{name}_kvbf16"))?, f32: f(&format!("{name}_kvf32"))? },
-        OpKind::Attention => {
+    Ok(match ptx {
+        Ptx::One(name) => Resolved::One(f(name)?),
+        Ptx::ByKv { bf16, f32 } => Resolved::ByKv { bf16: f(bf16)?, f32: f(f32)? },
+        Ptx::Attention { split, combine } => {
             let d = plan.head_dim;
-            if !matches!(d, 16 | 64 | 128) {
+            let Some(&(_, bf16, f32)) = split.iter().find(|s| s.0 == d) else {
                 return Err(EngineError::unsupported("attention", format!("head_dim {d} (the CUDA kernels take 16, 64 or 128)")));
-            }
-            Resolved::Attention {
-                bf16: f(&format!("{name}_d{d}_kvbf16"))?,
-                f32: f(&format!("{name}_d{d}_kvf32"))?,
-                combine: f("f32_sdpa_sinks_combine")?,
-            }
+            };
+            Resolved::Attention { bf16: f(bf16)?, f32: f(f32)?, combine: f(combine)? }
         }
-        OpKind::MoeExperts => Resolved::Moe { gate_up: f(&format!("{name}_gate_up_swiglu"))?, down: f(&format!("{name}_down_combine"))? },
-        OpKind::Sample => Resolved::Sample {
-            argmax: f(&format!("{name}_argmax"))?,
-            temperature: f(&format!("{name}_temperature"))?,
-            cut: f(&format!("{name}_cut"))?,
-        },
-        _ => Resolved::One(f(name)?),
+        Ptx::Moe { gate_up, down } => Resolved::Moe { gate_up: f(gate_up)?, down: f(down)? },
+        Ptx::Sample { argmax, temperature, cut } => Resolved::Sample { argmax: f(argmax)?, temperature: f(temperature)?, cut: f(cut)? },
     })
 }
 
@@ -126,8 +171,8 @@ impl Chosen {
         for case in &plan.cases {
             let (module, list) = candidates(case.op);
             let (c, overridden) = choose(case, &list, ov)?;
-            chosen.kernels.push((*case, resolve(dev, case.op, module, c.name, plan)?));
-            chosen.report.push(KernelChoice { case: *case, kernel: c.name, overridden });
+            chosen.kernels.push((*case, resolve(dev, module, c.kernel, plan)?));
+            chosen.report.push(KernelChoice { case: *case, kernel: c.name.clone(), overridden });
         }
         check_overrides(&chosen.report, ov)?;
         Ok(chosen)
@@ -152,13 +197,17 @@ pub fn one<'a>(r: &'a Resolved, op: &'static str) -> Result<&'a CudaFunction> {
 
 #[cfg(test)]
 mod tests {
+    use gptoss_engine::kernels::kernel_name;
+
     use super::*;
+
+    const FORMATS: [WeightFormat; 5] =
+        [WeightFormat::F32, WeightFormat::Bf16, WeightFormat::Int8, WeightFormat::Int4 { group: 32 }, WeightFormat::Mxfp4];
 
     #[test]
     fn every_format_has_a_kernel_for_every_weighted_op() {
-        let formats = [WeightFormat::F32, WeightFormat::Bf16, WeightFormat::Int8, WeightFormat::Int4 { group: 32 }, WeightFormat::Mxfp4];
         for op in [OpKind::Matmul, OpKind::MoeExperts] {
-            for f in formats {
+            for f in FORMATS {
                 let case = OpCase { op, format: Some(f) };
                 assert!(choose(&case, &candidates(op).1, &KernelOverrides::default()).is_ok(), "{op} {f}");
             }
@@ -167,11 +216,21 @@ mod tests {
         assert!(choose(&mf4, &candidates(OpKind::QkvRope).1, &KernelOverrides::default()).is_err());
     }
 
+    /// A weighted op's kernel for format f is named `kernel_name(op, f, "")`, and serves f alone.
     #[test]
-    fn names_follow_the_act_weight_op_convention() {
+    fn names_are_the_engine_s_and_the_ptx_names_spell_them_out() {
         for op in OpKind::ALL {
             for c in candidates(op).1 {
-                assert!(c.name.starts_with("f32_"), "{}", c.name);
+                let served: Vec<WeightFormat> = FORMATS.into_iter().filter(|&f| (c.supports)(&OpCase { op, format: Some(f) })).collect();
+                if served.len() == 1 {
+                    assert_eq!(c.name, kernel_name(op.name(), Some(served[0]), ""), "{op}");
+                }
+                let first = match c.kernel {
+                    Ptx::One(n) | Ptx::ByKv { bf16: n, .. } | Ptx::Moe { gate_up: n, .. } | Ptx::Sample { argmax: n, .. } => n,
+                    Ptx::Attention { split, .. } => split[0].1,
+                };
+                let stem = c.name.trim_end_matches("_experts");
+                assert!(first.starts_with(stem), "{} launches {first}", c.name);
             }
         }
     }

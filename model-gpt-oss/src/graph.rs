@@ -8,8 +8,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gptoss_engine::{
-    Backend, CausalLm, DType, DeviceBuffer, EngineError, KernelChoice, KvCache, KvLayerSpec, ModelPlan, OpCase, OpKind, Rope,
-    SamplingParams, Step, StepMode, Swiglu,
+    AttentionArgs, Backend, CausalLm, DType, DeviceBuffer, EmbedArgs, EngineError, KernelChoice, KvCache, KvLayerSpec, MatmulArgs,
+    ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpCase, OpKind, QkvRopeArgs, RmsNormArgs, Rope, SampleArgs, SamplingParams, Step, StepMode,
+    Swiglu,
 };
 
 use crate::accounting::Formats;
@@ -284,7 +285,7 @@ impl<B: Backend> GptOss<B> {
                 ctx.logits_rows
             )));
         }
-        self.backend.sample(&ctx.act.logits, row, self.config.vocab_size, params, u)
+        self.backend.sample(SampleArgs { logits: &ctx.act.logits, row, vocab: self.config.vocab_size, params, u })
     }
 
     fn probe_f32(&mut self, act: &Activations<B::Buffer>, name: &str, buf: Probed, elems: usize) -> Result<()> {
@@ -345,31 +346,51 @@ impl<B: Backend> GptOss<B> {
         let (b, w, a) = (&mut self.backend, &self.weights, &mut ctx.act);
 
         // x [n, hidden] = embedding rows
-        b.embed(&w.embed, &a.tokens, n, &mut a.x)?;
+        b.embed(EmbedArgs { table: &w.embed, tokens: &a.tokens, n, out: &mut a.x })?;
         self.probe_f32(&ctx.act, "embeddings", Probed::X, n * hidden)?;
 
         for l in 0..layers {
             let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut ctx.act);
             let kv = &mut ctx.kv.layers[l];
             // h [n, hidden] = RMSNorm(x)
-            b.rms_norm(&a.x, &w.attn_norm, n, eps, &mut a.h)?;
+            b.rms_norm(RmsNormArgs { x: &a.x, gain: &w.attn_norm, n, eps, out: &mut a.h })?;
             // q [n, q_heads·d] rotated; k (rotated) and v into the cache at their positions
-            b.qkv_rope(&w.q, &w.k, &w.v, &a.h, n, &a.positions, &self.rope, kv, &mut a.q)?;
+            b.qkv_rope(QkvRopeArgs {
+                wq: &w.q,
+                wk: &w.k,
+                wv: &w.v,
+                x: &a.h,
+                n,
+                positions: &a.positions,
+                rope: &self.rope,
+                kv,
+                q_out: &mut a.q,
+            })?;
             // attn [n, q_heads·d] = softmax(q·kᵀ/√d ∪ sink) · v over the allowed keys
-            b.attention(&a.q, kv, n, &a.positions, &w.sinks, scale, &mut a.attn)?;
+            b.attention(AttentionArgs { q: &a.q, kv, n, positions: &a.positions, sinks: &w.sinks, scale, out: &mut a.attn })?;
             // x += Wo · attn + bo
-            b.matmul(&w.o, &a.attn, n, &mut a.x, true)?;
+            b.matmul(MatmulArgs { w: &w.o, x: &a.attn, n, out: &mut a.x, accumulate: true })?;
             if self.probe.is_some() {
                 self.probe_f32(&ctx.act, &format!("layers.{l}.attention_residual"), Probed::X, n * hidden)?;
             }
 
             let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut ctx.act);
             // h [n, hidden] = RMSNorm(x)
-            b.rms_norm(&a.x, &w.mlp_norm, n, eps, &mut a.h)?;
+            b.rms_norm(RmsNormArgs { x: &a.x, gain: &w.mlp_norm, n, eps, out: &mut a.h })?;
             // expert_ids, expert_weights [n, top_k] = top-k of (Wr·h + br), softmax over the k
-            b.moe_route(&w.router, &a.h, n, top_k, &mut a.expert_ids, &mut a.expert_weights)?;
+            b.moe_route(MoeRouteArgs { router: &w.router, x: &a.h, n, top_k, ids: &mut a.expert_ids, weights: &mut a.expert_weights })?;
             // x += Σ_k weight_k · (W2[e_k] · swiglu(W1[e_k] · h + b1) + b2)
-            b.moe_experts(&w.gate_up, &w.down, &a.h, n, &a.expert_ids, &a.expert_weights, top_k, swiglu, &mut a.x)?;
+            b.moe_experts(MoeExpertsArgs {
+                gate_up: &w.gate_up,
+                down: &w.down,
+                x: &a.h,
+                n,
+                ids: &a.expert_ids,
+                weights: &a.expert_weights,
+                top_k,
+                swiglu,
+                residual: &mut a.x,
+            })?;
             if self.probe.is_some() {
                 self.probe_f32(&ctx.act, &format!("layers.{l}.router_ids"), Probed::ExpertIds, n * top_k)?;
                 self.probe_f32(&ctx.act, &format!("layers.{l}.router_weights"), Probed::ExpertWeights, n * top_k)?;
@@ -384,9 +405,9 @@ impl<B: Backend> GptOss<B> {
         let first = n - logits_rows;
         // last [rows, hidden] = RMSNorm(x[first..n])
         b.copy(&a.x, first * hidden, &mut a.h, 0, logits_rows * hidden)?;
-        b.rms_norm(&a.h, &w.norm, logits_rows, eps, &mut a.last)?;
+        b.rms_norm(RmsNormArgs { x: &a.h, gain: &w.norm, n: logits_rows, eps, out: &mut a.last })?;
         // logits [rows, vocab] = W_U · last
-        b.matmul(&w.unembed, &a.last, logits_rows, &mut a.logits, false)?;
+        b.matmul(MatmulArgs { w: &w.unembed, x: &a.last, n: logits_rows, out: &mut a.logits, accumulate: false })?;
         self.probe_f32(&ctx.act, "final_norm", Probed::Last, logits_rows * hidden)?;
         self.probe_f32(&ctx.act, "logits", Probed::Logits, logits_rows * self.config.vocab_size)?;
         Ok(())

@@ -2,7 +2,7 @@
 //! token and one kv head: the query heads that share that kv head (8 in gpt-oss), up to
 //! `MAX_GROUP` at a time.
 //!
-//! Parallel strategy: one task per (token, kv head) (`fast::ops::attention`); prefill has
+//! Parallel strategy: one task per (token, kv head) (`drivers::attention`); prefill has
 //! tokens × kv heads tasks, decode 8, enough for a few cores. Within a task the keys go in
 //! chunks of `KEYS`: the chunk's K and V rows are widened to f32 once (bf16 cache) and serve
 //! every query head of the group. An online softmax (running max and denominator, rescaled
@@ -11,9 +11,8 @@
 
 use std::mem::MaybeUninit;
 
-use crate::reference::attention::{MAX_HEAD_DIM, first_key};
 use crate::simd::{MAX_LANES, Simd};
-use crate::view::{KvData, KvView};
+use crate::view::{KvData, KvView, MAX_HEAD_DIM};
 
 /// Keys per chunk.
 const KEYS: usize = 32;
@@ -118,7 +117,7 @@ pub unsafe fn group<S: Simd>(t: &AttnTask) {
     // Running max (starting at the sink) and denominator (the sink's own e^0 = 1).
     let mut m: [f32; MAX_GROUP] = core::array::from_fn(|i| if i < t.heads { t.sinks[h0 + i] } else { 0.0 });
     let mut l = [1f32; MAX_GROUP];
-    let first = first_key(t.pos, t.kv.shape.window);
+    let first = t.kv.shape.first_key(t.pos);
     let mut s0 = first;
     unsafe {
         std::ptr::write_bytes(acc, 0, t.heads * d);

@@ -1,16 +1,9 @@
-//! The SIMD kernels: generic bodies over `simd::Simd`, instantiated per ISA in `simd::*`, and
-//! the drivers that thread them on the pool. Each kernel is checked against its reference in
-//! `reference/` by `tests/simd_vs_reference.rs`, on every ISA this CPU has.
+//! The SIMD kernel bodies, one module per op family: generic, `#[inline(always)]` functions
+//! over `simd::Simd` / `simd::Q8` that do one row, one tile or one task, compiled per ISA in
+//! `compiled` and threaded by `drivers`. Each is checked against its family's reference in
+//! `reference/` by the op tests (`tests/ops`), on every ISA this CPU has.
 
 pub mod attention;
-pub mod block_row;
-pub mod entry;
 pub mod matmul;
-pub mod moe;
-pub mod norm;
-pub mod ops;
-pub mod prepare;
-pub mod q8;
-pub mod q8_tile;
+pub mod rms_norm;
 pub mod swiglu;
-pub mod tile;

@@ -1,16 +1,14 @@
-//! Embedding lookup: `out[t, :] = table[tokens[t], :]`, decoded to f32.
+//! Embedding lookup: `out[t, :] = table[tokens[t], :]`, decoded to f32 (ids were checked
+//! against the table when the arguments were made).
 
-use gptoss_engine::{EngineError, Result};
+use gptoss_engine::EmbedArgs;
 
-use crate::view::WeightView;
+use crate::host::Host;
+use crate::workspace::Workspace;
 
-pub fn f32_embed(table: &WeightView, tokens: &[u32], out: &mut [f32]) -> Result<()> {
-    let d = table.cols;
-    for (t, &id) in tokens.iter().enumerate() {
-        if id as usize >= table.rows {
-            return Err(EngineError::TokenOutOfRange { id, vocab: table.rows });
-        }
-        table.row_f32(id as usize, &mut out[t * d..(t + 1) * d]);
+pub fn embed(a: EmbedArgs<Host>, _: &mut Workspace) {
+    let d = a.table.cols;
+    for (&id, out) in a.tokens.iter().zip(a.out.chunks_exact_mut(d)) {
+        a.table.row_f32(id as usize, out);
     }
-    Ok(())
 }

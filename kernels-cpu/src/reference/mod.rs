@@ -1,6 +1,7 @@
 //! Scalar reference kernels: the definition of every Backend op, written for clarity, with
-//! f64 accumulation. The SIMD kernels and the CUDA kernels are tested against these.
-//! Rows are spread over the rayon pool the caller installed; results do not depend on it.
+//! f64 accumulation; each takes its op's argument struct on host operands (`host::Host`) and
+//! the backend's workspace. The SIMD kernels and the CUDA kernels are tested against these.
+//! Rows are spread over the backend's worker pool (`pool`); results do not depend on it.
 
 pub mod attention;
 pub mod convert_weight;
@@ -8,6 +9,7 @@ pub mod embed;
 pub mod matmul;
 pub mod moe_experts;
 pub mod moe_route;
+pub mod q8;
 pub mod qkv_rope;
 pub mod rms_norm;
 pub mod sample;

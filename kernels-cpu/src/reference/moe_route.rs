@@ -1,18 +1,19 @@
 //! Router: logits `Wr·x + br`, top-k (descending, lowest id first on ties), softmax over the k.
 
-use crate::view::WeightView;
+use gptoss_engine::MoeRouteArgs;
 
-/// `logits` is scratch of at least `router.rows` floats.
-pub fn f32_moe_route(router: &WeightView, x: &[f32], n: usize, top_k: usize, ids: &mut [u32], weights: &mut [f32], logits: &mut [f32]) {
-    let e = router.rows;
-    for t in 0..n {
-        let xt = &x[t * router.cols..(t + 1) * router.cols];
-        let logits = &mut logits[..e];
-        for (r, l) in logits.iter_mut().enumerate() {
+use crate::host::Host;
+use crate::workspace::Workspace;
+
+pub fn moe_route(a: MoeRouteArgs<Host>, ws: &mut Workspace) {
+    let (r, k) = (&a.router, a.top_k);
+    let logits = &mut ws.router_logits[..r.rows];
+    for (t, xt) in a.x.chunks_exact(r.cols).enumerate() {
+        for (e, l) in logits.iter_mut().enumerate() {
             // Rounded to f32 before selection, as an f32 implementation compares them.
-            *l = (router.row_dot(r, xt) + router.bias_at(r)) as f32;
+            *l = (r.row_dot(e, xt) + r.bias_at(e)) as f32;
         }
-        top_k_softmax(logits, &mut ids[t * top_k..(t + 1) * top_k], &mut weights[t * top_k..(t + 1) * top_k]);
+        top_k_softmax(logits, &mut a.ids[t * k..(t + 1) * k], &mut a.weights[t * k..(t + 1) * k]);
     }
 }
 

@@ -1,13 +1,11 @@
 //! Attention input projections, rotary embedding and the KV-cache write.
 
-use super::matmul::f32_matmul;
-use crate::view::{KvViewMut, WeightView};
+use gptoss_engine::QkvRopeArgs;
 
-/// Inverse frequencies and the factor on cos and sin.
-pub struct RopeView<'a> {
-    pub inv_freq: &'a [f32],
-    pub concentration: f32,
-}
+use super::matmul::rows;
+use crate::host::Host;
+use crate::view::RopeView;
+use crate::workspace::Workspace;
 
 /// Rotates every `head_dim` slice of `x` (a row of heads) by position `pos`, split halves.
 pub fn rope_row(x: &mut [f32], head_dim: usize, pos: u32, rope: &RopeView) {
@@ -25,37 +23,31 @@ pub fn rope_row(x: &mut [f32], head_dim: usize, pos: u32, rope: &RopeView) {
     }
 }
 
-/// `k_tmp` and `v_tmp` are scratch of at least `n · kv_heads · head_dim` floats.
-#[allow(clippy::too_many_arguments)]
-pub fn f32_qkv_rope(
-    wq: &WeightView,
-    wk: &WeightView,
-    wv: &WeightView,
-    x: &[f32],
-    n: usize,
-    positions: &[u32],
-    rope: &RopeView,
-    kv: &mut KvViewMut,
-    q_out: &mut [f32],
-    k_tmp: &mut [f32],
-    v_tmp: &mut [f32],
-) {
-    let d = kv.shape.head_dim;
-    let kv_row = kv.shape.kv_heads * d;
-    f32_matmul(wq, x, n, q_out, false);
-    f32_matmul(wk, x, n, k_tmp, false);
-    f32_matmul(wv, x, n, v_tmp, false);
+pub fn qkv_rope(a: QkvRopeArgs<Host>, ws: &mut Workspace) {
+    let x = a.x;
+    project(a, x, ws);
+}
+
+/// The projections of the activations `x` (`a.x` itself, or the q8 reference's rounding of
+/// it), then the rotation and the cache write.
+pub fn project<T: Copy + Into<f64> + Sync>(mut a: QkvRopeArgs<Host>, x: &[T], ws: &mut Workspace) {
+    let (n, d) = (a.n, a.kv.shape.head_dim);
+    let kv_row = a.kv.shape.kv_heads * d;
+    let (k_tmp, v_tmp) = (&mut ws.k[..n * kv_row], &mut ws.v[..n * kv_row]);
+    rows(&a.wq, x, a.q_out, false);
+    rows(&a.wk, x, k_tmp, false);
+    rows(&a.wv, x, v_tmp, false);
     for t in 0..n {
-        let pos = positions[t];
-        rope_row(&mut q_out[t * wq.rows..(t + 1) * wq.rows], d, pos, rope);
+        let pos = a.positions[t];
+        rope_row(&mut a.q_out[t * a.wq.rows..(t + 1) * a.wq.rows], d, pos, &a.rope);
         let k = &mut k_tmp[t * kv_row..(t + 1) * kv_row];
-        rope_row(k, d, pos, rope);
+        rope_row(k, d, pos, &a.rope);
         let v = &v_tmp[t * kv_row..(t + 1) * kv_row];
-        for h in 0..kv.shape.kv_heads {
-            let base = kv.shape.offset(pos as usize, h);
+        for h in 0..a.kv.shape.kv_heads {
+            let base = a.kv.shape.offset(pos as usize, h);
             for j in 0..d {
-                kv.k.set(base + j, k[h * d + j]);
-                kv.v.set(base + j, v[h * d + j]);
+                a.kv.k.set(base + j, k[h * d + j]);
+                a.kv.v.set(base + j, v[h * d + j]);
             }
         }
     }

@@ -1,6 +1,9 @@
 //! Sampling one token from a row of logits; the rule is stated in `gptoss_engine::sampling`.
 
-use gptoss_engine::SamplingParams;
+use gptoss_engine::{SampleArgs, SamplingParams};
+
+use crate::host::Host;
+use crate::workspace::Workspace;
 
 /// Arg-max, lowest id on ties (NaN never wins).
 pub fn argmax(logits: &[f32]) -> u32 {
@@ -13,8 +16,14 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// The token drawn from the one row of logits in `a` (the workspace's candidates hold the
+/// vocabulary: reused, never grown).
+pub fn sample(a: SampleArgs<Host>, ws: &mut Workspace) -> u32 {
+    draw(a.logits, a.params, a.u, &mut ws.sample)
+}
+
 /// `scratch` must hold `logits.len()` entries of capacity; it is reused, never grown.
-pub fn f32_sample(logits: &[f32], p: &SamplingParams, u: f32, scratch: &mut Vec<(f32, u32)>) -> u32 {
+pub fn draw(logits: &[f32], p: &SamplingParams, u: f32, scratch: &mut Vec<(f32, u32)>) -> u32 {
     if p.is_greedy() {
         return argmax(logits);
     }
@@ -60,7 +69,7 @@ mod tests {
 
     fn sample(logits: &[f32], p: SamplingParams, u: f32) -> u32 {
         let mut s = Vec::with_capacity(logits.len());
-        f32_sample(logits, &p, u, &mut s)
+        draw(logits, &p, u, &mut s)
     }
 
     #[test]

@@ -10,13 +10,7 @@
 
 use core::arch::x86_64::*;
 
-use gptoss_engine::{Swiglu, WeightFormat};
-
-use super::{Kernels, Q8, Simd, Table, q8_layout};
-use crate::fast::attention::AttnTask;
-use crate::fast::q8::MAX_GROUP;
-use crate::fast::tile::Tile;
-use crate::isa::Isa;
+use super::{MAX_GROUP, Q8, Simd};
 
 #[derive(Clone, Copy)]
 pub struct Avx2;
@@ -293,44 +287,5 @@ impl Q8 for Avx2 {
     #[inline(always)]
     unsafe fn fmsub(a: __m256, b: __m256, c: __m256) -> __m256 {
         unsafe { _mm256_fmsub_ps(a, b, c) }
-    }
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile(t: &Tile) {
-    unsafe { crate::fast::tile::tile::<Avx2>(t) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn prepare(x: &[f32], out: &mut [f32]) {
-    crate::fast::prepare::deinterleave_row(x, Avx2::NIB_UNIT, out)
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
-    unsafe { crate::fast::q8::quantize_row::<Avx2>(x, q8_layout::<Avx2>(format), out) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rms_norm(x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) {
-    unsafe { crate::fast::norm::rms_norm_row::<Avx2>(x, gain, eps, out) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attention(t: &AttnTask) {
-    unsafe { crate::fast::attention::group::<Avx2>(t) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]) {
-    unsafe { crate::fast::swiglu::swiglu_row::<Avx2>(pairs, p, out) }
-}
-
-pub static KERNELS: Kernels =
-    Kernels { isa: Isa::Avx2, tile, prepare, quantize, q8_layout: q8_layout::<Avx2>, rms_norm, attention, swiglu };
-
-impl Table for Avx2 {
-    fn table() -> &'static Kernels {
-        &KERNELS
     }
 }

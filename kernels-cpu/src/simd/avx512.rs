@@ -12,13 +12,7 @@
 use core::arch::x86_64::*;
 use std::marker::PhantomData;
 
-use gptoss_engine::{Swiglu, WeightFormat};
-
-use super::{Kernels, Q8, Simd, Table, q8_layout};
-use crate::fast::attention::AttnTask;
-use crate::fast::q8::MAX_GROUP;
-use crate::fast::tile::Tile;
-use crate::isa::Isa;
+use super::{MAX_GROUP, Q8, Simd};
 
 #[derive(Clone, Copy)]
 pub struct Avx512;
@@ -335,65 +329,5 @@ impl<D: Dot> Q8 for Avx512Q8<D> {
     #[inline(always)]
     unsafe fn fmsub(a: __m512, b: __m512, c: __m512) -> __m512 {
         unsafe { _mm512_fmsub_ps(a, b, c) }
-    }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn tile(t: &Tile) {
-    unsafe { crate::fast::tile::tile::<Avx512Maddubs>(t) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-unsafe fn tile_vnni(t: &Tile) {
-    unsafe { crate::fast::tile::tile::<Avx512Vnni>(t) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
-    unsafe { crate::fast::q8::quantize_row::<Avx512Maddubs>(x, q8_layout::<Avx512Maddubs>(format), out) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn prepare(x: &[f32], out: &mut [f32]) {
-    crate::fast::prepare::deinterleave_row(x, Avx512::NIB_UNIT, out)
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn rms_norm(x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) {
-    unsafe { crate::fast::norm::rms_norm_row::<Avx512>(x, gain, eps, out) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn attention(t: &AttnTask) {
-    unsafe { crate::fast::attention::group::<Avx512>(t) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]) {
-    unsafe { crate::fast::swiglu::swiglu_row::<Avx512>(pairs, p, out) }
-}
-
-pub static KERNELS: Kernels =
-    Kernels { isa: Isa::Avx512, tile, prepare, quantize, q8_layout: q8_layout::<Avx512Maddubs>, rms_norm, attention, swiglu };
-
-/// The same with the q8 tiles on VNNI (the layouts of both are the same).
-pub static KERNELS_VNNI: Kernels =
-    Kernels { isa: Isa::Avx512, tile: tile_vnni, prepare, quantize, q8_layout: q8_layout::<Avx512Vnni>, rms_norm, attention, swiglu };
-
-impl Table for Avx512 {
-    fn table() -> &'static Kernels {
-        &KERNELS
-    }
-}
-
-impl Table for Avx512Maddubs {
-    fn table() -> &'static Kernels {
-        &KERNELS
-    }
-}
-
-impl Table for Avx512Vnni {
-    fn table() -> &'static Kernels {
-        &KERNELS_VNNI
     }
 }

@@ -1,18 +1,8 @@
-//! The vector primitives the fast kernels are written in, one implementation per instruction
-//! set, and each ISA's table of hot functions.
-//!
-//! The generic kernel bodies (`crate::fast`) are `#[inline(always)]` functions over a [`Simd`]
-//! type. Each ISA module instantiates them inside its own `#[target_feature]` functions, so
-//! the bodies are compiled for that ISA while the build itself targets the baseline: the
-//! choice among ISAs happens at run time, once, through [`Kernels::for_isa`]. The threading,
-//! tiling and bookkeeping around those hot functions is plain Rust, shared by all ISAs.
-
-use gptoss_engine::{Swiglu, WeightFormat};
-
-use crate::fast::attention::AttnTask;
-use crate::fast::q8::{Layout, MAX_GROUP};
-use crate::fast::tile::Tile;
-use crate::isa::Isa;
+//! The vector primitives the fast kernels are written in: one implementation per instruction
+//! set of [`Simd`] (f32 lanes, weight decoders) and [`Q8`] (integer dot products on int8
+//! activations). Nothing here knows a kernel: the generic bodies in `crate::fast` are
+//! `#[inline(always)]` functions over these traits, compiled per ISA inside the
+//! `#[target_feature]` functions of `crate::fast::compiled`.
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
@@ -23,6 +13,10 @@ pub mod neon;
 
 /// The widest vector any [`Simd`] has, in f32 lanes (AVX-512).
 pub const MAX_LANES: usize = 16;
+
+/// Most blocks of 32 in one [`Q8`] group on any ISA (AVX-512: four MXFP4 blocks in a 512-bit
+/// register).
+pub const MAX_GROUP: usize = 4;
 
 /// The range `Simd::exp` computes over (its inputs are clamped to it): 2^n stays normal.
 pub const EXP_LO: f32 = -87.0;
@@ -150,58 +144,4 @@ pub trait Q8: Copy {
     unsafe fn nib_scales(s: [f32; MAX_GROUP]) -> <Self::S as Simd>::F;
     /// `a · b − c`, fused.
     unsafe fn fmsub(a: <Self::S as Simd>::F, b: <Self::S as Simd>::F, c: <Self::S as Simd>::F) -> <Self::S as Simd>::F;
-}
-
-/// The q8 activation layout of `Q` for a weight format.
-pub fn q8_layout<Q: Q8>(format: WeightFormat) -> Layout {
-    Layout::new(format, Q::S::LANES, Q::UNSIGNED_NIBBLES)
-}
-
-/// One ISA's hot functions: each is a generic body compiled inside a `#[target_feature]`
-/// function of that ISA. Obtained only through [`Kernels::for_isa`], which checks the CPU.
-pub struct Kernels {
-    pub isa: Isa,
-    /// A block of output rows for a list of tokens (`fast::tile`), exact or q8 by its activations.
-    pub tile: unsafe fn(&Tile),
-    /// A row of activations reordered for the 4-bit decoders (`fast::prepare`).
-    pub prepare: unsafe fn(&[f32], &mut [f32]),
-    /// A row of activations quantized for a weight format's q8 tiles (`fast::q8`).
-    pub quantize: unsafe fn(&[f32], WeightFormat, &mut [u8]),
-    /// The layout `quantize` writes for a weight format.
-    pub q8_layout: fn(WeightFormat) -> Layout,
-    /// RMSNorm of one row (`fast::norm`).
-    pub rms_norm: unsafe fn(&[f32], &[f32], f32, &mut [f32]),
-    /// All query heads of one kv head for one token (`fast::attention`).
-    pub attention: unsafe fn(&AttnTask),
-    /// The clamped SwiGLU of a row of interleaved (gate, up) pairs (`fast::swiglu`).
-    pub swiglu: unsafe fn(&[f32], Swiglu, &mut [f32]),
-}
-
-impl Kernels {
-    /// The table for `isa` with the q8 extensions this CPU has, or `None` for the scalar path
-    /// or an ISA this CPU (or this build's target architecture) lacks.
-    pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
-        if !isa.available() {
-            return None;
-        }
-        match (isa, isa.q8_extension()) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, _) => Some(&avx2::KERNELS),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, Some(_)) => Some(&avx512::KERNELS_VNNI),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, None) => Some(&avx512::KERNELS),
-            #[cfg(target_arch = "aarch64")]
-            (Isa::Neon, Some(_)) => Some(&neon::KERNELS_DOTPROD),
-            #[cfg(target_arch = "aarch64")]
-            (Isa::Neon, None) => Some(&neon::KERNELS),
-            _ => None,
-        }
-    }
-}
-
-/// The table of a [`Simd`] type, for instantiating the registry's entry points per ISA
-/// (`fast::entry`). Only the registry of a backend whose ISA this CPU has uses them.
-pub trait Table {
-    fn table() -> &'static Kernels;
 }

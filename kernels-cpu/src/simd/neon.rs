@@ -9,13 +9,7 @@
 use core::arch::aarch64::*;
 use std::marker::PhantomData;
 
-use gptoss_engine::{Swiglu, WeightFormat};
-
-use super::{Kernels, Q8, Simd, Table, q8_layout};
-use crate::fast::attention::AttnTask;
-use crate::fast::q8::MAX_GROUP;
-use crate::fast::tile::Tile;
-use crate::isa::Isa;
+use super::{MAX_GROUP, Q8, Simd};
 
 #[derive(Clone, Copy)]
 pub struct Neon;
@@ -283,65 +277,5 @@ impl<D: Dot> Q8 for NeonQ8<D> {
     #[inline(always)]
     unsafe fn fmsub(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
         unsafe { vnegq_f32(vfmsq_f32(c, a, b)) }
-    }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn tile(t: &Tile) {
-    unsafe { crate::fast::tile::tile::<NeonWide>(t) }
-}
-
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn tile_dotprod(t: &Tile) {
-    unsafe { crate::fast::tile::tile::<NeonDot>(t) }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn quantize(x: &[f32], format: WeightFormat, out: &mut [u8]) {
-    unsafe { crate::fast::q8::quantize_row::<NeonWide>(x, q8_layout::<NeonWide>(format), out) }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn prepare(x: &[f32], out: &mut [f32]) {
-    crate::fast::prepare::deinterleave_row(x, Neon::NIB_UNIT, out)
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn rms_norm(x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) {
-    unsafe { crate::fast::norm::rms_norm_row::<Neon>(x, gain, eps, out) }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn attention(t: &AttnTask) {
-    unsafe { crate::fast::attention::group::<Neon>(t) }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]) {
-    unsafe { crate::fast::swiglu::swiglu_row::<Neon>(pairs, p, out) }
-}
-
-pub static KERNELS: Kernels =
-    Kernels { isa: Isa::Neon, tile, prepare, quantize, q8_layout: q8_layout::<NeonWide>, rms_norm, attention, swiglu };
-
-/// The same with the q8 tiles on `sdot` (the layouts of both are the same).
-pub static KERNELS_DOTPROD: Kernels =
-    Kernels { isa: Isa::Neon, tile: tile_dotprod, prepare, quantize, q8_layout: q8_layout::<NeonDot>, rms_norm, attention, swiglu };
-
-impl Table for Neon {
-    fn table() -> &'static Kernels {
-        &KERNELS
-    }
-}
-
-impl Table for NeonWide {
-    fn table() -> &'static Kernels {
-        &KERNELS
-    }
-}
-
-impl Table for NeonDot {
-    fn table() -> &'static Kernels {
-        &KERNELS_DOTPROD
     }
 }

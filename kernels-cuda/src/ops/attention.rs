@@ -1,15 +1,14 @@
 //! Launcher for `cuda/attention.cu`: the split pass, then the combine pass.
 
 use cudarc::driver::LaunchConfig;
-use gptoss_engine::{DType, DeviceBuffer, EngineError, KvLayer, Result};
+use gptoss_engine::checks::{self, buffer as need};
+use gptoss_engine::{AttentionArgs, Buffers, DType, DeviceBuffer, EngineError, Result};
 
 use super::u32_of;
-use crate::args::{GPTOSS_MAX_GROUP, GptossAttentionArgs};
+use crate::args::{GPTOSS_ATTENTION_WARPS, GPTOSS_MAX_GROUP, GPTOSS_WARP_THREADS, GptossAttentionArgs};
 use crate::buffer::CudaBuffer;
 use crate::device::Device;
 use crate::registry::Resolved;
-use gptoss_engine::checks;
-use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "attention";
 /// Keys per split that make splitting worth a block; at most this many splits.
@@ -38,29 +37,12 @@ pub struct Partials {
     pub ml: CudaBuffer,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn attention(
-    dev: &Device,
-    kernels: &Resolved,
-    part: &mut Partials,
-    q: &CudaBuffer,
-    kv: &KvLayer<CudaBuffer>,
-    n: usize,
-    positions: &CudaBuffer,
-    sinks: &CudaBuffer,
-    scale: f32,
-    out: &mut CudaBuffer,
-) -> Result<()> {
-    let (d, q_heads) = (kv.head_dim, checks::attention_heads(sinks, kv, OP)?);
-    if q_heads / kv.kv_heads > GPTOSS_MAX_GROUP as usize {
-        return Err(EngineError::unsupported(
-            OP,
-            format!("{} query heads per kv head (at most {GPTOSS_MAX_GROUP} on CUDA)", q_heads / kv.kv_heads),
-        ));
+pub fn attention(dev: &Device, kernels: &Resolved, part: &mut Partials, a: AttentionArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    let s = checks::attention(&a)?;
+    let (d, q_heads, kv) = (s.head_dim, s.q_heads, a.kv);
+    if s.group > GPTOSS_MAX_GROUP as usize {
+        return Err(EngineError::unsupported(OP, format!("{} query heads per kv head (at most {GPTOSS_MAX_GROUP} on CUDA)", s.group)));
     }
-    need(q, DType::F32, n * q_heads * d, OP, "q")?;
-    need(out, DType::F32, n * q_heads * d, OP, "out")?;
-    need(positions, DType::U32, n, OP, "positions")?;
     let Resolved::Attention { bf16, f32, combine } = kernels else {
         return Err(EngineError::Backend { backend: "cuda", detail: format!("{OP}: kernel table mismatch") });
     };
@@ -72,32 +54,33 @@ pub fn attention(
     if !matches!(d, 16 | 64 | 128) {
         return Err(EngineError::unsupported(OP, format!("head_dim {d} (the CUDA kernels take 16, 64 or 128)")));
     }
-    if n == 0 {
+    if a.n == 0 {
         return Ok(());
     }
-    let s = splits(n, kv.capacity);
-    need(&part.acc, DType::F32, n * s * q_heads * d, OP, "partials (prepared batch)")?;
-    need(&part.ml, DType::F32, n * s * q_heads * 2, OP, "partials (prepared batch)")?;
+    let sp = splits(a.n, kv.capacity);
+    need(&part.acc, DType::F32, a.n * sp * q_heads * d, OP, "partials (prepared batch)")?;
+    need(&part.ml, DType::F32, a.n * sp * q_heads * 2, OP, "partials (prepared batch)")?;
     let args = GptossAttentionArgs {
-        q: q.ptr() as *const f32,
+        q: a.q.ptr() as *const f32,
         k_cache: kv.k.ptr() as *const _,
         v_cache: kv.v.ptr() as *const _,
-        positions: positions.ptr() as *const u32,
-        sinks: sinks.ptr() as *const f32,
-        out: out.ptr() as *mut f32,
+        positions: a.positions.ptr() as *const u32,
+        sinks: a.sinks.ptr() as *const f32,
+        out: a.out.ptr() as *mut f32,
         part_acc: part.acc.ptr() as *mut f32,
         part_ml: part.ml.ptr() as *mut f32,
         status: dev.status_ptr as *mut u32,
-        n: u32_of(n, OP, "tokens")?,
+        n: u32_of(a.n, OP, "tokens")?,
         q_heads: q_heads as u32,
         kv_heads: kv.kv_heads as u32,
         head_dim: d as u32,
         capacity: u32_of(kv.capacity, OP, "capacity")?,
         window: u32_of(kv.window.unwrap_or(0), OP, "window")?,
-        splits: s as u32,
-        scale,
+        splits: sp as u32,
+        scale: a.scale,
     };
-    let split_cfg = LaunchConfig { grid_dim: (kv.kv_heads as u32, s as u32, args.n), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+    let block = GPTOSS_ATTENTION_WARPS * GPTOSS_WARP_THREADS;
+    let split_cfg = LaunchConfig { grid_dim: (kv.kv_heads as u32, sp as u32, args.n), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
     let combine_cfg = LaunchConfig { grid_dim: (q_heads as u32, args.n, 1), block_dim: (d as u32, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: q / out hold n × q_heads × d floats, the cache matches its geometry, positions
     // hold n ids, the partials n × splits rows (checked above); keys are read at pos % capacity,

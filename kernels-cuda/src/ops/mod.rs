@@ -19,8 +19,9 @@ use crate::args::GptossWeight;
 use crate::buffer::CudaBuffer;
 
 /// Blocks for `items` spread `per_block` to a block, as a grid dimension.
-pub fn blocks(items: usize, per_block: usize, op: &'static str) -> Result<u32> {
-    u32::try_from(items.div_ceil(per_block)).map_err(|_| EngineError::unsupported(op, format!("{items} items exceed one grid dimension")))
+pub fn blocks(items: usize, per_block: u32, op: &'static str) -> Result<u32> {
+    u32::try_from(items.div_ceil(per_block as usize))
+        .map_err(|_| EngineError::unsupported(op, format!("{items} items exceed one grid dimension")))
 }
 
 /// A size that a kernel takes as a 32-bit count.

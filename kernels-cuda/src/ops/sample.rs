@@ -2,12 +2,11 @@
 //! pinned memory).
 
 use cudarc::driver::{CudaFunction, LaunchConfig, PinnedHostSlice};
-use gptoss_engine::{DType, EngineError, Result, SamplingParams};
+use gptoss_engine::{Buffers, EngineError, Result, SampleArgs, checks};
 
 use crate::args::{GPTOSS_REDUCE_THREADS, GPTOSS_SAMPLE_CUT_THREADS, GptossSampleArgs};
 use crate::buffer::CudaBuffer;
 use crate::device::{Device, cuda_err};
-use gptoss_engine::checks::buffer as need;
 
 const OP: &str = "sample";
 /// Blocks of the sampling passes: about 2048 logits each, at most this many.
@@ -38,20 +37,10 @@ pub struct Kernels<'a> {
     pub cut: &'a CudaFunction,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn sample(
-    dev: &Device,
-    k: Kernels,
-    s: &mut SampleScratch,
-    logits: &CudaBuffer,
-    row: usize,
-    vocab: usize,
-    params: &SamplingParams,
-    u: f32,
-) -> Result<u32> {
-    params.validate()?;
-    need(logits, DType::F32, (row + 1) * vocab, OP, "logits")?;
-    if vocab == 0 || vocab > u32::MAX as usize {
+pub fn sample(dev: &Device, k: Kernels, s: &mut SampleScratch, a: SampleArgs<'_, Buffers<CudaBuffer>>) -> Result<u32> {
+    checks::sample(&a)?;
+    let (vocab, params, u) = (a.vocab, a.params, a.u);
+    if vocab > u32::MAX as usize {
         return Err(EngineError::shape(OP, format!("a vocabulary of {vocab}")));
     }
     let cut = !params.is_greedy() && (params.top_k != 0 || params.top_p < 1.0);
@@ -59,7 +48,7 @@ pub fn sample(
         return Err(EngineError::unsupported(OP, format!("top-k / top-p over a vocabulary of {vocab} (at most {MAX_CUT_VOCAB})")));
     }
     let args = GptossSampleArgs {
-        logits: logits.at(row * vocab) as *const f32,
+        logits: a.logits.at(a.row * vocab) as *const f32,
         part_val: s.val.ptr() as *mut f32,
         part_idx: s.idx.ptr() as *mut u32,
         part_mass: s.mass.ptr() as *mut f64,

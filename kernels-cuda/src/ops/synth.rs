@@ -3,7 +3,7 @@
 use cudarc::driver::{CudaFunction, LaunchConfig};
 use gptoss_engine::{DType, DeviceBuffer, EngineError, Result, SynthFill, SynthTensor};
 
-use crate::args::GptossSynthArgs;
+use crate::args::{GPTOSS_COPY_THREADS, GptossSynthArgs};
 use crate::buffer::CudaBuffer;
 use crate::device::Device;
 
@@ -35,8 +35,8 @@ pub fn synth(dev: &Device, k: &SynthKernels, t: &SynthTensor, out: &mut CudaBuff
     }
     let args = GptossSynthArgs { out: out.ptr() as *mut _, len: out.len() as u64, stream: t.stream(), center, half_width, lo, span };
     // A grid-stride loop: enough blocks to fill any GPU, no more.
-    let grid = words.div_ceil(256).min(65_536) as u32;
-    let cfg = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+    let grid = words.div_ceil(GPTOSS_COPY_THREADS as usize).min(65_536) as u32;
+    let cfg = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (GPTOSS_COPY_THREADS, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: the kernel writes exactly out.len() elements of out's type (selected above).
     unsafe { dev.launch(f, cfg, &args) }
 }

@@ -1,0 +1,46 @@
+//! The CPU backends: the scalar reference every test compares with, and the SIMD backends of
+//! every instruction set this CPU has, prepared for a plan that lists every op and format.
+
+use gptoss_engine::{Backend, ModelPlan, OpCase, OpKind};
+use gptoss_kernels_cpu::{Activations, CpuBackend, CpuOptions, Isa};
+
+use crate::shapes::FORMATS;
+
+/// A plan listing every op with every weight format, sized for the cases the families draw.
+pub fn plan() -> ModelPlan {
+    let cases = OpKind::ALL.iter().flat_map(|&op| std::iter::once(None).chain(FORMATS.map(Some)).map(move |format| OpCase { op, format }));
+    ModelPlan {
+        max_tokens: 16,
+        hidden: 640,
+        q_heads: 40,
+        kv_heads: 8,
+        head_dim: 64,
+        experts: 8,
+        top_k: 4,
+        intermediate: 640,
+        vocab: 5000,
+        cases: cases.collect(),
+    }
+}
+
+/// A CPU backend on `isa` with `activations`, prepared for [`plan`].
+pub fn prepared(isa: Isa, activations: Activations) -> CpuBackend {
+    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(2), isa, activations }).expect("a CPU backend");
+    b.prepare(&plan()).expect("prepare the CPU backend");
+    b
+}
+
+/// The scalar reference: the exact kernels, or with `Activations::Int8` the q8 definition's for
+/// the integer formats.
+pub fn reference(activations: Activations) -> CpuBackend {
+    prepared(Isa::Scalar, activations)
+}
+
+/// A SIMD backend for every instruction set this CPU has (those it lacks are named on stderr:
+/// their kernels are compiled but not run here).
+pub fn simd(activations: Activations) -> Vec<CpuBackend> {
+    for isa in Isa::ALL.into_iter().filter(|i| !i.available()) {
+        eprintln!("note: this CPU has no {isa}; its kernels are compiled but not run here");
+    }
+    Isa::available_all().into_iter().filter(|&i| i != Isa::Scalar).map(|isa| prepared(isa, activations)).collect()
+}
