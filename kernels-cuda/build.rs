@@ -1,18 +1,197 @@
-//! Compiles `cuda/*.cu` with nvcc when the `cuda` feature is on; does nothing otherwise.
+//! Builds the kernels of `cuda/*.cu` for the features that are on; does nothing otherwise.
 //!
-//! Per kernel file: a fatbin with SASS for sm_80, sm_86, sm_89, sm_90a and compute_90 PTX
-//! (embedded in the crate), the compute_90 PTX as text for readers, and ptxas's `-v` report.
-//! The build fails on any register spill to local memory. Everything lands in
+//! Both features: the kernel argument structs of `cuda/args.h` mirrored into Rust by bindgen.
+//! `cuda`: per kernel file, nvcc's fatbin with SASS for sm_80, sm_86, sm_89, sm_90a and
+//! compute_90 PTX (embedded in the crate), the compute_90 PTX as text for readers, and ptxas's
+//! `-v` report; the build fails on any register spill to local memory. Everything lands in
 //! `$OUT_DIR/cuda/`; the crate exposes that path as `ARTIFACTS` and prints it once per build.
-//! The kernel argument structs of `cuda/args.h` are mirrored into Rust by bindgen.
+//! `cuda-sim`: the same files compiled as C++ for the host with the emulator (`sim/`): each
+//! `.cu` preprocessed to find its kernels (every `extern "C"` function), then wrapped in a
+//! generated file that includes it and lists them, all linked as one static library.
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+    common::bindings();
     #[cfg(feature = "cuda")]
     kernels::build();
+    #[cfg(feature = "cuda-sim")]
+    sim::build();
 }
 
-/// Everything that needs nvcc and bindgen, compiled only with the `cuda` feature.
+/// What both builds need: the kernel files and the argument structs.
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+mod common {
+    use std::env;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    pub fn manifest() -> PathBuf {
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+    }
+
+    /// `$OUT_DIR/<sub>`, created.
+    pub fn out(sub: &str) -> PathBuf {
+        let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join(sub);
+        fs::create_dir_all(&out).unwrap_or_else(|e| panic!("cannot create {}: {e}", out.display()));
+        out
+    }
+
+    /// The `.cu` files of `dir`, sorted; every `.cu`, `.cuh` and `.h` there reruns the build.
+    pub fn units(dir: &Path) -> Vec<PathBuf> {
+        let mut units = Vec::new();
+        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display())) {
+            let path = entry.expect("readable directory entry").path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("cu") => units.push(path.clone()),
+                Some("cuh" | "h") => {}
+                _ => continue,
+            }
+            println!("cargo::rerun-if-changed={}", path.display());
+        }
+        units.sort();
+        units
+    }
+
+    pub fn stem(unit: &Path) -> String {
+        unit.file_stem().and_then(|s| s.to_str()).expect("UTF-8 kernel file names").to_string()
+    }
+
+    /// bindgen over `args.h` into `$OUT_DIR/cuda/args.rs`. libclang comes from `LIBCLANG_PATH`
+    /// or the system (`scripts/test` finds or installs one).
+    pub fn bindings() {
+        for var in ["LIBCLANG_PATH", "BINDGEN_EXTRA_CLANG_ARGS"] {
+            println!("cargo::rerun-if-env-changed={var}");
+        }
+        let header = manifest().join("cuda").join("args.h");
+        println!("cargo::rerun-if-changed={}", header.display());
+        let bindings = bindgen::Builder::default()
+            .header(header.to_string_lossy())
+            .clang_arg("-std=c11")
+            .allowlist_type("Gptoss.*")
+            .allowlist_var("GPTOSS_.*")
+            .derive_default(true)
+            .derive_debug(true)
+            .generate()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "bindgen on {}: {e} (it needs libclang: run `scripts/test`, which finds or installs it, or set LIBCLANG_PATH)",
+                    header.display()
+                )
+            });
+        bindings.write_to_file(out("cuda").join("args.rs")).expect("writable OUT_DIR");
+    }
+}
+
+/// The emulated build: the kernels as C++ for the host, with the emulator.
+#[cfg(feature = "cuda-sim")]
+mod sim {
+    use std::fmt::Write as _;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::common::{manifest, out, stem, units};
+
+    /// Flags of every emulated unit: the emulator's CUDA header first, every operation rounded
+    /// as written (no contraction into FMAs the source does not ask for), no type-based alias
+    /// analysis (kernels reinterpret bytes as vectors, as CUDA code does).
+    fn configure(b: &mut cc::Build, root: &Path) {
+        b.cpp(true)
+            .std("c++17")
+            .opt_level(2)
+            .include(root.join("sim"))
+            .include(root.join("sim").join("include"))
+            .include(root.join("cuda"))
+            .flag("-ffp-contract=off")
+            .flag("-fno-strict-aliasing")
+            .flag("-ftls-model=initial-exec")
+            .flag("-Wno-unknown-pragmas")
+            .flag("-Wno-unused-parameter")
+            .warnings(true);
+    }
+
+    /// The names of the kernels `unit` defines: its `__global__` functions once preprocessed
+    /// (macros that define kernels expanded), found through a marker `__global__` becomes.
+    fn kernels(unit: &Path, root: &Path) -> Vec<String> {
+        const MARKER: &str = "gptoss_sim_kernel_marker";
+        let compiler = cc::Build::new().cpp(true).get_compiler();
+        let output = Command::new(compiler.path())
+            .args(["-E", "-P", "-x", "c++", "-std=c++17", "-include", "gptoss_sim.h"])
+            .arg(format!("-D__global__={MARKER}"))
+            .arg("-I")
+            .arg(root.join("sim").join("include"))
+            .arg("-I")
+            .arg(root.join("cuda"))
+            .arg(unit)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run the C++ preprocessor on {}: {e}", unit.display()));
+        if !output.status.success() {
+            panic!("preprocessing {} failed:\n{}", unit.display(), String::from_utf8_lossy(&output.stderr));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut names = Vec::new();
+        for part in text.split(MARKER).skip(1) {
+            let head = part.split('(').next().unwrap_or_default();
+            if let Some(name) = head.split_whitespace().last()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_string());
+            }
+        }
+        if names.is_empty() {
+            panic!("{} defines no kernel (no __global__ function)", unit.display());
+        }
+        names
+    }
+
+    /// The generated file that compiles `unit` and lists its kernels as module `name`.
+    fn wrapper(unit: &Path, name: &str, kernels: &[String], dir: &Path) -> PathBuf {
+        let mut s = format!("#include \"{}\"\n#include \"runtime.h\"\n\nstatic const gptoss_sim::Kernel kernels[] = {{\n", unit.display());
+        for k in kernels {
+            let _ = writeln!(s, "    GPTOSS_SIM_KERNEL({k}),");
+        }
+        let _ = writeln!(
+            s,
+            "}};\n\nextern \"C\" const gptoss_sim::Module gptoss_sim_module_{name} = {{\"{name}\", kernels, sizeof kernels / sizeof *kernels}};"
+        );
+        let path = dir.join(format!("{name}.cpp"));
+        fs::write(&path, s).expect("writable OUT_DIR");
+        path
+    }
+
+    pub fn build() {
+        let root = manifest();
+        let dir = out("sim");
+        let sim = root.join("sim");
+        for f in ["runtime.cpp", "runtime.h", "selftest.cu", "include/gptoss_sim.h", "include/cuda_bf16.h", "include/cuda_fp16.h"] {
+            println!("cargo::rerun-if-changed={}", sim.join(f).display());
+        }
+        // The kernel files, and the emulator's own test kernels (sim/selftest.cu).
+        let mut modules: Vec<(String, PathBuf)> = units(&root.join("cuda")).into_iter().map(|u| (stem(&u), u)).collect();
+        modules.push(("selftest".into(), sim.join("selftest.cu")));
+        let mut b = cc::Build::new();
+        configure(&mut b, &root);
+        b.flag("-include").flag("gptoss_sim.h");
+        let mut table = String::from("#include \"runtime.h\"\n\n");
+        for (name, unit) in &modules {
+            b.file(wrapper(unit, name, &kernels(unit, &root), &dir));
+            let _ = writeln!(table, "extern \"C\" const gptoss_sim::Module gptoss_sim_module_{name};");
+        }
+        table.push_str("\nextern \"C\" const gptoss_sim::Module *const gptoss_sim_modules[] = {\n");
+        for (name, _) in &modules {
+            let _ = writeln!(table, "    &gptoss_sim_module_{name},");
+        }
+        table.push_str("    nullptr,\n};\n");
+        let modules_cpp = dir.join("modules.cpp");
+        fs::write(&modules_cpp, table).expect("writable OUT_DIR");
+        b.file(modules_cpp).file(sim.join("runtime.cpp"));
+        b.compile("gptoss_cuda_sim");
+    }
+}
+
+/// Everything that needs nvcc, compiled only with the `cuda` feature.
 #[cfg(feature = "cuda")]
 mod kernels {
     use std::env;
@@ -20,6 +199,8 @@ mod kernels {
     use std::fs;
     use std::path::{Path, PathBuf};
     use std::process::Command;
+
+    use super::common::{manifest, out, units};
 
     /// SASS targets, then the PTX the driver can JIT for newer GPUs.
     const GENCODE: [&str; 5] = [
@@ -33,8 +214,8 @@ mod kernels {
     const HOW_TO_GET_NVCC: &str = "nvcc (CUDA 13.0) was not found. Set NVCC=/path/to/nvcc or CUDA_HOME, put nvcc on PATH, or install it \
 from PyPI into the workspace (found automatically there):
     python3 -m venv .venv-cuda && .venv-cuda/bin/pip install nvidia-cuda-nvcc==13.0.88 'nvidia-nvvm==13.0.*' \
-nvidia-cuda-crt==13.0.88 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*' libclang
-(pin 13.0: PTX from a newer nvcc does not load on CUDA 13.0 drivers; libclang is for bindgen).";
+nvidia-cuda-crt==13.0.88 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*'
+(pin 13.0: PTX from a newer nvcc does not load on CUDA 13.0 drivers).";
 
     /// `NVCC`, then `$CUDA_HOME/bin/nvcc` / `$CUDA_PATH/bin/nvcc`, then `PATH`, then the
     /// workspace's PyPI venv (`.venv-cuda`).
@@ -57,29 +238,6 @@ nvidia-cuda-crt==13.0.88 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*
         }
         let venv_lib = manifest.parent()?.join(".venv-cuda").join("lib");
         fs::read_dir(venv_lib).ok()?.flatten().map(|py| py.path().join("site-packages/nvidia/cu13/bin/nvcc")).find(|p| p.is_file())
-    }
-
-    /// bindgen over `args.h`. libclang comes from `LIBCLANG_PATH`, the system, or the PyPI
-    /// `libclang` wheel in the same site-packages as a PyPI nvcc.
-    fn bindings(header: &Path, out: &Path, nvcc: &Path) {
-        if env::var_os("LIBCLANG_PATH").is_none() {
-            // site-packages/nvidia/cu13/bin/nvcc → site-packages/clang/native
-            let wheel = nvcc.ancestors().nth(4).map(|sp| sp.join("clang").join("native"));
-            if let Some(dir) = wheel.filter(|d| d.join("libclang.so").is_file()) {
-                // SAFETY: the build script is single-threaded at this point.
-                unsafe { env::set_var("LIBCLANG_PATH", dir) };
-            }
-        }
-        let bindings = bindgen::Builder::default()
-            .header(header.to_string_lossy())
-            .clang_arg("-std=c11")
-            .allowlist_type("Gptoss.*")
-            .allowlist_var("GPTOSS_.*")
-            .derive_default(true)
-            .derive_debug(true)
-            .generate()
-            .unwrap_or_else(|e| panic!("bindgen on {}: {e} (libclang missing? see below)\n{HOW_TO_GET_NVCC}", header.display()));
-        bindings.write_to_file(out.join("args.rs")).expect("writable OUT_DIR");
     }
 
     struct Report {
@@ -227,28 +385,12 @@ nvidia-cuda-crt==13.0.88 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*
     }
 
     pub fn build() {
-        for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "LIBCLANG_PATH", "NVCC_CCBIN"] {
+        for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "NVCC_CCBIN"] {
             println!("cargo::rerun-if-env-changed={var}");
         }
-        let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-        let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("cuda");
-        fs::create_dir_all(&out).unwrap_or_else(|e| panic!("cannot create {}: {e}", out.display()));
-
-        let src = manifest.join("cuda");
-        let mut units = Vec::new();
-        for entry in fs::read_dir(&src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display())) {
-            let path = entry.expect("readable directory entry").path();
-            match path.extension().and_then(|e| e.to_str()) {
-                Some("cu") => units.push(path.clone()),
-                Some("cuh" | "h") => {}
-                _ => continue,
-            }
-            println!("cargo::rerun-if-changed={}", path.display());
-        }
-        units.sort();
-
+        let (manifest, out) = (manifest(), out("cuda"));
+        let units = units(&manifest.join("cuda"));
         let nvcc = find_nvcc(&manifest).unwrap_or_else(|| panic!("{HOW_TO_GET_NVCC}"));
-        bindings(&src.join("args.h"), &out, &nvcc);
         let reports = compile_all(&nvcc, &units, &out);
         let summary = summarize(&reports);
         fs::write(out.join("ptxas-summary.txt"), &summary).expect("writable OUT_DIR");

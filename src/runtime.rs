@@ -4,7 +4,7 @@ use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
 use gptoss_kernels_cpu::{Activations, CpuBackend, CpuBuffer, CpuOptions};
 #[cfg(feature = "cuda")]
-use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
+use gptoss_kernels_cuda::{CudaBackend, CudaBuffer, Gpu};
 use gptoss_model_gpt_oss::accounting::Formats;
 use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
@@ -50,14 +50,14 @@ pub struct RuntimeOptions {
 pub enum LoadedModel {
     Cpu(Box<GptOss<Profiled<CpuBackend>>>),
     #[cfg(feature = "cuda")]
-    Cuda(Box<GptOss<Profiled<CudaBackend>>>),
+    Cuda(Box<GptOss<Profiled<CudaBackend<Gpu>>>>),
 }
 
 /// A context (KV cache and activations) of a `LoadedModel`, on the same backend.
 pub enum ModelContext {
     Cpu(Box<Context<CpuBuffer>>),
     #[cfg(feature = "cuda")]
-    Cuda(Box<Context<CudaBuffer>>),
+    Cuda(Box<Context<CudaBuffer<Gpu>>>),
 }
 
 /// Runs `$body` with `$m` bound to the model, whatever its backend.
@@ -81,9 +81,9 @@ impl LoadedModel {
         match opts.backend {
             BackendKind::Cpu => Self::load_cpu(model, opts, progress),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Self::load_cuda(CudaBackend::new(0)?, model, opts, progress),
+            BackendKind::Cuda => Self::load_cuda(CudaBackend::gpu(0)?, model, opts, progress),
             #[cfg(feature = "cuda")]
-            BackendKind::Auto => match CudaBackend::new(0) {
+            BackendKind::Auto => match CudaBackend::gpu(0) {
                 Ok(gpu) => Self::load_cuda(gpu, model, opts, progress),
                 // "auto" is the best device available: without a usable GPU, the CPU.
                 Err(_) => Self::load_cpu(model, opts, progress),
@@ -102,7 +102,12 @@ impl LoadedModel {
     }
 
     #[cfg(feature = "cuda")]
-    fn load_cuda(gpu: CudaBackend, model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+    fn load_cuda(
+        gpu: CudaBackend<Gpu>,
+        model: &OpenedModel,
+        opts: &RuntimeOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
         Ok(LoadedModel::Cuda(Box::new(GptOss::load_with_progress(Profiled::new(gpu), model, opts.load, progress)?)))
     }
 

@@ -85,7 +85,7 @@ fn kernels(c: &mut Criterion) {
     println!("cpu: measured read bandwidth {peak:.1} GB/s ({threads} threads)");
     families(c, "cpu", &mut CpuBackend::new(None).expect("cpu backend"), peak);
     #[cfg(feature = "cuda")]
-    match gptoss_kernels_cuda::CudaBackend::new(0) {
+    match gptoss_kernels_cuda::CudaBackend::gpu(0) {
         Ok(mut gpu) => {
             let peak = gpu.measure_peak_gb_s().expect("copy bandwidth").expect("a GPU measures its bandwidth");
             println!("cuda: measured device-to-device copy bandwidth {peak:.1} GB/s");

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fidelity;
 pub mod generator;
 pub mod host;
+pub mod host_memory;
 pub mod kernels;
 pub mod kv;
 pub mod model;

@@ -113,7 +113,7 @@ impl Backend for CpuBackend {
     }
 
     fn memory_available(&self) -> Option<u64> {
-        crate::host_memory::available()
+        gptoss_engine::host_memory::available()
     }
 
     fn copies_host_bytes(&self) -> bool {

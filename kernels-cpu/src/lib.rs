@@ -14,7 +14,6 @@ pub mod compiled;
 pub mod drivers;
 pub mod fast;
 pub mod host;
-mod host_memory;
 pub mod isa;
 pub mod options;
 pub mod pool;

@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 
 #include "args.h"
+#include "ptx.cuh"
 
 #define GPTOSS_WARP GPTOSS_WARP_THREADS
 #define FULL_MASK 0xffffffffu
@@ -24,15 +25,6 @@ __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
     return v;
-}
-
-// Weights are read once per token: bypass L1 so they do not evict the activations.
-__device__ __forceinline__ uint4 ld_stream(const void *p) {
-    uint4 r;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-                 : "l"(p));
-    return r;
 }
 
 __device__ __forceinline__ float bf16_lo(unsigned int w) { return __uint_as_float(w << 16); }

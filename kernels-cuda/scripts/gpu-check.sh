@@ -23,7 +23,7 @@ build() {
     set -e
     mkdir -p "$STAGE"
     local json
-    json=$(cargo test --release --features cuda --no-run --message-format=json -p gptoss-op-tests --test cuda 2>/dev/null;
+    json=$(cargo test --release --features cuda --no-run --message-format=json -p gptoss-op-tests --test cuda_gpu 2>/dev/null;
            cargo test --release --features cuda --no-run --message-format=json --test cuda_backend 2>/dev/null)
     echo "$json" | python3 -c '
 import json, shutil, sys
@@ -48,7 +48,7 @@ step() {  # step NAME COMMAND...: runs, logs, records failure
 }
 
 run() {
-    [ -x "$STAGE/test-cuda" ] || { echo "no $STAGE/test-cuda: run '$0 build' first (on a machine with cargo)"; exit 2; }
+    [ -x "$STAGE/test-cuda_gpu" ] || { echo "no $STAGE/test-cuda_gpu: run '$0 build' first (on a machine with cargo)"; exit 2; }
     nvidia-smi > /dev/null 2>&1 || { echo "no GPU here (nvidia-smi fails): the device tests would only skip"; exit 2; }
     export GPTOSS_REPO_DIR=$ROOT
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 | tr ' ' '-' || echo unknown)
@@ -57,10 +57,10 @@ run() {
     nvidia-smi || true
 
     export GPTOSS_REQUIRE_GPU=1
-    step kernel-tests "$STAGE/test-cuda" --test-threads=1 --nocapture
+    step kernel-tests "$STAGE/test-cuda_gpu" --test-threads=1 --nocapture
     step model-tests "$STAGE/test-cuda_backend" --test-threads=1 --nocapture --include-ignored
-    step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 "$STAGE/test-cuda" --test-threads=1
-    step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 "$STAGE/test-cuda" --test-threads=1
+    step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 "$STAGE/test-cuda_gpu" --test-threads=1
+    step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 "$STAGE/test-cuda_gpu" --test-threads=1
 
     mkdir -p bench/results
     local base=bench/results/$DATE-cuda-$GPU

@@ -5,9 +5,13 @@
 
 #![allow(non_camel_case_types, non_upper_case_globals, dead_code, clippy::all)]
 
-use cudarc::driver::DeviceRepr;
-
 include!(concat!(env!("OUT_DIR"), "/cuda/args.rs"));
+
+/// A kernel's argument struct, passed by value as its one parameter.
+///
+/// # Safety
+/// A plain `repr(C)` struct laid out exactly as the kernels read it (pinned below).
+pub unsafe trait KernelArgs: Copy + 'static {}
 
 macro_rules! pin {
     ($t:ty, $size:expr $(, $field:ident @ $off:expr)*) => {
@@ -15,7 +19,7 @@ macro_rules! pin {
         $(const _: () = assert!(std::mem::offset_of!($t, $field) == $off, concat!(stringify!($t), ".", stringify!($field), " moved"));)*
         // SAFETY: a plain `repr(C)` struct of integers, floats and raw device pointers, laid out
         // exactly as the kernels read it (asserted above); passed by value as one kernel argument.
-        unsafe impl DeviceRepr for $t {}
+        unsafe impl KernelArgs for $t {}
     };
 }
 

@@ -1,62 +1,103 @@
-//! `CudaBackend`: the engine's ops on one GPU. Every op validates its buffers on the host,
-//! then launches its kernels on the backend's single stream; nothing allocates after `prepare`.
+//! `CudaBackend<D>`: the engine's ops on one CUDA device, real (`Gpu`) or emulated (`Sim`).
+//! Every op validates its buffers on the host (`checks`), then launches its kernels; nothing
+//! allocates after `prepare`. Kernels report bad device-side inputs (token ids, expert ids,
+//! positions the ring no longer holds) in a status word that every synchronize reads.
 
 use gptoss_engine::{
     AttentionArgs, Backend, BackendInfo, Buffers, DType, EmbedArgs, EngineError, HostBytes, KernelChoice, KernelOverrides, MatmulArgs,
     ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, Result, RmsNormArgs, SampleArgs, Step, StepMode, SynthTensor,
 };
 
+use crate::args::{GPTOSS_STATUS_EXPERT_RANGE, GPTOSS_STATUS_RING_OVERRUN, GPTOSS_STATUS_TOKEN_RANGE};
 use crate::buffer::CudaBuffer;
-use crate::device::{Device, cuda_err};
+use crate::device::Device;
 use crate::graph::Recorder;
 use crate::ops::attention::{Partials, scratch_rows};
 use crate::ops::moe_route::RouteScratch;
 use crate::ops::sample::{MAX_BLOCKS, SampleScratch};
 use crate::ops::synth::SynthKernels;
-use crate::ops::{attention, embed, matmul, moe_experts, moe_route, qkv_rope, rms_norm, sample, synth};
-use crate::peak;
+use crate::ops::{On, attention, embed, matmul, moe_experts, moe_route, qkv_rope, rms_norm, sample, synth};
 use crate::registry::{Chosen, Resolved, one};
 
-pub struct CudaBackend {
-    dev: Device,
-    kernels: Chosen,
-    synth: SynthKernels,
-    scratch: Option<Scratch>,
-    steps: Recorder,
+pub struct CudaBackend<D: Device> {
+    dev: D,
+    kernels: Chosen<D>,
+    synth: SynthKernels<D>,
+    /// u32: bits of `GPTOSS_STATUS_*` set by kernels since the last synchronize.
+    status: CudaBuffer<D>,
+    scratch: Option<Scratch<D>>,
+    steps: Recorder<D>,
 }
 
 /// Per-op scratch, sized once by `prepare` for the model's largest batch.
-struct Scratch {
-    route: RouteScratch,
+struct Scratch<D: Device> {
+    route: RouteScratch<D>,
     /// f32 [max_tokens, top_k, intermediate]: SwiGLU outputs of the routed experts
-    act: CudaBuffer,
-    partials: Partials,
-    sample: SampleScratch,
+    act: CudaBuffer<D>,
+    partials: Partials<D>,
+    sample: SampleScratch<D>,
 }
 
-impl CudaBackend {
-    /// A backend on GPU `ordinal`; an error (never a panic) when there is no driver or device.
-    pub fn new(ordinal: usize) -> Result<Self> {
-        let dev = Device::open(ordinal)?;
+impl<D: Device> CudaBackend<D> {
+    /// A backend on `dev`.
+    pub fn new(dev: D) -> Result<Self> {
         let synth = SynthKernels {
             bf16: dev.function("synth", "synth_bf16")?,
             f32: dev.function("synth", "synth_f32")?,
             bytes: dev.function("synth", "synth_bytes")?,
         };
-        Ok(CudaBackend { dev, kernels: Chosen::default(), synth, scratch: None, steps: Recorder::from_env() })
+        let status = CudaBuffer::zeroed(&dev, DType::U32, 1)?;
+        Ok(CudaBackend { dev, kernels: Chosen::default(), synth, status, scratch: None, steps: Recorder::from_env() })
+    }
+
+    /// The device, for tests that launch kernels of their own.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    fn on(&self) -> On<'_, D> {
+        On { dev: &self.dev, status: self.status.ptr() }
+    }
+
+    /// Waits for the device, then reports (and clears) what kernels flagged meanwhile.
+    fn sync_status(&mut self) -> Result<()> {
+        self.dev.synchronize()?;
+        let mut word = [0u8; 4];
+        self.status.read(&self.dev, 0, &mut word)?;
+        let bits = u32::from_le_bytes(word);
+        if bits == 0 {
+            return Ok(());
+        }
+        self.status.write(&self.dev, 0, &[0; 4])?;
+        Err(status_error(D::BACKEND, bits))
     }
 }
 
-/// The scratch, once `prepare` has sized it.
-fn prepared<'a>(scratch: &'a mut Option<Scratch>, op: &'static str) -> Result<&'a mut Scratch> {
-    scratch.as_mut().ok_or_else(|| EngineError::invalid(format!("{op}: the CUDA backend was not prepared for a model")))
+/// The bad inputs a status word reports.
+fn status_error(backend: &'static str, bits: u32) -> EngineError {
+    let mut what = Vec::new();
+    if bits & GPTOSS_STATUS_TOKEN_RANGE != 0 {
+        what.push("a token id beyond the embedding table");
+    }
+    if bits & GPTOSS_STATUS_EXPERT_RANGE != 0 {
+        what.push("an expert id beyond the layer's experts");
+    }
+    if bits & GPTOSS_STATUS_RING_OVERRUN != 0 {
+        what.push("a position needing keys the sliding-window ring no longer holds");
+    }
+    EngineError::Backend { backend, detail: format!("kernels reported bad inputs: {}", what.join("; ")) }
 }
 
-impl Backend for CudaBackend {
-    type Buffer = CudaBuffer;
+/// The scratch, once `prepare` has sized it.
+fn prepared<'a, D: Device>(scratch: &'a mut Option<Scratch<D>>, op: &'static str) -> Result<&'a mut Scratch<D>> {
+    scratch.as_mut().ok_or_else(|| EngineError::invalid(format!("{op}: the {} backend was not prepared for a model", D::BACKEND)))
+}
+
+impl<D: Device> Backend for CudaBackend<D> {
+    type Buffer = CudaBuffer<D>;
 
     fn info(&self) -> BackendInfo {
-        BackendInfo { name: "cuda", device: self.dev.name.clone(), threads: 1 }
+        BackendInfo { name: D::BACKEND, device: self.dev.name().to_string(), threads: 1 }
     }
 
     fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
@@ -64,8 +105,6 @@ impl Backend for CudaBackend {
         let dev = &self.dev;
         let alloc = |dtype, len| CudaBuffer::zeroed(dev, dtype, len);
         let rows = scratch_rows(plan.max_tokens);
-        // SAFETY: pinned host memory, written only by device-to-host copies before it is read.
-        let host = unsafe { dev.ctx.alloc_pinned_with_flags::<u8>(4, 0) }.map_err(cuda_err("allocating pinned memory"))?;
         self.scratch = Some(Scratch {
             route: RouteScratch {
                 logits: alloc(DType::F32, plan.max_tokens * plan.experts)?,
@@ -81,17 +120,16 @@ impl Backend for CudaBackend {
                 idx: alloc(DType::U32, MAX_BLOCKS)?,
                 mass: alloc(DType::F32, 2 * MAX_BLOCKS)?,
                 ticket_and_id: alloc(DType::U32, 2)?,
-                host,
             },
         });
         Ok(self.kernels.report.clone())
     }
 
-    fn alloc(&mut self, dtype: DType, len: usize) -> Result<CudaBuffer> {
+    fn alloc(&mut self, dtype: DType, len: usize) -> Result<CudaBuffer<D>> {
         CudaBuffer::zeroed(&self.dev, dtype, len)
     }
 
-    fn load_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<CudaBuffer> {
+    fn load_host(&mut self, dtype: DType, len: usize, bytes: HostBytes) -> Result<CudaBuffer<D>> {
         if dtype.bytes(len) != Some(bytes.len()) {
             return Err(EngineError::shape("load", format!("{} bytes for {len} × {dtype}", bytes.len())));
         }
@@ -100,42 +138,45 @@ impl Backend for CudaBackend {
         Ok(buf)
     }
 
-    fn load_synth(&mut self, dtype: DType, len: usize, tensor: &SynthTensor) -> Result<CudaBuffer> {
+    fn load_synth(&mut self, dtype: DType, len: usize, tensor: &SynthTensor) -> Result<CudaBuffer<D>> {
         let mut buf = CudaBuffer::zeroed(&self.dev, dtype, len)?;
         synth::synth(&self.dev, &self.synth, tensor, &mut buf)?;
         Ok(buf)
     }
 
-    fn write(&mut self, dst: &mut CudaBuffer, first: usize, bytes: &[u8]) -> Result<()> {
+    fn write(&mut self, dst: &mut CudaBuffer<D>, first: usize, bytes: &[u8]) -> Result<()> {
         dst.write(&self.dev, first, bytes)
     }
 
-    fn read(&mut self, src: &CudaBuffer, first: usize, out: &mut [u8]) -> Result<()> {
+    fn read(&mut self, src: &CudaBuffer<D>, first: usize, out: &mut [u8]) -> Result<()> {
         // Kernel-reported input errors surface here, before anyone uses the results.
-        self.dev.synchronize()?;
+        self.sync_status()?;
         src.read(&self.dev, first, out)
     }
 
-    fn copy(&mut self, src: &CudaBuffer, src_first: usize, dst: &mut CudaBuffer, dst_first: usize, len: usize) -> Result<()> {
+    fn copy(&mut self, src: &CudaBuffer<D>, src_first: usize, dst: &mut CudaBuffer<D>, dst_first: usize, len: usize) -> Result<()> {
         dst.copy_from(&self.dev, src, src_first, dst_first, len)
     }
 
     fn synchronize(&mut self) -> Result<()> {
-        self.dev.synchronize()
+        self.sync_status()
     }
 
     fn measure_peak_gb_s(&mut self) -> Result<Option<f64>> {
-        self.dev.synchronize()?;
-        peak::copy_bandwidth(&self.dev).map(Some)
+        self.sync_status()?;
+        self.dev.copy_bandwidth()
     }
 
     fn device_memory(&self) -> Option<(u64, u64)> {
-        let (free, total) = self.dev.ctx.mem_get_info().ok()?;
-        Some(((total - free) as u64, total as u64))
+        self.dev.memory().map(|(free, total)| (total - free, total))
     }
 
     fn memory_available(&self) -> Option<u64> {
-        self.dev.ctx.mem_get_info().ok().map(|(free, _)| free as u64)
+        match self.dev.memory() {
+            Some((free, _)) => Some(free),
+            // The emulator's device memory is the host's.
+            None => gptoss_engine::host_memory::available(),
+        }
     }
 
     fn begin_step(&mut self, step: Step) -> Result<StepMode> {
@@ -146,53 +187,57 @@ impl Backend for CudaBackend {
         self.steps.end(&self.dev)
     }
 
-    fn embed(&mut self, a: EmbedArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    fn embed(&mut self, a: EmbedArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let f = one(self.kernels.get(OpKind::Embed, Some(a.table.format))?, "embed")?;
-        embed::embed(&self.dev, f, a)
+        embed::embed(&self.on(), f, a)
     }
 
-    fn rms_norm(&mut self, a: RmsNormArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    fn rms_norm(&mut self, a: RmsNormArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let f = one(self.kernels.get(OpKind::RmsNorm, None)?, "rms_norm")?;
-        rms_norm::rms_norm(&self.dev, f, a)
+        rms_norm::rms_norm(&self.on(), f, a)
     }
 
-    fn matmul(&mut self, a: MatmulArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    fn matmul(&mut self, a: MatmulArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let f = one(self.kernels.get(OpKind::Matmul, Some(a.w.format))?, "matmul")?;
-        matmul::matmul(&self.dev, f, a)
+        matmul::matmul(&self.on(), f, a)
     }
 
-    fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let k = self.kernels.get(OpKind::QkvRope, Some(a.wq.format))?;
-        qkv_rope::qkv_rope(&self.dev, k, a)
+        qkv_rope::qkv_rope(&self.on(), k, a)
     }
 
-    fn attention(&mut self, a: AttentionArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    fn attention(&mut self, a: AttentionArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
+        let on = On { dev: &self.dev, status: self.status.ptr() };
         let part = &mut prepared(&mut self.scratch, "attention")?.partials;
         let k = self.kernels.get(OpKind::Attention, None)?;
-        attention::attention(&self.dev, k, part, a)
+        attention::attention(&on, k, part, a)
     }
 
-    fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
+        let on = On { dev: &self.dev, status: self.status.ptr() };
         let scratch = &mut prepared(&mut self.scratch, "moe_route")?.route;
         let f = one(self.kernels.get(OpKind::MoeRoute, Some(a.router.format))?, "moe_route")?;
-        moe_route::moe_route(&self.dev, f, scratch, a)
+        moe_route::moe_route(&on, f, scratch, a)
     }
 
-    fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+    fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
+        let on = On { dev: &self.dev, status: self.status.ptr() };
         let act = &mut prepared(&mut self.scratch, "moe_experts")?.act;
         let k = self.kernels.get(OpKind::MoeExperts, Some(a.gate_up.format))?;
-        moe_experts::moe_experts(&self.dev, k, act, a)
+        moe_experts::moe_experts(&on, k, act, a)
     }
 
-    fn sample(&mut self, a: SampleArgs<'_, Buffers<CudaBuffer>>) -> Result<u32> {
+    fn sample(&mut self, a: SampleArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<u32> {
         if self.steps.capturing() {
             return Err(EngineError::invalid("sample: called while a step is being recorded"));
         }
-        self.dev.synchronize()?;
+        self.sync_status()?;
+        let on = On { dev: &self.dev, status: self.status.ptr() };
         let Resolved::Sample { argmax, temperature, cut } = self.kernels.get(OpKind::Sample, None)? else {
-            return Err(EngineError::Backend { backend: "cuda", detail: "sample: kernel table mismatch".into() });
+            return Err(EngineError::Backend { backend: D::BACKEND, detail: "sample: kernel table mismatch".into() });
         };
         let s = &mut prepared(&mut self.scratch, "sample")?.sample;
-        sample::sample(&self.dev, sample::Kernels { argmax, temperature, cut }, s, a)
+        sample::sample(&on, sample::Kernels { argmax, temperature, cut }, s, a)
     }
 }

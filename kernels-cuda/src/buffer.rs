@@ -1,19 +1,18 @@
-//! Device buffers: a typed, sized allocation on the GPU.
+//! Device buffers: a typed, sized allocation on a device, real or emulated.
 
-use cudarc::driver::{CudaSlice, CudaView, DevicePtr};
 use gptoss_engine::{DType, DeviceBuffer, EngineError, Result};
 
-use crate::device::{Device, cuda_err};
+use crate::device::Device;
 
-pub struct CudaBuffer {
+pub struct CudaBuffer<D: Device> {
     dtype: DType,
     len: usize,
-    mem: CudaSlice<u8>,
+    mem: D::Memory,
     /// The allocation's device address (stable for its lifetime).
     ptr: u64,
 }
 
-impl DeviceBuffer for CudaBuffer {
+impl<D: Device> DeviceBuffer for CudaBuffer<D> {
     fn dtype(&self) -> DType {
         self.dtype
     }
@@ -26,16 +25,11 @@ impl DeviceBuffer for CudaBuffer {
 /// buffer's last elements stays inside the allocation.
 const GRANULE: usize = 16;
 
-impl CudaBuffer {
+impl<D: Device> CudaBuffer<D> {
     /// A zero-filled buffer of `len` elements.
-    pub(crate) fn zeroed(dev: &Device, dtype: DType, len: usize) -> Result<Self> {
+    pub(crate) fn zeroed(dev: &D, dtype: DType, len: usize) -> Result<Self> {
         let bytes = dtype.bytes(len).ok_or_else(|| EngineError::invalid(format!("{len} × {dtype} overflows")))?;
-        let padded = bytes.div_ceil(GRANULE).max(1) * GRANULE;
-        let mem = dev
-            .stream
-            .alloc_zeros::<u8>(padded)
-            .map_err(|e| EngineError::Backend { backend: "cuda", detail: format!("allocating {bytes} bytes on {}: {e}", dev.name) })?;
-        let ptr = mem.device_ptr(&dev.stream).0;
+        let (mem, ptr) = dev.alloc(bytes.div_ceil(GRANULE).max(1) * GRANULE)?;
         Ok(CudaBuffer { dtype, len, mem, ptr })
     }
 
@@ -48,18 +42,12 @@ impl CudaBuffer {
         self.ptr
     }
 
-    /// The bytes of elements `first .. first + len`.
-    pub(crate) fn view(&self, first: usize, len: usize) -> CudaView<'_, u8> {
-        let size = self.dtype.size();
-        self.mem.slice(first * size..(first + len) * size)
-    }
-
     pub(crate) fn bytes(&self) -> usize {
         self.len * self.dtype.size()
     }
 
     /// Host bytes into elements `first..`.
-    pub(crate) fn write(&mut self, dev: &Device, first: usize, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write(&mut self, dev: &D, first: usize, bytes: &[u8]) -> Result<()> {
         let start = first * self.dtype.size();
         if !bytes.len().is_multiple_of(self.dtype.size()) || start + bytes.len() > self.bytes() {
             return Err(EngineError::shape(
@@ -67,12 +55,11 @@ impl CudaBuffer {
                 format!("{} bytes at element {first} do not fit a buffer of {} bytes", bytes.len(), self.bytes()),
             ));
         }
-        let mut dst = self.mem.slice_mut(start..start + bytes.len());
-        dev.stream.memcpy_htod(bytes, &mut dst).map_err(cuda_err("host to device copy"))
+        dev.write(&mut self.mem, start, bytes)
     }
 
     /// Elements `first..` into host bytes (waits for the copy).
-    pub(crate) fn read(&self, dev: &Device, first: usize, out: &mut [u8]) -> Result<()> {
+    pub(crate) fn read(&self, dev: &D, first: usize, out: &mut [u8]) -> Result<()> {
         let start = first * self.dtype.size();
         if start + out.len() > self.bytes() {
             return Err(EngineError::shape(
@@ -80,12 +67,11 @@ impl CudaBuffer {
                 format!("{} bytes at element {first} exceed a buffer of {} bytes", out.len(), self.bytes()),
             ));
         }
-        let src = self.mem.slice(start..start + out.len());
-        dev.stream.memcpy_dtoh(&src, out).map_err(cuda_err("device to host copy"))
+        dev.read(&self.mem, start, out)
     }
 
-    /// `len` elements from `src[src_first..]` into `self[dst_first..]`, on the stream.
-    pub(crate) fn copy_from(&mut self, dev: &Device, src: &CudaBuffer, src_first: usize, dst_first: usize, len: usize) -> Result<()> {
+    /// `len` elements from `src[src_first..]` into `self[dst_first..]`, queued.
+    pub(crate) fn copy_from(&mut self, dev: &D, src: &CudaBuffer<D>, src_first: usize, dst_first: usize, len: usize) -> Result<()> {
         if src.dtype != self.dtype || src_first + len > src.len || dst_first + len > self.len {
             return Err(EngineError::shape(
                 "copy",
@@ -96,8 +82,6 @@ impl CudaBuffer {
             ));
         }
         let size = self.dtype.size();
-        let from = src.mem.slice(src_first * size..(src_first + len) * size);
-        let mut to = self.mem.slice_mut(dst_first * size..(dst_first + len) * size);
-        dev.stream.memcpy_dtod(&from, &mut to).map_err(cuda_err("device to device copy"))
+        dev.copy(&src.mem, src_first * size, &mut self.mem, dst_first * size, len * size)
     }
 }

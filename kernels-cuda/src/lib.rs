@@ -1,35 +1,45 @@
-//! gptoss-kernels-cuda: the CUDA implementation of the engine's `Backend`.
+//! gptoss-kernels-cuda: the CUDA implementation of the engine's `Backend`, on a real GPU or on
+//! the CPU under an exact emulation of the CUDA execution model.
 //!
-//! Hand-written kernels in `cuda/*.cu`, compiled by nvcc in `build.rs` to fatbins (SASS for
-//! sm_80/86/89/90a plus compute_90 PTX) that are embedded in the crate and launched through
-//! cudarc's driver API, loaded at run time. Everything lives behind the `cuda` feature: without
-//! it the crate is empty and the workspace builds on machines with no CUDA at all. With it,
-//! building needs nvcc but no GPU and no driver; a machine without a driver or a device gets an
-//! error from [`CudaBackend::new`], never a panic.
+//! Hand-written kernels in `cuda/*.cu`. With the `cuda` feature, `build.rs` compiles them with
+//! nvcc to fatbins (SASS for sm_80/86/89/90a plus compute_90 PTX) embedded in the crate and
+//! launched through cudarc's driver API, loaded at run time ([`Gpu`]): building needs nvcc but
+//! no GPU and no driver; a machine without them gets an error, never a panic. With the
+//! `cuda-sim` feature, `build.rs` compiles the same sources as C++ for the host with the
+//! emulator in `sim/` ([`Sim`]), so every kernel runs anywhere, slowly: a checker. Without
+//! either the crate is empty and the workspace builds on machines with no CUDA at all.
 
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 mod args;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 mod backend;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 mod buffer;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+pub mod device;
 #[cfg(feature = "cuda")]
-mod device;
-#[cfg(feature = "cuda")]
+mod gpu;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 mod graph;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 mod ops;
-#[cfg(feature = "cuda")]
-mod peak;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 mod registry;
+#[cfg(feature = "cuda-sim")]
+pub mod sim;
 
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+pub use args::KernelArgs;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 pub use backend::CudaBackend;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 pub use buffer::CudaBuffer;
 #[cfg(feature = "cuda")]
-pub use device::{ARTIFACTS, PTXAS_SUMMARY};
+pub use gpu::{ARTIFACTS, Gpu, PTXAS_SUMMARY};
+#[cfg(feature = "cuda-sim")]
+pub use sim::Sim;
 
-/// True when this build carries the CUDA kernels (the `cuda` cargo feature).
+/// True when this build carries the CUDA kernels for a GPU (the `cuda` cargo feature).
 pub const ENABLED: bool = cfg!(feature = "cuda");
+/// True when this build carries the emulated device (the `cuda-sim` cargo feature).
+pub const SIM_ENABLED: bool = cfg!(feature = "cuda-sim");

@@ -4,7 +4,6 @@
 //! launches by their names in the PTX, spelled out (`grep` finds them in `cuda/*.cu`); the
 //! registry name of a weighted op is `kernel_name(op, format, "")` (a test checks it).
 
-use cudarc::driver::CudaFunction;
 use gptoss_engine::kernels::{Candidate, check_overrides, choose};
 use gptoss_engine::{EngineError, KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind, Result, WeightFormat};
 
@@ -133,15 +132,15 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
 }
 
 /// The kernels behind one chosen case, loaded.
-pub enum Resolved {
-    One(CudaFunction),
-    ByKv { bf16: CudaFunction, f32: CudaFunction },
-    Attention { bf16: CudaFunction, f32: CudaFunction, combine: CudaFunction },
-    Moe { gate_up: CudaFunction, down: CudaFunction },
-    Sample { argmax: CudaFunction, temperature: CudaFunction, cut: CudaFunction },
+pub enum Resolved<D: Device> {
+    One(D::Function),
+    ByKv { bf16: D::Function, f32: D::Function },
+    Attention { bf16: D::Function, f32: D::Function, combine: D::Function },
+    Moe { gate_up: D::Function, down: D::Function },
+    Sample { argmax: D::Function, temperature: D::Function, cut: D::Function },
 }
 
-fn resolve(dev: &Device, module: &str, ptx: Ptx, plan: &ModelPlan) -> Result<Resolved> {
+fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Result<Resolved<D>> {
     let f = |n: &str| dev.function(module, n);
     Ok(match ptx {
         Ptx::One(name) => Resolved::One(f(name)?),
@@ -159,14 +158,19 @@ fn resolve(dev: &Device, module: &str, ptx: Ptx, plan: &ModelPlan) -> Result<Res
 }
 
 /// The chosen kernels, by case.
-#[derive(Default)]
-pub struct Chosen {
-    kernels: Vec<(OpCase, Resolved)>,
+pub struct Chosen<D: Device> {
+    kernels: Vec<(OpCase, Resolved<D>)>,
     pub report: Vec<KernelChoice>,
 }
 
-impl Chosen {
-    pub fn new(dev: &Device, plan: &ModelPlan, ov: &KernelOverrides) -> Result<Self> {
+impl<D: Device> Default for Chosen<D> {
+    fn default() -> Self {
+        Chosen { kernels: Vec::new(), report: Vec::new() }
+    }
+}
+
+impl<D: Device> Chosen<D> {
+    pub fn new(dev: &D, plan: &ModelPlan, ov: &KernelOverrides) -> Result<Self> {
         let mut chosen = Chosen::default();
         for case in &plan.cases {
             let (module, list) = candidates(case.op);
@@ -179,7 +183,7 @@ impl Chosen {
     }
 
     /// The kernels chosen for `op` with weights of `format` (None for ops without weights).
-    pub fn get(&self, op: OpKind, format: Option<WeightFormat>) -> Result<&Resolved> {
+    pub fn get(&self, op: OpKind, format: Option<WeightFormat>) -> Result<&Resolved<D>> {
         self.kernels.iter().find(|(c, _)| c.op == op && c.format == format).map(|(_, k)| k).ok_or_else(|| {
             let what = format.map(|f| format!(" with {f} weights")).unwrap_or_default();
             EngineError::unsupported(op.name(), format!("no kernel was prepared for this op{what}; the model plan did not list it"))
@@ -188,10 +192,10 @@ impl Chosen {
 }
 
 /// The single kernel of a case that has one.
-pub fn one<'a>(r: &'a Resolved, op: &'static str) -> Result<&'a CudaFunction> {
+pub fn one<'a, D: Device>(r: &'a Resolved<D>, op: &'static str) -> Result<&'a D::Function> {
     match r {
         Resolved::One(f) => Ok(f),
-        _ => Err(EngineError::Backend { backend: "cuda", detail: format!("{op}: kernel table mismatch") }),
+        _ => Err(EngineError::Backend { backend: D::BACKEND, detail: format!("{op}: kernel table mismatch") }),
     }
 }
 

@@ -1,13 +1,12 @@
 //! Launcher for `cuda/attention.cu`: the split pass, then the combine pass.
 
-use cudarc::driver::LaunchConfig;
 use gptoss_engine::checks::{self, buffer as need};
 use gptoss_engine::{AttentionArgs, Buffers, DType, DeviceBuffer, EngineError, Result};
 
-use super::u32_of;
+use super::{On, u32_of};
 use crate::args::{GPTOSS_ATTENTION_WARPS, GPTOSS_MAX_GROUP, GPTOSS_WARP_THREADS, GptossAttentionArgs};
 use crate::buffer::CudaBuffer;
-use crate::device::Device;
+use crate::device::{Device, Launch};
 use crate::registry::Resolved;
 
 const OP: &str = "attention";
@@ -30,21 +29,26 @@ pub fn scratch_rows(max_tokens: usize) -> usize {
 }
 
 /// Per-(token, head, split) partial results of the split pass.
-pub struct Partials {
+pub struct Partials<D: Device> {
     /// f32 [rows, q_heads, head_dim]
-    pub acc: CudaBuffer,
+    pub acc: CudaBuffer<D>,
     /// f32 [rows, q_heads, 2]
-    pub ml: CudaBuffer,
+    pub ml: CudaBuffer<D>,
 }
 
-pub fn attention(dev: &Device, kernels: &Resolved, part: &mut Partials, a: AttentionArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+pub fn attention<D: Device>(
+    on: &On<D>,
+    kernels: &Resolved<D>,
+    part: &mut Partials<D>,
+    a: AttentionArgs<'_, Buffers<CudaBuffer<D>>>,
+) -> Result<()> {
     let s = checks::attention(&a)?;
     let (d, q_heads, kv) = (s.head_dim, s.q_heads, a.kv);
     if s.group > GPTOSS_MAX_GROUP as usize {
         return Err(EngineError::unsupported(OP, format!("{} query heads per kv head (at most {GPTOSS_MAX_GROUP} on CUDA)", s.group)));
     }
     let Resolved::Attention { bf16, f32, combine } = kernels else {
-        return Err(EngineError::Backend { backend: "cuda", detail: format!("{OP}: kernel table mismatch") });
+        return Err(EngineError::Backend { backend: D::BACKEND, detail: format!("{OP}: kernel table mismatch") });
     };
     let split_kernel = match kv.k.dtype() {
         DType::Bf16 => bf16,
@@ -69,7 +73,7 @@ pub fn attention(dev: &Device, kernels: &Resolved, part: &mut Partials, a: Atten
         out: a.out.ptr() as *mut f32,
         part_acc: part.acc.ptr() as *mut f32,
         part_ml: part.ml.ptr() as *mut f32,
-        status: dev.status_ptr as *mut u32,
+        status: on.status as *mut u32,
         n: u32_of(a.n, OP, "tokens")?,
         q_heads: q_heads as u32,
         kv_heads: kv.kv_heads as u32,
@@ -80,13 +84,13 @@ pub fn attention(dev: &Device, kernels: &Resolved, part: &mut Partials, a: Atten
         scale: a.scale,
     };
     let block = GPTOSS_ATTENTION_WARPS * GPTOSS_WARP_THREADS;
-    let split_cfg = LaunchConfig { grid_dim: (kv.kv_heads as u32, sp as u32, args.n), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
-    let combine_cfg = LaunchConfig { grid_dim: (q_heads as u32, args.n, 1), block_dim: (d as u32, 1, 1), shared_mem_bytes: 0 };
+    let split_cfg = Launch::linear([kv.kv_heads as u32, sp as u32, args.n], block);
+    let combine_cfg = Launch::linear([q_heads as u32, args.n, 1], d as u32);
     // SAFETY: q / out hold n × q_heads × d floats, the cache matches its geometry, positions
     // hold n ids, the partials n × splits rows (checked above); keys are read at pos % capacity,
     // and positions past what the ring holds are reported by the kernel, not read out of bounds.
     unsafe {
-        dev.launch(split_kernel, split_cfg, &args)?;
-        dev.launch(combine, combine_cfg, &args)
+        on.dev.launch(split_kernel, split_cfg, &args)?;
+        on.dev.launch(combine, combine_cfg, &args)
     }
 }

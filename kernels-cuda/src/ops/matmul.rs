@@ -1,16 +1,15 @@
 //! Launcher for `cuda/matmul.cu`.
 
-use cudarc::driver::{CudaFunction, LaunchConfig};
 use gptoss_engine::{Buffers, MatmulArgs, Result, checks};
 
-use super::{blocks, dense, u32_of};
+use super::{On, blocks, dense, u32_of};
 use crate::args::{GPTOSS_MATMUL_WARPS, GPTOSS_WARP_THREADS, GptossMatmulArgs};
 use crate::buffer::CudaBuffer;
-use crate::device::Device;
+use crate::device::{Device, Launch};
 
 const OP: &str = "matmul";
 
-pub fn matmul(dev: &Device, f: &CudaFunction, a: MatmulArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+pub fn matmul<D: Device>(on: &On<D>, f: &D::Function, a: MatmulArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
     checks::matmul(&a)?;
     if a.n == 0 {
         return Ok(());
@@ -23,9 +22,9 @@ pub fn matmul(dev: &Device, f: &CudaFunction, a: MatmulArgs<'_, Buffers<CudaBuff
         accumulate: a.accumulate as u32,
     };
     let block = GPTOSS_MATMUL_WARPS * GPTOSS_WARP_THREADS;
-    let cfg = LaunchConfig { grid_dim: (blocks(a.w.rows, GPTOSS_MATMUL_WARPS, OP)?, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
+    let cfg = Launch::linear([blocks(a.w.rows, GPTOSS_MATMUL_WARPS, OP)?, 1, 1], block);
     // SAFETY: the weight's buffers match its format and shape, x holds n rows of cols floats and
     // out n rows of rows floats (`checks::matmul`); x and out are distinct buffers (Rust's
     // borrows), and buffers are padded to 16 bytes for the vector loads.
-    unsafe { dev.launch(f, cfg, &args) }
+    unsafe { on.dev.launch(f, cfg, &args) }
 }

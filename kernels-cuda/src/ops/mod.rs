@@ -17,6 +17,14 @@ use gptoss_engine::{EngineError, Result, Weight, WeightFormat, checks};
 
 use crate::args::GptossWeight;
 use crate::buffer::CudaBuffer;
+use crate::device::Device;
+
+/// What every launcher needs: the device, and the address of the status word through which
+/// kernels report bad device-side inputs (see `cuda/args.h`).
+pub struct On<'a, D: Device> {
+    pub dev: &'a D,
+    pub status: u64,
+}
 
 /// Blocks for `items` spread `per_block` to a block, as a grid dimension.
 pub fn blocks(items: usize, per_block: u32, op: &'static str) -> Result<u32> {
@@ -30,7 +38,7 @@ pub fn u32_of(v: usize, op: &'static str, what: &str) -> Result<u32> {
 }
 
 /// A weight checked against its format's layout (engine/src/weight.rs), as the kernels see it.
-pub fn weight(w: &Weight<CudaBuffer>, op: &'static str) -> Result<GptossWeight> {
+pub fn weight<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<GptossWeight> {
     checks::weight(w, op)?;
     let scales = w.scales.as_ref().map_or(ptr::null(), |s| s.ptr() as *const _);
     let bias = w.bias.as_ref().map_or(ptr::null(), |b| b.ptr() as *const f32);
@@ -52,7 +60,7 @@ pub fn weight(w: &Weight<CudaBuffer>, op: &'static str) -> Result<GptossWeight> 
 }
 
 /// A weight that must be a single matrix.
-pub fn dense(w: &Weight<CudaBuffer>, op: &'static str) -> Result<GptossWeight> {
+pub fn dense<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<GptossWeight> {
     checks::dense(w, op)?;
     weight(w, op)
 }

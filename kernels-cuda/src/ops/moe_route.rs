@@ -1,25 +1,29 @@
 //! Launcher for `cuda/moe_route.cu`.
 
-use cudarc::driver::{CudaFunction, LaunchConfig};
 use gptoss_engine::checks::{self, buffer as need};
 use gptoss_engine::{Buffers, DType, EngineError, MoeRouteArgs, Result};
 
-use super::{blocks, dense, u32_of};
+use super::{On, blocks, dense, u32_of};
 use crate::args::{GPTOSS_MAX_EXPERTS, GPTOSS_MAX_TOP_K, GPTOSS_ROUTE_WARPS, GPTOSS_WARP_THREADS, GptossMoeRouteArgs};
 use crate::buffer::CudaBuffer;
-use crate::device::Device;
+use crate::device::{Device, Launch};
 
 const OP: &str = "moe_route";
 
 /// Per-token scratch of the fused router: logits and the last-block tickets.
-pub struct RouteScratch {
+pub struct RouteScratch<D: Device> {
     /// f32 [max_tokens, experts]
-    pub logits: CudaBuffer,
+    pub logits: CudaBuffer<D>,
     /// u32 [max_tokens], zero between launches (the kernel resets what it uses)
-    pub counters: CudaBuffer,
+    pub counters: CudaBuffer<D>,
 }
 
-pub fn moe_route(dev: &Device, f: &CudaFunction, scratch: &mut RouteScratch, a: MoeRouteArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+pub fn moe_route<D: Device>(
+    on: &On<D>,
+    f: &D::Function,
+    scratch: &mut RouteScratch<D>,
+    a: MoeRouteArgs<'_, Buffers<CudaBuffer<D>>>,
+) -> Result<()> {
     checks::moe_route(&a)?;
     let (experts, top_k, n) = (a.router.rows, a.top_k, a.n);
     if top_k > GPTOSS_MAX_TOP_K as usize || experts > GPTOSS_MAX_EXPERTS as usize {
@@ -44,9 +48,8 @@ pub fn moe_route(dev: &Device, f: &CudaFunction, scratch: &mut RouteScratch, a: 
         top_k: top_k as u32,
     };
     let block = GPTOSS_ROUTE_WARPS * GPTOSS_WARP_THREADS;
-    let cfg =
-        LaunchConfig { grid_dim: (blocks(experts, GPTOSS_ROUTE_WARPS, OP)?, args.n, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
+    let cfg = Launch::linear([blocks(experts, GPTOSS_ROUTE_WARPS, OP)?, args.n, 1], block);
     // SAFETY: the router matches its format, x / ids / weights / scratch are long enough and
     // top_k and the expert count are within the kernel's register tables (checked above).
-    unsafe { dev.launch(f, cfg, &args) }
+    unsafe { on.dev.launch(f, cfg, &args) }
 }

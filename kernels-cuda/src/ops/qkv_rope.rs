@@ -1,17 +1,16 @@
 //! Launcher for `cuda/qkv_rope.cu`.
 
-use cudarc::driver::LaunchConfig;
 use gptoss_engine::{Buffers, DType, DeviceBuffer, EngineError, QkvRopeArgs, Result, checks};
 
-use super::{blocks, dense, u32_of};
+use super::{On, blocks, dense, u32_of};
 use crate::args::{GPTOSS_QKV_WARPS, GPTOSS_WARP_THREADS, GptossQkvRopeArgs};
 use crate::buffer::CudaBuffer;
-use crate::device::Device;
+use crate::device::{Device, Launch};
 use crate::registry::Resolved;
 
 const OP: &str = "qkv_rope";
 
-pub fn qkv_rope(dev: &Device, kernels: &Resolved, a: QkvRopeArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+pub fn qkv_rope<D: Device>(on: &On<D>, kernels: &Resolved<D>, a: QkvRopeArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
     let s = checks::qkv_rope(&a)?;
     let f = match (kernels, a.kv.k.dtype()) {
         (Resolved::ByKv { bf16, .. }, DType::Bf16) => bf16,
@@ -40,8 +39,8 @@ pub fn qkv_rope(dev: &Device, kernels: &Resolved, a: QkvRopeArgs<'_, Buffers<Cud
     };
     let pairs = (s.q_heads + 2 * s.kv_heads) * s.head_dim / 2;
     let block = GPTOSS_QKV_WARPS * GPTOSS_WARP_THREADS;
-    let cfg = LaunchConfig { grid_dim: (blocks(pairs, GPTOSS_QKV_WARPS, OP)?, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
+    let cfg = Launch::linear([blocks(pairs, GPTOSS_QKV_WARPS, OP)?, 1, 1], block);
     // SAFETY: the weights match their formats and the cache geometry, x / positions / inv_freq /
     // q_out are long enough (`checks::qkv_rope`); cache slots are pos % capacity, always in bounds.
-    unsafe { dev.launch(f, cfg, &args) }
+    unsafe { on.dev.launch(f, cfg, &args) }
 }

@@ -1,16 +1,15 @@
 //! Launcher for `cuda/rms_norm.cu`.
 
-use cudarc::driver::{CudaFunction, LaunchConfig};
 use gptoss_engine::{Buffers, Result, RmsNormArgs, checks};
 
-use super::u32_of;
+use super::{On, u32_of};
 use crate::args::{GPTOSS_REDUCE_THREADS, GptossRmsNormArgs};
 use crate::buffer::CudaBuffer;
-use crate::device::Device;
+use crate::device::{Device, Launch};
 
 const OP: &str = "rms_norm";
 
-pub fn rms_norm(dev: &Device, f: &CudaFunction, a: RmsNormArgs<'_, Buffers<CudaBuffer>>) -> Result<()> {
+pub fn rms_norm<D: Device>(on: &On<D>, f: &D::Function, a: RmsNormArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
     let d = checks::rms_norm(&a)?;
     if a.n == 0 || d == 0 {
         return Ok(());
@@ -24,7 +23,7 @@ pub fn rms_norm(dev: &Device, f: &CudaFunction, a: RmsNormArgs<'_, Buffers<CudaB
         eps: a.eps,
         pad_: 0,
     };
-    let cfg = LaunchConfig { grid_dim: (args.n, 1, 1), block_dim: (GPTOSS_REDUCE_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let cfg = Launch::linear([args.n, 1, 1], GPTOSS_REDUCE_THREADS);
     // SAFETY: x and out hold n rows of d floats and gain d floats (`checks::rms_norm`).
-    unsafe { dev.launch(f, cfg, &args) }
+    unsafe { on.dev.launch(f, cfg, &args) }
 }

@@ -1,29 +1,26 @@
-//! Launcher for `cuda/sample.cu`: the token id is the only thing copied back (4 bytes, into
-//! pinned memory).
+//! Launcher for `cuda/sample.cu`: the token id is the only thing copied back (4 bytes).
 
-use cudarc::driver::{CudaFunction, LaunchConfig, PinnedHostSlice};
 use gptoss_engine::{Buffers, EngineError, Result, SampleArgs, checks};
 
+use super::On;
 use crate::args::{GPTOSS_REDUCE_THREADS, GPTOSS_SAMPLE_CUT_THREADS, GptossSampleArgs};
 use crate::buffer::CudaBuffer;
-use crate::device::{Device, cuda_err};
+use crate::device::{Device, Launch};
 
 const OP: &str = "sample";
 /// Blocks of the sampling passes: about 2048 logits each, at most this many.
 pub const MAX_BLOCKS: usize = 1024;
 
 /// Scratch of the sampling passes, sized once for the vocabulary.
-pub struct SampleScratch {
+pub struct SampleScratch<D: Device> {
     /// f32 [MAX_BLOCKS]
-    pub val: CudaBuffer,
+    pub val: CudaBuffer<D>,
     /// u32 [MAX_BLOCKS]
-    pub idx: CudaBuffer,
+    pub idx: CudaBuffer<D>,
     /// f64 [MAX_BLOCKS] (as 2 × MAX_BLOCKS f32 elements)
-    pub mass: CudaBuffer,
+    pub mass: CudaBuffer<D>,
     /// u32 [2]: the ticket, then the sampled id
-    pub ticket_and_id: CudaBuffer,
-    /// Host copy of the id.
-    pub host: PinnedHostSlice<u8>,
+    pub ticket_and_id: CudaBuffer<D>,
 }
 
 /// Most ids the top-k / top-p pass takes: its fixed-point masses (2^40 per unit weight) must
@@ -31,13 +28,13 @@ pub struct SampleScratch {
 pub const MAX_CUT_VOCAB: usize = 1 << 23;
 
 /// The kernels of `cuda/sample.cu`.
-pub struct Kernels<'a> {
-    pub argmax: &'a CudaFunction,
-    pub temperature: &'a CudaFunction,
-    pub cut: &'a CudaFunction,
+pub struct Kernels<'a, D: Device> {
+    pub argmax: &'a D::Function,
+    pub temperature: &'a D::Function,
+    pub cut: &'a D::Function,
 }
 
-pub fn sample(dev: &Device, k: Kernels, s: &mut SampleScratch, a: SampleArgs<'_, Buffers<CudaBuffer>>) -> Result<u32> {
+pub fn sample<D: Device>(on: &On<D>, k: Kernels<D>, s: &mut SampleScratch<D>, a: SampleArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<u32> {
     checks::sample(&a)?;
     let (vocab, params, u) = (a.vocab, a.params, a.u);
     if vocab > u32::MAX as usize {
@@ -62,22 +59,20 @@ pub fn sample(dev: &Device, k: Kernels, s: &mut SampleScratch, a: SampleArgs<'_,
         pad_: 0,
     };
     let blocks = vocab.div_ceil(2048).clamp(1, MAX_BLOCKS) as u32;
-    let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (GPTOSS_REDUCE_THREADS, 1, 1), shared_mem_bytes: 0 };
-    let one_block = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (GPTOSS_SAMPLE_CUT_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let cfg = Launch::linear([blocks, 1, 1], GPTOSS_REDUCE_THREADS);
+    let one_block = Launch::linear([1, 1, 1], GPTOSS_SAMPLE_CUT_THREADS);
     // SAFETY: the row holds vocab floats (checked above), the scratch holds MAX_BLOCKS entries
     // per pass (≥ blocks) and the ticket starts at zero (each pass's last block resets it); the
     // cut pass is one block of the size it was compiled for, over at most MAX_CUT_VOCAB ids.
     unsafe {
-        dev.launch(k.argmax, cfg, &args)?;
+        on.dev.launch(k.argmax, cfg, &args)?;
         if cut {
-            dev.launch(k.cut, one_block, &args)?;
+            on.dev.launch(k.cut, one_block, &args)?;
         } else if !params.is_greedy() {
-            dev.launch(k.temperature, cfg, &args)?;
+            on.dev.launch(k.temperature, cfg, &args)?;
         }
     }
-    let id = s.ticket_and_id.view(1, 1);
-    dev.stream.memcpy_dtoh(&id, &mut s.host).map_err(cuda_err("reading the sampled id"))?;
-    dev.stream.synchronize().map_err(cuda_err("synchronize"))?;
-    let bytes = s.host.as_slice().map_err(cuda_err("reading the sampled id"))?;
-    Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    let mut id = [0u8; 4];
+    s.ticket_and_id.read(on.dev, 1, &mut id)?;
+    Ok(u32::from_le_bytes(id))
 }

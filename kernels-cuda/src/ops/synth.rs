@@ -1,23 +1,22 @@
 //! Launcher for `cuda/synth.cu`: synthetic tensors generated in device memory.
 
-use cudarc::driver::{CudaFunction, LaunchConfig};
 use gptoss_engine::{DType, DeviceBuffer, EngineError, Result, SynthFill, SynthTensor};
 
 use crate::args::{GPTOSS_COPY_THREADS, GptossSynthArgs};
 use crate::buffer::CudaBuffer;
-use crate::device::Device;
+use crate::device::{Device, Launch};
 
 const OP: &str = "synth";
 
 /// The three kernels of synth.cu.
-pub struct SynthKernels {
-    pub bf16: CudaFunction,
-    pub f32: CudaFunction,
-    pub bytes: CudaFunction,
+pub struct SynthKernels<D: Device> {
+    pub bf16: D::Function,
+    pub f32: D::Function,
+    pub bytes: D::Function,
 }
 
 /// Fills all of `out` (allocated for `t`'s element type) with `t`'s values.
-pub fn synth(dev: &Device, k: &SynthKernels, t: &SynthTensor, out: &mut CudaBuffer) -> Result<()> {
+pub fn synth<D: Device>(dev: &D, k: &SynthKernels<D>, t: &SynthTensor, out: &mut CudaBuffer<D>) -> Result<()> {
     let (center, half_width, lo, span) = match t.fill {
         SynthFill::Uniform { center, half_width } => (center, half_width, 0, 0),
         SynthFill::Bytes => (0.0, 0.0, 0, 0),
@@ -36,7 +35,7 @@ pub fn synth(dev: &Device, k: &SynthKernels, t: &SynthTensor, out: &mut CudaBuff
     let args = GptossSynthArgs { out: out.ptr() as *mut _, len: out.len() as u64, stream: t.stream(), center, half_width, lo, span };
     // A grid-stride loop: enough blocks to fill any GPU, no more.
     let grid = words.div_ceil(GPTOSS_COPY_THREADS as usize).min(65_536) as u32;
-    let cfg = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (GPTOSS_COPY_THREADS, 1, 1), shared_mem_bytes: 0 };
+    let cfg = Launch::linear([grid, 1, 1], GPTOSS_COPY_THREADS);
     // SAFETY: the kernel writes exactly out.len() elements of out's type (selected above).
     unsafe { dev.launch(f, cfg, &args) }
 }

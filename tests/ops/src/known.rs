@@ -27,6 +27,7 @@ pub fn all<B: Backend>() -> Vec<(&'static str, Answer<B>)> {
         ("sampling reads its row", sampling_reads_its_row::<B>),
         ("ops reject wrong buffers", ops_reject_wrong_buffers::<B>),
         ("the ring keeps what a rollback needs", ring_keeps_what_a_rollback_needs::<B>),
+        ("bad ids and positions are errors", bad_ids_and_positions_are_errors::<B>),
     ]
 }
 
@@ -236,4 +237,54 @@ fn ring_keeps_what_a_rollback_needs<B: Backend>(b: &mut B) {
     assert!(kv.rollback(99).is_err());
     kv.advance(73);
     assert!(matches!(kv.check_append(1), Err(gptoss_engine::EngineError::ContextOverflow { needed: 101, capacity: 100 })));
+}
+
+/// Token ids, expert ids and positions may live in device memory, where only the kernels can
+/// check them: every backend still reports each, at the op or at the next synchronize (the CUDA
+/// kernels through their status word), naming what was wrong.
+fn bad_ids_and_positions_are_errors<B: Backend>(b: &mut B) {
+    let expect = |b: &mut B, what: &str, r: gptoss_engine::Result<()>| {
+        let err = r.and_then(|_| b.synchronize()).expect_err(what).to_string();
+        assert!(err.contains(what), "{what}: {err}");
+        b.synchronize().expect("the error is reported once");
+    };
+    let table = dense(b, 10, D, &[0.5; 10 * D], None);
+    let tokens = u32s(b, &[10]);
+    let mut out = poisoned(b, D);
+    let r = b.embed(EmbedArgs { table: &table, tokens: &tokens, n: 1, out: &mut out });
+    expect(b, "token id", r);
+
+    let (h, i, experts) = (32usize, 32usize, 2usize);
+    let mxfp4 = |b: &mut B, rows: usize, cols: usize| Weight {
+        format: WeightFormat::Mxfp4,
+        experts,
+        rows,
+        cols,
+        data: upload(b, DType::U8, &vec![0u8; experts * rows * cols / 2]),
+        scales: Some(upload(b, DType::U8, &vec![127u8; experts * rows * cols / 32])),
+        bias: None,
+    };
+    let (gate_up, down) = (mxfp4(b, 2 * i, h), mxfp4(b, h, i));
+    let (x, ids, w) = (f32s(b, &[0.0; 32]), u32s(b, &[2]), f32s(b, &[1.0]));
+    let mut res = f32s(b, &[0.0; 32]);
+    let swiglu = Swiglu { alpha: 1.702, limit: 7.0 };
+    let r = b.moe_experts(MoeExpertsArgs {
+        gate_up: &gate_up,
+        down: &down,
+        x: &x,
+        n: 1,
+        ids: &ids,
+        weights: &w,
+        top_k: 1,
+        swiglu,
+        residual: &mut res,
+    });
+    expect(b, "expert id", r);
+
+    // A full layer of 8 slots asked for position 20: 21 keys it does not hold.
+    let kv = KvCache::new(b, &[KvLayerSpec { kv_heads: 1, head_dim: D, window: None }], DType::F32, 8, 1).unwrap();
+    let (q, sinks, pos) = (f32s(b, &[0.0; D]), f32s(b, &[0.0]), u32s(b, &[20]));
+    let mut out = poisoned(b, D);
+    let r = b.attention(AttentionArgs { q: &q, kv: &kv.layers[0], n: 1, positions: &pos, sinks: &sinks, scale: 1.0, out: &mut out });
+    expect(b, "position", r);
 }

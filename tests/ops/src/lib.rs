@@ -4,6 +4,8 @@
 
 pub mod budgets;
 pub mod cpu;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+pub mod cuda;
 pub mod families;
 pub mod io;
 pub mod known;
