@@ -32,7 +32,14 @@
 #define GPTOSS_MOE_WARPS 8
 /* Warps of a split-KV attention block. */
 #define GPTOSS_ATTENTION_WARPS 4
-/* Threads per block of the copy-shaped kernels (embed, synth). */
+/* Tensor-core GEMM (gemm.cuh): a block computes GPTOSS_GEMM_BM weight rows × GPTOSS_GEMM_BN
+ * tokens, walking k in steps of GPTOSS_GEMM_BK, with GPTOSS_GEMM_WARPS warps (4 along rows × 2
+ * along tokens, 32 × 32 each). */
+#define GPTOSS_GEMM_BM 128
+#define GPTOSS_GEMM_BN 64
+#define GPTOSS_GEMM_BK 32
+#define GPTOSS_GEMM_WARPS 8
+/* Threads per block of the copy-shaped kernels (embed, synth, split). */
 #define GPTOSS_COPY_THREADS 256
 /* Threads per block of the reduction kernels (rms_norm, argmax, sampling). */
 #define GPTOSS_REDUCE_THREADS 256
@@ -51,6 +58,28 @@ typedef struct GptossWeight {
     unsigned int experts;
     unsigned int group; /* int4 group size; 0 for other formats */
 } GptossWeight;
+
+/* Activations as bf16 planes for the tensor cores: x ≈ hi + lo with hi = bf16(x) and
+ * lo = bf16(x − hi) (round-to-nearest-even), each [n, stride], stride = cols rounded up to
+ * GPTOSS_GEMM_BK, zero past cols. `lo` is null for the kernels that read hi alone. The GEMV
+ * kernels ignore it (null). */
+typedef struct GptossSplit {
+    const unsigned short *hi;
+    const unsigned short *lo;
+    unsigned int stride;
+    unsigned int pad_;
+} GptossSplit;
+
+/* Writes the planes of x [n, cols] (`lo` may be null). */
+typedef struct GptossSplitArgs {
+    const float *x;
+    unsigned short *hi;
+    unsigned short *lo;
+    unsigned int n;
+    unsigned int cols;
+    unsigned int stride;
+    unsigned int pad_;
+} GptossSplitArgs;
 
 /* out[t, :] = table[tokens[t], :] as f32. */
 typedef struct GptossEmbedArgs {
@@ -80,6 +109,7 @@ typedef struct GptossMatmulArgs {
     float *out;
     unsigned int n;
     unsigned int accumulate;
+    GptossSplit xs; /* the tensor-core kernels' x */
 } GptossMatmulArgs;
 
 /* q/k/v projections + bias + RoPE on q and k + the KV-cache write at slot pos % capacity. */
@@ -99,6 +129,7 @@ typedef struct GptossQkvRopeArgs {
     unsigned int kv_heads;
     unsigned int capacity;
     float concentration;
+    GptossSplit xs; /* the tensor-core kernels' x */
 } GptossQkvRopeArgs;
 
 /* Split-KV attention with sinks: pass 1 writes per-split partials, pass 2 combines them. */
@@ -201,9 +232,14 @@ GPTOSS_AT(GptossWeight, rows, 40);
 GPTOSS_AT(GptossWeight, group, 52);
 GPTOSS_PIN(GptossEmbedArgs, 88);
 GPTOSS_PIN(GptossRmsNormArgs, 40);
-GPTOSS_PIN(GptossMatmulArgs, 80);
+GPTOSS_PIN(GptossSplit, 24);
+GPTOSS_PIN(GptossSplitArgs, 40);
+GPTOSS_AT(GptossSplitArgs, n, 24);
+GPTOSS_PIN(GptossMatmulArgs, 104);
 GPTOSS_AT(GptossMatmulArgs, n, 72);
-GPTOSS_PIN(GptossQkvRopeArgs, 240);
+GPTOSS_AT(GptossMatmulArgs, xs, 80);
+GPTOSS_PIN(GptossQkvRopeArgs, 264);
+GPTOSS_AT(GptossQkvRopeArgs, xs, 240);
 GPTOSS_AT(GptossQkvRopeArgs, x, 168);
 GPTOSS_AT(GptossQkvRopeArgs, concentration, 236);
 GPTOSS_PIN(GptossAttentionArgs, 104);

@@ -689,13 +689,24 @@ bool run_block(Worker &w, unsigned linear, const GptossSimLaunch &l, uint64_t se
 }
 
 std::atomic<uint64_t> g_launches{0};
+// Launches per kernel, for the report.
+std::mutex g_counts_mutex;
+std::map<std::string, uint64_t> g_counts;
 
-// With GPTOSS_SIM_REPORT=1, the launches the process ran, on stderr at exit.
+void count_launch(const Kernel *k) {
+    g_launches.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(g_counts_mutex);
+    g_counts[k->name]++;
+}
+
+// With GPTOSS_SIM_REPORT=1, the launches the process ran, per kernel, on stderr at exit.
 struct Report {
     ~Report() {
         const char *v = getenv("GPTOSS_SIM_REPORT");
-        if (v && strcmp(v, "1") == 0)
-            fprintf(stderr, "cuda-sim: %llu kernel launches emulated\n", (unsigned long long)g_launches.load());
+        if (!v || strcmp(v, "1") != 0) return;
+        fprintf(stderr, "cuda-sim: %llu kernel launches emulated\n", (unsigned long long)g_launches.load());
+        std::lock_guard<std::mutex> lock(g_counts_mutex);
+        for (const auto &[name, count] : g_counts) fprintf(stderr, "cuda-sim: %8llu  %s\n", (unsigned long long)count, name.c_str());
     }
 } g_report;
 
@@ -769,7 +780,7 @@ extern "C" int gptoss_sim_launch(const Kernel *kernel, const GptossSimLaunch *l,
     w.threads = (unsigned)threads;
     w.block_dim = dim3{bx, by, bz}, w.grid_dim = dim3{gx, gy, gz};
     w.error.clear();
-    g_launches.fetch_add(1, std::memory_order_relaxed);
+    count_launch(kernel);
     const uint64_t blocks = (uint64_t)gx * gy * gz;
     // Blocks in an order drawn from the seed without a table (grids reach 2^31 blocks): from a
     // seeded start, a seeded stride co-prime with the count visits each block once.

@@ -26,8 +26,10 @@ macro_rules! pin {
 pin!(GptossWeight, 56, data_stride @ 24, rows @ 40, group @ 52);
 pin!(GptossEmbedArgs, 88);
 pin!(GptossRmsNormArgs, 40);
-pin!(GptossMatmulArgs, 80, n @ 72);
-pin!(GptossQkvRopeArgs, 240, x @ 168, concentration @ 236);
+pin!(GptossSplit, 24);
+pin!(GptossSplitArgs, 40, n @ 24);
+pin!(GptossMatmulArgs, 104, n @ 72, xs @ 80);
+pin!(GptossQkvRopeArgs, 264, x @ 168, concentration @ 236, xs @ 240);
 pin!(GptossAttentionArgs, 104, n @ 72, scale @ 100);
 pin!(GptossMoeRouteArgs, 104, n @ 96);
 pin!(GptossMoeGateUpArgs, 104, alpha @ 96);

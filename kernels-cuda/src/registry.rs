@@ -5,7 +5,7 @@
 //! registry name of a weighted op is `kernel_name(op, format, "")` (a test checks it).
 
 use gptoss_engine::kernels::{Candidate, check_overrides, choose};
-use gptoss_engine::{EngineError, KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind, Result, WeightFormat};
+use gptoss_engine::{DType, EngineError, KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind, Result, WeightFormat};
 
 use crate::device::Device;
 
@@ -33,14 +33,24 @@ fn mf4w(c: &OpCase) -> bool {
     tagged(c, "mf4")
 }
 
+/// One kernel, or one per KV-cache element type (by PTX name).
+#[derive(Clone, Copy, Debug)]
+pub enum Names {
+    One(&'static str),
+    ByKv { bf16: &'static str, f32: &'static str },
+}
+
 /// The kernels one candidate launches, by PTX name.
 #[derive(Clone, Copy, Debug)]
 pub enum Ptx {
     One(&'static str),
-    /// qkv_rope: one kernel per KV-cache element type.
-    ByKv {
-        bf16: &'static str,
-        f32: &'static str,
+    /// An op with a decode form and a prefill form: `gemv` (warp per row, weights streamed per
+    /// few tokens) for batches below the tensor-core crossover, `mma` (the tiled tensor-core
+    /// GEMM on `terms` bf16 planes of the activations) from it on. A variant that forces one
+    /// form has the other absent.
+    Batched {
+        gemv: Option<Names>,
+        mma: Option<(Names, u32)>,
     },
     /// attention: the split pass per head dim (16, 64, 128) and KV type, then the combine pass.
     Attention {
@@ -60,8 +70,21 @@ pub enum Ptx {
     },
 }
 
+/// The four variants of a batched op for one weight format, fastest first: the default
+/// (`name`: GEMV below the crossover, the split-activation GEMM from it), then each form forced.
+fn batched(name: &str, supports: fn(&OpCase) -> bool, gemv: Names, x2: Names, x1: Names) -> Vec<Candidate<Ptx>> {
+    let c = |suffix: &str, gemv, mma| Candidate { name: format!("{name}{suffix}"), supports, kernel: Ptx::Batched { gemv, mma } };
+    vec![
+        c("", Some(gemv), Some((x2, 2))),
+        c("_gemv", Some(gemv), None),
+        c("_mma_x2", None, Some((x2, 2))),
+        c("_mma_x1", None, Some((x1, 1))),
+    ]
+}
+
 /// `(module, candidates)` of an op, fastest first.
 fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
+    use Names::{ByKv, One};
     let c = |name: &str, supports, kernel| Candidate { name: name.to_string(), supports, kernel };
     let one = |name: &'static str, supports| c(name, supports, Ptx::One(name));
     match op {
@@ -69,22 +92,60 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
         OpKind::RmsNorm => ("rms_norm", vec![one("f32_rms_norm", any)]),
         OpKind::Matmul => (
             "matmul",
-            vec![
-                one("f32_bf16w_matmul", bf16w),
-                one("f32_mf4w_matmul", mf4w),
-                one("f32_i8w_matmul", i8w),
-                one("f32_i4w_matmul", i4w),
-                one("f32_f32w_matmul", f32w),
-            ],
+            [
+                batched(
+                    "f32_bf16w_matmul",
+                    bf16w,
+                    One("f32_bf16w_matmul_gemv"),
+                    One("f32_bf16w_matmul_mma_x2"),
+                    One("f32_bf16w_matmul_mma_x1"),
+                ),
+                batched("f32_mf4w_matmul", mf4w, One("f32_mf4w_matmul_gemv"), One("f32_mf4w_matmul_mma_x2"), One("f32_mf4w_matmul_mma_x1")),
+                batched("f32_i8w_matmul", i8w, One("f32_i8w_matmul_gemv"), One("f32_i8w_matmul_mma_x2"), One("f32_i8w_matmul_mma_x1")),
+                batched("f32_i4w_matmul", i4w, One("f32_i4w_matmul_gemv"), One("f32_i4w_matmul_mma_x2"), One("f32_i4w_matmul_mma_x1")),
+                // f32 weights have no tensor-core form (bf16 would round them).
+                vec![c("f32_f32w_matmul", f32w, Ptx::Batched { gemv: Some(One("f32_f32w_matmul_gemv")), mma: None })],
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         ),
         OpKind::QkvRope => (
             "qkv_rope",
-            vec![
-                c("f32_bf16w_qkv_rope", bf16w, Ptx::ByKv { bf16: "f32_bf16w_qkv_rope_kvbf16", f32: "f32_bf16w_qkv_rope_kvf32" }),
-                c("f32_i8w_qkv_rope", i8w, Ptx::ByKv { bf16: "f32_i8w_qkv_rope_kvbf16", f32: "f32_i8w_qkv_rope_kvf32" }),
-                c("f32_i4w_qkv_rope", i4w, Ptx::ByKv { bf16: "f32_i4w_qkv_rope_kvbf16", f32: "f32_i4w_qkv_rope_kvf32" }),
-                c("f32_f32w_qkv_rope", f32w, Ptx::ByKv { bf16: "f32_f32w_qkv_rope_kvbf16", f32: "f32_f32w_qkv_rope_kvf32" }),
-            ],
+            [
+                batched(
+                    "f32_bf16w_qkv_rope",
+                    bf16w,
+                    ByKv { bf16: "f32_bf16w_qkv_rope_gemv_kvbf16", f32: "f32_bf16w_qkv_rope_gemv_kvf32" },
+                    ByKv { bf16: "f32_bf16w_qkv_rope_mma_x2_kvbf16", f32: "f32_bf16w_qkv_rope_mma_x2_kvf32" },
+                    ByKv { bf16: "f32_bf16w_qkv_rope_mma_x1_kvbf16", f32: "f32_bf16w_qkv_rope_mma_x1_kvf32" },
+                ),
+                batched(
+                    "f32_i8w_qkv_rope",
+                    i8w,
+                    ByKv { bf16: "f32_i8w_qkv_rope_gemv_kvbf16", f32: "f32_i8w_qkv_rope_gemv_kvf32" },
+                    ByKv { bf16: "f32_i8w_qkv_rope_mma_x2_kvbf16", f32: "f32_i8w_qkv_rope_mma_x2_kvf32" },
+                    ByKv { bf16: "f32_i8w_qkv_rope_mma_x1_kvbf16", f32: "f32_i8w_qkv_rope_mma_x1_kvf32" },
+                ),
+                batched(
+                    "f32_i4w_qkv_rope",
+                    i4w,
+                    ByKv { bf16: "f32_i4w_qkv_rope_gemv_kvbf16", f32: "f32_i4w_qkv_rope_gemv_kvf32" },
+                    ByKv { bf16: "f32_i4w_qkv_rope_mma_x2_kvbf16", f32: "f32_i4w_qkv_rope_mma_x2_kvf32" },
+                    ByKv { bf16: "f32_i4w_qkv_rope_mma_x1_kvbf16", f32: "f32_i4w_qkv_rope_mma_x1_kvf32" },
+                ),
+                vec![c(
+                    "f32_f32w_qkv_rope",
+                    f32w,
+                    Ptx::Batched {
+                        gemv: Some(ByKv { bf16: "f32_f32w_qkv_rope_gemv_kvbf16", f32: "f32_f32w_qkv_rope_gemv_kvf32" }),
+                        mma: None,
+                    },
+                )],
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         ),
         OpKind::Attention => (
             "attention",
@@ -131,10 +192,36 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
     }
 }
 
+/// One kernel, or one per KV-cache element type, loaded.
+pub enum Loaded<D: Device> {
+    One(D::Function),
+    ByKv { bf16: D::Function, f32: D::Function },
+}
+
+impl<D: Device> Loaded<D> {
+    /// The single kernel of an op without a KV cache.
+    pub fn one(&self, op: &'static str) -> Result<&D::Function> {
+        match self {
+            Loaded::One(f) => Ok(f),
+            Loaded::ByKv { .. } => Err(EngineError::Backend { backend: D::BACKEND, detail: format!("{op}: kernel table mismatch") }),
+        }
+    }
+
+    /// The kernel for a KV cache of `kv` elements (the one kernel when there is one).
+    pub fn for_kv(&self, kv: DType, op: &'static str) -> Result<&D::Function> {
+        match (self, kv) {
+            (Loaded::One(f), _) => Ok(f),
+            (Loaded::ByKv { bf16, .. }, DType::Bf16) => Ok(bf16),
+            (Loaded::ByKv { f32, .. }, DType::F32) => Ok(f32),
+            (_, other) => Err(EngineError::shape(op, format!("kv cache of {other} (the kernels take bf16 or f32)"))),
+        }
+    }
+}
+
 /// The kernels behind one chosen case, loaded.
 pub enum Resolved<D: Device> {
     One(D::Function),
-    ByKv { bf16: D::Function, f32: D::Function },
+    Batched { gemv: Option<Loaded<D>>, mma: Option<(Loaded<D>, u32)> },
     Attention { bf16: D::Function, f32: D::Function, combine: D::Function },
     Moe { gate_up: D::Function, down: D::Function },
     Sample { argmax: D::Function, temperature: D::Function, cut: D::Function },
@@ -142,9 +229,18 @@ pub enum Resolved<D: Device> {
 
 fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Result<Resolved<D>> {
     let f = |n: &str| dev.function(module, n);
+    let load = |names: Names| -> Result<Loaded<D>> {
+        Ok(match names {
+            Names::One(n) => Loaded::One(f(n)?),
+            Names::ByKv { bf16, f32 } => Loaded::ByKv { bf16: f(bf16)?, f32: f(f32)? },
+        })
+    };
     Ok(match ptx {
         Ptx::One(name) => Resolved::One(f(name)?),
-        Ptx::ByKv { bf16, f32 } => Resolved::ByKv { bf16: f(bf16)?, f32: f(f32)? },
+        Ptx::Batched { gemv, mma } => Resolved::Batched {
+            gemv: gemv.map(load).transpose()?,
+            mma: mma.map(|(names, terms)| Ok::<_, EngineError>((load(names)?, terms))).transpose()?,
+        },
         Ptx::Attention { split, combine } => {
             let d = plan.head_dim;
             let Some(&(_, bf16, f32)) = split.iter().find(|s| s.0 == d) else {
@@ -220,21 +316,30 @@ mod tests {
         assert!(choose(&mf4, &candidates(OpKind::QkvRope).1, &KernelOverrides::default()).is_err());
     }
 
-    /// A weighted op's kernel for format f is named `kernel_name(op, f, "")`, and serves f alone.
+    /// A weighted op's kernel for format f is named `kernel_name(op, f, variant)` and serves f
+    /// alone; every PTX name it launches starts with the name's stem.
     #[test]
     fn names_are_the_engine_s_and_the_ptx_names_spell_them_out() {
         for op in OpKind::ALL {
             for c in candidates(op).1 {
                 let served: Vec<WeightFormat> = FORMATS.into_iter().filter(|&f| (c.supports)(&OpCase { op, format: Some(f) })).collect();
                 if served.len() == 1 {
-                    assert_eq!(c.name, kernel_name(op.name(), Some(served[0]), ""), "{op}");
+                    let variants = ["", "gemv", "mma_x2", "mma_x1"].map(|v| kernel_name(op.name(), Some(served[0]), v));
+                    assert!(variants.contains(&c.name), "{op}: {}", c.name);
                 }
-                let first = match c.kernel {
-                    Ptx::One(n) | Ptx::ByKv { bf16: n, .. } | Ptx::Moe { gate_up: n, .. } | Ptx::Sample { argmax: n, .. } => n,
-                    Ptx::Attention { split, .. } => split[0].1,
+                let first_of = |n: Names| match n {
+                    Names::One(n) | Names::ByKv { bf16: n, .. } => n,
                 };
-                let stem = c.name.trim_end_matches("_experts");
-                assert!(first.starts_with(stem), "{} launches {first}", c.name);
+                let launched: Vec<&str> = match c.kernel {
+                    Ptx::One(n) | Ptx::Moe { gate_up: n, .. } | Ptx::Sample { argmax: n, .. } => vec![n],
+                    Ptx::Batched { gemv, mma } => gemv.into_iter().chain(mma.map(|m| m.0)).map(first_of).collect(),
+                    Ptx::Attention { split, .. } => vec![split[0].1],
+                };
+                let stem =
+                    c.name.trim_end_matches("_experts").trim_end_matches("_gemv").trim_end_matches("_mma_x2").trim_end_matches("_mma_x1");
+                for first in launched {
+                    assert!(first.starts_with(stem), "{} launches {first}", c.name);
+                }
             }
         }
     }

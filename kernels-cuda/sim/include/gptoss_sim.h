@@ -46,6 +46,7 @@ struct alignas(16) float4 {
 struct uint3 {
     unsigned int x, y, z;
 };
+inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned int w) { return uint4{x, y, z, w}; }
 struct dim3 {
     unsigned int x, y, z;
 };

@@ -25,8 +25,13 @@ pub fn plan() -> ModelPlan {
 
 /// A CPU backend on `isa` with `activations`, prepared for [`plan`].
 pub fn prepared(isa: Isa, activations: Activations) -> CpuBackend {
+    prepared_for(isa, activations, &plan())
+}
+
+/// A CPU backend on `isa` with `activations`, prepared for `plan`.
+pub fn prepared_for(isa: Isa, activations: Activations, plan: &ModelPlan) -> CpuBackend {
     let mut b = CpuBackend::with_options(CpuOptions { threads: Some(2), isa, activations }).expect("a CPU backend");
-    b.prepare(&plan()).expect("prepare the CPU backend");
+    b.prepare(plan).expect("prepare the CPU backend");
     b
 }
 

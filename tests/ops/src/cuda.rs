@@ -3,8 +3,9 @@
 //! `cuda_tests!` macro writes the same `#[test]` functions for a device; each compares every op
 //! family with the scalar reference under the CPU's budgets.
 
-use gptoss_engine::{Backend, ModelPlan, OpKind, WeightFormat};
-use gptoss_kernels_cpu::{Activations, CpuBackend};
+use gptoss_engine::kernels::kernel_name;
+use gptoss_engine::{Backend, KernelOverrides, ModelPlan, OpKind, WeightFormat};
+use gptoss_kernels_cpu::{Activations, CpuBackend, Isa};
 use gptoss_kernels_cuda::CudaBackend;
 use gptoss_kernels_cuda::device::Device;
 
@@ -39,16 +40,37 @@ pub fn prepared<D: Device>(mut backend: CudaBackend<D>, head_dim: usize) -> (Cud
     (backend, cpu::reference(Activations::F32))
 }
 
+/// The tokens of the largest tensor-core case.
+pub const MMA_MAX_TOKENS: usize = 2048;
+
+/// `backend` prepared for the tensor-core cases (up to [`MMA_MAX_TOKENS`] tokens, head dim
+/// `head_dim`) with `kernels` as its `GPTOSS_KERNELS`, every batch on the tensor cores where
+/// the shapes suit them; and the scalar reference prepared alike.
+pub fn prepared_mma<D: Device>(backend: CudaBackend<D>, head_dim: usize, kernels: &str) -> (CudaBackend<D>, CpuBackend) {
+    let mut p = plan(head_dim);
+    p.max_tokens = MMA_MAX_TOKENS;
+    let overrides = KernelOverrides::parse(kernels).expect("kernel overrides");
+    let mut backend = backend.with_kernels(overrides).with_mma_from(1);
+    backend.prepare(&p).expect("prepare the CUDA backend");
+    (backend, cpu::prepared_for(Isa::Scalar, Activations::F32, &p))
+}
+
+/// `GPTOSS_KERNELS` forcing `variant` of `op` for `format`.
+pub fn forcing(op: &str, format: WeightFormat, variant: &str) -> String {
+    format!("{op}={}", kernel_name(op, Some(format), variant))
+}
+
 /// The `#[test]` functions of every op family on the device `$make(head_dim)` returns
 /// (`Option`: `None` skips, after saying why), `$cases` cases each.
 #[macro_export]
 macro_rules! cuda_tests {
     ($make:expr, $cases:expr) => {
+        use gptoss_engine::WeightFormat;
         use gptoss_op_tests::budgets::budget;
-        use gptoss_op_tests::cuda::{DENSE, prepared};
+        use gptoss_op_tests::cuda::{DENSE, MMA_MAX_TOKENS, forcing, prepared, prepared_mma};
         use gptoss_op_tests::each_case;
         use gptoss_op_tests::families::*;
-        use gptoss_op_tests::shapes::FORMATS;
+        use gptoss_op_tests::shapes::{FORMATS, MMA_FORMATS, MMA_TOKENS, mma_cols_for};
 
         #[test]
         fn synth() {
@@ -82,6 +104,63 @@ macro_rules! cuda_tests {
                     panic!("{d}");
                 }
             });
+        }
+
+        /// The default variant with every batch on the tensor cores (activations in two bf16
+        /// planes): the exact budget; widths the GEMM cannot stream go to the GEMV kernels.
+        #[test]
+        fn matmul_on_tensor_cores() {
+            let Some((mut g, mut r)) = $make(64).map(|b| prepared_mma(b, 64, "")) else { return };
+            each_case(matmul::mma_cases(&FORMATS), $cases, |c| {
+                matmul::compare(&c, &mut g, &mut r, budget("matmul", "exact"), "cuda mma_x2")
+            });
+        }
+
+        /// The variant on one bf16 plane, forced per format: its own budget.
+        #[test]
+        fn matmul_on_tensor_cores_with_bf16_activations() {
+            for f in MMA_FORMATS {
+                let Some((mut g, mut r)) = $make(64).map(|b| prepared_mma(b, 64, &forcing("matmul", f, "mma_x1"))) else { return };
+                let cases = matmul::mma_cases(&MMA_FORMATS);
+                each_case(cases, $cases / 2, |c| {
+                    let c = matmul::Case { format: f, cols: mma_cols_for(f, c.cols % 5), ..c };
+                    matmul::compare(&c, &mut g, &mut r, budget("matmul", "mma_x1"), "cuda mma_x1");
+                });
+            }
+        }
+
+        /// The tensor-core path: a token's result is the same whatever its batch-mates (n = 1
+        /// runs on the tensor cores too here), and the same on every run (no atomics: the
+        /// emulator shuffles the block order per launch).
+        #[test]
+        fn matmul_on_tensor_cores_is_batch_independent_and_repeatable() {
+            let Some((mut g, _)) = $make(64).map(|b| prepared_mma(b, 64, "")) else { return };
+            each_case(matmul::mma_cases(&MMA_FORMATS), $cases / 4, |c| {
+                if let Some(d) = matmul::batch_dependence(&c, &mut g) {
+                    panic!("{d}");
+                }
+                let inputs = c.inputs();
+                assert_eq!(c.run(&inputs, &mut g), c.run(&inputs, &mut g), "matmul {c:?}: two runs differ");
+            });
+        }
+
+        /// Ragged edges at prefill size: 2048 tokens, rows and widths off the tiles.
+        #[test]
+        fn matmul_of_a_long_prompt_on_tensor_cores() {
+            let Some((mut g, mut r)) = $make(64).map(|b| prepared_mma(b, 64, "")) else { return };
+            for format in [WeightFormat::Bf16, WeightFormat::Mxfp4] {
+                let c = matmul::Case { format, rows: 129, cols: 96, n: MMA_MAX_TOKENS, bias: true, accumulate: true, seed: 7 };
+                matmul::compare(&c, &mut g, &mut r, budget("matmul", "exact"), "cuda mma_x2");
+            }
+        }
+
+        #[test]
+        fn qkv_rope_on_tensor_cores() {
+            for d in [16, 64, 128] {
+                let Some((mut g, mut r)) = $make(d).map(|b| prepared_mma(b, d, "")) else { return };
+                let cases = qkv_rope::cases_of(&DENSE, vec![d], MMA_TOKENS.to_vec(), mma_cols_for);
+                each_case(cases, $cases / 3, |c| qkv_rope::compare(&c, &mut g, &mut r, budget("qkv_rope", "exact"), "cuda mma_x2"));
+            }
         }
 
         #[test]
