@@ -9,20 +9,19 @@
 //! something a reader would not guess, the call below says so.
 
 use gptoss_engine::{
-    AttentionArgs, Backend, EmbedArgs, EngineError, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, RmsNormArgs, Step, StepMode,
-    Swiglu,
+    AttentionArgs, Backend, EmbedArgs, EngineError, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, Result, RmsNormArgs, Step,
+    StepMode, Swiglu,
 };
 
 use crate::config::SWIGLU_ALPHA;
 use crate::context::Context;
-use crate::error::Result;
 use crate::model::GptOss;
 use crate::probe::Probed;
 
 impl<B: Backend> GptOss<B> {
     /// Appends `tokens` to `ctx` at its next positions and computes logits for the last
     /// `logits_rows` of them. Ids and room are checked first; on error the cache is unchanged.
-    pub fn forward(&mut self, ctx: &mut Context<B::Buffer>, tokens: &[u32], logits_rows: usize) -> gptoss_engine::Result<()> {
+    pub fn forward(&mut self, ctx: &mut Context<B::Buffer>, tokens: &[u32], logits_rows: usize) -> Result<()> {
         if tokens.is_empty() {
             return Err(EngineError::invalid("forward: no tokens"));
         }
@@ -35,10 +34,7 @@ impl<B: Backend> GptOss<B> {
         }
         ctx.kv.check_append(tokens.len())?;
         ctx.logits_rows = 0;
-        self.run(ctx, tokens, logits_rows).map_err(|e| match e {
-            crate::error::ModelError::Engine(e) => e,
-            other => EngineError::Backend { backend: "model", detail: other.to_string() },
-        })?;
+        self.run(ctx, tokens, logits_rows)?;
         ctx.kv.advance(tokens.len());
         Ok(())
     }

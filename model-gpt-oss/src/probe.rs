@@ -2,7 +2,7 @@
 //! block's residual stream, the router's choice, the final norm, logits) and compare them layer
 //! by layer with a reference. Probing copies buffers to the host; it is off unless installed.
 
-use gptoss_engine::Backend;
+use gptoss_engine::{Backend, Result};
 
 use crate::context::Activations;
 use crate::model::GptOss;
@@ -35,13 +35,7 @@ impl<B: Backend> GptOss<B> {
     }
 
     /// Shows the first `elems` elements of `buf` to the probe under `name`, if one is installed.
-    pub(crate) fn probe_buffer(
-        &mut self,
-        act: &Activations<B::Buffer>,
-        name: &str,
-        buf: Probed,
-        elems: usize,
-    ) -> gptoss_engine::Result<()> {
+    pub(crate) fn probe_buffer(&mut self, act: &Activations<B::Buffer>, name: &str, buf: Probed, elems: usize) -> Result<()> {
         let Some(probe) = self.probe.as_mut() else {
             return Ok(());
         };
