@@ -10,7 +10,7 @@ use super::buffers::{c_slice, fill, out};
 use super::model::{gptoss_model, model_ref};
 use super::status::{Failure, gptoss_status};
 use super::{entry, into_handle, release, retain};
-use crate::runtime::ModelContext;
+use crate::runtime::{Context, Model};
 
 /// The opaque session handle.
 #[allow(non_camel_case_types)]
@@ -20,7 +20,7 @@ pub struct gptoss_session {
 }
 
 struct SessionState {
-    ctx: ModelContext,
+    ctx: Context,
     /// The random source of `gptoss_session_sample` and the seed that started it.
     rng: Option<(u64, Rng)>,
 }
@@ -68,10 +68,7 @@ unsafe fn session_ref<'a>(ptr: *mut gptoss_session) -> Result<&'a gptoss_session
 }
 
 /// Runs `f` with the session's state and its model, both locked (session first).
-fn with_session<R>(
-    s: &gptoss_session,
-    f: impl FnOnce(&mut SessionState, &mut crate::runtime::LoadedModel) -> Result<R, Failure>,
-) -> Result<R, Failure> {
+fn with_session<R>(s: &gptoss_session, f: impl FnOnce(&mut SessionState, &mut Model) -> Result<R, Failure>) -> Result<R, Failure> {
     let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
     let mut model = s.model.lock();
     f(&mut state, &mut model)

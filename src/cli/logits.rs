@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use gptoss::{Engine, Result};
+use gptoss::{Result, Session};
 use gptoss_engine::DType;
 
 use super::args::{ModelArgs, parse_ids};
@@ -21,8 +21,8 @@ pub fn run(a: Args) -> Result<()> {
     let tokens = parse_ids(&a.tokens, "--tokens")?;
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(tokens.len(), DType::F32)?;
-    let mut engine = Engine::load(&model, &opts)?;
-    let mut lm = engine.lm()?;
+    let mut session = Session::load(&model, &opts)?;
+    let mut lm = session.lm()?;
     let vocab = lm.vocab_size();
     let mut row = vec![0f32; vocab];
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
