@@ -8,10 +8,10 @@
 use gptoss_engine::{DType, WeightFormat};
 
 use crate::config::GptOssConfig;
-use crate::quantization::{Family, WeightOnly};
 use crate::safetensors::StDtype;
 use crate::source::OpenedModel;
 use crate::tensors::{Kind, expected_tensors};
+use crate::weight_only::{Family, WeightOnly};
 
 /// How each family is stored where it is read.
 #[derive(Clone, Copy, Debug, PartialEq)]

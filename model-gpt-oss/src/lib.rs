@@ -14,14 +14,14 @@ pub mod harmony;
 pub mod model;
 mod plan;
 pub mod probe;
-pub mod quantization;
-pub mod quantize;
+pub mod quantized_writer;
 pub mod safetensors;
 pub mod session;
 pub mod source;
 pub mod synth_writer;
 pub mod synthetic;
 pub mod tensors;
+pub mod weight_only;
 pub mod weights;
 
 pub use config::GptOssConfig;

@@ -9,9 +9,9 @@ use crate::context::{Context, ContextOptions};
 use crate::error::Result;
 use crate::plan::plan;
 use crate::probe::Probe;
-use crate::quantization::WeightOnly;
 use crate::session::Session;
 use crate::source::OpenedModel;
+use crate::weight_only::WeightOnly;
 use crate::weights::{Weights, load};
 
 /// Choices made when a model is loaded.

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
 use gptoss_engine::WeightFormat;
-use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly};
+use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly};
 use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
 
 use super::buffers::{c_str, fill_str, out};

@@ -79,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn names(q: &gptoss_model_gpt_oss::quantization::WeightOnly) -> String {
+fn names(q: &gptoss_model_gpt_oss::weight_only::WeightOnly) -> String {
     q.families().iter().map(|f| f.name()).collect::<Vec<_>>().join(" and ")
 }
 
