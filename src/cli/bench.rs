@@ -10,10 +10,9 @@ use gptoss_bench::compare::compare;
 use gptoss_bench::machine::{describe, peak_rss_bytes, reset_peak_rss};
 use gptoss_bench::peak::{DEFAULT_BYTES, cpu_read_gb_s};
 use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
-use gptoss_engine::profiled::OpSite;
-use gptoss_engine::{DType, OpKind, SamplingParams};
+use gptoss_engine::{DType, SamplingParams};
 use gptoss_kernels_cpu::Activations;
-use gptoss_model_gpt_oss::accounting::{Formats, TokenBytes, token_bytes};
+use gptoss_model_gpt_oss::accounting::{OpFloor, op_floor, token_bytes};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
 use super::args::{parse_activations, parse_weights};
@@ -263,11 +262,11 @@ fn profile(session: &mut Session, model: &str, tokens: usize) -> Result<Vec<OpRo
     Ok(times
         .iter()
         .map(|(site, t)| {
-            let (name, floor) = describe_site(site, session, &formats, &bytes);
+            let OpFloor { name, bytes: floor } = op_floor(session.model.config(), &formats, &bytes, site);
             let ms = t.total.as_secs_f64() * 1e3 / tokens as f64;
             OpRow {
                 model: model.to_string(),
-                op: name,
+                op: name.to_string(),
                 calls_per_token: t.calls as f64 / tokens as f64,
                 ms_per_token: ms,
                 share_pct: 100.0 * t.total.as_secs_f64() / total,
@@ -276,28 +275,6 @@ fn profile(session: &mut Session, model: &str, tokens: usize) -> Result<Vec<OpRo
             }
         })
         .collect())
-}
-
-/// A readable name for an op site, and the bytes it reads per token when known.
-fn describe_site(site: &OpSite, session: &Session, f: &Formats, bytes: &TokenBytes) -> (String, Option<f64>) {
-    let c = session.model.config();
-    match site.op {
-        OpKind::Matmul if site.rows == c.vocab_size => ("matmul (unembedding)".into(), Some(bytes.unembedding)),
-        OpKind::Matmul if site.rows == c.hidden_size && site.cols == c.q_dim() => {
-            let o = c.num_hidden_layers * f.attention.matrix_bytes(c.hidden_size, c.q_dim());
-            ("matmul (o_proj + residual)".into(), Some(o as f64))
-        }
-        OpKind::QkvRope => {
-            let w = c.num_hidden_layers
-                * (f.attention.matrix_bytes(c.q_dim(), c.hidden_size) + 2 * f.attention.matrix_bytes(c.kv_dim(), c.hidden_size));
-            ("qkv_rope (+ kv write)".into(), Some(w as f64))
-        }
-        OpKind::Attention => ("attention".into(), Some(bytes.kv_cache)),
-        OpKind::MoeRoute => ("moe_route".into(), Some(bytes.router)),
-        OpKind::MoeExperts => ("moe_experts".into(), Some(bytes.experts)),
-        OpKind::Embed => ("embed".into(), Some(bytes.embedding)),
-        op => (op.name().to_string(), None),
-    }
 }
 
 /// What the weights column says: the load-time conversion, else how the checkpoint stores
