@@ -3,7 +3,7 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use gptoss_engine::{GenerateOptions, Rng, SamplingParams, StopReason, check_request, generate};
+use gptoss_engine::{GenerateOptions, Logits, Rng, SamplingParams, StopReason, check_request, generate, prefill};
 use gptoss_model_gpt_oss::ContextOptions;
 
 use super::buffers::{c_slice, fill, out};
@@ -136,11 +136,7 @@ pub unsafe extern "C" fn gptoss_session_append(session: *mut gptoss_session, tok
             let mut lm = model.session(&mut st.ctx)?;
             // Every id and the room are checked before the first forward pass.
             check_request(tokens, 1, lm.vocab_size(), lm.position(), lm.max_context())?;
-            let chunks = tokens.len().div_ceil(lm.max_batch());
-            for (i, c) in tokens.chunks(lm.max_batch()).enumerate() {
-                lm.forward(c, if i + 1 == chunks { 1 } else { 0 })?;
-            }
-            Ok(())
+            Ok(prefill(lm.as_mut(), tokens, Logits::Last)?)
         })
     })
 }
