@@ -10,10 +10,10 @@ use gptoss_engine::{CausalLm, DType, GenerateOptions, generate};
 use gptoss_model_gpt_oss::harmony::{
     DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, StreamParser, SystemContent,
 };
+use gptoss_model_gpt_oss::source::tokenizer_for;
 
 use super::args::ModelArgs;
 use super::sampling::SamplingArgs;
-use super::text::tokenizer_for;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,7 +36,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let tokenizer = tokenizer_for(Some(&a.model.model))?;
+    let tokenizer = tokenizer_for(Some(&a.model.source()?))?;
     let harmony = HarmonyEncoding::new(&tokenizer)?;
     let effort = match a.reasoning.as_str() {
         "low" => ReasoningEffort::Low,

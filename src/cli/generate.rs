@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use gptoss::{Error, Result, Session};
 use gptoss_engine::{DType, GenerateOptions, check_request, generate};
+use gptoss_model_gpt_oss::source::tokenizer_for;
 use gptoss_tokenizer::StreamDecoder;
 
 use super::args::{ModelArgs, parse_ids};
 use super::sampling::SamplingArgs;
-use super::text::tokenizer_for;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,7 +41,7 @@ enum Output<'t> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let tokenizer = tokenizer_for(Some(&a.model.model))?;
+    let tokenizer = tokenizer_for(Some(&a.model.source()?))?;
     let (prompt, text_prompt) = match (&a.prompt, &a.prompt_tokens) {
         (Some(text), _) => (tokenizer.encode_ordinary(text), true),
         (None, Some(ids)) => (parse_ids(ids, "--prompt-tokens")?, false),
