@@ -95,9 +95,9 @@ impl<B: Backend> GptOss<B> {
                 q_out: &mut a.q,
             })?;
             // attn [n, q_heads·d] = softmax([q·kᵀ/√d | sink]) · v over the allowed keys (causal;
-            // the last 128 positions on sliding layers). The head's learned sink is one more
-            // column of the softmax whose value is dropped (model.py's sdpa concatenates S to
-            // QK, then keeps W[..., :-1]): it takes probability from the keys and adds no value.
+            // the last sliding_window positions on sliding layers). The head's learned sink is
+            // one more column of the softmax whose value is dropped (model.py's sdpa concatenates
+            // S to QK, then keeps W[..., :-1]): it takes probability from the keys, adds no value.
             b.attention(AttentionArgs { q: &a.q, kv, n, positions: &a.positions, sinks: &w.sinks, scale, out: &mut a.attn })?;
             // x += Wo · attn + bo
             b.matmul(MatmulArgs { w: &w.o, x: &a.attn, n, out: &mut a.x, accumulate: true })?;
