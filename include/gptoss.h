@@ -223,9 +223,10 @@ typedef struct gptoss_chat_message {
     const char* content;
 } gptoss_chat_message;
 
-/* The tokenizer of a model directory (its tokenizer.json), or the embedded o200k_harmony when
- * `model_dir` is NULL (also right for the synthetic models). On failure *tokenizer_out is
- * NULL. */
+/* The tokenizer of a model, chosen as the `gptoss` command chooses it: for a model directory
+ * with a tokenizer.json, that file; otherwise (`model_dir` NULL, a synthetic model such as
+ * "synthetic:20b", a directory without one) the embedded o200k_harmony, which every gpt-oss
+ * model uses. On failure *tokenizer_out is NULL. */
 gptoss_status gptoss_tokenizer_load(const char* model_dir, gptoss_tokenizer** tokenizer_out);
 
 gptoss_status gptoss_tokenizer_retain(gptoss_tokenizer* tokenizer);

@@ -3,7 +3,7 @@
 use gptoss::{BackendKind, Error, Result, RuntimeOptions};
 use gptoss_engine::DType;
 use gptoss_kernels_cpu::Activations;
-use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly, parse_format};
+use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly, parse_format};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
 
 /// Where the model comes from and how it runs.

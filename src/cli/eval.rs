@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use gptoss::{Engine, Error, Result};
+use gptoss::{Error, Result, Session};
 use gptoss_engine::fidelity::{Fidelity, compare};
 use gptoss_engine::{DType, Rng};
 use serde_json::json;
@@ -54,8 +54,8 @@ pub fn run(a: Args) -> Result<()> {
     let opts = a.model.runtime(tokens.len(), DType::F32)?;
     let mut ref_opts = opts;
     ref_opts.load.weights = None;
-    let mut m = Engine::load(&model, &opts)?;
-    let mut r = Engine::load(&reference, &ref_opts)?;
+    let mut m = Session::load(&model, &opts)?;
+    let mut r = Session::load(&reference, &ref_opts)?;
     let (mut lm, mut lr) = (m.lm()?, r.lm()?);
     let f = compare(lm.as_mut(), lr.as_mut(), &tokens)?;
 
@@ -79,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn names(q: &gptoss_model_gpt_oss::quantization::WeightOnly) -> String {
+fn names(q: &gptoss_model_gpt_oss::weight_only::WeightOnly) -> String {
     q.families().iter().map(|f| f.name()).collect::<Vec<_>>().join(" and ")
 }
 

@@ -356,5 +356,13 @@ fn the_tokenizer_encodes_decodes_and_renders_chats() {
         assert_eq!(h::gptoss_tokenizer_stop_tokens(t, stops.as_mut_ptr(), 2, &mut count), OK);
         assert_eq!(stops, [200_002, 200_012]);
         assert_eq!(h::gptoss_tokenizer_release(t), OK);
+
+        // The choice the command line makes: a synthetic model has the embedded tokenizer.
+        let tiny = CString::new("synthetic:tiny").unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(tiny.as_ptr(), &mut t), OK, "{}", last_error());
+        assert_eq!(h::gptoss_tokenizer_release(t), OK);
+        let unknown = CString::new("synthetic:9b").unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(unknown.as_ptr(), &mut t), h::gptoss_status::GPTOSS_INVALID_MODEL);
+        assert!(t.is_null() && last_error().contains("synthetic:9b"), "{}", last_error());
     }
 }
