@@ -10,15 +10,18 @@ use std::process::Command;
 use crate::client::Server;
 use crate::script;
 
-const PINS: &str = "openai==3.63.0 openai-harmony==0.0.8";
+/// The exact packages (`.ci/run` installs this file into a venv).
+const REQUIREMENTS: &str = include_str!("requirements.txt");
 
 fn python() -> Option<String> {
     match std::env::var("GPTOSS_TEST_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
+            let pins: Vec<&str> = REQUIREMENTS.lines().filter(|l| l.starts_with("openai")).collect();
             eprintln!(
-                "SKIPPED: GPTOSS_TEST_PYTHON is not set; point it at a Python with {PINS} \
-                 (.ci/run creates one under $HOME/.cache/gptoss/) to run the Python client tests"
+                "SKIPPED: GPTOSS_TEST_PYTHON is not set; point it at a Python with {} (tests/serve/requirements.txt; \
+                 .ci/run creates one under $HOME/.cache/gptoss/venv-serve) to run the Python client tests",
+                pins.join(" and ")
             );
             None
         }
