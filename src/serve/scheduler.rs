@@ -287,3 +287,96 @@ impl Scheduler {
 fn draw(seq: &mut Sequence) -> Draw {
     Draw { sampling: seq.job.sampling, u: seq.rng.next_unit(), top_logprobs: seq.job.top_logprobs }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gptoss::{BackendKind, RuntimeOptions};
+    use gptoss_engine::DType;
+    use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    /// A scheduler over synthetic:tiny with `slots` slots and prefill chunks of 16 tokens.
+    fn scheduler(slots: usize) -> (std::sync::mpsc::Sender<Job>, std::thread::JoinHandle<()>) {
+        let model: ModelSource = "synthetic:tiny".parse().unwrap();
+        let opts = RuntimeOptions {
+            backend: BackendKind::Cpu,
+            threads: Some(1),
+            load: LoadOptions { max_batch: 16, weights: None },
+            context: ContextOptions { max_context: 512, kv_dtype: DType::Bf16 },
+            ..Default::default()
+        };
+        let mut loaded = LoadedModel::load(&model.open().unwrap(), &opts, &mut |_, _| {}).unwrap();
+        let contexts = (0..slots).map(|_| loaded.new_context(opts.context).unwrap()).collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = Scheduler::new(loaded, contexts, rx, Arc::new(Metrics::new(slots)));
+        (tx, std::thread::spawn(move || s.run()))
+    }
+
+    fn job(choice: usize, prompt: Vec<u32>, max_tokens: usize, events: &UnboundedSender<(usize, Event)>) -> Job {
+        Job {
+            choice,
+            prompt,
+            max_tokens,
+            stop_tokens: Vec::new(),
+            sampling: SamplingParams::GREEDY,
+            seed: 0,
+            top_logprobs: None,
+            script: None,
+            events: events.clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            _permit: None,
+            received: Instant::now(),
+        }
+    }
+
+    /// The next event, waiting for it.
+    fn next(rx: &mut UnboundedReceiver<(usize, Event)>) -> (usize, Event) {
+        rx.blocking_recv().expect("the scheduler sends events")
+    }
+
+    #[test]
+    fn a_long_prefill_is_interleaved_with_decode_steps() {
+        let (inbox, thread) = scheduler(2);
+        let (events, mut rx) = unbounded_channel();
+        inbox.send(job(0, vec![1, 2, 3], 40, &events)).unwrap();
+        assert!(matches!(next(&mut rx), (0, Event::Token { .. })), "sequence 0 decodes");
+        // 160 prompt tokens: ten chunks of 16, each followed by a decode step of sequence 0.
+        inbox.send(job(1, (0..160).map(|i| 1000 + i).collect(), 1, &events)).unwrap();
+        let mut decoded_before_first_token = 0;
+        loop {
+            match next(&mut rx) {
+                (0, Event::Token { .. }) => decoded_before_first_token += 1,
+                (1, Event::Token { .. }) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(decoded_before_first_token >= 8, "only {decoded_before_first_token} decode steps during a 10-chunk prefill");
+        assert!(decoded_before_first_token <= 11, "{decoded_before_first_token} decode steps during a 10-chunk prefill");
+        drop((inbox, events, rx));
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn sequences_leave_their_slots_when_the_client_is_gone() {
+        let (inbox, thread) = scheduler(1);
+        let (events, mut rx) = unbounded_channel();
+        inbox.send(job(0, vec![1, 2, 3], 400, &events)).unwrap();
+        next(&mut rx);
+        let (later, mut later_rx) = unbounded_channel();
+        inbox.send(job(0, vec![4, 5], 3, &later)).unwrap();
+        drop((events, rx));
+        // The only slot is freed for the queued sequence, which runs to its end.
+        let mut tokens = 0;
+        loop {
+            match next(&mut later_rx) {
+                (_, Event::Token { .. }) => tokens += 1,
+                (_, Event::Finished(Finish::Length)) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(tokens, 3);
+        drop((inbox, later, later_rx));
+        thread.join().unwrap();
+    }
+}

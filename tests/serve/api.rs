@@ -157,6 +157,12 @@ fn tool_choice_forces_the_start_of_a_call() {
     let call = &body["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather", "{body}");
     assert!(!call["function"]["arguments"].as_str().unwrap().is_empty());
+    // `required`: the reply starts as a call of some function; the model names it.
+    let mut required = request.clone();
+    required["tool_choice"] = json!("required");
+    let prompt = server.post("/tokenize", &required).json()["prompt"].as_str().unwrap().to_owned();
+    assert!(prompt.ends_with("<|start|>assistant<|channel|>commentary to=functions."), "{prompt}");
+    assert_eq!(server.post("/v1/chat/completions", &required).status, 200);
     // `none` leaves the tools out of the prompt.
     let none = json!({"messages": [{"role": "user", "content": "x"}], "tools": [weather_tool()], "tool_choice": "none"});
     assert!(!server.post("/tokenize", &none).json()["prompt"].as_str().unwrap().contains("get_weather"));
@@ -273,6 +279,19 @@ fn responses_stream_events_in_order() {
     assert_eq!(output[1]["name"], "get_weather");
     assert_eq!(done["response"]["status"], "completed");
     assert_eq!(done["response"]["reasoning"]["effort"], "low");
+    // Text and reasoning stream as their own items.
+    let events = EventStream::open(server.port, "/v1/responses", &json!({"input": "Think first.", "stream": true})).collect();
+    let text: String = events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("response.output_text.delta"))
+        .map(|e| e.json()["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, "Done thinking.");
+    let done = events.iter().find(|e| e.event.as_deref() == Some("response.output_text.done")).expect("output_text.done").json();
+    assert_eq!(done["text"], "Done thinking.");
+    let items = &events.last().unwrap().json()["response"]["output"];
+    assert_eq!(items[0]["content"][0]["text"], "Let me think about this.");
+    assert_eq!(items[1]["content"][0]["text"], "Done thinking.");
     // The result goes back as a function_call_output item; the answer is a message item.
     let call = &output[1];
     let follow_up = json!({
@@ -353,4 +372,14 @@ fn models_health_and_metrics() {
     {
         assert!(text.contains(&format!("# TYPE {family} ")), "no {family}");
     }
+}
+
+#[test]
+fn serve_help_lists_the_options_but_not_the_test_hook() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gptoss")).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for option in ["--host", "--port", "--api-key", "--parallel", "--queue", "--max-body-bytes", "--context"] {
+        assert!(help.contains(option), "no {option} in\n{help}");
+    }
+    assert!(!help.contains("--script"), "the test hook shows in --help");
 }

@@ -82,15 +82,15 @@ fn batch_mates_do_not_change_a_greedy_reply() {
     }
 }
 
-#[test]
-fn sigterm_drains_running_requests_then_exits() {
+/// Sends `signal` while a request streams: it finishes whole, then the server exits.
+fn drains_on(signal: &str) {
     let mut server = Server::start(&["--parallel", "2"]);
     let mut request = streamed("Hello", 120);
     request["stream_options"] = json!({"include_usage": true});
     let mut stream = EventStream::open(server.port, "/v1/chat/completions", &request);
     stream.next_event().unwrap();
     stream.next_event().unwrap();
-    let status = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill").args([signal, &server.pid().to_string()]).status().unwrap();
     assert!(status.success());
     // The running request is finished whole.
     let events = stream.collect();
@@ -101,4 +101,14 @@ fn sigterm_drains_running_requests_then_exits() {
     assert!(exit.success(), "{exit:?}");
     assert!(server.log.lock().unwrap().contains("draining"));
     assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err(), "no new connections after the drain");
+}
+
+#[test]
+fn sigterm_drains_running_requests_then_exits() {
+    drains_on("-TERM");
+}
+
+#[test]
+fn sigint_drains_running_requests_then_exits() {
+    drains_on("-INT");
 }
