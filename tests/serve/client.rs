@@ -150,6 +150,11 @@ fn connect(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: 
     BufReader::new(stream)
 }
 
+/// Sends a request and returns its connection unread (dropping it hangs up).
+pub fn send(port: u16, path: &str, body: &Value) -> TcpStream {
+    connect(port, "POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes()).into_inner()
+}
+
 /// Status line and headers.
 fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
     let mut line = String::new();

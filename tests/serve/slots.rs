@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::client::{EventStream, Server, chat};
+use crate::client::{EventStream, Server, chat, send};
 
 fn streamed(content: &str, max_tokens: u32) -> Value {
     let mut r = chat(content, max_tokens);
@@ -36,6 +36,12 @@ fn a_client_that_disconnects_frees_its_slot() {
     // Far fewer than 900 tokens were made: the sequence stopped when its client left.
     assert!(server.metric("gptoss_generated_tokens_total") < 900.0);
     assert_eq!(server.post("/v1/chat/completions", &chat("Hi", 3)).status, 200);
+    // A client waiting for a whole (not streamed) reply that hangs up frees its slot too.
+    let connection = send(server.port, "/v1/chat/completions", &chat("Hello", 900));
+    server.wait_metric("gptoss_sequences_running", 1.0);
+    drop(connection);
+    server.wait_metric("gptoss_sequences_running", 0.0);
+    assert_eq!(server.metric("gptoss_sequences_cancelled_total"), 3.0);
 }
 
 #[test]
