@@ -221,10 +221,13 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> ApiResult
     let generation = request.generation(state.parallel)?;
     let prompt = conversation.render(state.harmony)?;
     let script = state.script.as_ref().and_then(|s| s.find(&prompt.last_text));
-    let stop_tokens = state.harmony.stop_tokens_for_assistant_actions().to_vec();
+    let stop_tokens = state.reply_stop_tokens();
     let submitted = state.submit(prompt.tokens.clone(), &generation, stop_tokens, script)?;
     let assemblers = (0..generation.n)
-        .map(|_| Assembler::new(state.harmony, prompt.forced_tokens(), prompt.tools.clone(), generation.stop.clone()))
+        .map(|_| {
+            Assembler::new(state.harmony, prompt.forced_tokens(), prompt.tools.clone(), generation.stop.clone())
+                .with_end_of_text(state.end_of_text())
+        })
         .collect();
     let meta = Meta { id: new_id("chatcmpl"), created: unix_now(), model: state.model_name.clone() };
     let logprobs = generation.top_logprobs.is_some();

@@ -96,6 +96,20 @@ impl AppState {
         }
     }
 
+    /// Where a harmony reply stops: `<|return|>`, `<|call|>`, and the model's other
+    /// end-of-sequence ids (`<|endoftext|>`).
+    pub fn reply_stop_tokens(&self) -> Vec<u32> {
+        let mut stops = self.harmony.stop_tokens_for_assistant_actions().to_vec();
+        stops.extend(self.end_of_text());
+        stops
+    }
+
+    /// End-of-sequence ids that are not harmony formatting tokens: they end a reply unseen.
+    pub fn end_of_text(&self) -> Vec<u32> {
+        let formatting = self.harmony.message_end_tokens();
+        self.eos.iter().copied().filter(|t| !formatting.contains(t)).collect()
+    }
+
     /// Stops taking jobs: the scheduler finishes what it has, then exits.
     pub fn close_inbox(&self) {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -108,6 +108,8 @@ pub struct Assembler {
     pub error: Option<String>,
     /// Changes not given out yet (a forced header's), shown with the next event's.
     pending: Vec<Out>,
+    /// Ids that end the reply without being part of it (`<|endoftext|>`).
+    end_of_text: Vec<u32>,
 }
 
 impl Assembler {
@@ -129,6 +131,7 @@ impl Assembler {
             finish: None,
             error: None,
             pending: Vec::new(),
+            end_of_text: Vec::new(),
         };
         let mut ignored = Vec::new();
         for &t in forced {
@@ -138,6 +141,12 @@ impl Assembler {
         // The forced header's events are shown with the first token's.
         a.pending = ignored;
         a
+    }
+
+    /// Ids that end the reply unseen (they are counted, not parsed).
+    pub fn with_end_of_text(mut self, ids: Vec<u32>) -> Self {
+        self.end_of_text = ids;
+        self
     }
 
     /// Whether a stop string ended the reply (the sequence should be cancelled).
@@ -152,6 +161,7 @@ impl Assembler {
             return out;
         }
         match event {
+            Event::Token { id, .. } if self.end_of_text.contains(&id) => self.completion_tokens += 1,
             Event::Token { id, logprobs } => {
                 self.completion_tokens += 1;
                 let in_reasoning = self.open == Some(ItemKind::Reasoning);

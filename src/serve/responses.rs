@@ -200,9 +200,10 @@ pub async fn handle(State(state): State<Arc<AppState>>, body: Body) -> ApiResult
     .check(state.parallel)?;
     let prompt = conversation.render(state.harmony)?;
     let script = state.script.as_ref().and_then(|s| s.find(&prompt.last_text));
-    let stop_tokens = state.harmony.stop_tokens_for_assistant_actions().to_vec();
+    let stop_tokens = state.reply_stop_tokens();
     let submitted = state.submit(prompt.tokens.clone(), &generation, stop_tokens, script)?;
-    let assembler = Assembler::new(state.harmony, prompt.forced_tokens(), prompt.tools.clone(), Vec::new());
+    let assembler =
+        Assembler::new(state.harmony, prompt.forced_tokens(), prompt.tools.clone(), Vec::new()).with_end_of_text(state.end_of_text());
     // The request's tools as given (`parse_json` of the raw body keeps them for the echo).
     let raw: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let echo = Echo {

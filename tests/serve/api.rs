@@ -217,6 +217,15 @@ fn stop_strings_and_several_choices() {
 }
 
 #[test]
+fn end_of_text_ends_a_reply_unseen() {
+    let server = Server::start(&["--script", script()]);
+    let body = server.post("/v1/chat/completions", &chat("Say bye.", 64)).json();
+    assert_eq!(body["choices"][0]["message"]["content"], "Bye.", "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    server.wait_metric("gptoss_sequences_running", 0.0);
+}
+
+#[test]
 fn logprobs_come_with_the_content_tokens() {
     let server = Server::start(&["--script", script()]);
     let mut request = chat("Count to five.", 64);
