@@ -54,6 +54,9 @@ typedef enum gptoss_backend {
     GPTOSS_BACKEND_AUTO = 0,
     GPTOSS_BACKEND_CPU = 1,
     GPTOSS_BACKEND_CUDA = 2,
+    /* The CUDA kernels on the emulated device (a library built with the `cuda-sim` feature):
+     * for checking them without a GPU; slow. */
+    GPTOSS_BACKEND_CUDA_SIM = 3,
 } gptoss_backend;
 
 /* How attention and unembedding weights are held once loaded (MXFP4 experts stay as they are). */

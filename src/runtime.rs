@@ -7,7 +7,11 @@ use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
 use gptoss_kernels_cpu::{Activations, CpuBackend, CpuBuffer, CpuOptions};
 #[cfg(feature = "cuda")]
-use gptoss_kernels_cuda::{CudaBackend, CudaBuffer, Gpu};
+use gptoss_kernels_cuda::Gpu;
+#[cfg(feature = "cuda-sim")]
+use gptoss_kernels_cuda::Sim;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
 use gptoss_model_gpt_oss::accounting::Formats;
 use gptoss_model_gpt_oss::{ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
@@ -21,6 +25,8 @@ pub enum BackendKind {
     Auto,
     Cpu,
     Cuda,
+    /// The CUDA kernels on the emulated device (`cuda-sim` builds): a checker, not a speed.
+    CudaSim,
 }
 
 impl std::str::FromStr for BackendKind {
@@ -30,7 +36,8 @@ impl std::str::FromStr for BackendKind {
             "auto" => Ok(BackendKind::Auto),
             "cpu" => Ok(BackendKind::Cpu),
             "cuda" => Ok(BackendKind::Cuda),
-            other => Err(Error::Usage(format!("unknown backend '{other}' (expected auto, cpu or cuda)"))),
+            "cuda-sim" => Ok(BackendKind::CudaSim),
+            other => Err(Error::Usage(format!("unknown backend '{other}' (expected auto, cpu, cuda or cuda-sim)"))),
         }
     }
 }
@@ -54,6 +61,8 @@ pub enum Model {
     Cpu(Box<GptOss<Profiled<CpuBackend>>>),
     #[cfg(feature = "cuda")]
     Cuda(Box<GptOss<Profiled<CudaBackend<Gpu>>>>),
+    #[cfg(feature = "cuda-sim")]
+    CudaSim(Box<GptOss<Profiled<CudaBackend<Sim>>>>),
 }
 
 /// A context (KV cache and activations) of a `Model`, on the same backend.
@@ -61,6 +70,8 @@ pub enum Context {
     Cpu(Box<gptoss_model_gpt_oss::Context<CpuBuffer>>),
     #[cfg(feature = "cuda")]
     Cuda(Box<gptoss_model_gpt_oss::Context<CudaBuffer<Gpu>>>),
+    #[cfg(feature = "cuda-sim")]
+    CudaSim(Box<gptoss_model_gpt_oss::Context<CudaBuffer<Sim>>>),
 }
 
 /// Runs `$body` with `$m` bound to the model, whatever its backend.
@@ -70,12 +81,14 @@ macro_rules! each_model {
             Model::Cpu($m) => $body,
             #[cfg(feature = "cuda")]
             Model::Cuda($m) => $body,
+            #[cfg(feature = "cuda-sim")]
+            Model::CudaSim($m) => $body,
         }
     };
 }
 
 /// A context used with a model of another backend: contexts come only from `new_context`.
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 const FOREIGN_CONTEXT: &str = "a Context used with a Model of another backend";
 
 impl Model {
@@ -95,6 +108,13 @@ impl Model {
             BackendKind::Auto => Self::load_cpu(opened, opts, progress),
             #[cfg(not(feature = "cuda"))]
             BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
+            #[cfg(feature = "cuda-sim")]
+            BackendKind::CudaSim => {
+                let sim = CudaBackend::sim()?;
+                Ok(Model::CudaSim(Box::new(GptOss::load_with_progress(Profiled::new(sim), opened, opts.load, progress)?)))
+            }
+            #[cfg(not(feature = "cuda-sim"))]
+            BackendKind::CudaSim => Err(Error::Usage("this build has no emulated CUDA device: rebuild with `--features cuda-sim`".into())),
         }
     }
 
@@ -119,6 +139,8 @@ impl Model {
             Model::Cpu(m) => Ok(Context::Cpu(Box::new(m.new_context(opts)?))),
             #[cfg(feature = "cuda")]
             Model::Cuda(m) => Ok(Context::Cuda(Box::new(m.new_context(opts)?))),
+            #[cfg(feature = "cuda-sim")]
+            Model::CudaSim(m) => Ok(Context::CudaSim(Box::new(m.new_context(opts)?))),
         }
     }
 
@@ -128,7 +150,9 @@ impl Model {
             (Model::Cpu(m), Context::Cpu(c)) => Ok(Box::new(m.session(c))),
             #[cfg(feature = "cuda")]
             (Model::Cuda(m), Context::Cuda(c)) => Ok(Box::new(m.session(c))),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-sim")]
+            (Model::CudaSim(m), Context::CudaSim(c)) => Ok(Box::new(m.session(c))),
+            #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
             _ => Err(Error::Usage(FOREIGN_CONTEXT.into())),
         }
     }
@@ -152,7 +176,9 @@ impl Model {
             (Model::Cpu(m), Context::Cpu(c)) => Ok(m.formats(c.kv_dtype())),
             #[cfg(feature = "cuda")]
             (Model::Cuda(m), Context::Cuda(c)) => Ok(m.formats(c.kv_dtype())),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-sim")]
+            (Model::CudaSim(m), Context::CudaSim(c)) => Ok(m.formats(c.kv_dtype())),
+            #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
             _ => Err(Error::Usage(FOREIGN_CONTEXT.into())),
         }
     }
@@ -186,6 +212,8 @@ impl Context {
             Context::Cpu(c) => c.kv_cache_bytes(),
             #[cfg(feature = "cuda")]
             Context::Cuda(c) => c.kv_cache_bytes(),
+            #[cfg(feature = "cuda-sim")]
+            Context::CudaSim(c) => c.kv_cache_bytes(),
         }
     }
 }

@@ -100,6 +100,7 @@ pub unsafe extern "C" fn gptoss_model_load(
             0 => BackendKind::Auto,
             1 => BackendKind::Cpu,
             2 => BackendKind::Cuda,
+            3 => BackendKind::CudaSim,
             other => return Err(Failure::invalid(format!("options.backend = {other} is not a gptoss_backend"))),
         };
         let opts = RuntimeOptions {

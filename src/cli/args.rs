@@ -12,7 +12,8 @@ pub struct ModelArgs {
     /// A model directory (Hugging Face layout) or synthetic:tiny|20b|120b[@SEED].
     #[arg(long, default_value = "synthetic:20b")]
     pub model: String,
-    /// auto, cpu or cuda.
+    /// auto, cpu, cuda, or cuda-sim (the CUDA kernels on the emulated device, in builds with
+    /// the `cuda-sim` feature: a checker, slow).
     #[arg(long, default_value = "auto")]
     pub backend: String,
     /// CPU worker threads (default: all cores).
