@@ -2,7 +2,8 @@
 //!
 //! It owns the `Backend` trait (typed buffers and coarse, fused ops), the weight formats and
 //! their byte layouts, the static KV cache, kernel choice, sampling parameters, synthetic
-//! tensor generation and the generator loop. It knows no model and no kernel.
+//! tensor generation, the generator loop and speculative decoding. It knows no model and no
+//! kernel.
 
 pub mod backend;
 pub mod checks;
@@ -21,6 +22,7 @@ pub mod profiled;
 pub mod quant;
 pub mod rope;
 pub mod sampling;
+pub mod speculative;
 pub mod synth;
 pub mod weight;
 
@@ -31,7 +33,7 @@ pub use generator::{GenerateOptions, GenerationStats, StopReason, check_request,
 pub use host::HostBytes;
 pub use kernels::{KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind};
 pub use kv::{KvCache, KvLayer, KvLayerSpec};
-pub use model::CausalLm;
+pub use model::{CausalLm, StepReads};
 pub use ops::{
     AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, Operands, QkvRopeArgs, RmsNormArgs, SampleArgs,
 };

@@ -22,4 +22,19 @@ pub trait CausalLm {
     fn logits(&mut self, row: usize, out: &mut [f32]) -> Result<()>;
     /// Samples from logits row `row` with the uniform number `u`.
     fn sample(&mut self, row: usize, params: &SamplingParams, u: f32) -> Result<u32>;
+    /// What the last `forward` read from memory, for a model that accounts for it and was
+    /// asked to (recording which experts a step touched costs a read per layer); `None`
+    /// otherwise. Speculative decoding reports it per verification step.
+    fn last_step_reads(&self) -> Option<StepReads> {
+        None
+    }
+}
+
+/// The memory one forward step read: every dense weight once, the distinct experts its tokens
+/// were routed to, and the KV cache positions it attended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReads {
+    pub bytes: f64,
+    /// Distinct experts per layer, averaged over the layers.
+    pub experts_per_layer: f64,
 }
