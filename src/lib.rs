@@ -6,6 +6,7 @@
 pub mod capi;
 pub mod error;
 pub mod runtime;
+pub mod speculation;
 
 pub use error::{Error, Result};
 pub use runtime::{BackendKind, Context, Model, RuntimeOptions, Session};

@@ -13,7 +13,7 @@ use gptoss_kernels_cuda::Sim;
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
 use gptoss_model_gpt_oss::accounting::Formats;
-use gptoss_model_gpt_oss::{ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
+use gptoss_model_gpt_oss::{ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel, SelfDraftSpec, shared_sessions};
 
 use crate::error::{Error, Result};
 
@@ -144,6 +144,46 @@ impl Model {
         }
     }
 
+    /// A context whose forward passes run the self-draft `spec` of this model (see
+    /// `gptoss_model_gpt_oss::self_draft`).
+    pub fn new_self_draft_context(&mut self, spec: SelfDraftSpec, opts: ContextOptions) -> Result<Context> {
+        match self {
+            Model::Cpu(m) => Ok(Context::Cpu(Box::new(m.new_self_draft_context(spec, opts)?))),
+            #[cfg(feature = "cuda")]
+            Model::Cuda(m) => Ok(Context::Cuda(Box::new(m.new_self_draft_context(spec, opts)?))),
+            #[cfg(feature = "cuda-sim")]
+            Model::CudaSim(m) => Ok(Context::CudaSim(Box::new(m.new_self_draft_context(spec, opts)?))),
+        }
+    }
+
+    /// The model with each of two of its contexts, as two `CausalLm`s usable side by side (a
+    /// target and its self-draft).
+    #[allow(clippy::type_complexity)]
+    pub fn shared_sessions<'a>(
+        &'a mut self,
+        first: &'a mut Context,
+        second: &'a mut Context,
+    ) -> Result<(Box<dyn CausalLm + 'a>, Box<dyn CausalLm + 'a>)> {
+        match (self, first, second) {
+            (Model::Cpu(m), Context::Cpu(a), Context::Cpu(b)) => {
+                let (a, b) = shared_sessions(m, a, b);
+                Ok((Box::new(a), Box::new(b)))
+            }
+            #[cfg(feature = "cuda")]
+            (Model::Cuda(m), Context::Cuda(a), Context::Cuda(b)) => {
+                let (a, b) = shared_sessions(m, a, b);
+                Ok((Box::new(a), Box::new(b)))
+            }
+            #[cfg(feature = "cuda-sim")]
+            (Model::CudaSim(m), Context::CudaSim(a), Context::CudaSim(b)) => {
+                let (a, b) = shared_sessions(m, a, b);
+                Ok((Box::new(a), Box::new(b)))
+            }
+            #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+            _ => Err(Error::Usage(FOREIGN_CONTEXT.into())),
+        }
+    }
+
     /// The model and one of its contexts as a `CausalLm`.
     pub fn session<'a>(&'a mut self, ctx: &'a mut Context) -> Result<Box<dyn CausalLm + 'a>> {
         match (self, ctx) {
@@ -207,6 +247,18 @@ impl Model {
 }
 
 impl Context {
+    /// Keeps the experts each forward touches, so that the session can report what a step
+    /// read (`CausalLm::last_step_reads`); see `gptoss_model_gpt_oss::Context::record_routing`.
+    pub fn record_routing(&mut self, on: bool) {
+        match self {
+            Context::Cpu(c) => c.record_routing(on),
+            #[cfg(feature = "cuda")]
+            Context::Cuda(c) => c.record_routing(on),
+            #[cfg(feature = "cuda-sim")]
+            Context::CudaSim(c) => c.record_routing(on),
+        }
+    }
+
     pub fn kv_cache_bytes(&self) -> usize {
         match self {
             Context::Cpu(c) => c.kv_cache_bytes(),

@@ -131,6 +131,26 @@ pub fn token_bytes(c: &GptOssConfig, f: &Formats, experts_per_layer: f64, depth:
     }
 }
 
+/// Bytes one forward step of `n` tokens at positions `start..start + n` reads: every dense
+/// weight once, `experts` (layer, expert) pairs in all (the union of the experts its tokens were
+/// routed to, summed over layers), `n` embedding rows, the unembedding when logits are
+/// computed, and the KV cache of every position some token attends. With `n = 1`, `top_k`
+/// experts per layer and logits, this is [`token_bytes`] at depth `start`.
+pub fn step_bytes(c: &GptOssConfig, f: &Formats, experts: f64, start: usize, n: usize, logits: bool) -> TokenBytes {
+    let end = start + n;
+    let one = token_bytes(c, f, 0.0, end - 1);
+    let per_expert = token_bytes(c, f, 1.0, 0).experts / c.num_hidden_layers as f64;
+    // Tokens at start..end see [p − w + 1, p] on sliding layers: together min(end, w + n − 1).
+    let attended: usize = (0..c.num_hidden_layers).map(|l| c.window(l).map_or(end, |w| end.min(w + n - 1))).sum();
+    TokenBytes {
+        embedding: n as f64 * one.embedding,
+        experts: experts * per_expert,
+        unembedding: if logits { one.unembedding } else { 0.0 },
+        kv_cache: (attended * 2 * c.kv_dim() * f.kv.size()) as f64,
+        ..one
+    }
+}
+
 /// One op of a decode step as a per-op breakdown shows it: a name that tells the graph's sites
 /// apart, and the bytes the op must read per token (its floor) where the accounting knows them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -241,6 +261,27 @@ mod tests {
         let f8 = Formats { attention: WeightFormat::Int8, ..f };
         let o8 = op_floor(&c, &f8, &token_bytes(&c, &f8, 4.0, 0), &OpSite { op: OpKind::Matmul, rows: c.hidden_size, cols: c.q_dim() });
         assert_eq!(o8.bytes, Some(566_231_040.0 / 2.0 + 24.0 * 2880.0 * 4.0));
+    }
+
+    #[test]
+    fn a_step_of_five_tokens_reads_the_dense_weights_once_and_the_union_of_their_experts() {
+        let c = Preset::Gpt20b.config();
+        let f = Formats::CHECKPOINT;
+        // One token with its 4 experts per layer is a decode step, at any depth.
+        for depth in [0, 100, 5000] {
+            assert_eq!(step_bytes(&c, &f, 4.0 * 24.0, depth, 1, true), token_bytes(&c, &f, 4.0, depth));
+        }
+        // Five tokens after 200 cached, touching 15 experts per layer: 24 × 15 experts of
+        // 13,236,480 bytes, five embedding rows, KV of 205 positions on the 12 full layers and
+        // 128 + 4 on the 12 sliding ones.
+        let b = step_bytes(&c, &f, 15.0 * 24.0, 200, 5, true);
+        let one = token_bytes(&c, &f, 4.0, 204);
+        assert_eq!(b.experts, 24.0 * 15.0 * 13_236_480.0);
+        assert_eq!((b.attention, b.router, b.norms, b.unembedding), (one.attention, one.router, one.norms, one.unembedding));
+        assert_eq!(b.embedding, 5.0 * 5_760.0);
+        assert_eq!(b.kv_cache, (12.0 * 205.0 + 12.0 * 132.0) * 2.0 * 512.0 * 2.0);
+        // A prefill chunk whose logits nobody reads skips the unembedding.
+        assert_eq!(step_bytes(&c, &f, 0.0, 0, 5, false).unembedding, 0.0);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use gptoss_engine::{Backend, DType, DeviceBuffer, EngineError, KvCache, KvLayerS
 
 use crate::config::GptOssConfig;
 use crate::error::Result;
+use crate::self_draft::Form;
+use crate::step_reads::RoutingRecord;
 
 /// Choices made when a context (a KV cache and its activations) is created.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +60,12 @@ pub struct Context<Buf> {
     pub(crate) logits_rows: usize,
     /// Host staging for token ids and positions, sized once (no allocation per step).
     pub(crate) staging: Vec<u8>,
+    /// The model as loaded, or one of its self-drafts.
+    pub(crate) form: Form,
+    /// The experts the last forward touched, when asked for (`record_routing`).
+    pub(crate) routing: Option<RoutingRecord>,
+    /// (layers, tokens, experts per token) a routing record holds at most.
+    routing_shape: (usize, usize, usize),
 }
 
 static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
@@ -65,7 +73,13 @@ static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
 impl<Buf: DeviceBuffer> Context<Buf> {
     /// An empty context of a model with config `c` on `backend`, for forward calls of at most
     /// `max_batch` tokens.
-    pub(crate) fn new<B: Backend<Buffer = Buf>>(backend: &mut B, c: &GptOssConfig, max_batch: usize, opts: ContextOptions) -> Result<Self> {
+    pub(crate) fn new<B: Backend<Buffer = Buf>>(
+        backend: &mut B,
+        c: &GptOssConfig,
+        max_batch: usize,
+        opts: ContextOptions,
+        form: Form,
+    ) -> Result<Self> {
         if opts.max_context == 0 || opts.max_context > c.max_position_embeddings {
             return Err(EngineError::invalid(format!(
                 "context of {} tokens: must be between 1 and the model's {}",
@@ -93,7 +107,16 @@ impl<Buf: DeviceBuffer> Context<Buf> {
             logits: alloc(DType::F32, max_batch * v)?,
         };
         let id = NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed);
-        Ok(Context { id, kv, act, logits_rows: 0, staging: vec![0; max_batch * 4] })
+        Ok(Context {
+            id,
+            kv,
+            act,
+            logits_rows: 0,
+            staging: vec![0; max_batch * 4],
+            form,
+            routing: None,
+            routing_shape: (c.num_hidden_layers, max_batch, k),
+        })
     }
 
     /// Tokens in the cache; the next token's position.
@@ -117,5 +140,13 @@ impl<Buf: DeviceBuffer> Context<Buf> {
     pub fn rollback(&mut self, to: usize) -> gptoss_engine::Result<()> {
         self.logits_rows = 0;
         self.kv.rollback(to)
+    }
+
+    /// Keeps (or stops keeping) the experts each forward routes its tokens to, so that the
+    /// model can say what the step read (`GptOss::last_step_reads`). It costs a small
+    /// device-to-host copy per layer and, on a backend that replays recorded steps, the replay.
+    pub fn record_routing(&mut self, on: bool) {
+        let (layers, tokens, top_k) = self.routing_shape;
+        self.routing = on.then(|| RoutingRecord::new(layers, tokens, top_k));
     }
 }

@@ -17,6 +17,8 @@ use crate::config::SWIGLU_ALPHA;
 use crate::context::Context;
 use crate::model::GptOss;
 use crate::probe::Probed;
+use crate::self_draft::FormWeights;
+use crate::step_reads::RecordedStep;
 
 impl<B: Backend> GptOss<B> {
     /// Appends `tokens` to `ctx` at its next positions and computes logits for the last
@@ -55,19 +57,27 @@ impl<B: Backend> GptOss<B> {
 
     fn run(&mut self, ctx: &mut Context<B::Buffer>, tokens: &[u32], logits_rows: usize) -> Result<()> {
         self.stage(ctx, tokens)?;
-        let step = Step { context: ctx.id, tokens: tokens.len(), logits_rows, replayable: self.probe.is_none() };
+        let replayable = self.probe.is_none() && ctx.routing.is_none();
+        let step = Step { context: ctx.id, tokens: tokens.len(), logits_rows, replayable };
         if self.backend.begin_step(step)? == StepMode::Run {
             self.ops(ctx, tokens.len(), logits_rows)?;
             self.backend.end_step()?;
         }
         ctx.logits_rows = logits_rows;
+        let (start, top_k) = (ctx.kv.len(), FormWeights::new(&self.drafts, ctx.form).top_k(&self.config));
+        if let Some(record) = ctx.routing.as_mut() {
+            record.step = Some(RecordedStep { tokens: tokens.len(), top_k, start, logits_rows });
+        }
         Ok(())
     }
 
     /// The ops of one forward step over `n` staged tokens.
     fn ops(&mut self, ctx: &mut Context<B::Buffer>, n: usize, logits_rows: usize) -> Result<()> {
         let c = &self.config;
-        let (hidden, top_k, eps) = (c.hidden_size, c.num_experts_per_tok, c.rms_norm_eps);
+        // A self-draft context reads its own attention and unembedding and may route to fewer
+        // experts; everything else is the model's.
+        let top_k = FormWeights::new(&self.drafts, ctx.form).top_k(c);
+        let (hidden, eps) = (c.hidden_size, c.rms_norm_eps);
         let scale = 1.0 / (c.head_dim as f32).sqrt();
         let swiglu = Swiglu { alpha: SWIGLU_ALPHA, limit: c.swiglu_limit };
         let layers = c.num_hidden_layers;
@@ -79,28 +89,19 @@ impl<B: Backend> GptOss<B> {
 
         for l in 0..layers {
             let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut ctx.act);
+            let [wq, wk, wv, wo] = FormWeights::new(&self.drafts, ctx.form).attention(l, w);
             let kv = &mut ctx.kv.layers[l];
             // h [n, hidden] = RMSNorm(x)
             b.rms_norm(RmsNormArgs { x: &a.x, gain: &w.attn_norm, n, eps, out: &mut a.h })?;
             // q [n, q_heads·d] rotated; k (rotated) and v into the cache at their positions
-            b.qkv_rope(QkvRopeArgs {
-                wq: &w.q,
-                wk: &w.k,
-                wv: &w.v,
-                x: &a.h,
-                n,
-                positions: &a.positions,
-                rope: &self.rope,
-                kv,
-                q_out: &mut a.q,
-            })?;
+            b.qkv_rope(QkvRopeArgs { wq, wk, wv, x: &a.h, n, positions: &a.positions, rope: &self.rope, kv, q_out: &mut a.q })?;
             // attn [n, q_heads·d] = softmax([q·kᵀ/√d | sink]) · v over the allowed keys (causal;
             // the last sliding_window positions on sliding layers). The head's learned sink is
             // one more column of the softmax whose value is dropped (model.py's sdpa concatenates
             // S to QK, then keeps W[..., :-1]): it takes probability from the keys, adds no value.
             b.attention(AttentionArgs { q: &a.q, kv, n, positions: &a.positions, sinks: &w.sinks, scale, out: &mut a.attn })?;
             // x += Wo · attn + bo
-            b.matmul(MatmulArgs { w: &w.o, x: &a.attn, n, out: &mut a.x, accumulate: true })?;
+            b.matmul(MatmulArgs { w: wo, x: &a.attn, n, out: &mut a.x, accumulate: true })?;
             if self.probe.is_some() {
                 self.probe_buffer(&ctx.act, &format!("layers.{l}.attention_residual"), Probed::X, n * hidden)?;
             }
@@ -111,6 +112,9 @@ impl<B: Backend> GptOss<B> {
             // expert_ids, expert_weights [n, top_k] = top-k of (Wr·h + br), softmax over those k
             // logits only (not over every expert)
             b.moe_route(MoeRouteArgs { router: &w.router, x: &a.h, n, top_k, ids: &mut a.expert_ids, weights: &mut a.expert_weights })?;
+            if let Some(record) = ctx.routing.as_mut() {
+                b.read(&a.expert_ids, 0, bytemuck::cast_slice_mut(record.layer_mut(l, n, top_k)))?;
+            }
             // x += Σ_k weight_k · (W2[e_k] · swiglu(W1[e_k] · h + b1) + b2), as model.py's
             // MLPBlock: W1's rows interleave gate and up (row 2j is gate j, row 2j+1 is up j:
             // x[..., ::2] and x[..., 1::2]); the gate is clamped above at the limit only, up on
@@ -143,7 +147,8 @@ impl<B: Backend> GptOss<B> {
         b.copy(&a.x, first * hidden, &mut a.h, 0, logits_rows * hidden)?;
         b.rms_norm(RmsNormArgs { x: &a.h, gain: &w.norm, n: logits_rows, eps, out: &mut a.last })?;
         // logits [rows, vocab] = W_U · last
-        b.matmul(MatmulArgs { w: &w.unembed, x: &a.last, n: logits_rows, out: &mut a.logits, accumulate: false })?;
+        let unembed = FormWeights::new(&self.drafts, ctx.form).unembed(w);
+        b.matmul(MatmulArgs { w: unembed, x: &a.last, n: logits_rows, out: &mut a.logits, accumulate: false })?;
         self.probe_buffer(&ctx.act, "final_norm", Probed::Last, logits_rows * hidden)?;
         self.probe_buffer(&ctx.act, "logits", Probed::Logits, logits_rows * self.config.vocab_size)?;
         Ok(())

@@ -9,6 +9,7 @@ use crate::context::{Context, ContextOptions};
 use crate::error::Result;
 use crate::plan::plan;
 use crate::probe::Probe;
+use crate::self_draft::{Form, SelfDraft, SelfDraftSpec};
 use crate::session::Session;
 use crate::source::OpenedModel;
 use crate::weight_only::WeightOnly;
@@ -38,6 +39,8 @@ pub struct GptOss<B: Backend> {
     max_batch: usize,
     kernels: Vec<KernelChoice>,
     pub(crate) probe: Option<Probe>,
+    /// Cheaper forms of the model that draft for it (`self_draft`), sharing its experts.
+    pub(crate) drafts: Vec<SelfDraft<B::Buffer>>,
 }
 
 impl<B: Backend> GptOss<B> {
@@ -55,19 +58,40 @@ impl<B: Backend> GptOss<B> {
         let c = model.config.clone();
         let max_batch = opts.max_batch.clamp(1, c.max_position_embeddings);
         let weights = load(&mut backend, model, opts.weights, progress)?;
-        let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
+        let kernels = backend.prepare(&plan(&c, &weights, &[], max_batch))?;
 
         let table = c.rope().table()?;
         let inv_freq: Vec<u8> = table.inv_freq.iter().flat_map(|f| f.to_le_bytes()).collect();
         let mut inv = backend.alloc(DType::F32, table.inv_freq.len())?;
         backend.write(&mut inv, 0, &inv_freq)?;
         let rope = Rope { inv_freq: inv, concentration: table.concentration };
-        Ok(GptOss { backend, config: c, weights, rope, max_batch, kernels, probe: None })
+        Ok(GptOss { backend, config: c, weights, rope, max_batch, kernels, probe: None, drafts: Vec::new() })
     }
 
     /// A new, empty context with its own KV cache.
     pub fn new_context(&mut self, opts: ContextOptions) -> Result<Context<B::Buffer>> {
-        Context::new(&mut self.backend, &self.config, self.max_batch, opts)
+        Context::new(&mut self.backend, &self.config, self.max_batch, opts, Form::Full)
+    }
+
+    /// A new, empty context whose forward passes run the self-draft `spec` (added to the model
+    /// on first use: see `self_draft`). Its KV cache is its own: the draft's attention
+    /// weights differ from the model's.
+    pub fn new_self_draft_context(&mut self, spec: SelfDraftSpec, opts: ContextOptions) -> Result<Context<B::Buffer>> {
+        let draft = self.self_draft(spec)?;
+        Context::new(&mut self.backend, &self.config, self.max_batch, opts, Form::Draft(draft))
+    }
+
+    /// Chooses kernels again when the newest self-draft brings formats the plan lacked (a
+    /// backend prepares afresh: done before the draft's first forward, never on a plan that
+    /// did not change).
+    pub(crate) fn prepare_for_new_draft(&mut self) -> Result<()> {
+        let (c, w, d) = (&self.config, &self.weights, &self.drafts);
+        let before = plan(c, w, &d[..d.len().saturating_sub(1)], self.max_batch);
+        let after = plan(c, w, d, self.max_batch);
+        if after != before {
+            self.kernels = self.backend.prepare(&after)?;
+        }
+        Ok(())
     }
 
     /// The model and a context together: what the generator drives.

@@ -1,15 +1,22 @@
 //! What a loaded model asks of its backend: the (op, weight format) cases it needs kernels for,
-//! and the sizes the backend's scratch must hold. Given to `Backend::prepare` once at load.
+//! and the sizes the backend's scratch must hold. Given to `Backend::prepare` at load, and
+//! again when a self-draft brings attention and unembedding in another format.
 
 use gptoss_engine::{ModelPlan, OpCase, OpKind};
 
 use crate::config::GptOssConfig;
+use crate::self_draft::SelfDraft;
 use crate::weights::Weights;
 
 /// The cases the backend must have kernels for, and the sizes of its scratch.
-pub(crate) fn plan<Buf>(c: &GptOssConfig, w: &Weights<Buf>, max_batch: usize) -> ModelPlan {
+pub(crate) fn plan<Buf>(c: &GptOssConfig, w: &Weights<Buf>, drafts: &[SelfDraft<Buf>], max_batch: usize) -> ModelPlan {
     let l0 = &w.layers[0];
-    let mut cases = vec![
+    let draft_cases = drafts.iter().flat_map(|d| {
+        let attention = d.attention.first().map(|a| [(OpKind::QkvRope, a.q.format), (OpKind::Matmul, a.o.format)]);
+        let unembed = d.unembed.as_ref().map(|u| (OpKind::Matmul, u.format));
+        attention.into_iter().flatten().chain(unembed).map(|(op, f)| OpCase { op, format: Some(f) })
+    });
+    let mut cases: Vec<OpCase> = vec![
         OpCase { op: OpKind::Embed, format: Some(w.embed.format) },
         OpCase { op: OpKind::RmsNorm, format: None },
         OpCase { op: OpKind::QkvRope, format: Some(l0.q.format) },
@@ -20,6 +27,7 @@ pub(crate) fn plan<Buf>(c: &GptOssConfig, w: &Weights<Buf>, max_batch: usize) ->
         OpCase { op: OpKind::MoeExperts, format: Some(l0.gate_up.format) },
         OpCase { op: OpKind::Sample, format: None },
     ];
+    cases.extend(draft_cases);
     let mut seen = Vec::new();
     cases.retain(|c| {
         let new = !seen.contains(c);

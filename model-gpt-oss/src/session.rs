@@ -1,7 +1,7 @@
 //! A model and one of its contexts, borrowed together: what the generator, the bench and the
 //! fidelity comparison drive, through the engine's `CausalLm`.
 
-use gptoss_engine::{Backend, CausalLm, SamplingParams};
+use gptoss_engine::{Backend, CausalLm, SamplingParams, StepReads};
 
 use crate::context::Context;
 use crate::model::GptOss;
@@ -43,5 +43,9 @@ impl<B: Backend> CausalLm for Session<'_, B> {
 
     fn sample(&mut self, row: usize, params: &SamplingParams, u: f32) -> gptoss_engine::Result<u32> {
         self.model.sample(self.ctx, row, params, u)
+    }
+
+    fn last_step_reads(&self) -> Option<StepReads> {
+        self.model.last_step_reads(self.ctx)
     }
 }

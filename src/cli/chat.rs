@@ -14,6 +14,7 @@ use gptoss_model_gpt_oss::source::tokenizer_for;
 
 use super::args::ModelArgs;
 use super::sampling::SamplingArgs;
+use super::speculation::SpeculationArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,6 +34,8 @@ pub struct Args {
     max_tokens: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    speculation: SpeculationArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -47,7 +50,9 @@ pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16)?;
+    let speculation = a.speculation.open(&model)?;
     let mut session = Session::load(&model, &opts)?;
+    let mut draft = speculation.map(|s| s.load(&mut session, &opts)).transpose()?;
     let info = session.model.backend_info();
     eprintln!("{} on {} ({}); type a message, an empty line or end of input quits", model.source, info.name, info.device);
 
@@ -66,8 +71,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         conversation.push(Message::new(Role::User, line.as_str()));
         let prompt = harmony.render_for_completion(&conversation, Role::Assistant, RenderOptions::default())?;
-        let mut lm = session.lm()?;
-        let fresh = reuse_prefix(lm.as_mut(), &mut cached, &prompt)?;
+        let fresh = reuse_prefix(session.lm()?.as_mut(), &mut cached, &prompt)?;
 
         let mut parser = StreamParser::new(harmony, Some(Role::Assistant));
         let mut generated = Vec::new();
@@ -75,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let options =
             GenerateOptions { max_tokens: a.max_tokens, stop_tokens: stop_tokens.clone(), sampling, seed: a.sampling.seed + turn as u64 };
-        generate(lm.as_mut(), &prompt[fresh..], &options, |t| {
+        let on_token = |t| {
             generated.push(t);
             if broken.is_none() {
                 match parser.push(t) {
@@ -84,7 +88,16 @@ pub fn run(a: Args) -> Result<()> {
                 }
             }
             true
-        })?;
+        };
+        match draft.as_mut() {
+            Some(d) => {
+                let (_, spec) = d.generate(&mut session, &cached, &prompt[fresh..], &options, on_token)?;
+                eprintln!("{}", d.report(&session, cached.len(), &spec)?);
+            }
+            None => {
+                generate(session.lm()?.as_mut(), &prompt[fresh..], &options, on_token)?;
+            }
+        }
         cached.extend_from_slice(&prompt[fresh..]);
         cached.extend_from_slice(&generated[..generated.len() - 1]);
         writeln!(out)?;

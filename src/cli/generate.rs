@@ -11,6 +11,7 @@ use gptoss_tokenizer::StreamDecoder;
 
 use super::args::{ModelArgs, parse_ids};
 use super::sampling::SamplingArgs;
+use super::speculation::SpeculationArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,6 +27,8 @@ pub struct Args {
     max_tokens: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    speculation: SpeculationArgs,
     /// Token ids that end generation (default: the model's eos ids).
     #[arg(long)]
     stop_tokens: Option<String>,
@@ -62,11 +65,14 @@ pub fn run(a: Args) -> Result<()> {
         None => model.config.eos_token_ids.clone(),
     };
     let sampling = a.sampling.params()?;
-    // Fail on a bad request before spending time loading weights.
+    // Fail on a bad request (or a draft that cannot draft for this model) before spending
+    // time loading weights.
     check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.context.max_context)?;
+    let speculation = a.speculation.open(&model)?;
     let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
     let mut session = Session::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
     bar.finish_and_clear();
+    let mut draft = speculation.map(|s| s.load(&mut session, &opts)).transpose()?;
     let info = session.model.backend_info();
     eprintln!(
         "loaded {} on {} ({}, {} threads) in {:.1} s; KV cache {:.1} MiB",
@@ -82,7 +88,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut sink = if as_text { Output::Text(tokenizer.stream_decoder()) } else { Output::Ids { first: true } };
     let mut failure = None;
-    let stats = generate(session.lm()?.as_mut(), &prompt, &options, |t| {
+    let on_token = |t| {
         let written = match &mut sink {
             Output::Ids { first } => {
                 let sep = if *first { "" } else { "," };
@@ -99,7 +105,14 @@ pub fn run(a: Args) -> Result<()> {
                 false
             }
         }
-    })?;
+    };
+    let (stats, speculated) = match draft.as_mut() {
+        Some(d) => {
+            let (stats, spec) = d.generate(&mut session, &[], &prompt, &options, on_token)?;
+            (stats, Some(spec))
+        }
+        None => (generate(session.lm()?.as_mut(), &prompt, &options, on_token)?, None),
+    };
     match failure {
         // The reader went away (`| head`): a normal end.
         Some(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
@@ -120,5 +133,8 @@ pub fn run(a: Args) -> Result<()> {
         stats.ttft.as_secs_f64() * 1e3,
         stats.generated_tokens,
     );
+    if let (Some(d), Some(spec)) = (&draft, &speculated) {
+        eprintln!("{}", d.report(&session, prompt.len() + stats.generated_tokens / 2, spec)?);
+    }
     Ok(())
 }

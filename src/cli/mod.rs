@@ -11,6 +11,7 @@ mod progress;
 mod quantize;
 mod sampling;
 mod serve;
+mod speculation;
 mod synth;
 mod text;
 mod tokenize;

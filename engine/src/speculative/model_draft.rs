@@ -22,10 +22,20 @@ pub struct ModelDraft<'a> {
 }
 
 impl<'a> ModelDraft<'a> {
-    /// Drafts with `lm`, whose cache it empties first.
-    pub fn new(name: impl Into<String>, mut lm: Box<dyn CausalLm + 'a>) -> Result<Self> {
-        lm.rollback(0)?;
-        Ok(ModelDraft { name: name.into(), lm, cached: Vec::new(), row: Vec::new(), ranked: Vec::new() })
+    /// Drafts with `lm`, whose cache holds `cached` (empty for a new context; what
+    /// [`ModelDraft::into_cached`] returned after an earlier generation, to reuse it). A cache
+    /// that does not hold as many tokens is emptied.
+    pub fn new(name: impl Into<String>, mut lm: Box<dyn CausalLm + 'a>, mut cached: Vec<u32>) -> Result<Self> {
+        if lm.position() != cached.len() {
+            lm.rollback(0)?;
+            cached.clear();
+        }
+        Ok(ModelDraft { name: name.into(), lm, cached, row: Vec::new(), ranked: Vec::new() })
+    }
+
+    /// The tokens the draft's cache holds, for a later `new` on the same context.
+    pub fn into_cached(self) -> Vec<u32> {
+        self.cached
     }
 
     /// Brings the cache to exactly `history`, leaving the logits of its last token as row 0.

@@ -110,10 +110,15 @@ impl SpeculationStats {
             self.verify_time.as_secs_f64() * 1e3,
         );
         if let (Some(b), Some(e)) = (self.bytes_per_step(), self.experts_per_layer()) {
-            s += &format!("; a verify step read {:.3} GB ({e:.1} experts per layer)", b / 1e9);
+            s += &format!("; a verify step read {} ({e:.1} experts per layer)", show_bytes(b));
         }
         s
     }
+}
+
+/// Bytes in GB, or in MB below 0.1 GB.
+pub fn show_bytes(b: f64) -> String {
+    if b >= 1e8 { format!("{:.3} GB", b / 1e9) } else { format!("{:.3} MB", b / 1e6) }
 }
 
 fn ratio(a: usize, b: usize) -> f64 {

@@ -121,8 +121,8 @@ fn speculative(
 fn drafts<'a>(target: &Mock, continuation: &[u32]) -> Vec<(Box<dyn Draft + 'a>, bool)> {
     vec![
         (Box::new(NgramDraft::new(2).unwrap()), false),
-        (Box::new(ModelDraft::new("noisy", Box::new(Mock::new(target.vocab, target.seed, 1.5))).unwrap()), true),
-        (Box::new(ModelDraft::new("other", Box::new(Mock::new(target.vocab, 99, 0.0))).unwrap()), false),
+        (Box::new(ModelDraft::new("noisy", Box::new(Mock::new(target.vocab, target.seed, 1.5)), vec![]).unwrap()), true),
+        (Box::new(ModelDraft::new("other", Box::new(Mock::new(target.vocab, 99, 0.0)), vec![]).unwrap()), false),
         (Box::new(RandomDraft::new(target.vocab, 3).unwrap()), false),
         (Box::new(OracleDraft::new(continuation.to_vec())), false),
     ]
@@ -212,7 +212,7 @@ fn continues_a_cache_that_already_holds_tokens() {
     .unwrap();
     let mut m = target.clone();
     m.forward(&head, 0).unwrap();
-    let mut draft = ModelDraft::new("noisy", Box::new(Mock::new(7, 5, 1.0))).unwrap();
+    let mut draft = ModelDraft::new("noisy", Box::new(Mock::new(7, 5, 1.0)), vec![]).unwrap();
     let mut got = vec![];
     generate_speculative(&mut m, &mut draft, &head, &prompt, &o, Speculate::Fixed(3), |t| {
         got.push(t);
@@ -230,7 +230,7 @@ fn continues_a_cache_that_already_holds_tokens() {
 #[test]
 fn a_draft_with_another_vocabulary_is_refused_before_any_work() {
     let mut target = Mock::new(7, 1, 0.0);
-    let mut draft = ModelDraft::new("small", Box::new(Mock::new(5, 1, 0.0))).unwrap();
+    let mut draft = ModelDraft::new("small", Box::new(Mock::new(5, 1, 0.0)), vec![]).unwrap();
     let o = opts(4, &[], SamplingParams::GREEDY, 0);
     let e = generate_speculative(&mut target, &mut draft, &[], &[1, 2], &o, Speculate::Fixed(2), |_| true).unwrap_err();
     assert!(e.to_string().contains("draft small has a vocabulary of 5 tokens, the target 7"), "{e}");
@@ -305,7 +305,7 @@ fn speculative_sampling_draws_from_the_target_s_law() {
             for seed in 0..RUNS {
                 let o = opts(3, &[], params, seed);
                 let mut draft: Box<dyn Draft> = match source {
-                    "model" => Box::new(ModelDraft::new("noisy", Box::new(Mock::new(4, 7, 3.0))).unwrap()),
+                    "model" => Box::new(ModelDraft::new("noisy", Box::new(Mock::new(4, 7, 3.0)), vec![]).unwrap()),
                     _ => Box::new(NgramDraft::new(1).unwrap()),
                 };
                 let (got, _, stats) = speculative(&target, draft.as_mut(), &prompt, &o, Speculate::Fixed(k));
