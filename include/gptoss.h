@@ -198,10 +198,68 @@ gptoss_status gptoss_session_logits(gptoss_session* session, float* logits, size
  * returns non-zero. The random source is seeded with `sampler->seed` at the start. The request
  * is checked first — known ids, room for the prompt and every sampled token but the last, valid
  * sampler — and on failure nothing is appended; after a device failure the tokens processed
- * stay appended. `stats_out` may be NULL; it is written on success. */
+ * stay appended. `stats_out` may be NULL; it is written on success. With speculation set
+ * (gptoss_session_set_speculation below) a draft proposes the tokens and the model verifies
+ * them; the session ends in the same state. */
 gptoss_status gptoss_session_generate(gptoss_session* session, const uint32_t* prompt, size_t prompt_count, uint32_t max_tokens,
                                       const gptoss_sampler* sampler, const uint32_t* stop_tokens, size_t stop_count,
                                       gptoss_token_callback callback, void* user_data, gptoss_stats* stats_out);
+
+/* ---- speculative decoding ------------------------------------------------------------ */
+
+/* Speculative decoding for a session's generations: a draft proposes up to `tokens` tokens per
+ * step and the model checks them all in one forward pass, keeping the longest acceptable
+ * prefix plus one token of its own. Greedy generation gives exactly the tokens it gives
+ * without speculation on the CPU (on CUDA, within the tolerance of batched kernels: a proposal
+ * may be judged on logits that differ from a one-token step's in the last bits); sampled
+ * generation draws each token from the same distribution (not the same tokens for a seed). */
+typedef struct gptoss_speculation {
+    /* The draft, as text: "ngram:N" (copies what followed the last N tokens earlier in the
+     * sequence), "self:FORM" (the session's model with attention and unembedding in FORM =
+     * native, int8 or int4[:GROUP], then optionally ":topN" experts per token; the experts are
+     * shared, not copied) or "random" (uniform ids: the floor). NULL to use `draft_model`. */
+    const char* draft;
+    /* Another model drafting (from gptoss_model_load, with the same vocabulary and tokenizer:
+     * refused otherwise, naming both). NULL to use `draft`. The session takes a reference. The
+     * session's own model is its self-draft at full precision ("self:native"). */
+    gptoss_model* draft_model;
+    /* Tokens proposed per step (at most the model's max_batch − 1 and the context left are
+     * used); 0 chooses per step from the measured acceptance and step times. */
+    uint32_t tokens;
+} gptoss_speculation;
+
+/* What the last speculative generation of a session did. */
+typedef struct gptoss_speculation_stats {
+    /* Verification steps: forward passes over the last token and a proposal. */
+    uint64_t steps;
+    uint64_t proposed;
+    uint64_t accepted;
+    /* Tokens generated per step: accepted proposals plus the model's own. */
+    double tokens_per_step;
+    /* Time spent drafting and verifying, in milliseconds. */
+    double draft_ms;
+    double verify_ms;
+    /* Mean bytes a verification step read (dense weights once, the union of the experts its
+     * tokens were routed to, the KV cache attended), and the distinct experts per layer. */
+    double verify_bytes_per_step;
+    double experts_per_layer;
+} gptoss_speculation_stats;
+
+/* Sets speculative decoding for the session's later gptoss_session_generate calls, or clears
+ * it when `speculation` is NULL. The draft is checked and prepared now (a self-draft's
+ * converted weights, a draft model's KV cache); a draft model with another vocabulary or
+ * tokenizer gives GPTOSS_INVALID_ARGUMENT naming both. On failure the session keeps its
+ * earlier setting. */
+gptoss_status gptoss_session_set_speculation(gptoss_session* session, const gptoss_speculation* speculation);
+
+/* The figures of the session's last speculative generation. Fails if none has run since the
+ * speculation was set. */
+gptoss_status gptoss_session_speculation_stats(gptoss_session* session, gptoss_speculation_stats* stats_out);
+
+/* The acceptance of the last speculative generation by position in the proposal (from 0):
+ * accepted over reached, a position being reached when the ones before it were accepted.
+ * Output as for gptoss_session_logits (doubles). */
+gptoss_status gptoss_session_speculation_acceptance(gptoss_session* session, double* acceptance, size_t capacity, size_t* count_out);
 
 /* ---- tokenizer and the harmony chat format --------------------------------------------- */
 

@@ -259,6 +259,17 @@ impl Context {
         }
     }
 
+    /// Tokens in the cache: the next token's position.
+    pub fn position(&self) -> usize {
+        match self {
+            Context::Cpu(c) => c.position(),
+            #[cfg(feature = "cuda")]
+            Context::Cuda(c) => c.position(),
+            #[cfg(feature = "cuda-sim")]
+            Context::CudaSim(c) => c.position(),
+        }
+    }
+
     pub fn kv_cache_bytes(&self) -> usize {
         match self {
             Context::Cpu(c) => c.kv_cache_bytes(),

@@ -60,6 +60,15 @@ fn the_c_example_generates_and_reports_errors() {
     assert!(stderr.contains(&format!("{} tokens after a", ids.len())) && stderr.contains("tok/s") && stderr.contains("text: "), "{stderr}");
     assert_eq!(run(&exe, &["synthetic:tiny", "12"]).stdout, out.stdout, "seeded generation repeats");
 
+    // With a draft: as many tokens at most, and what the draft did.
+    let spec = run(&exe, &["synthetic:tiny", "12", "self:int8"]);
+    let stderr = String::from_utf8_lossy(&spec.stderr);
+    assert!(spec.status.success(), "{stderr}");
+    let n = String::from_utf8_lossy(&spec.stdout).trim().split(',').count();
+    assert!(n <= 12 && stderr.contains("speculation: ") && stderr.contains("tokens per step"), "{stderr}");
+    let bad = run(&exe, &["synthetic:tiny", "4", "ngram:0"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("ngram:0"), "{}", String::from_utf8_lossy(&bad.stderr));
+
     let bad = run(&exe, &["/no/such/model", "4"]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");
@@ -70,7 +79,7 @@ fn the_c_example_generates_and_reports_errors() {
         eprintln!("valgrind is not installed: the memcheck run is skipped");
         return;
     }
-    for args in [["synthetic:tiny", "4"], ["/no/such/model", "4"]] {
+    for args in [&["synthetic:tiny", "4"][..], &["/no/such/model", "4"], &["synthetic:tiny", "6", "self:native:top2"]] {
         let out = Command::new("valgrind")
             .args([
                 "--error-exitcode=99",

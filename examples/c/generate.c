@@ -3,10 +3,13 @@
  *
  *   cc -Iinclude examples/c/generate.c target/release/libgptoss.a $(gptoss --print-link-flags) -o generate
  *   ./generate synthetic:tiny 16
+ *   ./generate synthetic:tiny 16 self:int8     (speculative decoding with a draft)
  *
  * Renders a one-question chat in the harmony format, prints each generated token id as it
  * comes, then the decoded text and the speed; with a model that cannot be loaded it prints the
- * status and the library's message and exits with 2.
+ * status and the library's message and exits with 2. A third argument names a draft for
+ * speculative decoding (ngram:N, self:FORM, random): the tokens are drawn from the same
+ * distribution, and what the draft did is printed at the end.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -31,8 +34,8 @@ static int print_token(void* user_data, uint32_t token) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s MODEL MAX_TOKENS\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s MODEL MAX_TOKENS [DRAFT]\n", argv[0]);
         return 1;
     }
     const uint32_t max_tokens = (uint32_t) strtoul(argv[2], NULL, 10);
@@ -75,6 +78,11 @@ int main(int argc, char** argv) {
         status = gptoss_tokenizer_stop_tokens(tokenizer, stops, 2, &stop_count);
     }
 
+    if (status == GPTOSS_SUCCESS && argc == 4) {
+        const gptoss_speculation speculation = {.draft = argv[3], .draft_model = NULL, .tokens = 4};
+        status = gptoss_session_set_speculation(session, &speculation);
+    }
+
     static struct generated g;
     gptoss_stats stats = {0};
     const gptoss_sampler sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 42};
@@ -94,6 +102,12 @@ int main(int argc, char** argv) {
         fprintf(stderr, "%llu tokens after a %zu-token prompt, %.1f tok/s decode, TTFT %.1f ms (gptoss %s)\n",
                 (unsigned long long) stats.generated_tokens, prompt_count, stats.decode_tokens_per_second, stats.ttft_ms,
                 gptoss_version());
+        gptoss_speculation_stats spec;
+        if (argc == 4 && gptoss_session_speculation_stats(session, &spec) == GPTOSS_SUCCESS) {
+            fprintf(stderr, "speculation: %llu of %llu proposed tokens accepted in %llu steps, %.2f tokens per step\n",
+                    (unsigned long long) spec.accepted, (unsigned long long) spec.proposed, (unsigned long long) spec.steps,
+                    spec.tokens_per_step);
+        }
     }
     gptoss_tokenizer_release(tokenizer);
     gptoss_session_release(session);

@@ -5,11 +5,13 @@
 mod buffers;
 mod model;
 mod session;
+mod speculation;
 mod status;
 mod tokenizer;
 
 pub use model::*;
 pub use session::*;
+pub use speculation::*;
 pub use status::gptoss_status;
 pub use tokenizer::*;
 

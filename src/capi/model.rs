@@ -19,6 +19,8 @@ pub struct gptoss_model {
     pub(super) vocab_size: usize,
     pub(super) max_context: usize,
     pub(super) eos_tokens: Vec<u32>,
+    /// Where it was loaded from (a draft model is checked against its target's).
+    pub(super) source: ModelSource,
     backend: String,
 }
 
@@ -112,7 +114,8 @@ pub unsafe extern "C" fn gptoss_model_load(
             },
             ..RuntimeOptions::default()
         };
-        let opened = path.parse::<ModelSource>()?.open()?;
+        let source = path.parse::<ModelSource>()?;
+        let opened = source.open()?;
         let loaded = Model::load(&opened, &opts, &mut |_, _| {})?;
         let info = loaded.backend_info();
         let c = loaded.config();
@@ -120,6 +123,7 @@ pub unsafe extern "C" fn gptoss_model_load(
             vocab_size: c.vocab_size,
             max_context: c.max_position_embeddings,
             eos_tokens: c.eos_token_ids.clone(),
+            source,
             backend: format!("{} ({}, {} threads)", info.name, info.device, info.threads),
             inner: Mutex::new(loaded),
         };

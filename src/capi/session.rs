@@ -8,6 +8,7 @@ use gptoss_model_gpt_oss::ContextOptions;
 
 use super::buffers::{c_slice, fill, out};
 use super::model::{gptoss_model, model_ref};
+use super::speculation::{self, Speculating};
 use super::status::{Failure, gptoss_status};
 use super::{entry, into_handle, release, retain};
 use crate::runtime::{Context, Model};
@@ -15,14 +16,27 @@ use crate::runtime::{Context, Model};
 /// The opaque session handle.
 #[allow(non_camel_case_types)]
 pub struct gptoss_session {
-    model: Arc<gptoss_model>,
-    state: Mutex<SessionState>,
+    pub(super) model: Arc<gptoss_model>,
+    pub(super) state: Mutex<SessionState>,
 }
 
-struct SessionState {
-    ctx: Context,
+pub(super) struct SessionState {
+    pub(super) ctx: Context,
     /// The random source of `gptoss_session_sample` and the seed that started it.
     rng: Option<(u64, Rng)>,
+    /// The tokens the context holds, in order: a draft reads the whole sequence.
+    pub(super) tokens: Vec<u32>,
+    /// Speculative decoding, when set (`gptoss_session_set_speculation`).
+    pub(super) speculation: Option<Speculating>,
+}
+
+impl SessionState {
+    /// Brings `tokens` in line with the context after a call that appended (some of)
+    /// `appended`: the context holds a prefix of the old tokens followed by them.
+    fn appended(&mut self, appended: &[u32]) {
+        self.tokens.extend_from_slice(appended);
+        self.tokens.truncate(self.ctx.position());
+    }
 }
 
 /// Mirrors `gptoss_sampler`.
@@ -62,13 +76,16 @@ impl gptoss_sampler {
 
 /// # Safety
 /// `ptr` is NULL or a live session handle.
-unsafe fn session_ref<'a>(ptr: *mut gptoss_session) -> Result<&'a gptoss_session, Failure> {
+pub(super) unsafe fn session_ref<'a>(ptr: *mut gptoss_session) -> Result<&'a gptoss_session, Failure> {
     // SAFETY: a non-NULL pointer is a live handle (the header's contract).
     unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null("session"))
 }
 
 /// Runs `f` with the session's state and its model, both locked (session first).
-fn with_session<R>(s: &gptoss_session, f: impl FnOnce(&mut SessionState, &mut Model) -> Result<R, Failure>) -> Result<R, Failure> {
+pub(super) fn with_session<R>(
+    s: &gptoss_session,
+    f: impl FnOnce(&mut SessionState, &mut Model) -> Result<R, Failure>,
+) -> Result<R, Failure> {
     let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
     let mut model = s.model.lock();
     f(&mut state, &mut model)
@@ -98,7 +115,8 @@ pub unsafe extern "C" fn gptoss_session_create(
             Arc::increment_strong_count(model.cast_const());
             Arc::from_raw(model.cast_const())
         };
-        let session = gptoss_session { model, state: Mutex::new(SessionState { ctx, rng: None }) };
+        let state = SessionState { ctx, rng: None, tokens: Vec::new(), speculation: None };
+        let session = gptoss_session { model, state: Mutex::new(state) };
         *slot = into_handle(session);
         Ok(())
     })
@@ -136,7 +154,10 @@ pub unsafe extern "C" fn gptoss_session_append(session: *mut gptoss_session, tok
             let mut lm = model.session(&mut st.ctx)?;
             // Every id and the room are checked before the first forward pass.
             check_request(tokens, 1, lm.vocab_size(), lm.position(), lm.max_context())?;
-            Ok(prefill(lm.as_mut(), tokens, Logits::Last)?)
+            let done = prefill(lm.as_mut(), tokens, Logits::Last);
+            drop(lm);
+            st.appended(tokens);
+            Ok(done?)
         })
     })
 }
@@ -151,6 +172,7 @@ pub unsafe extern "C" fn gptoss_session_reset(session: *mut gptoss_session) -> g
         with_session(s, |st, model| {
             model.session(&mut st.ctx)?.rollback(0)?;
             st.rng = None;
+            st.tokens.clear();
             Ok(())
         })
     })
@@ -163,7 +185,11 @@ pub unsafe extern "C" fn gptoss_session_rollback(session: *mut gptoss_session, p
     entry(|| {
         // SAFETY: forwarded from the caller.
         let s = unsafe { session_ref(session) }?;
-        with_session(s, |st, model| Ok(model.session(&mut st.ctx)?.rollback(usize::try_from(position).unwrap_or(usize::MAX))?))
+        with_session(s, |st, model| {
+            model.session(&mut st.ctx)?.rollback(usize::try_from(position).unwrap_or(usize::MAX))?;
+            st.tokens.truncate(st.ctx.position());
+            Ok(())
+        })
     })
 }
 
@@ -258,14 +284,25 @@ pub unsafe extern "C" fn gptoss_session_generate(
         let sampler = unsafe { sampler.as_ref() }.ok_or_else(|| Failure::null("sampler"))?;
         let stop_tokens = if stop_tokens.is_null() && stop_count == 0 { s.model.eos_tokens.clone() } else { stop.to_vec() };
         let opts = GenerateOptions { max_tokens: max_tokens as usize, stop_tokens, sampling: sampler.params()?, seed: sampler.seed };
-        let stats = with_session(s, |st, model| {
-            let mut lm = model.session(&mut st.ctx)?;
-            Ok(generate(lm.as_mut(), prompt, &opts, |t| match callback {
+        let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *state;
+        let mut emitted = Vec::new();
+        let on_token = |t| {
+            emitted.push(t);
+            match callback {
                 // SAFETY: the caller provides a callable function for `user_data`.
                 Some(cb) => (unsafe { cb(user_data, t) }) == 0,
                 None => true,
-            })?)
-        })?;
+            }
+        };
+        let generated = if st.speculation.is_some() {
+            speculation::generate(&s.model, st, prompt, &opts, on_token)
+        } else {
+            let mut model = s.model.lock();
+            model.session(&mut st.ctx).map_err(Failure::from).and_then(|mut lm| Ok(generate(lm.as_mut(), prompt, &opts, on_token)?))
+        };
+        st.appended(&[prompt, &emitted].concat());
+        let stats = generated?;
         // SAFETY: NULL or valid, per the header.
         if let Some(o) = unsafe { stats_out.as_mut() } {
             *o = gptoss_stats {

@@ -48,7 +48,7 @@ impl SpeculationArgs {
         let opened = match &spec {
             DraftSpec::Model(source) => {
                 let opened = source.open()?;
-                check_draft_model(target, &opened)?;
+                check_draft_model(&target.source, target.config.vocab_size, source, opened.config.vocab_size)?;
                 Some(opened)
             }
             _ => None,

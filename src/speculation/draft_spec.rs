@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use gptoss_model_gpt_oss::source::tokenizer_for;
-use gptoss_model_gpt_oss::{ModelSource, OpenedModel, SelfDraftSpec};
+use gptoss_model_gpt_oss::{ModelSource, SelfDraftSpec};
 use gptoss_tokenizer::Tokenizer;
 
 use crate::error::{Error, Result};
@@ -28,7 +28,7 @@ impl FromStr for DraftSpec {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let usage = |why: String| Error::Usage(format!("--draft {s}: {why}"));
+        let usage = |why: String| Error::Usage(format!("draft {s}: {why}"));
         if let Some(n) = s.strip_prefix("ngram:") {
             return match n.parse::<usize>() {
                 Ok(n) if n > 0 => Ok(DraftSpec::Ngram(n)),
@@ -73,23 +73,22 @@ fn same_tokenizer(a: &Tokenizer, b: &Tokenizer) -> bool {
         && (0..a.vocab_size() as u32).all(|id| a.token_bytes(id).ok() == b.token_bytes(id).ok())
 }
 
-/// Refuses a draft model whose vocabulary or tokenizer differs from the target's, naming both.
-pub fn check_draft_model(target: &OpenedModel, draft: &OpenedModel) -> Result<()> {
-    let (tv, dv) = (target.config.vocab_size, draft.config.vocab_size);
-    if tv != dv {
+/// Refuses a draft model (from `draft`, with `draft_vocab` ids) whose vocabulary or tokenizer
+/// differs from the target's, naming both.
+pub fn check_draft_model(target: &ModelSource, target_vocab: usize, draft: &ModelSource, draft_vocab: usize) -> Result<()> {
+    if target_vocab != draft_vocab {
         return Err(Error::Usage(format!(
-            "draft {} has a vocabulary of {dv} tokens and target {} one of {tv}: a draft must share the target's tokenizer",
-            draft.source, target.source
+            "draft {draft} has a vocabulary of {draft_vocab} tokens and target {target} one of {target_vocab}: a draft must share \
+             the target's tokenizer"
         )));
     }
-    let (tt, dt) = (tokenizer_for(Some(&target.source))?, tokenizer_for(Some(&draft.source))?);
+    let (tt, dt) = (tokenizer_for(Some(target))?, tokenizer_for(Some(draft))?);
     if !same_tokenizer(&tt, &dt) {
         return Err(Error::Usage(format!(
-            "draft {} uses the tokenizer {} and target {} the tokenizer {}, which differ: a draft must share the target's tokenizer",
-            draft.source,
-            tokenizer_origin(&draft.source),
-            target.source,
-            tokenizer_origin(&target.source)
+            "draft {draft} uses the tokenizer {} and target {target} the tokenizer {}, which differ: a draft must share the \
+             target's tokenizer",
+            tokenizer_origin(draft),
+            tokenizer_origin(target)
         )));
     }
     Ok(())

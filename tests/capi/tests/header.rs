@@ -58,6 +58,12 @@ fn layouts_and_values_match_the_rust_side() {
         [prompt_tokens, generated_tokens, ttft_ms, prefill_tokens_per_second, decode_tokens_per_second, stop_reason]
     );
     same_layout!(h::gptoss_chat_message, r::gptoss_chat_message, [role, channel, recipient, content_type, content]);
+    same_layout!(h::gptoss_speculation, r::gptoss_speculation, [draft, draft_model, tokens]);
+    same_layout!(
+        h::gptoss_speculation_stats,
+        r::gptoss_speculation_stats,
+        [steps, proposed, accepted, tokens_per_step, draft_ms, verify_ms, verify_bytes_per_step, experts_per_layer]
+    );
     assert_eq!(size_of::<h::gptoss_status::Type>(), size_of::<r::gptoss_status>());
     let pairs = [
         (h::gptoss_status::GPTOSS_SUCCESS, r::gptoss_status::GPTOSS_SUCCESS),
