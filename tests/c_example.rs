@@ -79,7 +79,7 @@ fn the_c_example_generates_and_reports_errors() {
         eprintln!("valgrind is not installed: the memcheck run is skipped");
         return;
     }
-    for args in [&["synthetic:tiny", "4"][..], &["/no/such/model", "4"], &["synthetic:tiny", "6", "self:native:top2"]] {
+    for args in [&["synthetic:tiny", "4"][..], &["/no/such/model", "4"], &["synthetic:tiny", "4", "self:native:top2"]] {
         let out = Command::new("valgrind")
             .args([
                 "--error-exitcode=99",

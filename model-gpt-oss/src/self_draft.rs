@@ -71,6 +71,21 @@ impl fmt::Display for SelfDraftSpec {
     }
 }
 
+impl SelfDraftSpec {
+    /// Checks the spec against a model's config (before anything is loaded) and returns the
+    /// experts per token it routes to.
+    pub fn check(&self, c: &GptOssConfig) -> std::result::Result<usize, EngineError> {
+        let top_k = self.experts_per_token.unwrap_or(c.num_experts_per_tok);
+        if top_k > c.num_experts_per_tok {
+            return Err(EngineError::invalid(format!(
+                "self-draft {self}: {top_k} experts per token, more than the model's {}",
+                c.num_experts_per_tok
+            )));
+        }
+        Ok(top_k)
+    }
+}
+
 /// One layer's attention matrices in the draft's format.
 pub(crate) struct DraftAttention<Buf> {
     pub q: Weight<Buf>,
@@ -139,15 +154,8 @@ impl<B: Backend> GptOss<B> {
         if let Some(i) = self.drafts.iter().position(|d| d.spec == spec) {
             return Ok(i);
         }
+        let top_k = spec.check(&self.config)?;
         let c = &self.config;
-        let top_k = spec.experts_per_token.unwrap_or(c.num_experts_per_tok);
-        if top_k > c.num_experts_per_tok {
-            return Err(EngineError::invalid(format!(
-                "self-draft {spec}: {top_k} experts per token, more than the model's {}",
-                c.num_experts_per_tok
-            ))
-            .into());
-        }
         let (mut attention, mut unembed) = (Vec::new(), None);
         let loaded = self.weights.layers[0].q.format;
         if let Some(to) = spec.weights.filter(|&to| to != loaded || self.weights.unembed.format != to) {

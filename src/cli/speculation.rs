@@ -46,6 +46,10 @@ impl SpeculationArgs {
             Some(s) => s.parse().map_err(|e: gptoss_engine::EngineError| Error::Usage(format!("--speculate: {e}")))?,
         };
         let opened = match &spec {
+            DraftSpec::SelfDraft(s) => {
+                s.check(&target.config)?;
+                None
+            }
             DraftSpec::Model(source) => {
                 let opened = source.open()?;
                 check_draft_model(&target.source, target.config.vocab_size, source, opened.config.vocab_size)?;
