@@ -33,13 +33,13 @@ mod tests {
     #[test]
     fn ratios_are_new_over_old() {
         let m = Machine { cpu: "c".into(), cores: 1, memory_bytes: 0, os: "o".into(), gptoss_version: "v".into(), date: "d".into() };
-        let old = Results { machine: m.clone(), rows: vec![row()], ops: vec![] };
+        let old = Results { machine: m.clone(), rows: vec![row()], ops: vec![], speculative: vec![] };
         let mut faster = row();
         faster.tg_tok_s = Some(18.0);
         faster.ttft_ms = Some(800.0);
         let mut other = row();
         other.depth = 4096;
-        let new = Results { machine: m, rows: vec![faster, other], ops: vec![] };
+        let new = Results { machine: m, rows: vec![faster, other], ops: vec![], speculative: vec![] };
         let s = compare(&old, &new);
         assert!(s.contains("tg 2.000×") && s.contains("TTFT 2.000×") && s.contains("pp 1.000×"), "{s}");
         assert!(s.contains("@d4096: not in the old results"), "{s}");

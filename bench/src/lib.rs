@@ -8,6 +8,7 @@ pub mod peak;
 pub mod plot;
 pub mod results;
 pub mod run;
+pub mod speculative;
 pub mod stats;
 pub mod table;
 

@@ -130,6 +130,7 @@ mod tests {
                 bytes_per_token: None,
                 gb_s: None,
             }],
+            speculative: vec![],
         };
         let svg = svg(&res);
         assert_eq!(svg.matches("<circle").count(), 2);

@@ -1,12 +1,13 @@
-//! The result file: `{"machine": {...}, "rows": [...], "ops": [...]}`. The row keys listed in
-//! `Row` up to `peak_rss_bytes` are a stable schema other tools read; keys may be added, never
-//! renamed or removed.
+//! The result file: `{"machine": {...}, "rows": [...], "ops": [...], "speculative": [...]}`.
+//! The row keys listed in `Row` up to `peak_rss_bytes` are a stable schema other tools read;
+//! keys may be added, never renamed or removed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::speculative::SpecRow;
 use crate::stats::Spread;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +75,9 @@ pub struct Results {
     pub rows: Vec<Row>,
     #[serde(default)]
     pub ops: Vec<OpRow>,
+    /// Speculative decoding rows (`--speculate`).
+    #[serde(default)]
+    pub speculative: Vec<SpecRow>,
 }
 
 impl Results {
@@ -189,6 +193,7 @@ pub(crate) mod tests {
             },
             rows: vec![row()],
             ops: vec![],
+            speculative: vec![],
         };
         res.write(&path).unwrap();
         assert_eq!(Results::read(&path).unwrap(), res);

@@ -79,6 +79,10 @@ pub fn text(res: &Results) -> String {
         out.push('\n');
         out.push_str(&aligned(&OP_HEAD, res.ops.iter().map(op_cells).collect()));
     }
+    if !res.speculative.is_empty() {
+        out.push('\n');
+        out.push_str(&crate::speculative::text(&res.speculative));
+    }
     out
 }
 
@@ -112,10 +116,14 @@ pub fn markdown(res: &Results) -> String {
         out.push('\n');
         out.push_str(&md_table(&OP_HEAD, res.ops.iter().map(op_cells).collect()));
     }
+    if !res.speculative.is_empty() {
+        out.push('\n');
+        out.push_str(&crate::speculative::markdown(&res.speculative));
+    }
     out
 }
 
-fn aligned<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
+pub(crate) fn aligned<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
     let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
@@ -134,7 +142,7 @@ fn aligned<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
     out
 }
 
-fn md_table<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
+pub(crate) fn md_table<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(N));
     for r in rows {
         out.push_str(&format!("| {} |\n", r.join(" | ")));
@@ -171,6 +179,7 @@ mod tests {
                 bytes_per_token: None,
                 gb_s: None,
             }],
+            speculative: vec![],
         };
         let t = text(&res);
         assert!(t.contains("pp64 tg16 @d0") && t.contains("33.3") && t.contains("matmul"), "{t}");

@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use gptoss::speculation::DraftSpec;
 use gptoss::{Error, Result, RuntimeOptions, Session};
 use gptoss_bench::compare::compare;
 use gptoss_bench::machine::{describe, peak_rss_bytes, reset_peak_rss};
 use gptoss_bench::peak::{DEFAULT_BYTES, cpu_read_gb_s};
+use gptoss_bench::speculative::SpecRow;
 use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
 use gptoss_engine::{DType, SamplingParams};
 use gptoss_kernels_cpu::Activations;
@@ -16,6 +18,7 @@ use gptoss_model_gpt_oss::accounting::{OpFloor, op_floor, token_bytes};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
 use super::args::{parse_activations, parse_weights};
+use super::bench_speculative::{self, SpecJob};
 use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
@@ -69,6 +72,14 @@ pub struct Args {
     /// stored), or quantized while loading to int8, int4 or int4:GROUP.
     #[arg(long, value_delimiter = ',', default_value = "native")]
     weights: Vec<String>,
+    /// Speculative decoding rows at these k (comma-separated), e.g. 1,2,4,8: the oracle and
+    /// random drafts on every model, then each --draft, alternating with plain decoding.
+    #[arg(long, value_delimiter = ',')]
+    speculate: Vec<usize>,
+    /// Drafts for the speculative rows (comma-separated or repeated): ngram:N, self:FORM, or
+    /// a model with the same tokenizer. Alone, they run at k = 4.
+    #[arg(long, value_delimiter = ',')]
+    draft: Vec<String>,
 }
 
 /// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b, per
@@ -93,6 +104,13 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         a.cpu_activations.iter().map(|s| parse_activations(s)).collect::<Result<Vec<_>>>()?
     };
+    let drafts = a.draft.iter().map(|d| d.parse()).collect::<Result<Vec<DraftSpec>>>()?;
+    let ks = match (a.speculate.as_slice(), drafts.is_empty()) {
+        ([], true) => vec![],
+        ([], false) => vec![4],
+        (ks, _) if ks.contains(&0) => return Err(Error::Usage("--speculate: k must be at least 1".into())),
+        (ks, _) => ks.to_vec(),
+    };
     let machine = describe(env!("GPTOSS_VERSION"));
     eprintln!("measuring the read bandwidth of {threads} threads…");
     let peak = cpu_read_gb_s(threads, DEFAULT_BYTES, 5);
@@ -101,7 +119,7 @@ pub fn run(a: Args) -> Result<()> {
     eprintln!("peak read bandwidth: {peak:.1} GB/s ({threads} threads, {} MiB read, best of 5)", DEFAULT_BYTES >> 20);
     if a.peak_only {
         if let Some(path) = &a.json {
-            Results { machine, rows: vec![], ops: vec![] }.write(path)?;
+            Results { machine, rows: vec![], ops: vec![], speculative: vec![] }.write(path)?;
         }
         println!("{peak:.2}");
         return Ok(());
@@ -113,7 +131,8 @@ pub fn run(a: Args) -> Result<()> {
     let gen_tokens = a.gen_tokens.unwrap_or(n_default);
     let repetitions = a.repetitions.unwrap_or(reps_default).max(1);
 
-    let mut results = Results { machine, rows: vec![], ops: vec![] };
+    let mut results = Results { machine, rows: vec![], ops: vec![], speculative: vec![] };
+    let spec_job = SpecJob { drafts: &drafts, ks: &ks, prompt_tokens: prompts[0], gen_tokens, repetitions };
     for source in sources {
         let model = source.open()?;
         let cases: Vec<Case> = depths
@@ -127,7 +146,8 @@ pub fn run(a: Args) -> Result<()> {
         // One load per weight format and activation setting, one after the other (the
         // activations are a CPU setting: other backends run once per weight format).
         for &(weights, weight_only) in &weight_formats {
-            let job = Job { source: &source, model: &model, weights: weights_label(weights, &model), cases: &cases, peak };
+            let speculation = (!ks.is_empty()).then_some(&spec_job);
+            let job = Job { source: &source, model: &model, weights: weights_label(weights, &model), cases: &cases, peak, speculation };
             for &activations in &settings {
                 let opts = RuntimeOptions {
                     backend,
@@ -168,6 +188,8 @@ struct Job<'a> {
     cases: &'a [Case],
     /// The read bandwidth measured at the start, GB/s.
     peak: f64,
+    /// Speculative decoding rows to add, if asked for.
+    speculation: Option<&'a SpecJob<'a>>,
 }
 
 /// Loads the job's model with `opts`, runs every case and the per-op profile into `results`,
@@ -233,6 +255,18 @@ fn run_session(results: &mut Results, job: &Job, opts: &RuntimeOptions, profile_
     }
     if profile_tokens > 0 {
         results.ops.extend(profile(&mut session, &format!("{source} {} ({})", job.weights, info.device), profile_tokens)?);
+    }
+    if let Some(spec) = job.speculation {
+        let head = SpecRow::head(
+            source.to_string(),
+            info.name.to_string(),
+            info.device.clone(),
+            job.weights.clone(),
+            info.threads,
+            spec.prompt_tokens,
+            spec.gen_tokens,
+        );
+        results.speculative.extend(bench_speculative::run(&mut session, model, opts, &head, spec)?);
     }
     Ok(info.name)
 }

@@ -62,6 +62,29 @@ impl SpeculationStats {
         }
     }
 
+    /// Adds another generation's figures to these (repetitions of one configuration).
+    pub fn merge(&mut self, o: &SpeculationStats) {
+        let grow = |v: &mut Vec<usize>, n: usize| v.resize(v.len().max(n), 0);
+        grow(&mut self.reached, o.reached.len());
+        grow(&mut self.accepted_at, o.accepted_at.len());
+        self.reached.iter_mut().zip(&o.reached).for_each(|(a, b)| *a += b);
+        self.accepted_at.iter_mut().zip(&o.accepted_at).for_each(|(a, b)| *a += b);
+        if self.by_tokens.len() < o.by_tokens.len() {
+            self.by_tokens.resize(o.by_tokens.len(), (0, Duration::ZERO));
+        }
+        for (a, b) in self.by_tokens.iter_mut().zip(&o.by_tokens) {
+            (a.0, a.1) = (a.0 + b.0, a.1 + b.1);
+        }
+        self.steps += o.steps;
+        self.proposed += o.proposed;
+        self.accepted += o.accepted;
+        self.draft_time += o.draft_time;
+        self.verify_time += o.verify_time;
+        self.read_steps += o.read_steps;
+        self.read_bytes += o.read_bytes;
+        self.read_experts_per_layer += o.read_experts_per_layer;
+    }
+
     /// Accepted proposals per verification step.
     pub fn mean_accepted(&self) -> f64 {
         ratio(self.accepted, self.steps)
@@ -145,5 +168,14 @@ mod tests {
         assert_eq!(s.by_tokens, vec![(1, ms(3)), (0, ms(0)), (1, ms(6)), (0, ms(0)), (2, ms(20))]);
         assert_eq!((s.bytes_per_step(), s.experts_per_layer()), (Some(75.0), Some(7.0)));
         assert!(s.summary().contains("acceptance by position [67% 50% 100% 100%]"), "{}", s.summary());
+        // Two generations merged count as one long one.
+        let mut a = SpeculationStats::new("x".into());
+        a.record(4, 4, ms(1), ms(10), Some(StepReads { bytes: 100.0, experts_per_layer: 8.0 }));
+        a.record(4, 1, ms(1), ms(10), None);
+        let mut b = SpeculationStats::new("x".into());
+        b.record(2, 0, ms(1), ms(6), Some(StepReads { bytes: 50.0, experts_per_layer: 6.0 }));
+        b.record(0, 0, ms(0), ms(3), None);
+        a.merge(&b);
+        assert_eq!(a, s);
     }
 }
