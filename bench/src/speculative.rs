@@ -256,7 +256,7 @@ mod tests {
         assert_eq!((r.verify_step_bytes, r.decode_step_bytes), (Some(7.4e9), Some(3.7e9)));
         assert!((r.bytes_per_token.unwrap() - 7.4e9 / 4.5).abs() < 1.0);
         assert_eq!(r.verify_ms_per_step, 100.0);
-        let t = text(&[r.clone()]);
+        let t = text(std::slice::from_ref(&r));
         assert!(t.contains("2.50×") && t.contains("100/100/100/50%") && t.contains("7.400"), "{t}");
         assert_eq!(markdown(&[r]).lines().count(), 3);
     }

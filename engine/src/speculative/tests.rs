@@ -318,7 +318,7 @@ fn speculative_sampling_draws_from_the_target_s_law() {
         }
         // The test has power: the draft's own law is far from the target's.
         let draft = Mock::new(4, 7, 3.0);
-        let mut far = vec![0usize; 16];
+        let mut far = [0usize; 16];
         let mut rng = Rng::new(1);
         for _ in 0..RUNS {
             let mut seq = prompt.to_vec();
