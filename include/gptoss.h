@@ -200,7 +200,8 @@ gptoss_status gptoss_session_logits(gptoss_session* session, float* logits, size
  * sampler — and on failure nothing is appended; after a device failure the tokens processed
  * stay appended. `stats_out` may be NULL; it is written on success. With speculation set
  * (gptoss_session_set_speculation below) a draft proposes the tokens and the model verifies
- * them; the session ends in the same state. */
+ * them; the session then holds the same tokens, but keeps no logits (gptoss_session_sample and
+ * gptoss_session_logits need an append first). */
 gptoss_status gptoss_session_generate(gptoss_session* session, const uint32_t* prompt, size_t prompt_count, uint32_t max_tokens,
                                       const gptoss_sampler* sampler, const uint32_t* stop_tokens, size_t stop_count,
                                       gptoss_token_callback callback, void* user_data, gptoss_stats* stats_out);

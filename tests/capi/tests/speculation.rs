@@ -101,6 +101,11 @@ fn every_draft_gives_greedy_tokens_and_reports_what_it_did() {
             if draft_model == model {
                 assert_eq!(stats.accepted, stats.proposed, "the model drafting for itself is always right");
             }
+            // The last step's logits are not kept: sampling needs an append first.
+            let mut token = 0u32;
+            assert_eq!(h::gptoss_session_sample(s, &GREEDY, &mut token), INVALID);
+            assert_eq!(h::gptoss_session_append(s, [1u32].as_ptr(), 1), OK);
+            assert_eq!(h::gptoss_session_sample(s, &GREEDY, &mut token), OK);
         }
 
         // Refused up front: another vocabulary, both or neither source, an unknown draft.
