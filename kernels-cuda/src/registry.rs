@@ -218,6 +218,12 @@ impl<D: Device> Loaded<D> {
     }
 }
 
+/// The names of the kernels registered for `case`, default first: what `GPTOSS_KERNELS` can
+/// force (the bench runs each on the same inputs).
+pub fn variants(case: &OpCase) -> Vec<String> {
+    candidates(case.op).1.into_iter().filter(|c| (c.supports)(case)).map(|c| c.name).collect()
+}
+
 /// The kernels behind one chosen case, loaded.
 pub enum Resolved<D: Device> {
     One(D::Function),
