@@ -32,6 +32,19 @@
 #define GPTOSS_MOE_WARPS 8
 /* Warps of a split-KV attention block. */
 #define GPTOSS_ATTENTION_WARPS 4
+/* Tensor-core attention (attention_mma.cuh): a block takes GPTOSS_ATTENTION_MMA_ROWS query
+ * rows (token, head of a kv head's group) with GPTOSS_ATTENTION_MMA_WARPS warps (16 rows each),
+ * and this much dynamic shared memory per head dim and KV-cache element (its tile layout; the
+ * kernel asserts it): two stages of bf16 K and V tiles, or one f32 staging tile of each plus
+ * their bf16 hi and lo tiles. */
+#define GPTOSS_ATTENTION_MMA_ROWS 64
+#define GPTOSS_ATTENTION_MMA_WARPS 4
+#define GPTOSS_ATTENTION_MMA_SMEM_D16_KVBF16 12288
+#define GPTOSS_ATTENTION_MMA_SMEM_D16_KVF32 20480
+#define GPTOSS_ATTENTION_MMA_SMEM_D64_KVBF16 36864
+#define GPTOSS_ATTENTION_MMA_SMEM_D64_KVF32 69632
+#define GPTOSS_ATTENTION_MMA_SMEM_D128_KVBF16 34816
+#define GPTOSS_ATTENTION_MMA_SMEM_D128_KVF32 67584
 /* Tensor-core GEMM (gemm.cuh): a block computes GPTOSS_GEMM_BM weight rows × GPTOSS_GEMM_BN
  * tokens, walking k in steps of GPTOSS_GEMM_BK, with GPTOSS_GEMM_WARPS warps (4 along rows × 2
  * along tokens, 32 × 32 each). */
@@ -132,7 +145,8 @@ typedef struct GptossQkvRopeArgs {
     GptossSplit xs; /* the tensor-core kernels' x */
 } GptossQkvRopeArgs;
 
-/* Split-KV attention with sinks: pass 1 writes per-split partials, pass 2 combines them. */
+/* Attention with sinks. Split-KV (decode): pass 1 writes per-split partials, pass 2 combines
+ * them. Tensor cores (prefill): one pass, without the partials (null) and splits (0). */
 typedef struct GptossAttentionArgs {
     const float *q;
     const void *k_cache;

@@ -21,8 +21,10 @@ use crate::ops::{On, attention, embed, matmul, moe_experts, moe_route, qkv_rope,
 use crate::registry::{Chosen, Resolved, one};
 
 /// The smallest batch the batched ops run on the tensor cores by default: below it the GEMV
-/// kernels, which stream the weights once per 2–4 tokens, read less than a 64-token tile wastes.
-/// A prediction until measured per GPU (bench/NOTES.md); `GPTOSS_MMA_FROM` sets it.
+/// kernels, which stream the weights once per 2–4 tokens, read less than a 64-token tile wastes
+/// (attention: the split kernel, whose blocks fill the GPU when the tensor-core kernel's few
+/// row tiles would not). A prediction until measured per GPU (bench/NOTES.md);
+/// `GPTOSS_MMA_FROM` sets it.
 pub const MMA_FROM_DEFAULT: usize = 16;
 /// The environment variable that sets the crossover (tokens).
 pub const MMA_FROM_ENV: &str = "GPTOSS_MMA_FROM";
@@ -87,8 +89,8 @@ impl<D: Device> CudaBackend<D> {
         self
     }
 
-    /// The smallest batch that runs the batched ops (matmul, qkv_rope) on the tensor cores, in
-    /// place of `GPTOSS_MMA_FROM`'s.
+    /// The smallest batch that runs the batched ops (matmul, qkv_rope, attention) on the tensor
+    /// cores, in place of `GPTOSS_MMA_FROM`'s.
     pub fn with_mma_from(mut self, tokens: usize) -> Self {
         self.mma_from = tokens;
         self
@@ -268,7 +270,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         let on = On { dev: &self.dev, status: self.status.ptr() };
         let part = &mut prepared(&mut self.scratch, "attention")?.partials;
         let k = self.kernels.get(OpKind::Attention, None)?;
-        attention::attention(&on, k, part, a)
+        attention::attention(&on, k, part, self.mma_from, a)
     }
 
     fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {

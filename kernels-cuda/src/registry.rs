@@ -8,6 +8,7 @@ use gptoss_engine::kernels::{Candidate, check_overrides, choose};
 use gptoss_engine::{DType, EngineError, KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind, Result, WeightFormat};
 
 use crate::device::Device;
+use crate::ops::attention;
 
 fn any(_: &OpCase) -> bool {
     true
@@ -40,6 +41,9 @@ pub enum Names {
     ByKv { bf16: &'static str, f32: &'static str },
 }
 
+/// An attention kernel per head dim (16, 64, 128), each per KV type.
+pub type ByHeadDim = [(usize, Names); 3];
+
 /// The kernels one candidate launches, by PTX name.
 #[derive(Clone, Copy, Debug)]
 pub enum Ptx {
@@ -52,10 +56,13 @@ pub enum Ptx {
         gemv: Option<Names>,
         mma: Option<(Names, u32)>,
     },
-    /// attention: the split pass per head dim (16, 64, 128) and KV type, then the combine pass.
+    /// attention, with a decode form and a prefill form as `Batched`: `split` (the split pass
+    /// per head dim, then the combine pass) below the tensor-core crossover, `mma` (the
+    /// FlashAttention-2-style kernel per head dim) from it on; a variant that forces one form
+    /// has the other absent.
     Attention {
-        split: [(usize, &'static str, &'static str); 3],
-        combine: &'static str,
+        split: Option<(ByHeadDim, &'static str)>,
+        mma: Option<ByHeadDim>,
     },
     /// moe_experts: gate_up + SwiGLU, then down + combine.
     Moe {
@@ -147,21 +154,24 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
             .flatten()
             .collect(),
         ),
-        OpKind::Attention => (
-            "attention",
-            vec![c(
-                "f32_sdpa_sinks_split",
-                any,
-                Ptx::Attention {
-                    split: [
-                        (16, "f32_sdpa_sinks_split_d16_kvbf16", "f32_sdpa_sinks_split_d16_kvf32"),
-                        (64, "f32_sdpa_sinks_split_d64_kvbf16", "f32_sdpa_sinks_split_d64_kvf32"),
-                        (128, "f32_sdpa_sinks_split_d128_kvbf16", "f32_sdpa_sinks_split_d128_kvf32"),
-                    ],
-                    combine: "f32_sdpa_sinks_combine",
-                },
-            )],
-        ),
+        OpKind::Attention => {
+            let split = (
+                [
+                    (16, ByKv { bf16: "f32_sdpa_sinks_split_d16_kvbf16", f32: "f32_sdpa_sinks_split_d16_kvf32" }),
+                    (64, ByKv { bf16: "f32_sdpa_sinks_split_d64_kvbf16", f32: "f32_sdpa_sinks_split_d64_kvf32" }),
+                    (128, ByKv { bf16: "f32_sdpa_sinks_split_d128_kvbf16", f32: "f32_sdpa_sinks_split_d128_kvf32" }),
+                ],
+                "f32_sdpa_sinks_combine",
+            );
+            let mma = [
+                (16, ByKv { bf16: "f32_sdpa_sinks_mma_d16_kvbf16", f32: "f32_sdpa_sinks_mma_d16_kvf32" }),
+                (64, ByKv { bf16: "f32_sdpa_sinks_mma_d64_kvbf16", f32: "f32_sdpa_sinks_mma_d64_kvf32" }),
+                (128, ByKv { bf16: "f32_sdpa_sinks_mma_d128_kvbf16", f32: "f32_sdpa_sinks_mma_d128_kvf32" }),
+            ];
+            // The default (split below the crossover, tensor cores from it), then each form forced.
+            let att = |suffix: &str, split, mma| c(&format!("f32_sdpa_sinks{suffix}"), any, Ptx::Attention { split, mma });
+            ("attention", vec![att("", Some(split), Some(mma)), att("_split", Some(split), None), att("_mma", None, Some(mma))])
+        }
         OpKind::MoeRoute => (
             "moe_route",
             vec![
@@ -228,7 +238,7 @@ pub fn variants(case: &OpCase) -> Vec<String> {
 pub enum Resolved<D: Device> {
     One(D::Function),
     Batched { gemv: Option<Loaded<D>>, mma: Option<(Loaded<D>, u32)> },
-    Attention { bf16: D::Function, f32: D::Function, combine: D::Function },
+    Attention { split: Option<(Loaded<D>, D::Function)>, mma: Option<Loaded<D>> },
     Moe { gate_up: D::Function, down: D::Function },
     Sample { argmax: D::Function, temperature: D::Function, cut: D::Function },
 }
@@ -247,12 +257,29 @@ fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Resu
             gemv: gemv.map(load).transpose()?,
             mma: mma.map(|(names, terms)| Ok::<_, EngineError>((load(names)?, terms))).transpose()?,
         },
-        Ptx::Attention { split, combine } => {
+        Ptx::Attention { split, mma } => {
             let d = plan.head_dim;
-            let Some(&(_, bf16, f32)) = split.iter().find(|s| s.0 == d) else {
-                return Err(EngineError::unsupported("attention", format!("head_dim {d} (the CUDA kernels take 16, 64 or 128)")));
+            let of_d = |table: ByHeadDim| {
+                let found = table.iter().find(|s| s.0 == d).map(|s| s.1);
+                found.ok_or_else(|| EngineError::unsupported("attention", format!("head_dim {d} (the CUDA kernels take 16, 64 or 128)")))
             };
-            Resolved::Attention { bf16: f(bf16)?, f32: f(f32)?, combine: f(combine)? }
+            let mma = match mma {
+                Some(table) => {
+                    let k = load(of_d(table)?)?;
+                    // Its tiles may exceed the 48 KiB a kernel gets without asking.
+                    for kv in [DType::Bf16, DType::F32] {
+                        let bytes = attention::mma_shared_bytes(d, kv)
+                            .ok_or_else(|| EngineError::unsupported("attention", format!("head_dim {d}")))?;
+                        dev.allow_shared(k.for_kv(kv, "attention")?, bytes)?;
+                    }
+                    Some(k)
+                }
+                None => None,
+            };
+            Resolved::Attention {
+                split: split.map(|(table, combine)| Ok::<_, EngineError>((load(of_d(table)?)?, f(combine)?))).transpose()?,
+                mma,
+            }
         }
         Ptx::Moe { gate_up, down } => Resolved::Moe { gate_up: f(gate_up)?, down: f(down)? },
         Ptx::Sample { argmax, temperature, cut } => Resolved::Sample { argmax: f(argmax)?, temperature: f(temperature)?, cut: f(cut)? },
@@ -322,6 +349,24 @@ mod tests {
         assert!(choose(&mf4, &candidates(OpKind::QkvRope).1, &KernelOverrides::default()).is_err());
     }
 
+    /// Attention's default has both forms (split below the crossover, tensor cores from it);
+    /// `_split` and `_mma`, named in `GPTOSS_KERNELS`, force one.
+    #[test]
+    fn attention_has_a_default_and_each_form_forced() {
+        let case = OpCase { op: OpKind::Attention, format: None };
+        let list = candidates(OpKind::Attention).1;
+        let forms = |spec: &str| {
+            let (c, _) = choose(&case, &list, &KernelOverrides::parse(spec).unwrap()).unwrap();
+            match c.kernel {
+                Ptx::Attention { split, mma } => (split.is_some(), mma.is_some()),
+                other => panic!("attention chose {other:?}"),
+            }
+        };
+        assert_eq!(forms(""), (true, true));
+        assert_eq!(forms("attention=f32_sdpa_sinks_split"), (true, false));
+        assert_eq!(forms("attention=f32_sdpa_sinks_mma"), (false, true));
+    }
+
     /// A weighted op's kernel for format f is named `kernel_name(op, f, variant)` and serves f
     /// alone; every PTX name it launches starts with the name's stem.
     #[test]
@@ -339,10 +384,16 @@ mod tests {
                 let launched: Vec<&str> = match c.kernel {
                     Ptx::One(n) | Ptx::Moe { gate_up: n, .. } | Ptx::Sample { argmax: n, .. } => vec![n],
                     Ptx::Batched { gemv, mma } => gemv.into_iter().chain(mma.map(|m| m.0)).map(first_of).collect(),
-                    Ptx::Attention { split, .. } => vec![split[0].1],
+                    Ptx::Attention { split, mma } => split.map(|s| s.0[0].1).into_iter().chain(mma.map(|m| m[0].1)).map(first_of).collect(),
                 };
-                let stem =
-                    c.name.trim_end_matches("_experts").trim_end_matches("_gemv").trim_end_matches("_mma_x2").trim_end_matches("_mma_x1");
+                let stem = c
+                    .name
+                    .trim_end_matches("_experts")
+                    .trim_end_matches("_gemv")
+                    .trim_end_matches("_mma_x2")
+                    .trim_end_matches("_mma_x1")
+                    .trim_end_matches("_split")
+                    .trim_end_matches("_mma");
                 for first in launched {
                     assert!(first.starts_with(stem), "{} launches {first}", c.name);
                 }
