@@ -1,4 +1,5 @@
-//! Every registered CUDA kernel variant of an op, on the same inputs, side by side: time per
+//! Every registered CUDA kernel variant of the prefill ops (matmul, qkv_rope, attention), on the
+//! same inputs, side by side: time per
 //! call, TFLOP/s and the share of the device's dense bf16 tensor-core rate, at gpt-oss-20b's
 //! prefill shapes; then the batch size from which the tensor-core GEMM beats the GEMV kernels
 //! (the crossover `GPTOSS_MMA_FROM` should be set to on this GPU).
@@ -17,7 +18,7 @@ mod variants {
     use gptoss_engine::kernels::KernelOverrides;
     use gptoss_engine::synth::{SynthFill, SynthTensor};
     use gptoss_engine::{
-        Backend, DType, KvCache, KvLayerSpec, MatmulArgs, ModelPlan, OpCase, OpKind, QkvRopeArgs, Rope, Weight, WeightFormat,
+        AttentionArgs, Backend, DType, KvCache, KvLayerSpec, MatmulArgs, ModelPlan, OpCase, OpKind, QkvRopeArgs, Rope, Weight, WeightFormat,
     };
     use gptoss_kernels_cuda::device::Device;
     use gptoss_kernels_cuda::{CudaBackend, CudaBuffer, variants};
@@ -219,6 +220,47 @@ mod variants {
         }
     }
 
+    /// Attention of a prompt of `tokens` tokens from position 0 (a bf16 cache already holding
+    /// them), on a full layer and on a 128-token sliding one, every variant.
+    pub fn attention<D: Device>(make: &dyn Fn() -> CudaBackend<D>, s: &Shapes) {
+        let (d, n) = (s.head_dim, s.tokens);
+        let case = OpCase { op: OpKind::Attention, format: None };
+        for window in [None, Some(128)] {
+            let mut first: Option<Vec<f32>> = None;
+            for kernel in variants(&case) {
+                let ov = KernelOverrides::parse(&format!("attention={kernel}")).expect("overrides");
+                let mut b = make().with_kernels(ov);
+                b.prepare(&plan(s, vec![case])).expect("prepare");
+                let peak = b.device().tensor_peak_tflops();
+                let spec = KvLayerSpec { kv_heads: s.kv_heads, head_dim: d, window };
+                let mut kv = KvCache::new(&mut b, &[spec], DType::Bf16, n, n).expect("kv cache");
+                let fill = SynthFill::Uniform { center: 0.0, half_width: 1.0 };
+                let layer = &mut kv.layers[0];
+                layer.k = synth(&mut b, "k", DType::Bf16, layer.capacity * layer.row(), fill);
+                layer.v = synth(&mut b, "v", DType::Bf16, layer.capacity * layer.row(), fill);
+                let q = activations(&mut b, n * s.q_heads * d);
+                let sinks = synth(&mut b, "sinks", DType::F32, s.q_heads, fill);
+                let pos: Vec<u8> = (0..n as u32).flat_map(u32::to_le_bytes).collect();
+                let mut positions = b.alloc(DType::U32, n).expect("alloc");
+                b.write(&mut positions, 0, &pos).expect("write");
+                let mut out = b.alloc(DType::F32, n * s.q_heads * d).expect("alloc");
+                let scale = 1.0 / (d as f32).sqrt();
+                let seconds = time(&mut b, s.reps, |b| {
+                    let a = AttentionArgs { q: &q, kv: &kv.layers[0], n, positions: &positions, sinks: &sinks, scale, out: &mut out };
+                    b.attention(a).expect("attention");
+                });
+                let got = floats(&mut b, &out, n * s.q_heads * d);
+                let diff = first.as_ref().map_or(0.0, |f| relative_diff(f, &got));
+                first.get_or_insert(got);
+                // 4·d FLOPs (QKᵀ and PV) per query, head and key it attends.
+                let pairs: usize = (0..n).map(|p| window.map_or(p + 1, |w| (p + 1).min(w))).sum();
+                let flops = 4.0 * (d * s.q_heads * pairs) as f64;
+                let op = if window.is_some() { "attention (sliding 128, bf16 cache)" } else { "attention (full, bf16 cache)" };
+                Row { op, format: WeightFormat::Bf16, kernel: &kernel, n, seconds, flops, diff }.print(peak);
+            }
+        }
+    }
+
     /// The smallest batch from which the bf16 tensor-core GEMM is faster than the GEMV kernel.
     pub fn crossover<D: Device>(make: &dyn Fn() -> CudaBackend<D>, s: &Shapes) {
         println!("\n| tokens | gemv ms | mma_x2 ms |\n|---|---|---|");
@@ -268,6 +310,7 @@ fn main() {
     );
     variants::matmul(&make, &shapes, shapes.tokens, true);
     variants::qkv_rope(&make, &shapes);
+    variants::attention(&make, &shapes);
     if !small {
         variants::crossover(&make, &shapes);
     }
