@@ -1,8 +1,8 @@
 //! Every registered CUDA kernel variant of the prefill ops (matmul, qkv_rope, attention), on the
-//! same inputs, side by side: time per
-//! call, TFLOP/s and the share of the device's dense bf16 tensor-core rate, at gpt-oss-20b's
-//! prefill shapes; then the batch size from which the tensor-core GEMM beats the GEMV kernels
-//! (the crossover `GPTOSS_MMA_FROM` should be set to on this GPU).
+//! same inputs, side by side: time per call, TFLOP/s and the share of the device's dense bf16
+//! tensor-core rate, at gpt-oss-20b's prefill shapes; then the batch size from which the
+//! tensor-core GEMM beats the GEMV kernels (the crossover `GPTOSS_MMA_FROM` should be set to on
+//! this GPU).
 //!
 //! cargo run --release -p gptoss-bench --features cuda --example cuda_variants -- [--tokens 2048] [--reps 20]
 //! cargo run --release -p gptoss-bench --features cuda-sim --example cuda_variants -- --small
