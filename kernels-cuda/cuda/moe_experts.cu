@@ -34,17 +34,20 @@
 //    are in ascending index whatever the scheduling. An id ≥ experts sets
 //    GPTOSS_STATUS_EXPERT_RANGE and its pair is left out of every group (and of the combine).
 //    One block suffices: P is a few thousand (8192 for 2048 tokens, top-4), a few µs of work.
-// 2. gate_up, grid (max_tiles, 2 · intermediate / 128): block (i, m) reads tile i's expert e
+// 2. gate_up, grid (max_tiles, ⌈2 · intermediate / 128⌉): block (i, m) reads tile i's expert e
 //    and pairs from the table (a column past the last tile leaves at once: the grid is sized
 //    on the host for the worst case, ceil(P / 64) + min(experts, P) tiles, since only the
 //    device knows the routing), lists the 64 token rows of x its B operand gathers (the
 //    `x_row` hook of gemm.cuh: a row index per token column instead of consecutive tokens;
 //    each cp.async still moves 16 contiguous bytes of one row), and multiplies rows m·128.. of
-//    W1[e] by them. The epilogue applies the row scale and bias, pairs rows 2j and 2j + 1
-//    (the interleaved gate and up, always in one 128-row tile) through the SwiGLU and writes
-//    each activation straight into bf16 planes (hi, and lo for `_mma_x2`), row = the pair's
-//    place in `order`, width intermediate rounded up to 32 with zeros: the down GEMM's B.
-// 3. down, grid (max_tiles, hidden / 128): the same tiles, B = 64 consecutive rows of the
+//    W1[e] by them. The gathered rows land in the shared B tile exactly as consecutive tokens
+//    would (token column t's k values contiguous), so the ldmatrix addresses and the b0/b1
+//    fragments are the dense kernels'. The epilogue applies the row scale and bias, pairs
+//    rows 2j and 2j + 1 (the interleaved gate and up, always in one 128-row tile) through the
+//    SwiGLU and writes each activation straight into bf16 planes (hi, and lo for `_mma_x2`),
+//    row = the pair's place in `order`, width intermediate rounded up to 32 with zeros: the
+//    down GEMM's B.
+// 3. down, grid (max_tiles, ⌈hidden / 128⌉): the same tiles, B = 64 consecutive rows of the
 //    activation planes (a tile's pairs are consecutive in `order`), A = W2[e]; the epilogue
 //    adds the bias, multiplies by the pair's routing weight and stores the row to y[p], f32.
 // 4. `f32_moe_combine`: residual[t] += Σ_k y[t · top_k + k], k = 0..top_k in order, one thread
@@ -52,12 +55,15 @@
 //
 // Data movement per batch: x's planes are read once per (tile, row tile), W1[e] and W2[e] once
 // per tile of expert e (its tiles are adjacent columns of the grid and run together, so the
-// re-reads mostly hit L2); the activations cross global memory once as 2 × 2 bytes per value
-// (planes written, then read) and y as 4 + 4 bytes per pair and hidden value. Trade-offs: the
-// last tile of each expert is partial (on average half a tile of wasted tensor-core columns
-// per expert: ~12% for gpt-oss-20b's 256 pairs per expert at 2048 tokens); y and the combine
-// cost a round trip through memory that float atomics into the residual would avoid, at the
-// price of results that depend on scheduling.
+// re-reads mostly hit L2); the activations are written once as bf16 planes (2 × 2 bytes per
+// value) and read by every down row tile of their tile (from L2 after the first), y written and
+// read once (4 + 4 bytes per pair and hidden value).
+//
+// Trade-offs: the last tile of each expert is partial (on average half a tile of wasted
+// tensor-core columns per expert: ~12% for gpt-oss-20b's 256 pairs per expert at 2048
+// tokens); y and the combine cost a round trip through memory that float atomics into the
+// residual would avoid, at the price of results that depend on scheduling; the sort is one
+// block, so it is a serial step of a few µs between the router and the GEMMs.
 #include "gemm.cuh"
 
 __device__ __forceinline__ float swiglu(float gate, float up, float alpha, float limit) {
@@ -338,9 +344,13 @@ extern "C" __global__ void __launch_bounds__(GPTOSS_COPY_THREADS) f32_moe_combin
 }
 
 // `_mma_x2`: both planes of x and of the activations (f32-accurate); `_mma_x1`: hi alone.
-#define MOE_MMA_KERNELS(gate_up, down, F, TERMS)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) gate_up(const GptossMoeGateUpMmaArgs a) { moe_gate_up_mma<F, TERMS>(a); } \
-    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) down(const GptossMoeDownMmaArgs a) { moe_down_mma<F, TERMS>(a); }
+#define MOE_MMA_KERNELS(gate_up, down, F, TERMS)                                                            \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) gate_up(const GptossMoeGateUpMmaArgs a) { \
+        moe_gate_up_mma<F, TERMS>(a);                                                                       \
+    }                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) down(const GptossMoeDownMmaArgs a) {      \
+        moe_down_mma<F, TERMS>(a);                                                                          \
+    }
 
 MOE_MMA_KERNELS(f32_bf16w_moe_gate_up_swiglu_mma_x2, f32_bf16w_moe_down_mma_x2, FmtBf16, 2)
 MOE_MMA_KERNELS(f32_i8w_moe_gate_up_swiglu_mma_x2, f32_i8w_moe_down_mma_x2, FmtI8, 2)
