@@ -53,6 +53,19 @@ pub enum Names {
 /// An attention kernel per head dim (16, 64, 128), each per KV type.
 pub type ByHeadDim = [(usize, Names); 3];
 
+/// The split pass of decode attention per head dim (then `f32_sdpa_sinks_combine`).
+const ATTENTION_SPLIT: ByHeadDim = [
+    (16, Names::ByKv { bf16: "f32_sdpa_sinks_split_d16_kvbf16", f32: "f32_sdpa_sinks_split_d16_kvf32" }),
+    (64, Names::ByKv { bf16: "f32_sdpa_sinks_split_d64_kvbf16", f32: "f32_sdpa_sinks_split_d64_kvf32" }),
+    (128, Names::ByKv { bf16: "f32_sdpa_sinks_split_d128_kvbf16", f32: "f32_sdpa_sinks_split_d128_kvf32" }),
+];
+/// The FlashAttention-2-style prefill kernel per head dim.
+const ATTENTION_MMA: ByHeadDim = [
+    (16, Names::ByKv { bf16: "f32_sdpa_sinks_mma_d16_kvbf16", f32: "f32_sdpa_sinks_mma_d16_kvf32" }),
+    (64, Names::ByKv { bf16: "f32_sdpa_sinks_mma_d64_kvbf16", f32: "f32_sdpa_sinks_mma_d64_kvf32" }),
+    (128, Names::ByKv { bf16: "f32_sdpa_sinks_mma_d128_kvbf16", f32: "f32_sdpa_sinks_mma_d128_kvf32" }),
+];
+
 /// The kernels one candidate launches, by PTX name.
 #[derive(Clone, Copy, Debug)]
 pub enum Ptx {
@@ -70,8 +83,8 @@ pub enum Ptx {
     /// FlashAttention-2-style kernel per head dim) from it on; a variant that forces one form
     /// has the other absent.
     Attention {
-        split: Option<(ByHeadDim, &'static str)>,
-        mma: Option<ByHeadDim>,
+        split: Option<(&'static ByHeadDim, &'static str)>,
+        mma: Option<&'static ByHeadDim>,
     },
     /// sample: arg-max, then the temperature pass or the top-k / top-p one.
     Sample {
@@ -159,19 +172,8 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
             .collect(),
         ),
         OpKind::Attention => {
-            let split = (
-                [
-                    (16, ByKv { bf16: "f32_sdpa_sinks_split_d16_kvbf16", f32: "f32_sdpa_sinks_split_d16_kvf32" }),
-                    (64, ByKv { bf16: "f32_sdpa_sinks_split_d64_kvbf16", f32: "f32_sdpa_sinks_split_d64_kvf32" }),
-                    (128, ByKv { bf16: "f32_sdpa_sinks_split_d128_kvbf16", f32: "f32_sdpa_sinks_split_d128_kvf32" }),
-                ],
-                "f32_sdpa_sinks_combine",
-            );
-            let mma = [
-                (16, ByKv { bf16: "f32_sdpa_sinks_mma_d16_kvbf16", f32: "f32_sdpa_sinks_mma_d16_kvf32" }),
-                (64, ByKv { bf16: "f32_sdpa_sinks_mma_d64_kvbf16", f32: "f32_sdpa_sinks_mma_d64_kvf32" }),
-                (128, ByKv { bf16: "f32_sdpa_sinks_mma_d128_kvbf16", f32: "f32_sdpa_sinks_mma_d128_kvf32" }),
-            ];
+            let split = (&ATTENTION_SPLIT, "f32_sdpa_sinks_combine");
+            let mma = &ATTENTION_MMA;
             // The default (split below the crossover, tensor cores from it), then each form forced.
             let att = |suffix: &str, split, mma| c(&format!("f32_sdpa_sinks{suffix}"), any, Ptx::Attention { split, mma });
             ("attention", vec![att("", Some(split), Some(mma)), att("_split", Some(split), None), att("_mma", None, Some(mma))])
@@ -312,7 +314,7 @@ fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Resu
         },
         Ptx::Attention { split, mma } => {
             let d = plan.head_dim;
-            let of_d = |table: ByHeadDim| {
+            let of_d = |table: &ByHeadDim| {
                 let found = table.iter().find(|s| s.0 == d).map(|s| s.1);
                 found.ok_or_else(|| EngineError::unsupported("attention", format!("head_dim {d} (the CUDA kernels take 16, 64 or 128)")))
             };
