@@ -184,7 +184,7 @@ const HEAD: [&str; 14] = [
     "GB/decode step",
     "GB/token",
     "experts/layer",
-    "draft | verify ms/step",
+    "draft / verify ms/step",
 ];
 
 fn cells(r: &SpecRow) -> [String; 14] {
@@ -201,12 +201,13 @@ fn cells(r: &SpecRow) -> [String; 14] {
         opt(r.tok_s, 2),
         r.speedup.map_or_else(|| "-".into(), |x| format!("{x:.2}×")),
         format!("{:.2}", r.mean_accepted),
-        format!("{}%", by_position.join("/")),
+        // No proposals at all (n-gram lookup finding nothing): no acceptance to show.
+        if by_position.is_empty() { "-".into() } else { format!("{}%", by_position.join("/")) },
         gb(r.verify_step_bytes),
         gb(r.decode_step_bytes),
         gb(r.bytes_per_token),
         opt(r.experts_per_layer, 1),
-        format!("{:.1} | {:.1}", r.draft_ms_per_step, r.verify_ms_per_step),
+        format!("{:.1} / {:.1}", r.draft_ms_per_step, r.verify_ms_per_step),
     ]
 }
 
@@ -258,6 +259,9 @@ mod tests {
         assert_eq!(r.verify_ms_per_step, 100.0);
         let t = text(std::slice::from_ref(&r));
         assert!(t.contains("2.50×") && t.contains("100/100/100/50%") && t.contains("7.400"), "{t}");
-        assert_eq!(markdown(&[r]).lines().count(), 3);
+        let md = markdown(&[r]);
+        assert_eq!(md.lines().count(), 3);
+        // Every line, the separator included, has one cell per column: no '|' inside a cell.
+        assert!(md.lines().all(|l| l.matches('|').count() == HEAD.len() + 1), "{md}");
     }
 }
