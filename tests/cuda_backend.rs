@@ -1,7 +1,8 @@
 //! The whole model on the CUDA backend against the CPU backend: the fixture's logits against
 //! transformers' (the CPU's budget), logits of a prefill in chunks and token by token, decode
 //! steps (which exercise the recorded step: a CUDA graph on a GPU, the replayed launch list on
-//! the emulator) and 64 greedy tokens identical to the CPU's. On the emulated device (feature
+//! the emulator), 64 greedy tokens identical to the CPU's, and speculative greedy decoding
+//! giving the CPU's tokens. On the emulated device (feature
 //! `cuda-sim`) every test runs; on a GPU (feature `cuda`) each skips, saying why, without one.
 //! The synthetic 20b / 120b comparisons need a GPU and a lot of host memory for the CPU side;
 //! `kernels-cuda/scripts/gpu-check.sh` runs them.
@@ -10,11 +11,12 @@
 
 use std::path::Path;
 
-use gptoss_engine::{Backend, CausalLm, DType, SamplingParams};
+use gptoss_engine::speculative::{Draft, ModelDraft, NgramDraft, RandomDraft, Speculate, generate_speculative};
+use gptoss_engine::{Backend, CausalLm, DType, GenerateOptions, SamplingParams, generate};
 use gptoss_kernels_cpu::CpuBackend;
 use gptoss_kernels_cuda::CudaBackend;
 use gptoss_kernels_cuda::device::Device;
-use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource, OpenedModel};
+use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource, OpenedModel, shared_sessions};
 
 /// Budget on max|cuda − cpu| / max|cpu| of a row of logits.
 const LOGITS_BUDGET: f64 = 1e-3;
@@ -130,6 +132,55 @@ fn replayed_step_equals_eager<D: Device>(make: impl Fn() -> CudaBackend<D>) {
     assert_eq!(replayed, eager, "a replayed decode step differs from the same step run eagerly");
 }
 
+/// Greedy speculative decoding on `g` — each verification one batched forward, rejected tokens
+/// rolled back out of the device's KV rings, 40 tokens crossing the fixture's sliding window —
+/// gives the CPU's plain greedy tokens with n-gram, random and self drafts (the latter running
+/// on the device's own experts). A self-draft in a format the device cannot convert to is
+/// refused, naming the tensor and the format.
+fn speculation_gives_the_cpu_s_greedy_tokens<D: Device>(g: CudaBackend<D>) {
+    let model = open("tests/reference/fixture");
+    let load = LoadOptions { max_batch: 8, ..Default::default() };
+    let ctx_opts = ContextOptions { max_context: 96, kv_dtype: DType::Bf16 };
+    let prompt: Vec<u32> = (0..13u64).map(|i| ((i * 7919 + 11) % 512) as u32).collect();
+    let opts = GenerateOptions { max_tokens: 40, stop_tokens: vec![], sampling: SamplingParams::GREEDY, seed: 0 };
+    let mut want = vec![];
+    let mut cm = GptOss::load(CpuBackend::new(Some(2)).unwrap(), &model, load).unwrap();
+    let mut cc = cm.new_context(ctx_opts).unwrap();
+    generate(&mut cm.session(&mut cc), &prompt, &opts, |t| {
+        want.push(t);
+        true
+    })
+    .unwrap();
+    assert!(prompt.len() + want.len() > 2 * cm.config().sliding_window + 8, "the generation crosses the sliding window");
+    let mut gm = GptOss::load(g, &model, load).unwrap();
+    for (draft, k) in [("ngram:2", 4), ("random", 2), ("native", 7), ("native:top2", 4)] {
+        let mut ctx = gm.new_context(ctx_opts).unwrap();
+        let mut got = vec![];
+        let mut run = |target: &mut dyn CausalLm, d: &mut dyn Draft| {
+            generate_speculative(target, d, &[], &prompt, &opts, Speculate::Fixed(k), |t| {
+                got.push(t);
+                true
+            })
+            .unwrap()
+            .1
+        };
+        let stats = match draft {
+            "ngram:2" => run(&mut gm.session(&mut ctx), &mut NgramDraft::new(2).unwrap()),
+            "random" => run(&mut gm.session(&mut ctx), &mut RandomDraft::new(512, 1).unwrap()),
+            spec => {
+                let mut draft_ctx = gm.new_self_draft_context(spec.parse().unwrap(), ctx_opts).unwrap();
+                let (mut target, draft_lm) = shared_sessions(&mut gm, &mut ctx, &mut draft_ctx);
+                run(&mut target, &mut ModelDraft::new(spec, Box::new(draft_lm), vec![]).unwrap())
+            }
+        };
+        assert_eq!(got, want, "drafted by {draft}, k = {k}: {}", stats.summary());
+        assert!(stats.proposed > 0, "{draft}: {}", stats.summary());
+    }
+    let Err(e) = gm.new_self_draft_context("int8".parse().unwrap(), ctx_opts) else { panic!("a self-draft in int8 on the CUDA backend") };
+    let e = e.to_string();
+    assert!(e.contains("self-draft layer 0") && e.contains("int8"), "{e}");
+}
+
 #[cfg(feature = "cuda-sim")]
 mod emulated {
     use super::*;
@@ -158,6 +209,11 @@ mod emulated {
     #[test]
     fn a_replayed_decode_step_equals_an_eager_one() {
         replayed_step_equals_eager(sim);
+    }
+
+    #[test]
+    fn speculative_greedy_decoding_gives_the_cpu_s_tokens() {
+        speculation_gives_the_cpu_s_greedy_tokens(sim());
     }
 
     #[test]
@@ -225,6 +281,12 @@ mod gpu {
         if gpu().is_some() {
             replayed_step_equals_eager(|| gpu().unwrap());
         }
+    }
+
+    #[test]
+    fn speculative_greedy_decoding_gives_the_cpu_s_tokens() {
+        let Some(g) = gpu() else { return };
+        speculation_gives_the_cpu_s_greedy_tokens(g);
     }
 
     #[test]
