@@ -262,6 +262,15 @@ fn bench_writes_the_table_json_and_plot() {
     assert!(cmp.contains("tg 1.000×"), "{cmp}");
 }
 
+#[test]
+fn bench_repetitions_start_from_an_empty_context_whatever_the_batch() {
+    // synthetic:tiny slides over 16 tokens: with --batch 8 its rings keep 24 positions, fewer
+    // than a repetition's 40 + 8, so the next repetition must empty the cache, not rewind it.
+    let out =
+        ok(&["bench", "--model", "synthetic:tiny", "-p", "40", "-n", "8", "--batch", "8", "--repetitions", "2", "--profile-tokens", "0"]);
+    assert!(out.contains("pp40 tg8 @d0"), "{out}");
+}
+
 /// Runs the command with `input` on stdin.
 fn with_stdin(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;

@@ -120,13 +120,15 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
     }
 
     /// Forgets every token from position `to` on, e.g. rejected draft tokens. Fails if a
-    /// sliding layer's ring has already overwritten entries that position `to` would need.
+    /// sliding layer's ring has already overwritten entries that position `to` would need;
+    /// position 0 needs none, so emptying the cache always succeeds.
     pub fn rollback(&mut self, to: usize) -> Result<()> {
         if to > self.len {
             return Err(EngineError::invalid(format!("rollback to position {to} beyond the {} cached tokens", self.len)));
         }
         for l in &self.layers {
             if let Some(w) = l.window
+                && to > 0
                 && l.capacity < self.max_context
                 && self.len - to > l.capacity - w
             {

@@ -69,3 +69,24 @@ fn rollback_replays_exactly() {
     }
     assert!(lm.logits(1, &mut row).is_err());
 }
+
+#[test]
+fn emptying_a_context_works_after_its_rings_wrapped() {
+    let t: Vec<u32> = (0..24).map(|i| (i * 53 + 1) % 512).collect();
+    let want = alone(&t[..4]);
+    let mut m = model();
+    let mut ctx = m.new_context(OPTS).unwrap();
+    let mut lm = m.session(&mut ctx);
+    // 24 tokens through rings of window 8 + batch 4 slots: position 0 is long overwritten,
+    // but an empty cache needs none of it.
+    for chunk in t.chunks(4) {
+        lm.forward(chunk, 0).unwrap();
+    }
+    lm.rollback(0).unwrap();
+    let mut row = vec![0f32; 512];
+    for (i, &tok) in t[..4].iter().enumerate() {
+        lm.forward(&[tok], 1).unwrap();
+        lm.logits(0, &mut row).unwrap();
+        assert_eq!(row, want[i], "token {i} after emptying");
+    }
+}

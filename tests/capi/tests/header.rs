@@ -209,6 +209,31 @@ fn sessions_generate_sample_and_refuse_misuse() {
 }
 
 #[test]
+fn reset_empties_a_session_whose_sliding_rings_wrapped() {
+    // SAFETY: valid arguments throughout.
+    unsafe {
+        let mut opts = std::mem::zeroed::<h::gptoss_model_options>();
+        assert_eq!(h::gptoss_model_options_default(&mut opts), OK);
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CPU;
+        opts.max_batch = 4;
+        let name = CString::new("synthetic:tiny").unwrap();
+        let mut m = null_mut();
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), OK, "{}", last_error());
+        let mut s = null_mut();
+        assert_eq!(h::gptoss_session_create(m, 64, &mut s), OK);
+        // Window 16 + batch 4: the sliding rings keep 20 positions, fewer than these 40.
+        let tokens: Vec<u32> = (1..=40).collect();
+        assert_eq!(h::gptoss_session_append(s, tokens.as_ptr(), tokens.len()), OK, "{}", last_error());
+        assert_eq!(h::gptoss_session_reset(s), OK, "{}", last_error());
+        let mut pos = 1u64;
+        assert_eq!(h::gptoss_session_position(s, &mut pos), OK);
+        assert_eq!(pos, 0);
+        assert_eq!(h::gptoss_session_release(s), OK);
+        assert_eq!(h::gptoss_model_release(m), OK);
+    }
+}
+
+#[test]
 fn load_failures_have_statuses_and_thread_local_messages() {
     // SAFETY: valid arguments; the failures are the point.
     unsafe {
