@@ -134,7 +134,9 @@ gptoss_status gptoss_model_options_default(gptoss_model_options* options);
 /* Loads a model from a Hugging Face-layout directory or a name `synthetic:tiny`,
  * `synthetic:20b`, `synthetic:120b` (optionally `@SEED`). `options` may be NULL for the
  * defaults. On success *model_out holds a new handle with one reference; on failure it is
- * set to NULL. */
+ * set to NULL: GPTOSS_IO_ERROR for a file that cannot be read, GPTOSS_INVALID_MODEL for a
+ * malformed one, GPTOSS_UNSUPPORTED for a backend this build or machine lacks,
+ * GPTOSS_OUT_OF_MEMORY for weights that would not fit. */
 gptoss_status gptoss_model_load(const char* path, const gptoss_model_options* options, gptoss_model** model_out);
 
 gptoss_status gptoss_model_retain(gptoss_model* model);
@@ -225,7 +227,8 @@ typedef struct gptoss_chat_message {
 
 /* The tokenizer of a model directory (its tokenizer.json), or the embedded o200k_harmony when
  * `model_dir` is NULL (also right for the synthetic models). On failure *tokenizer_out is
- * NULL. */
+ * NULL: GPTOSS_IO_ERROR when tokenizer.json cannot be read, GPTOSS_INVALID_MODEL when it is
+ * malformed. */
 gptoss_status gptoss_tokenizer_load(const char* model_dir, gptoss_tokenizer** tokenizer_out);
 
 gptoss_status gptoss_tokenizer_retain(gptoss_tokenizer* tokenizer);

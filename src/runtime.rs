@@ -81,7 +81,10 @@ impl LoadedModel {
         match opts.backend {
             BackendKind::Cpu => Self::load_cpu(model, opts, progress),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Self::load_cuda(CudaBackend::new(0)?, model, opts, progress),
+            BackendKind::Cuda => {
+                let gpu = CudaBackend::new(0).map_err(|e| Error::Unsupported(format!("the CUDA backend cannot start here: {e}")))?;
+                Self::load_cuda(gpu, model, opts, progress)
+            }
             #[cfg(feature = "cuda")]
             BackendKind::Auto => match CudaBackend::new(0) {
                 Ok(gpu) => Self::load_cuda(gpu, model, opts, progress),
@@ -91,7 +94,7 @@ impl LoadedModel {
             #[cfg(not(feature = "cuda"))]
             BackendKind::Auto => Self::load_cpu(model, opts, progress),
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
+            BackendKind::Cuda => Err(Error::Unsupported("this build has no CUDA backend: rebuild with `--features cuda`".into())),
         }
     }
 

@@ -62,6 +62,7 @@ impl From<Error> for Failure {
         let status = match &e {
             Error::Model(ModelError::Io { .. }) | Error::Io(_) => GPTOSS_IO_ERROR,
             Error::Model(ModelError::UnknownModel(_)) | Error::Usage(_) => GPTOSS_INVALID_ARGUMENT,
+            Error::Unsupported(_) => GPTOSS_UNSUPPORTED,
             Error::Model(ModelError::Engine(e)) | Error::Engine(e) => engine_status(e),
             Error::Model(ModelError::TooLarge { .. }) => GPTOSS_OUT_OF_MEMORY,
             Error::Model(_) => GPTOSS_INVALID_MODEL,

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use ::gptoss_tokenizer::Tokenizer;
+use ::gptoss_tokenizer::{Tokenizer, TokenizerError};
 use gptoss_model_gpt_oss::harmony::{
     Content, DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, SystemContent,
 };
@@ -88,7 +88,15 @@ pub unsafe extern "C" fn gptoss_tokenizer_load(model_dir: *const c_char, tokeniz
             // SAFETY: forwarded from the caller.
             Tokenizer::from_model_dir(std::path::Path::new(unsafe { c_str(model_dir, "model_dir") }?))
         }
-        .map_err(|e| Failure::new(gptoss_status::GPTOSS_INVALID_MODEL, e.to_string()))?;
+        .map_err(|e| {
+            // The header's statuses: a file that cannot be read is an I/O error, one that can
+            // but holds no usable tokenizer an invalid model.
+            let status = match e {
+                TokenizerError::Io { .. } => gptoss_status::GPTOSS_IO_ERROR,
+                _ => gptoss_status::GPTOSS_INVALID_MODEL,
+            };
+            Failure::new(status, e.to_string())
+        })?;
         *slot = into_handle(gptoss_tokenizer { tokenizer });
         Ok(())
     })

@@ -252,6 +252,16 @@ fn load_failures_have_statuses_and_thread_local_messages() {
         opts.int4_group = 0;
         assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), OK, "{}", last_error());
         assert_eq!(h::gptoss_model_release(m), OK);
+        // Asking for CUDA where the build or the machine has none is GPTOSS_UNSUPPORTED.
+        opts.weights = h::gptoss_weights::GPTOSS_WEIGHTS_NATIVE;
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CUDA;
+        match h::gptoss_model_load(name.as_ptr(), &opts, &mut m) {
+            OK => assert_eq!(h::gptoss_model_release(m), OK),
+            st => {
+                assert_eq!(st, h::gptoss_status::GPTOSS_UNSUPPORTED, "{}", last_error());
+                assert!(last_error().contains("CUDA"), "{}", last_error());
+            }
+        }
         let missing = CString::new("/no/such/model").unwrap();
         assert_eq!(h::gptoss_model_load(missing.as_ptr(), null(), &mut m), h::gptoss_status::GPTOSS_IO_ERROR);
         let message = last_error();
@@ -303,6 +313,30 @@ fn sessions_of_one_model_run_from_several_threads() {
     assert_eq!(positions, vec![10; 4]);
     // SAFETY: the last reference.
     assert_eq!(unsafe { h::gptoss_model_release(model.get()) }, OK);
+}
+
+#[test]
+fn tokenizer_load_failures_have_the_header_s_statuses() {
+    // SAFETY: valid arguments; the failures are the point.
+    unsafe {
+        let mut t = null_mut();
+        let missing = CString::new("/no/such/model").unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(missing.as_ptr(), &mut t), h::gptoss_status::GPTOSS_IO_ERROR);
+        assert!(last_error().contains("/no/such/model/tokenizer.json"), "{}", last_error());
+        assert!(t.is_null());
+        let dir = tempfile_dir("tokenizer");
+        std::fs::write(dir.join("tokenizer.json"), "{\"model\": 1}").unwrap();
+        let bad = CString::new(dir.to_str().unwrap()).unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(bad.as_ptr(), &mut t), h::gptoss_status::GPTOSS_INVALID_MODEL);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// A fresh directory under the system's temporary one, unique to this process and `name`.
+fn tempfile_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gptoss-capi-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]
