@@ -300,6 +300,22 @@ fn tokenize_and_detokenize_round_trip_exact_bytes() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("999999"));
 }
 
+#[cfg(unix)]
+#[test]
+fn a_broken_tokenizer_json_is_an_error_not_the_embedded_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = (dir.path().join("tokenizer.json"), dir.path().join("text"));
+    std::fs::write(&text, "hello").unwrap();
+    let args = ["tokenize", "--model", dir.path().to_str().unwrap(), "--file", text.to_str().unwrap()];
+    for (target, why) in [("tokenizer.json", "symbolic links"), ("missing.json", "No such file")] {
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        fails(&args, &[path.to_str().unwrap(), why]);
+        std::fs::remove_file(&path).unwrap();
+    }
+    // With nothing at that name the embedded o200k_harmony is the tokenizer.
+    assert_eq!(ok(&args).trim(), "24912");
+}
+
 #[test]
 fn generate_takes_text_and_chat_runs_the_harmony_loop() {
     let out = ok(&["generate", "--model", "synthetic:tiny", "--prompt", "Once upon a time", "--max-tokens", "6", "--seed", "1"]);

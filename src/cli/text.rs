@@ -8,10 +8,12 @@ use gptoss_model_gpt_oss::ModelSource;
 use gptoss_tokenizer::Tokenizer;
 
 /// The model directory's tokenizer.json when it has one, else the embedded o200k_harmony
-/// (synthetic models and directories without one).
+/// (synthetic models and directories without one). Anything at that name counts as having
+/// one — a dangling or looping symlink too, so that it is an error naming the file instead of
+/// a silent fallback.
 pub fn tokenizer_for(model: Option<&str>) -> Result<Tokenizer> {
     if let Some(ModelSource::Dir(dir)) = model.map(str::parse::<ModelSource>).transpose()?
-        && dir.join("tokenizer.json").exists()
+        && std::fs::symlink_metadata(dir.join("tokenizer.json")).is_ok()
     {
         return Ok(Tokenizer::from_model_dir(&dir)?);
     }

@@ -328,6 +328,7 @@ fn tokenizer_load_failures_have_the_header_s_statuses() {
         std::fs::write(dir.join("tokenizer.json"), "{\"model\": 1}").unwrap();
         let bad = CString::new(dir.to_str().unwrap()).unwrap();
         assert_eq!(h::gptoss_tokenizer_load(bad.as_ptr(), &mut t), h::gptoss_status::GPTOSS_INVALID_MODEL);
+        assert!(last_error().contains("tokenizer.json"), "{}", last_error());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
