@@ -95,7 +95,8 @@ fn synth_writes_a_directory_that_loads_back_identically() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("tiny");
     ok(&["synth", "--preset", "tiny", "--out", d.to_str().unwrap(), "--seed", "3"]);
-    for f in ["config.json", "model.safetensors.index.json", "model-00001-of-00001.safetensors"] {
+    for f in ["config.json", "model.safetensors.index.json", "model-00001-of-00001.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    {
         assert!(d.join(f).exists(), "{f} missing");
     }
     let inspect = ok(&["inspect", d.to_str().unwrap()]);
