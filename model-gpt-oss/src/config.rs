@@ -67,7 +67,7 @@ pub const SWIGLU_ALPHA: f32 = 1.702;
 
 impl GptOssConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let text = crate::files::read_json_text(path)?;
         Self::from_json(&text).map_err(|problems| ModelError::Config { path: path.into(), problems })
     }
 

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod dir_writer;
 pub mod error;
+pub mod files;
 pub mod graph;
 pub mod harmony;
 pub mod quantization;
