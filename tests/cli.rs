@@ -301,6 +301,38 @@ fn tokenize_and_detokenize_round_trip_exact_bytes() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("999999"));
 }
 
+/// A copy of the reference fixture in a temporary directory.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile_model_directories_fail_in_one_line() {
+    // A layer count of 2^40 with no layer_types: refused before anything is built per layer
+    // (it aborted on a terabyte allocation).
+    let dir = fixture_copy();
+    let config = dir.path().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("layer_types");
+    v["num_hidden_layers"] = 1_099_511_627_776u64.into();
+    std::fs::write(&config, v.to_string()).unwrap();
+    let model = dir.path().to_str().unwrap();
+    fails(&["inspect", model], &["num_hidden_layers = 1099511627776", "tensors of 4 layers"]);
+    fails(&["logits", "--model", model, "--tokens", "1"], &["num_hidden_layers = 1099511627776"]);
+    // A shard that is a named pipe: refused before opening (opening it blocked forever).
+    let dir = fixture_copy();
+    let shard = dir.path().join("model-00001-of-00002.safetensors");
+    std::fs::remove_file(&shard).unwrap();
+    assert!(Command::new("mkfifo").arg(&shard).status().unwrap().success());
+    fails(&["inspect", dir.path().to_str().unwrap()], &["model-00001-of-00002.safetensors", "not a regular file"]);
+}
+
 #[cfg(unix)]
 #[test]
 fn a_broken_tokenizer_json_is_an_error_not_the_embedded_tokenizer() {

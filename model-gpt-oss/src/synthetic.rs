@@ -105,8 +105,9 @@ fn single(x: f32) -> serde_json::Value {
 
 /// config.json in the Hugging Face form for a config.
 pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
-    let layer_types: Vec<&str> =
-        c.layer_types.iter().map(|t| if *t == LayerType::Sliding { "sliding_attention" } else { "full_attention" }).collect();
+    let layer_types: Vec<&str> = (0..c.num_hidden_layers)
+        .map(|l| if c.layer_type(l) == LayerType::Sliding { "sliding_attention" } else { "full_attention" })
+        .collect();
     let mut v = json!({
         "architectures": ["GptOssForCausalLM"],
         "model_type": "gpt_oss",

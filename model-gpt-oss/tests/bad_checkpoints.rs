@@ -328,3 +328,19 @@ fn an_oversized_config_is_refused_before_reading() {
     });
     assert_contains(&e, &["config.json", "refused above"]);
 }
+
+#[test]
+fn a_layer_count_beyond_the_checkpoint_is_refused_before_anything_per_layer() {
+    // 2^40 layers: the list of expected tensors alone would not fit in memory.
+    let e = open_corrupted(|d| edit_config(d, |t| *t = t.replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 1099511627776")));
+    assert_contains(&e, &["layer_types lists 4 layers but num_hidden_layers is 1099511627776"]);
+    let e = open_corrupted(|d| {
+        edit_config(d, |t| {
+            let mut v: Value = serde_json::from_str(t).unwrap();
+            v.as_object_mut().unwrap().remove("layer_types");
+            v["num_hidden_layers"] = 1_099_511_627_776u64.into();
+            *t = v.to_string();
+        })
+    });
+    assert_contains(&e, &["num_hidden_layers = 1099511627776", "tensors of 4 layers"]);
+}

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use gptoss::Result;
 use gptoss_model_gpt_oss::ModelSource;
 use gptoss_model_gpt_oss::accounting::{stored_formats, token_bytes};
-use gptoss_model_gpt_oss::config::LayerType;
 use gptoss_model_gpt_oss::tensors::expected_tensors;
 
 use super::args::parse_weights;
@@ -40,9 +39,9 @@ pub fn run(a: Args) -> Result<()> {
     println!(
         "layers      {} ({} sliding-window of {} tokens, {} full)",
         c.num_hidden_layers,
-        c.layer_types.iter().filter(|t| **t == LayerType::Sliding).count(),
+        c.sliding_layers(),
         c.sliding_window,
-        c.layer_types.iter().filter(|t| **t == LayerType::Full).count()
+        c.num_hidden_layers - c.sliding_layers()
     );
     println!("hidden      {}", c.hidden_size);
     println!(
