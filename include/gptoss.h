@@ -156,7 +156,9 @@ gptoss_status gptoss_model_backend(gptoss_model* model, char* buffer, size_t cap
 /* ---- sessions: one conversation's KV cache -------------------------------------------- */
 
 /* A new, empty session of `model` holding up to `context_length` tokens (0: 4096, capped at
- * the model's maximum). Takes a reference to the model. On failure *session_out is NULL. */
+ * the model's maximum). Takes a reference to the model. On failure *session_out is NULL;
+ * GPTOSS_OUT_OF_MEMORY, with both sizes in the message, when its KV cache and activations
+ * would not fit in the backend's memory. */
 gptoss_status gptoss_session_create(gptoss_model* model, uint64_t context_length, gptoss_session** session_out);
 
 gptoss_status gptoss_session_retain(gptoss_session* session);

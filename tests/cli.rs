@@ -123,20 +123,45 @@ fn errors_are_one_clear_line() {
     fails(&["synth", "--preset", "7b", "--out", "/tmp/x"], &["--preset 7b"]);
 }
 
+/// The host's MemAvailable in GB (Linux).
+fn available_gb() -> Option<f64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kb| kb * 1024.0 / 1e9)
+}
+
 #[test]
 fn a_model_larger_than_memory_is_refused_up_front() {
     // synthetic:120b is generated in memory (65.3 GB); where that much is available the load
     // would go ahead, which is not this test's business.
-    let available_gb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|kb| kb * 1024.0 / 1e9);
-    match available_gb {
+    match available_gb() {
         Some(gb) if gb < 60.0 => fails(
             &["generate", "--model", "synthetic:120b", "--prompt-tokens", "1"],
-            &["synthetic:120b needs 65.25 GB", "available", "gptoss synth"],
+            &["synthetic:120b needs 65.", "weights 65.25 GB", "available", "gptoss synth"],
         ),
         other => eprintln!("skipped: available memory {other:?} GB (the refusal needs < 60 GB, or Linux)"),
+    }
+}
+
+#[test]
+fn working_buffers_and_contexts_larger_than_memory_are_refused_up_front() {
+    match available_gb() {
+        // synthetic:20b's 13.8 GB of weights plus the 24.7 GB one forward over 131072 tokens
+        // holds at least.
+        Some(gb) if gb < 38.0 => fails(
+            &["generate", "--model", "synthetic:20b", "--prompt-tokens", "1", "--batch", "131072"],
+            &["synthetic:20b needs 38.", "weights 13.76 GB", "working buffers for 131072 tokens 24.71 GB", "available"],
+        ),
+        other => eprintln!("skipped: available memory {other:?} GB (the refusal needs < 38 GB, or Linux)"),
+    }
+    match available_gb() {
+        // 131072 rows of 201088 logits: 105 GB of activations for a tiny model.
+        Some(gb) if gb < 100.0 => fails(
+            &["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1", "--batch", "131072", "--context", "131072"],
+            &["a context of 131072 tokens needs 105.", "KV cache 0.07 GB", "activations 105.", "available"],
+        ),
+        other => eprintln!("skipped: available memory {other:?} GB (the refusal needs < 100 GB, or Linux)"),
     }
 }
 

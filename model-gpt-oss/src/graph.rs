@@ -148,7 +148,7 @@ impl<B: Backend> GptOss<B> {
     ) -> Result<Self> {
         let c = model.config.clone();
         let max_batch = opts.max_batch.clamp(1, c.max_position_embeddings);
-        let weights = load(&mut backend, model, opts.weights, progress)?;
+        let weights = load(&mut backend, model, opts.weights, max_batch, progress)?;
         let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
 
         let table = c.rope().table()?;
@@ -170,6 +170,7 @@ impl<B: Backend> GptOss<B> {
             .into());
         }
         let max_batch = self.max_batch.min(opts.max_context);
+        crate::memory::check_context(&self.backend, c, opts.max_context, max_batch, opts.kv_dtype)?;
         let specs: Vec<KvLayerSpec> = (0..c.num_hidden_layers)
             .map(|l| KvLayerSpec { kv_heads: c.num_key_value_heads, head_dim: c.head_dim, window: c.window(l) })
             .collect();

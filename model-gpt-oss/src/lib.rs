@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod graph;
 pub mod harmony;
+pub mod memory;
 pub mod quantization;
 pub mod quantize;
 pub mod safetensors;

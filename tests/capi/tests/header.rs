@@ -234,6 +234,34 @@ fn reset_empties_a_session_whose_sliding_rings_wrapped() {
 }
 
 #[test]
+fn a_session_larger_than_memory_is_refused_with_both_sizes() {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
+    // 131072 rows of 201088 f32 logits: 105 GB of activations.
+    if available.is_none_or(|kb| kb > 100_000_000) {
+        eprintln!("skipped: needs Linux and less than 100 GB available");
+        return;
+    }
+    // SAFETY: valid arguments; the failure is the point.
+    unsafe {
+        let mut opts = std::mem::zeroed::<h::gptoss_model_options>();
+        assert_eq!(h::gptoss_model_options_default(&mut opts), OK);
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CPU;
+        opts.max_batch = 131_072;
+        let name = CString::new("synthetic:tiny").unwrap();
+        let mut m = null_mut();
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), OK, "{}", last_error());
+        let mut s = null_mut();
+        assert_eq!(h::gptoss_session_create(m, 131_072, &mut s), h::gptoss_status::GPTOSS_OUT_OF_MEMORY);
+        assert!(s.is_null());
+        let message = last_error();
+        assert!(message.contains("a context of 131072 tokens needs 105.") && message.contains("available"), "{message}");
+        assert_eq!(h::gptoss_model_release(m), OK);
+    }
+}
+
+#[test]
 fn load_failures_have_statuses_and_thread_local_messages() {
     // SAFETY: valid arguments; the failures are the point.
     unsafe {
