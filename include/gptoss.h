@@ -184,7 +184,8 @@ gptoss_status gptoss_session_position(gptoss_session* session, uint64_t* positio
 /* Samples the next token from the logits of the last appended token with `sampler`, whose
  * seed starts the session's random source on the first sample after create, reset or a seed
  * change. Does not append the token. Fails if nothing has been appended since the session was
- * created, reset or rolled back. */
+ * created, reset or rolled back, and with GPTOSS_INVALID_MODEL if those logits hold NaN or an
+ * infinity (the message names the first; `gptoss inspect --check` finds such weights). */
 gptoss_status gptoss_session_sample(gptoss_session* session, const gptoss_sampler* sampler, uint32_t* token_out);
 
 /* Copies the logits of the last appended token (vocab_size floats) and writes their count to
@@ -199,7 +200,8 @@ gptoss_status gptoss_session_logits(gptoss_session* session, float* logits, size
  * returns non-zero. The random source is seeded with `sampler->seed` at the start. The request
  * is checked first — known ids, room for the prompt and every sampled token but the last, valid
  * sampler — and on failure nothing is appended; after a device failure the tokens processed
- * stay appended. `stats_out` may be NULL; it is written on success. */
+ * stay appended. Stops with GPTOSS_INVALID_MODEL when the logits a token would be sampled from
+ * are not finite. `stats_out` may be NULL; it is written on success. */
 gptoss_status gptoss_session_generate(gptoss_session* session, const uint32_t* prompt, size_t prompt_count, uint32_t max_tokens,
                                       const gptoss_sampler* sampler, const uint32_t* stop_tokens, size_t stop_count,
                                       gptoss_token_callback callback, void* user_data, gptoss_stats* stats_out);

@@ -358,6 +358,41 @@ fn hostile_model_directories_fail_in_one_line() {
     fails(&["inspect", dir.path().to_str().unwrap()], &["model-00001-of-00002.safetensors", "not a regular file"]);
 }
 
+/// Overwrites element `index` of tensor `name` in a model directory with `bytes`.
+fn poke(dir: &Path, name: &str, index: usize, bytes: &[u8]) {
+    let index_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.safetensors.index.json")).unwrap()).unwrap();
+    let shard = dir.join(index_json["weight_map"][name].as_str().unwrap());
+    let mut data = std::fs::read(&shard).unwrap();
+    let start = gptoss_model_gpt_oss::safetensors::parse_header(&shard, &data).unwrap()[name].start + index * bytes.len();
+    data[start..start + bytes.len()].copy_from_slice(bytes);
+    std::fs::write(shard, data).unwrap();
+}
+
+#[test]
+fn non_finite_weights_are_found_by_inspect_check_and_stop_generation() {
+    let fx = fixture();
+    assert!(ok(&["inspect", fx.to_str().unwrap(), "--check"]).contains("every weight is finite"));
+    // A bf16 NaN in row 3 of the unembedding: logit 3 is NaN whatever the input.
+    let dir = fixture_copy();
+    let model = dir.path().to_str().unwrap();
+    // bf16 NaN 0x7fc0 and +inf 0x7f80, little-endian.
+    poke(dir.path(), "lm_head.weight", 3 * 64 + 17, &[0xc0, 0x7f]);
+    fails(&["inspect", model, "--check"], &["tensor 'lm_head.weight' holds NaN at index [3, 17]"]);
+    fails(
+        &["generate", "--model", model, "--prompt-tokens", "1,2", "--max-tokens", "4"],
+        &["logits after position 2 are not finite", "logit 3 is NaN"],
+    );
+    // An infinity in a norm gain and the E8M0 scale that is NaN come first in checkpoint order.
+    poke(dir.path(), "model.layers.1.post_attention_layernorm.weight", 5, &[0x80, 0x7f]);
+    fails(&["inspect", model, "--check"], &["'model.layers.1.post_attention_layernorm.weight' holds inf at index [5]"]);
+    poke(dir.path(), "model.layers.0.mlp.experts.down_proj_scales", 9, &[0xFF]);
+    fails(
+        &["inspect", model, "--check"],
+        &["'model.layers.0.mlp.experts.down_proj_scales' holds NaN (E8M0 scale 0xff) at index [0, 4, 1]"],
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn a_broken_tokenizer_json_is_an_error_not_the_embedded_tokenizer() {

@@ -32,6 +32,9 @@ pub enum ModelError {
     /// is None when the size overflows).
     #[error("{who} needs {} of {backend} memory ({what}) and {} is available", gb(*needed), gb(Some(*available)))]
     TooLarge { who: String, backend: &'static str, needed: Option<u64>, available: u64, what: String },
+    /// A weight that is NaN or infinite (`scan::check_finite`).
+    #[error("tensor '{tensor}' holds {value} at index {index:?}: the first weight that is not finite")]
+    NonFinite { tensor: String, index: Vec<usize>, value: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }

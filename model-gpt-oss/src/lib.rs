@@ -15,6 +15,7 @@ pub mod memory;
 pub mod quantization;
 pub mod quantize;
 pub mod safetensors;
+pub mod scan;
 pub mod source;
 pub mod synth_writer;
 pub mod synthetic;

@@ -54,6 +54,8 @@ fn engine_status(e: &EngineError) -> gptoss_status {
         EngineError::ContextOverflow { .. } => GPTOSS_CONTEXT_OVERFLOW,
         EngineError::OutOfMemory { .. } => GPTOSS_OUT_OF_MEMORY,
         EngineError::Backend { .. } => GPTOSS_BACKEND_ERROR,
+        // NaN or infinite logits come from weights that hold them (or overflow they cause).
+        EngineError::NonFiniteLogits { .. } => GPTOSS_INVALID_MODEL,
     }
 }
 
