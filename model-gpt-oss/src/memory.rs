@@ -27,14 +27,16 @@ fn sum(parts: &[Option<u64>]) -> Option<u64> {
 }
 
 /// The intermediate results one forward pass over `max_batch` tokens holds on any backend:
-/// projected keys and values, router logits, and per routed (token, expert) pair its gate and
-/// up outputs, activation and down output. A lower bound of the backends' scratch (`prepare`).
+/// projected keys and values, router logits, per routed (token, expert) pair its gate and up
+/// outputs, activation and down output, and a row of sampling candidates. A lower bound of the
+/// backends' scratch (`Backend::prepare`).
 pub fn working_bytes(c: &GptOssConfig, max_batch: usize) -> Option<u64> {
     let slots = max_batch.checked_mul(c.num_experts_per_tok)?;
     sum(&[
         bytes(DType::F32, &[2, max_batch, c.kv_dim()]),
         bytes(DType::F32, &[max_batch, c.num_local_experts]),
         bytes(DType::F32, &[slots, 3 * c.intermediate_size + c.hidden_size]),
+        bytes(DType::F32, &[c.vocab_size]),
     ])
 }
 

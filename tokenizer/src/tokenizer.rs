@@ -170,8 +170,9 @@ impl Tokenizer {
 }
 
 /// Vocabulary files larger than this are refused before reading (o200k_harmony's
-/// tokenizer.json is 27 MB, its .tiktoken file 3.6 MB).
-pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// tokenizer.json is 17 to 27 MB, its .tiktoken file 3.6 MB); what parsing one builds is a
+/// small multiple of its size, so this also bounds the memory a load can ask for.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// The whole of a vocabulary file. Anything but a regular file is refused before it is opened
 /// (opening a named pipe blocks until a writer comes), and so is a size no vocabulary has.

@@ -156,3 +156,12 @@ fn only_regular_files_are_opened() {
     let err = Tokenizer::from_model_dir(dir.path()).unwrap_err().to_string();
     assert!(err.contains("tokenizer.json") && err.contains("symbolic links"), "{err}");
 }
+
+#[test]
+fn an_oversized_file_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::File::create(&path).unwrap().set_len(gptoss_tokenizer::MAX_FILE_BYTES + 1).unwrap();
+    let err = Tokenizer::from_model_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json") && err.contains("more than the 268435456"), "{err}");
+}
