@@ -262,6 +262,30 @@ fn a_session_larger_than_memory_is_refused_with_both_sizes() {
 }
 
 #[test]
+fn a_config_claiming_2_to_the_40_layers_is_an_invalid_model_not_an_abort() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/fixture");
+    let dir = tempfile_dir("layers");
+    for e in std::fs::read_dir(&fixture).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    // No layer_types (a per-layer list of 2^40 was the abort), and 2^40 layers.
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let (start, end) = (config.find("\"layer_types\"").unwrap(), config.find("\"max_position_embeddings\"").unwrap());
+    let config =
+        format!("{}{}", &config[..start], &config[end..]).replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 1099511627776");
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    let path = CString::new(dir.to_str().unwrap()).unwrap();
+    let mut m = null_mut();
+    // SAFETY: valid arguments; the failure is the point.
+    let st = unsafe { h::gptoss_model_load(path.as_ptr(), null(), &mut m) };
+    assert_eq!(st, h::gptoss_status::GPTOSS_INVALID_MODEL, "{}", last_error());
+    assert!(last_error().contains("num_hidden_layers = 1099511627776"), "{}", last_error());
+    assert!(m.is_null());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn load_failures_have_statuses_and_thread_local_messages() {
     // SAFETY: valid arguments; the failures are the point.
     unsafe {
