@@ -35,7 +35,7 @@ pub enum LayerTypes {
 
 impl LayerTypes {
     fn alternating(l: usize) -> LayerType {
-        if l % 2 == 0 { LayerType::Sliding } else { LayerType::Full }
+        if l.is_multiple_of(2) { LayerType::Sliding } else { LayerType::Full }
     }
 }
 

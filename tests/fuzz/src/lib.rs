@@ -10,8 +10,11 @@ pub mod safetensors_header;
 pub mod safetensors_index;
 pub mod tokenizer_json;
 
+/// A target's body.
+pub type Body = fn(&[u8]);
+
 /// Every target by name (the folder of its seeds), for harnesses that run them all.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Body); 7] = [
     ("config_json", config_json::run),
     ("encode", encode::run),
     ("harmony_parser", harmony_parser::run),

@@ -215,11 +215,11 @@ fn apply(m: &Mutation, files: &mut [(String, Vec<u8>)], specials: &mut Vec<(usiz
 
 /// Rewrites a JSON file with `edit`; a file that no longer parses is left as it is.
 fn edit_json(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Value)) {
-    if let Ok(mut v) = serde_json::from_slice::<Value>(bytes) {
-        if v.is_object() {
-            edit(&mut v);
-            *bytes = v.to_string().into_bytes();
-        }
+    if let Ok(mut v) = serde_json::from_slice::<Value>(bytes)
+        && v.is_object()
+    {
+        edit(&mut v);
+        *bytes = v.to_string().into_bytes();
     }
 }
 
