@@ -223,10 +223,11 @@ fn edit_json(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Value)) {
     }
 }
 
-/// Rewrites the entry of the `tensor`-th tensor (modulo their number) of a safetensors header.
+/// Rewrites the entry of the `tensor`-th tensor (modulo their number) of a safetensors header,
+/// if it is still an object (overwritten bytes may have made it anything).
 fn edit_header(bytes: &mut Vec<u8>, tensor: u16, edit: impl FnOnce(&mut Value)) {
     edit_header_map(bytes, tensor, |map, name| {
-        if let Some(entry) = map.get_mut(name) {
+        if let Some(entry) = map.get_mut(name).filter(|e| e.is_object()) {
             edit(entry);
         }
     });
