@@ -15,6 +15,7 @@ pub mod model;
 mod plan;
 pub mod probe;
 pub mod quantized_writer;
+pub mod residency;
 pub mod safetensors;
 pub mod session;
 pub mod source;
