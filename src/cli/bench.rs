@@ -133,8 +133,9 @@ pub fn run(a: Args) -> Result<()> {
                     backend,
                     threads: Some(threads),
                     cpu_activations: activations,
-                    load: LoadOptions { max_batch: a.batch, weights: weight_only },
+                    load: LoadOptions { max_batch: a.batch, weights: weight_only, ..LoadOptions::default() },
                     context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
+                    contexts: 1,
                 };
                 if run_session(&mut results, &job, &opts, a.profile_tokens)? != "cpu" {
                     break;
