@@ -17,7 +17,7 @@ use crate::synthetic::{Preset, synth_tensor};
 use crate::tensors::{Kind, TensorSpec, validate};
 
 /// A model as named on a command line: a directory, or
-/// `synthetic:NAME[@SEED][?routing=skewed[&popularity=A&spread=S]]`.
+/// `synthetic:NAME[@SEED][?routing=skewed[&popularity=A&warm=W]]`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelSource {
     Dir(PathBuf),
@@ -84,12 +84,8 @@ pub enum TensorData {
 /// the host.
 pub fn synthetic_tensor(spec: &TensorSpec, seed: u64, routing: RoutingProfile) -> TensorData {
     let dtype = if spec.kind == Kind::Mx { StDtype::U8 } else { StDtype::Bf16 };
-    let mut t = synth_tensor(spec, seed);
-    if routing == RoutingProfile::Uniform || !spec.name.contains("mlp.router.") {
-        return TensorData::Synth(t, dtype);
-    }
-    if spec.name.ends_with("weight") {
-        t.fill = routing.router_weight(t.fill);
+    let t = synth_tensor(spec, seed);
+    if routing == RoutingProfile::Uniform || !spec.name.ends_with("mlp.router.bias") {
         return TensorData::Synth(t, dtype);
     }
     // The bias: the uniform model's values with the popularity term, as bf16.

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// The router's profile: uniform (the synthetic default), skewed, or
-    /// skewed&popularity=A&spread=S (see `synthetic:NAME?routing=…`).
+    /// skewed&popularity=A&warm=W (see `synthetic:NAME?routing=…`).
     #[arg(long, default_value = "uniform")]
     routing: String,
 }
