@@ -338,7 +338,7 @@ impl Reader {
     /// Copies finished reads into the pool until every slot of `slots` is complete, then
     /// forgets every slot whose read failed; an error if one of `slots` did.
     fn wait_for<B: Backend>(&mut self, b: &mut B, pool: &mut Pool<B::Buffer>, cache: &mut ExpertCache, slots: &[usize]) -> Run<()> {
-        let start = Instant::now();
+        let (start, copied) = (Instant::now(), self.stats.copy);
         while slots.iter().any(|&s| self.outstanding[s] > 0) {
             let Some(done) = self.io.wait()? else {
                 return Err(EngineError::invalid("expert store: pieces outstanding but no read in flight"));
@@ -346,7 +346,8 @@ impl Reader {
             self.finish(b, pool, cache, done)?;
             self.pump()?;
         }
-        self.stats.wait += start.elapsed();
+        // Waiting is what the loop took beyond its copies into the pool.
+        self.stats.wait += start.elapsed().saturating_sub(self.stats.copy - copied);
         let mut first_error = None;
         for slot in 0..self.failed.len() {
             if self.outstanding[slot] == 0 && self.failed[slot].is_some() {
