@@ -12,11 +12,13 @@
 //! The fit is then checked on the model itself: `--record-routing` and `gptoss cache-sim`
 //! print the same three figures for a recorded trace (bench/NOTES.md, "Routing profile").
 //!
-//! `cargo run --release -p gptoss-model-gpt-oss --example fit_routing`
+//! `cargo run --release -p gptoss-model-gpt-oss --example fit_routing [TRACE]`: with a path,
+//! also writes the default profile's routing under this model of the router (6 layers, one
+//! token per step) as a routing trace, for `gptoss cache-sim` to predict hit rates from.
 
 use gptoss_engine::Rng;
 use gptoss_engine::residency::expert_cache::simulate::{RoutingStats, routing_stats};
-use gptoss_engine::residency::expert_cache::trace::{Trace, TraceStep};
+use gptoss_engine::residency::expert_cache::trace::{Trace, TraceStep, TraceWriter};
 use gptoss_model_gpt_oss::residency::routing::{RoutingProfile, popularity_ranks};
 
 const EXPERTS: usize = 128;
@@ -34,9 +36,13 @@ fn normal(rng: &mut Rng) -> f64 {
 }
 
 fn trace(profile: RoutingProfile, seed: u64) -> Trace {
+    trace_of(profile, seed, LAYERS)
+}
+
+fn trace_of(profile: RoutingProfile, seed: u64, layers: usize) -> Trace {
     let mut rng = Rng::new(seed);
     let mut steps = Vec::with_capacity(TOKENS);
-    let biases: Vec<Vec<f64>> = (0..LAYERS)
+    let biases: Vec<Vec<f64>> = (0..layers)
         .map(|l| {
             let ranks = popularity_ranks(seed, &format!("model.layers.{l}.mlp.router.bias"), EXPERTS);
             ranks.iter().map(|&r| profile.offset(r) as f64).collect()
@@ -53,7 +59,7 @@ fn trace(profile: RoutingProfile, seed: u64) -> Trace {
             .collect();
         steps.push(TraceStep { tokens: 1, ids });
     }
-    Trace { model: "router model".into(), layers: LAYERS, experts: EXPERTS, top_k: TOP_K, steps }
+    Trace { model: format!("model of a skewed router: {}", profile.query().unwrap_or_default()), layers, experts: EXPERTS, top_k: TOP_K, steps }
 }
 
 /// Summed squared relative distance to the published figures.
@@ -90,5 +96,16 @@ fn main() {
             stats.distinct_per_64.unwrap_or(0.0),
             RoutingProfile::SKEWED.query().unwrap_or_default()
         );
+    }
+    if let Some(path) = std::env::args().nth(1) {
+        write_trace(&trace_of(RoutingProfile::SKEWED, 7, 6), std::path::Path::new(&path));
+        println!("wrote {path}");
+    }
+}
+
+fn write_trace(t: &Trace, path: &std::path::Path) {
+    let mut w = TraceWriter::create(path, &t.model, t.layers, t.experts, t.top_k).expect("trace file");
+    for s in &t.steps {
+        w.write_step(&s.ids).expect("trace step");
     }
 }
