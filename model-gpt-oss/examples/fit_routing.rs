@@ -59,7 +59,13 @@ fn trace_of(profile: RoutingProfile, seed: u64, layers: usize) -> Trace {
             .collect();
         steps.push(TraceStep { tokens: 1, ids });
     }
-    Trace { model: format!("model of a skewed router: {}", profile.query().unwrap_or_default()), layers, experts: EXPERTS, top_k: TOP_K, steps }
+    Trace {
+        model: format!("model of a skewed router: {}", profile.query().unwrap_or_default()),
+        layers,
+        experts: EXPERTS,
+        top_k: TOP_K,
+        steps,
+    }
 }
 
 /// Summed squared relative distance to the published figures.

@@ -113,6 +113,8 @@ fn setups() -> Vec<Setup> {
     vec![
         s(Offload::Mmap, None),
         s(Offload::Layered, None),
+        // A budget for one layer buffer: no read-ahead.
+        s(Offload::Layered, Some(0)),
         s(Offload::Experts, None),
         s(Offload::Experts, Some(0)),
         Setup { offload: Offload::Experts, budget: Some(0), policy: PolicyKind::Lfu },
@@ -120,7 +122,7 @@ fn setups() -> Vec<Setup> {
 }
 
 /// Checks every setup against `none`; returns the token groups each `experts` setup ran.
-fn all_modes_agree(dir: &Path) -> Vec<u64> {
+fn all_modes_agree(dir: &Path, layer_count: usize) -> Vec<u64> {
     let mut groups = Vec::new();
     let (want, _) = outputs(dir, Setup { offload: Offload::None, budget: None, policy: PolicyKind::Lru });
     for s in setups() {
@@ -132,7 +134,15 @@ fn all_modes_agree(dir: &Path) -> Vec<u64> {
                 assert!(cache.misses > 0 && store.bytes_read > 0, "{s:?}: {cache:?}");
                 groups.push(store.groups);
             }
-            (Offload::Layered, StreamStats::Layered(l)) => assert!(l.layers_read as usize >= PROMPT.len().div_ceil(CHUNK)),
+            (Offload::Layered, StreamStats::Layered(l)) => {
+                // Every layer of every step; with read-ahead one more (the next step's first).
+                let steps = PROMPT.len().div_ceil(CHUNK) + DECODE;
+                let layers = l.layers_read as usize;
+                assert!(
+                    layers == steps * layer_count || (s.budget.is_none() && layers == steps * layer_count + 1),
+                    "{s:?}: {layers} layers read"
+                );
+            }
             (Offload::Mmap, StreamStats::None) => {}
             (mode, stats) => panic!("{mode}: {stats:?}"),
         }
@@ -149,7 +159,7 @@ fn step_layers(layers: usize) -> u64 {
 #[test]
 fn every_mode_gives_the_same_logits_on_the_fixture() {
     // 8 experts per layer: even the smallest pool holds a whole layer's.
-    let groups = all_modes_agree(&fixture());
+    let groups = all_modes_agree(&fixture(), 4);
     assert!(groups.iter().all(|&g| g == step_layers(4)), "{groups:?}");
 }
 
@@ -157,7 +167,7 @@ fn every_mode_gives_the_same_logits_on_the_fixture() {
 fn every_mode_gives_the_same_logits_on_a_model_with_more_experts_than_the_pool() {
     let dir = tempfile::tempdir().unwrap();
     many_experts(dir.path());
-    let groups = all_modes_agree(dir.path());
+    let groups = all_modes_agree(dir.path(), 3);
     // With room for all 96 experts a step is one group per layer; with 8 slots the prefill
     // chunks are cut into several.
     assert_eq!(groups[0], step_layers(3));
@@ -241,7 +251,7 @@ fn a_checkpoint_truncated_while_streaming_fails_the_step_and_the_next_one_works(
     for offload in [Offload::Experts, Offload::Layered] {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&fixture(), dir.path());
-        let setup = Setup { offload, budget: Some(0).filter(|_| offload == Offload::Experts), policy: PolicyKind::Lru };
+        let setup = Setup { offload, budget: Some(0), policy: PolicyKind::Lru };
         let (want, _) = outputs(dir.path(), setup);
         let (mut model, mut ctx) = load(dir.path(), setup, None);
         let shard = expert_shard(dir.path());

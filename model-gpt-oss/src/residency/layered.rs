@@ -1,7 +1,8 @@
 //! The `layered` residency mode (AirLLM's method, the baseline): each whole layer is read from
 //! disk just before it runs and dropped after, while the next layer's reads are already in
 //! flight on the I/O threads (two layers' buffers, allocated as needed and reused). After the
-//! last layer the first one of the next step is read, so it overlaps the unembedding.
+//! last layer the first one of the next step is read, so it overlaps the unembedding. When the
+//! budget holds only one layer's buffer, each layer is read and then computed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub(crate) struct LayerStream<Buf> {
     current: Option<(usize, LayerWeights<Buf>, ReadTensors)>,
     /// The layer whose reads are in flight.
     pending: Option<usize>,
+    /// Whether the next layer is read while this one computes.
+    read_ahead: bool,
     stats: LayerStats,
 }
 
@@ -47,6 +50,7 @@ impl<Buf: 'static> LayerStream<Buf> {
         layout: &Layout,
         files: Vec<Arc<DirectFile>>,
         io_threads: usize,
+        read_ahead: bool,
         dtypes: HashMap<String, StDtype>,
         specs: HashMap<String, TensorSpec>,
     ) -> Result<Self> {
@@ -60,6 +64,7 @@ impl<Buf: 'static> LayerStream<Buf> {
             spare: Vec::new(),
             current: None,
             pending: None,
+            read_ahead,
             stats: LayerStats::default(),
         })
     }
@@ -103,9 +108,11 @@ impl<Buf: 'static> LayerStream<Buf> {
             }
         };
         self.current = Some((l, weights, tensors));
-        let next = (l + 1) % c.num_hidden_layers;
-        submit_runs(&mut self.io, &self.files, &self.runs[next], &mut self.spare)?;
-        self.pending = Some(next);
+        if self.read_ahead {
+            let next = (l + 1) % c.num_hidden_layers;
+            submit_runs(&mut self.io, &self.files, &self.runs[next], &mut self.spare)?;
+            self.pending = Some(next);
+        }
         Ok(())
     }
 

@@ -199,7 +199,7 @@ pub(crate) fn load<B: Backend>(
         t.release(&mut reader.spare);
     }
     let residency = match plan.mode {
-        Offload::Layered => Residency::Layered(LayerStream::new(&layout, files.clone(), plan.io_threads, dtypes, specs)?),
+        Offload::Layered => Residency::Layered(LayerStream::new(&layout, files.clone(), plan.io_threads, plan.read_ahead, dtypes, specs)?),
         Offload::Experts => Residency::Experts(ExpertStore::new(backend, c, plan, Arc::clone(&layout), files.clone(), biases)?),
         _ => Residency::Resident,
     };

@@ -65,9 +65,14 @@ pub struct ResidencyPlan {
     pub resident: u64,
     /// `mmap`: checkpoint bytes computed from in place, paged by the OS.
     pub mapped: u64,
-    /// `layered`: bytes read per forward step (every layer), and the two layer buffers.
+    /// `layered`: bytes read per forward step (every layer), the layer buffers, and whether
+    /// there are two (the next layer read while this one computes) or, when the budget holds
+    /// only one, a single one (each layer read, then computed).
     pub streamed_per_step: u64,
     pub layer_buffers: u64,
+    pub read_ahead: bool,
+    /// What `layer_buffers` would be with a single buffer.
+    single_layer_buffer: u64,
     /// `experts`: slots in the pool, bytes per slot, and experts in the model.
     pub slots: usize,
     pub slot_bytes: u64,
@@ -185,6 +190,8 @@ impl ResidencyPlan {
             mapped: 0,
             streamed_per_step: 0,
             layer_buffers: 0,
+            read_ahead: false,
+            single_layer_buffer: 0,
             slots: 0,
             slot_bytes,
             experts: c.num_hidden_layers * c.num_local_experts,
@@ -239,8 +246,13 @@ impl ResidencyPlan {
                 let largest = s.layer_stored.iter().copied().max().unwrap_or(0);
                 plan.resident = s.globals;
                 plan.streamed_per_step = s.layer_stored.iter().sum();
-                // Two layers' buffers (each run rounded to whole blocks) and one layer's vectors as f32.
-                plan.layer_buffers = 2 * (largest + 64 * ALIGN as u64) + s.layer_vectors;
+                // A layer's buffer: its runs rounded to whole blocks; plus one layer's vectors as
+                // f32. Two buffers when the budget has room for them.
+                let one = largest + 64 * ALIGN as u64;
+                let without = plan.resident + s.layer_vectors + plan.reserved + plan.unplanned;
+                plan.read_ahead = opts.budget.is_none_or(|b| without + 2 * one <= b);
+                plan.single_layer_buffer = one + s.layer_vectors;
+                plan.layer_buffers = if plan.read_ahead { 2 } else { 1 } * one + s.layer_vectors;
             }
             Offload::Experts => {
                 needs_disk(Offload::Experts)?;
@@ -277,7 +289,7 @@ impl ResidencyPlan {
             p.push(format!("{slots} expert slots of {}", ByteSize(self.slot_bytes)));
         }
         if self.layer_buffers > 0 {
-            p.push(format!("two layer buffers {}", ByteSize(self.layer_buffers)));
+            p.push(format!("{} layer buffers {}", if self.read_ahead { "two" } else { "one" }, ByteSize(self.layer_buffers)));
         }
         if self.staging > 0 {
             p.push(format!("I/O buffers {}", ByteSize(self.staging)));
@@ -298,7 +310,11 @@ impl ResidencyPlan {
 
     /// The smallest budget `mode` accepts for this model (what a refusal names).
     pub fn minimum(&self) -> u64 {
-        self.fixed() + if self.mode == Offload::Experts { 2 * self.top_k as u64 * self.slot_bytes } else { 0 }
+        match self.mode {
+            Offload::Experts => self.fixed() + 2 * self.top_k as u64 * self.slot_bytes,
+            Offload::Layered => self.fixed() - self.layer_buffers + self.single_layer_buffer,
+            _ => self.fixed(),
+        }
     }
 }
 
@@ -311,9 +327,15 @@ impl fmt::Display for ResidencyPlan {
             Offload::Mmap => writeln!(f, "  mapped from the checkpoint {} (paged in and out by the OS)", ByteSize(self.mapped))?,
             Offload::Layered => writeln!(
                 f,
-                "  streamed: every layer read per step, {} per step, into two layer buffers of {} (I/O: {} threads)",
+                "  streamed: every layer read per step, {} per step, into {} (I/O: {} threads)",
                 ByteSize(self.streamed_per_step),
-                ByteSize(self.layer_buffers),
+                match self.read_ahead {
+                    true => format!("two layer buffers, {} in all: the next layer read while one computes", ByteSize(self.layer_buffers)),
+                    false => format!(
+                        "one layer buffer of {} (the budget holds no second): each layer read, then computed",
+                        ByteSize(self.layer_buffers)
+                    ),
+                },
                 self.io_threads
             )?,
             Offload::Experts => writeln!(
