@@ -40,7 +40,7 @@ pub enum ModelError {
     /// A memory budget too small for the residency mode: both numbers and what makes up the
     /// smaller one.
     #[error(
-        "a memory budget of {} is too small for {model} in the {mode} mode: it needs at least {} ({parts}){}",
+        "a memory budget of {} ({budget} bytes) is too small for {model} in the {mode} mode: it needs at least {} ({needed} bytes: {parts}){}",
         ByteSize(*budget),
         ByteSize(*needed),
         if model.starts_with("synthetic:") { "; a synthetic model is generated in memory: `gptoss synth` writes it to disk, where the experts mode streams it" } else { "" }
