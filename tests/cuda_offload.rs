@@ -24,7 +24,11 @@ const DECODE: usize = 3;
 fn run(offload: Offload, smallest: bool) -> (Vec<u32>, Vec<u32>, StreamStats) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixture");
     let opened = ModelSource::Dir(dir).open().unwrap();
-    let mut load = LoadOptions { max_batch: CHUNK, residency: ResidencyOptions { offload, io_threads: 2, ..Default::default() }, ..Default::default() };
+    let mut load = LoadOptions {
+        max_batch: CHUNK,
+        residency: ResidencyOptions { offload, io_threads: 2, ..Default::default() },
+        ..Default::default()
+    };
     if smallest {
         let plan = GptOss::plan_residency(&CudaBackend::sim().unwrap(), &opened, &load).unwrap();
         load.residency.budget = Some(plan.minimum());

@@ -40,6 +40,9 @@ pub struct OffloadRow {
     /// copying read experts into their slots.
     pub io_wait_ms_per_token: Option<f64>,
     pub copy_ms_per_token: Option<f64>,
+    /// CPU time (user + system, every thread of the process) per decoded token: what decoding
+    /// costs whatever else the machine runs, where wall time counts the neighbours too.
+    pub cpu_ms_per_token: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
     /// The cgroup's peak (page cache included), filled in by the parent.
     pub cgroup_peak_bytes: Option<u64>,
@@ -89,7 +92,7 @@ impl OffloadResults {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
-    fn cells(&self) -> Vec<[String; 13]> {
+    fn cells(&self) -> Vec<[String; 14]> {
         let disk = self.disk_gb_s();
         let gib = |b: Option<u64>| opt(b.map(|b| b as f64 / (1u64 << 30) as f64), 2);
         self.rows
@@ -101,7 +104,7 @@ impl OffloadResults {
                     (None, _) => r.mode.clone(),
                 };
                 if let Some(why) = &r.failed {
-                    let mut c: [String; 13] = std::array::from_fn(|_| "-".to_string());
+                    let mut c: [String; 14] = std::array::from_fn(|_| "-".to_string());
                     c[0] = mode;
                     c[1] = why.clone();
                     return c;
@@ -117,6 +120,7 @@ impl OffloadResults {
                     opt(r.read_gb_s.zip(disk).map(|(g, d)| 100.0 * g / d), 0),
                     opt(r.io_wait_ms_per_token, 0),
                     opt(r.compute_ms_per_token(), 0),
+                    opt(r.cpu_ms_per_token, 0),
                     opt(disk.and_then(|d| r.over_floor(d)), 2),
                     gib(r.peak_rss_bytes),
                     gib(r.cgroup_peak_bytes),
@@ -157,7 +161,7 @@ impl OffloadResults {
     }
 }
 
-const HEAD: [&str; 13] = [
+const HEAD: [&str; 14] = [
     "mode",
     "pp t/s",
     "tg t/s",
@@ -168,6 +172,7 @@ const HEAD: [&str; 13] = [
     "% of disk",
     "I/O wait ms/token",
     "compute ms/token",
+    "CPU ms/token",
     "÷ floor",
     "RSS GiB",
     "cgroup peak GiB",

@@ -239,6 +239,17 @@ fn spawn(l: &Ladder, a: &OffloadArgs, run: &Run, budget: u64, cgroup: Option<&Me
     serde_json::from_str(&text).map_err(|e| Error::Usage(format!("the child's row: {e}")))
 }
 
+/// CPU time this process has used, user and system, every thread.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` fills the zeroed struct.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let t = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 /// Bytes this process has had read from storage (direct reads and page faults alike).
 fn disk_read_bytes() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
@@ -302,7 +313,7 @@ fn measure_into(row: &mut OffloadRow, l: &Ladder, a: &OffloadArgs, run: &Run, bu
         row.pp_tok_s = Some(prompt.len() as f64 / start.elapsed().as_secs_f64());
         lm.sample(0, &SamplingParams::GREEDY, 0.0)?
     };
-    let (io0, (wait0, copy0, cache0)) = (disk_read_bytes(), waits(&session.model.stream_stats()));
+    let (io0, (wait0, copy0, cache0), cpu0) = (disk_read_bytes(), waits(&session.model.stream_stats()), cpu_time());
     let start = Instant::now();
     {
         let mut lm = session.lm()?;
@@ -312,7 +323,7 @@ fn measure_into(row: &mut OffloadRow, l: &Ladder, a: &OffloadArgs, run: &Run, bu
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let (io1, (wait1, copy1, cache1)) = (disk_read_bytes(), waits(&session.model.stream_stats()));
+    let (io1, (wait1, copy1, cache1), cpu1) = (disk_read_bytes(), waits(&session.model.stream_stats()), cpu_time());
     let n = l.decode.max(1) as f64;
     row.tg_tok_s = Some(l.decode as f64 / secs);
     if let (Some(a), Some(b)) = (io0, io1) {
@@ -321,6 +332,7 @@ fn measure_into(row: &mut OffloadRow, l: &Ladder, a: &OffloadArgs, run: &Run, bu
     }
     row.io_wait_ms_per_token = Some((wait1 - wait0).as_secs_f64() * 1e3 / n);
     row.copy_ms_per_token = Some((copy1 - copy0).as_secs_f64() * 1e3 / n);
+    row.cpu_ms_per_token = Some((cpu1 - cpu0).as_secs_f64() * 1e3 / n);
     if let (Some(c0), Some(c1)) = (cache0, cache1) {
         let (hits, lookups) = (c1.hits - c0.hits, c1.lookups() - c0.lookups());
         row.hit_rate = (lookups > 0).then(|| hits as f64 / lookups as f64);
