@@ -13,6 +13,7 @@ use crate::buffer::CudaBuffer;
 use crate::device::Device;
 use crate::graph::Recorder;
 use crate::ops::attention::{Partials, scratch_rows};
+use crate::ops::moe_experts::{Grouping, MoeScratch};
 use crate::ops::moe_route::RouteScratch;
 use crate::ops::sample::{MAX_BLOCKS, SampleScratch};
 use crate::ops::split::{self, Planes, Tiles};
@@ -21,8 +22,10 @@ use crate::ops::{On, attention, embed, matmul, moe_experts, moe_route, qkv_rope,
 use crate::registry::{Chosen, Resolved, one};
 
 /// The smallest batch the batched ops run on the tensor cores by default: below it the GEMV
-/// kernels, which stream the weights once per 2–4 tokens, read less than a 64-token tile wastes.
-/// A prediction until measured per GPU (bench/NOTES.md); `GPTOSS_MMA_FROM` sets it.
+/// kernels, which stream the weights once per 2–4 tokens, read less than a 64-token tile wastes
+/// (attention: the split kernel, whose blocks fill the GPU when the tensor-core kernel's few
+/// row tiles would not). A prediction until measured per GPU (bench/NOTES.md);
+/// `GPTOSS_MMA_FROM` sets it.
 pub const MMA_FROM_DEFAULT: usize = 16;
 /// The environment variable that sets the crossover (tokens).
 pub const MMA_FROM_ENV: &str = "GPTOSS_MMA_FROM";
@@ -37,6 +40,8 @@ pub struct CudaBackend<D: Device> {
     synth: SynthKernels<D>,
     /// f32 activations to bf16 planes, for the tensor-core kernels.
     split: D::Function,
+    /// moe_experts' routing sort and combine, around its grouped GEMM.
+    moe_grouping: Grouping<D>,
     /// u32: bits of `GPTOSS_STATUS_*` set by kernels since the last synchronize.
     status: CudaBuffer<D>,
     scratch: Option<Scratch<D>>,
@@ -46,8 +51,7 @@ pub struct CudaBackend<D: Device> {
 /// Per-op scratch, sized once by `prepare` for the model's largest batch.
 struct Scratch<D: Device> {
     route: RouteScratch<D>,
-    /// f32 [max_tokens, top_k, intermediate]: SwiGLU outputs of the routed experts
-    act: CudaBuffer<D>,
+    moe: MoeScratch<D>,
     partials: Partials<D>,
     sample: SampleScratch<D>,
     /// bf16 planes of the widest activations of the largest batch.
@@ -68,6 +72,7 @@ impl<D: Device> CudaBackend<D> {
             Err(_) => MMA_FROM_DEFAULT,
         };
         let split = dev.function("split", "f32_split_bf16")?;
+        let moe_grouping = Grouping::load(&dev)?;
         Ok(CudaBackend {
             dev,
             kernels: Chosen::default(),
@@ -75,6 +80,7 @@ impl<D: Device> CudaBackend<D> {
             mma_from,
             synth,
             split,
+            moe_grouping,
             status,
             scratch: None,
             steps: Recorder::from_env(),
@@ -87,8 +93,8 @@ impl<D: Device> CudaBackend<D> {
         self
     }
 
-    /// The smallest batch that runs the batched ops (matmul, qkv_rope) on the tensor cores, in
-    /// place of `GPTOSS_MMA_FROM`'s.
+    /// The smallest batch that runs the batched ops (matmul, qkv_rope, attention, moe_experts)
+    /// on the tensor cores, in place of `GPTOSS_MMA_FROM`'s.
     pub fn with_mma_from(mut self, tokens: usize) -> Self {
         self.mma_from = tokens;
         self
@@ -158,7 +164,7 @@ impl<D: Device> Backend for CudaBackend<D> {
                 logits: alloc(DType::F32, plan.max_tokens * plan.experts)?,
                 counters: alloc(DType::U32, plan.max_tokens)?,
             },
-            act: alloc(DType::F32, plan.max_tokens * plan.top_k * plan.intermediate)?,
+            moe: MoeScratch::new(dev, plan.max_tokens, plan.top_k, plan.experts, plan.hidden, plan.intermediate)?,
             partials: Partials {
                 acc: alloc(DType::F32, rows * plan.q_heads * plan.head_dim)?,
                 ml: alloc(DType::F32, rows * plan.q_heads * 2)?,
@@ -268,7 +274,7 @@ impl<D: Device> Backend for CudaBackend<D> {
         let on = On { dev: &self.dev, status: self.status.ptr() };
         let part = &mut prepared(&mut self.scratch, "attention")?.partials;
         let k = self.kernels.get(OpKind::Attention, None)?;
-        attention::attention(&on, k, part, a)
+        attention::attention(&on, k, part, self.mma_from, a)
     }
 
     fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
@@ -280,9 +286,10 @@ impl<D: Device> Backend for CudaBackend<D> {
 
     fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let on = On { dev: &self.dev, status: self.status.ptr() };
-        let act = &mut prepared(&mut self.scratch, "moe_experts")?.act;
+        let Scratch { moe, planes, .. } = prepared(&mut self.scratch, "moe_experts")?;
+        let tiles = Tiles { split: &self.split, planes, mma_from: self.mma_from };
         let k = self.kernels.get(OpKind::MoeExperts, Some(a.gate_up.format))?;
-        moe_experts::moe_experts(&on, k, act, a)
+        moe_experts::moe_experts(&on, k, &self.moe_grouping, tiles, moe, a)
     }
 
     fn sample(&mut self, a: SampleArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<u32> {

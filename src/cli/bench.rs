@@ -24,7 +24,7 @@ pub struct Args {
     /// Models to run (repeatable): directories or synthetic:tiny|20b|120b[@SEED].
     #[arg(long = "model")]
     models: Vec<String>,
-    /// auto, cpu or cuda.
+    /// auto, cpu, cuda or cuda-sim (the emulated device: a check that the CUDA kernels run, not a speed).
     #[arg(long, default_value = "auto")]
     backend: String,
     /// Prefill lengths to time (comma-separated), e.g. 512.

@@ -47,6 +47,7 @@ struct uint3 {
     unsigned int x, y, z;
 };
 inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned int w) { return uint4{x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
 struct dim3 {
     unsigned int x, y, z;
 };
