@@ -69,7 +69,7 @@ impl<B: Backend> GptOss<B> {
         let c = model.config.clone();
         let max_batch = opts.max_batch.clamp(1, c.max_position_embeddings);
         let residency_plan = Self::plan_residency(&backend, model, &opts)?;
-        let (weights, residency) = residency::load(&mut backend, model, &residency_plan, opts.weights, progress)?;
+        let (weights, residency) = residency::load(&mut backend, model, &residency_plan, opts.weights, max_batch, progress)?;
         let formats = match weights.layers.first() {
             Some(l0) => Formats {
                 embedding: weights.embed.format,

@@ -16,6 +16,7 @@ use gptoss_engine::residency::expert_cache::simulate::simulate;
 use gptoss_engine::residency::expert_cache::trace::Trace;
 use gptoss_engine::{CausalLm, DType, Logits, SamplingParams, prefill_chunks};
 use gptoss_kernels_cpu::CpuBackend;
+use gptoss_model_gpt_oss::config::LayerTypes;
 use gptoss_model_gpt_oss::residency::StreamStats;
 use gptoss_model_gpt_oss::residency::plan::ResidencyOptions;
 use gptoss_model_gpt_oss::residency::routing::RoutingProfile;
@@ -33,7 +34,7 @@ fn many_experts(dir: &Path) {
     let mut c = Preset::TINY.config();
     c.num_local_experts = 32;
     c.num_hidden_layers = 3;
-    c.layer_types.truncate(3);
+    c.layer_types = LayerTypes::Listed((0..3).map(|l| c.layer_type(l)).collect());
     c.vocab_size = 1024;
     write_synthetic_config(&c, 5, RoutingProfile::SKEWED, dir, |_, _| {}).unwrap();
 }

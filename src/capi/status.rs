@@ -55,6 +55,8 @@ fn engine_status(e: &EngineError) -> gptoss_status {
         EngineError::OutOfMemory { .. } => GPTOSS_OUT_OF_MEMORY,
         EngineError::Backend { .. } => GPTOSS_BACKEND_ERROR,
         EngineError::WeightRead { .. } => GPTOSS_IO_ERROR,
+        // NaN or infinite logits come from weights that hold them (or overflow they cause).
+        EngineError::NonFiniteLogits { .. } => GPTOSS_INVALID_MODEL,
     }
 }
 
@@ -63,6 +65,7 @@ impl From<Error> for Failure {
         let status = match &e {
             Error::Model(ModelError::Io { .. }) | Error::Io(_) => GPTOSS_IO_ERROR,
             Error::Model(ModelError::UnknownModel(_)) | Error::Usage(_) => GPTOSS_INVALID_ARGUMENT,
+            Error::Unsupported(_) => GPTOSS_UNSUPPORTED,
             Error::Model(ModelError::Engine(e)) | Error::Engine(e) => engine_status(e),
             Error::Model(ModelError::TooLarge { .. } | ModelError::Budget { .. }) => GPTOSS_OUT_OF_MEMORY,
             Error::Model(ModelError::Residency(_)) => GPTOSS_UNSUPPORTED,

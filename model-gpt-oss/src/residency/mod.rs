@@ -144,11 +144,12 @@ pub(crate) fn load<B: Backend>(
     model: &OpenedModel,
     plan: &ResidencyPlan,
     convert: Option<WeightOnly>,
+    max_batch: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Loaded<B::Buffer>> {
     let ckpt = match (plan.mode, model.checkpoint()) {
         (Offload::Mmap | Offload::None | Offload::Auto, None) | (Offload::Mmap | Offload::Auto, Some(_)) => {
-            return Ok((weights::load(backend, model, convert, progress)?, Residency::Resident));
+            return Ok((weights::load(backend, model, convert, max_batch, progress)?, Residency::Resident));
         }
         (_, None) => return Err(ModelError::Residency(format!("the {} mode needs a checkpoint on disk", plan.mode))),
         (_, Some(ckpt)) => ckpt,
@@ -160,10 +161,11 @@ pub(crate) fn load<B: Backend>(
         && let Some(available) = backend.memory_available().filter(|&a| a < plan.resident)
     {
         return Err(ModelError::TooLarge {
-            model: model.source.to_string(),
+            who: model.source.to_string(),
             backend: backend.info().name,
-            needed: plan.resident,
+            needed: Some(plan.resident),
             available,
+            what: "every weight read into memory of its own in the none mode".into(),
         });
     }
     let layout = Arc::new(Layout::new(c, ckpt)?);
