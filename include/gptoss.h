@@ -69,6 +69,30 @@ typedef enum gptoss_weights {
     GPTOSS_WEIGHTS_INT4 = 2,
 } gptoss_weights;
 
+/* Where a model's weights live while it runs (the command line's `--offload`). */
+typedef enum gptoss_offload {
+    /* Chosen from the memory budget: every weight in memory when the model fits, else
+     * GPTOSS_OFFLOAD_EXPERTS; without a budget, as the backend does by default (the CPU
+     * computes from a memory-mapped checkpoint). */
+    GPTOSS_OFFLOAD_AUTO = 0,
+    /* Every weight in memory of the library's own (or on the device). */
+    GPTOSS_OFFLOAD_NONE = 1,
+    /* The checkpoint memory-mapped and used in place; the OS pages it (CPU only). */
+    GPTOSS_OFFLOAD_MMAP = 2,
+    /* Each layer read from disk before it runs, the next one while it computes. */
+    GPTOSS_OFFLOAD_LAYERED = 3,
+    /* Dense weights in memory; routed experts read on demand into a cache of expert slots. */
+    GPTOSS_OFFLOAD_EXPERTS = 4,
+} gptoss_offload;
+
+/* The expert cache's replacement policy (GPTOSS_OFFLOAD_EXPERTS). */
+typedef enum gptoss_expert_cache {
+    /* Evict the least recently used (layer, expert). */
+    GPTOSS_EXPERT_CACHE_LRU = 0,
+    /* Evict the least used since it was read, the least recently used among equals. */
+    GPTOSS_EXPERT_CACHE_LFU = 1,
+} gptoss_expert_cache;
+
 typedef struct gptoss_model gptoss_model;
 typedef struct gptoss_session gptoss_session;
 typedef struct gptoss_tokenizer gptoss_tokenizer;
@@ -84,6 +108,14 @@ typedef struct gptoss_model_options {
     uint32_t weights;
     /* Group size for GPTOSS_WEIGHTS_INT4: 32 or 64 (0 means 32); ignored otherwise. */
     uint32_t int4_group;
+    /* A gptoss_offload value. Streaming modes need a model directory on disk. */
+    uint32_t offload;
+    /* A gptoss_expert_cache value. */
+    uint32_t expert_cache;
+    /* The most memory the model may take, in bytes, one session of 4096 tokens included; 0
+     * means no budget. A budget too small for the mode fails the load with
+     * GPTOSS_OUT_OF_MEMORY and a message naming the budget and the bytes needed. */
+    uint64_t memory_budget;
 } gptoss_model_options;
 
 /* How the next token is drawn. temperature 0 (or top_k 1) is greedy. */
@@ -131,7 +163,8 @@ const char* gptoss_last_error(void);
 
 /* ---- models --------------------------------------------------------------------------- */
 
-/* Writes the default options (auto backend, all cores, batch 128, native weights) to *options. */
+/* Writes the default options (auto backend, all cores, batch 128, native weights, no memory
+ * budget) to *options. */
 gptoss_status gptoss_model_options_default(gptoss_model_options* options);
 
 /* Loads a model from a Hugging Face-layout directory or a name `synthetic:tiny`,

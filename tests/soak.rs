@@ -79,7 +79,7 @@ fn prompt(rng: &mut Rng, vocab: usize) -> Vec<u32> {
 /// `conversations` conversations through the engine's `generate`, the context emptied before
 /// each.
 fn through_generate(conversations: usize) {
-    let model = ModelSource::Synthetic { preset: gptoss_model_gpt_oss::synthetic::Preset::Tiny, seed: 0 }.open().unwrap();
+    let model = "synthetic:tiny".parse::<ModelSource>().unwrap().open().unwrap();
     let opts = RuntimeOptions { context: ContextOptions { max_context: 256, kv_dtype: DType::Bf16 }, ..RuntimeOptions::default() };
     let mut session = Session::load(&model, &opts).unwrap();
     let mut lm = session.lm().unwrap();

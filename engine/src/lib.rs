@@ -19,6 +19,7 @@ pub mod ops;
 pub mod prefill;
 pub mod profiled;
 pub mod quant;
+pub mod residency;
 pub mod rope;
 pub mod sampling;
 pub mod synth;

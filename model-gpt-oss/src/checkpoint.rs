@@ -85,6 +85,11 @@ impl Checkpoint {
         &self.shards[t.shard].path
     }
 
+    /// Every shard file, in the order `Located::shard` numbers them.
+    pub fn shard_paths(&self) -> Vec<&Path> {
+        self.shards.iter().map(|s| s.path.as_path()).collect()
+    }
+
     /// Total bytes of all files.
     pub fn file_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.map.len()).sum()

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use gptoss_engine::residency::{ByteSize, Offload};
 use gptoss_engine::{EngineError, WeightFormat};
 use thiserror::Error;
 
@@ -35,8 +36,31 @@ pub enum ModelError {
     /// A weight that is NaN or infinite (`scan::check_finite`).
     #[error("tensor '{tensor}' holds {value} at index {index:?}: the first weight that is not finite")]
     NonFinite { tensor: String, index: Vec<usize>, value: String },
+    /// A memory budget too small for the residency mode: both numbers and what makes up the
+    /// smaller one.
+    #[error(
+        "a memory budget of {} ({budget} bytes) is too small for {model} in the {mode} mode: it needs at least {} ({needed} bytes: {parts}){}",
+        ByteSize(*budget),
+        ByteSize(*needed),
+        if model.starts_with("synthetic:") { "; a synthetic model is generated in memory: `gptoss synth` writes it to disk, where the experts mode streams it" } else { "" }
+    )]
+    Budget { model: String, mode: Offload, budget: u64, needed: u64, parts: String },
+    /// A residency mode this model or backend cannot run.
+    #[error("{0}")]
+    Residency(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+/// A model error met while running (a streamed layer that fails to load), as the engine's
+/// error the forward pass returns.
+impl From<ModelError> for EngineError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Engine(e) => e,
+            other => EngineError::InvalidArgument(other.to_string()),
+        }
+    }
 }
 
 impl ModelError {

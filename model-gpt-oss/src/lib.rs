@@ -17,6 +17,7 @@ pub mod model;
 mod plan;
 pub mod probe;
 pub mod quantized_writer;
+pub mod residency;
 pub mod safetensors;
 pub mod scan;
 pub mod session;

@@ -147,7 +147,7 @@ fn exercise(dir: &Path) {
     let Ok(model) = ModelSource::Dir(dir.to_path_buf()).open() else { return };
     let _ = check_finite(&model, &mut |_, _| {});
     let backend = CpuBackend::new(Some(1)).expect("a one-thread CPU backend");
-    let Ok(mut gpt) = GptOss::load(backend, &model, LoadOptions { max_batch: 4, weights: None }) else { return };
+    let Ok(mut gpt) = GptOss::load(backend, &model, LoadOptions { max_batch: 4, weights: None, ..Default::default() }) else { return };
     let Ok(mut ctx) = gpt.new_context(ContextOptions { max_context: 16, kv_dtype: DType::F32 }) else { return };
     let vocab = gpt.config().vocab_size as u32;
     let opts = GenerateOptions { max_tokens: 3, stop_tokens: vec![], sampling: SamplingParams::GREEDY, seed: 0 };
