@@ -25,7 +25,12 @@ fn fixture() -> ModelSource {
 }
 
 fn load(source: &ModelSource, weights: Option<WeightOnly>) -> GptOss<CpuBackend> {
-    GptOss::load(CpuBackend::new(Some(2)).unwrap(), &source.open().unwrap(), LoadOptions { max_batch: BATCH, weights }).unwrap()
+    GptOss::load(
+        CpuBackend::new(Some(2)).unwrap(),
+        &source.open().unwrap(),
+        LoadOptions { max_batch: BATCH, weights, ..LoadOptions::default() },
+    )
+    .unwrap()
 }
 
 /// A prompt of 13 ids (two chunks of at most 8) below `vocab`.

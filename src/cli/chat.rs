@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, Write};
 
-use gptoss::{Error, Result, Session};
+use gptoss::{Error, Result};
 use gptoss_engine::{CausalLm, DType, GenerateOptions, generate};
 use gptoss_model_gpt_oss::harmony::{
     DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, StreamParser, SystemContent,
@@ -51,7 +51,7 @@ pub fn run(a: Args) -> Result<()> {
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16)?;
     let speculation = a.speculation.open(&model)?;
-    let mut session = Session::load(&model, &opts)?;
+    let mut session = a.model.load(&model, &opts, &mut |_, _| {})?;
     let mut draft = speculation.map(|s| s.load(&mut session, &opts)).transpose()?;
     let info = session.model.backend_info();
     eprintln!("{} on {} ({}); type a message, an empty line or end of input quits", model.source, info.name, info.device);

@@ -54,7 +54,7 @@ pub fn run(a: Args) -> Result<()> {
     let opts = a.model.runtime(tokens.len(), DType::F32)?;
     let mut ref_opts = opts;
     ref_opts.load.weights = None;
-    let mut m = Session::load(&model, &opts)?;
+    let mut m = a.model.load(&model, &opts, &mut |_, _| {})?;
     let mut r = Session::load(&reference, &ref_opts)?;
     let (mut lm, mut lr) = (m.lm()?, r.lm()?);
     let f = compare(lm.as_mut(), lr.as_mut(), &tokens)?;

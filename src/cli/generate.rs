@@ -4,12 +4,14 @@
 use std::io::Write;
 use std::time::Instant;
 
-use gptoss::{Error, Result, Session};
+use gptoss::{Error, Result};
+use gptoss_bench::machine::peak_rss_bytes;
+use gptoss_engine::residency::ByteSize;
 use gptoss_engine::{DType, GenerateOptions, check_request, generate};
 use gptoss_model_gpt_oss::source::tokenizer_for;
 use gptoss_tokenizer::StreamDecoder;
 
-use super::args::{ModelArgs, parse_ids};
+use super::args::{ModelArgs, parse_ids, stream_summary};
 use super::sampling::SamplingArgs;
 use super::speculation::SpeculationArgs;
 
@@ -70,7 +72,7 @@ pub fn run(a: Args) -> Result<()> {
     check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.context.max_context)?;
     let speculation = a.speculation.open(&model)?;
     let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
-    let mut session = Session::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
+    let mut session = a.model.load(&model, &opts, &mut super::progress::updater(&bar))?;
     bar.finish_and_clear();
     let mut draft = speculation.map(|s| s.load(&mut session, &opts)).transpose()?;
     let info = session.model.backend_info();
@@ -135,6 +137,13 @@ pub fn run(a: Args) -> Result<()> {
     );
     if let (Some(d), Some(spec)) = (&draft, &speculated) {
         eprintln!("{}", d.report(&session, prompt.len() + stats.generated_tokens / 2, spec)?);
+    }
+    let streamed = stream_summary(&session.model.stream_stats(), stats.prompt_tokens + stats.generated_tokens);
+    if !streamed.is_empty() {
+        eprintln!("{streamed}");
+    }
+    if let (Some(budget), Some(rss)) = (&a.model.memory_budget, peak_rss_bytes()) {
+        eprintln!("peak RSS {} ({rss} bytes) under a memory budget of {budget}", ByteSize(rss));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use gptoss_tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 
 /// A draft source.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum DraftSpec {
     /// `ngram:N`: prompt lookup of n-grams of at most N tokens.
     Ngram(usize),
