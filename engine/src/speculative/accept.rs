@@ -15,6 +15,7 @@
 //!   the draw is from `p` without `d` — again exactly `p`.
 
 use crate::error::Result;
+use crate::generator::check_finite_logits;
 use crate::model::CausalLm;
 use crate::sampling::{Rng, SamplingParams};
 
@@ -32,14 +33,16 @@ pub struct Verdict {
 }
 
 /// Greedy verification of `proposal` from the target's last forward (`proposal.len() + 1`
-/// rows of logits).
-pub fn verify_greedy(target: &mut dyn CausalLm, proposal: &[u32]) -> Result<Verdict> {
+/// rows of logits), each row checked finite first (`row`: vocab_size floats of scratch).
+pub fn verify_greedy(target: &mut dyn CausalLm, proposal: &[u32], row: &mut [f32]) -> Result<Verdict> {
     for (i, &d) in proposal.iter().enumerate() {
+        check_finite_logits(target, i, row)?;
         let choice = target.sample(i, &SamplingParams::GREEDY, 0.0)?;
         if choice != d {
             return Ok(Verdict { accepted: i, next: choice });
         }
     }
+    check_finite_logits(target, proposal.len(), row)?;
     let next = target.sample(proposal.len(), &SamplingParams::GREEDY, 0.0)?;
     Ok(Verdict { accepted: proposal.len(), next })
 }
@@ -59,7 +62,7 @@ impl Sampler {
     pub fn verify(&mut self, target: &mut dyn CausalLm, proposal: &Proposal, params: &SamplingParams, rng: &mut Rng) -> Result<Verdict> {
         self.row.resize(target.vocab_size(), 0.0);
         for (i, &d) in proposal.tokens.iter().enumerate() {
-            target.logits(i, &mut self.row)?;
+            check_finite_logits(target, i, &mut self.row)?;
             distribution(&self.row, params, &mut self.ranked, &mut self.p);
             let q = proposal.probs.get(i).filter(|q| q.get(d as usize).is_some_and(|&qd| qd > 0.0));
             let q_d = q.map_or(1.0, |q| q[d as usize]) as f64;
@@ -80,7 +83,7 @@ impl Sampler {
             return Ok(Verdict { accepted: i, next: draw(dist, rng.next_unit()) });
         }
         let k = proposal.tokens.len();
-        target.logits(k, &mut self.row)?;
+        check_finite_logits(target, k, &mut self.row)?;
         distribution(&self.row, params, &mut self.ranked, &mut self.p);
         Ok(Verdict { accepted: k, next: draw(&self.p, rng.next_unit()) })
     }

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use crate::error::{EngineError, Result};
-use crate::generator::{GenerateOptions, GenerationStats, StopReason, check_request};
+use crate::generator::{GenerateOptions, GenerationStats, StopReason, check_finite_logits, check_request};
 use crate::model::CausalLm;
 use crate::prefill::{Logits, prefill};
 use crate::sampling::Rng;
@@ -36,7 +36,8 @@ pub fn check_draft(target: &dyn CausalLm, draft: &dyn Draft) -> Result<()> {
 /// `position()` of them; the draft sees the whole sequence), then generates up to
 /// `opts.max_tokens` tokens with `draft` proposing `speculate` tokens per step, calling
 /// `on_token` with each (false stops). With greedy sampling the tokens are those of
-/// `generate`; otherwise they are distributed as its are.
+/// `generate`; otherwise they are distributed as its are. As `generate`, stops with
+/// `NonFiniteLogits` instead of sampling or verifying from logits that are not finite.
 pub fn generate_speculative(
     target: &mut dyn CausalLm,
     draft: &mut dyn Draft,
@@ -67,11 +68,13 @@ pub fn generate_speculative(
     history.extend_from_slice(prompt);
     let mut proposal = Proposal::default();
     let mut sampler = Sampler::default();
+    let mut row = vec![0f32; target.vocab_size()];
     let mut rng = Rng::new(opts.seed);
 
     let start = Instant::now();
     prefill(target, prompt, Logits::Last)?;
     let prefill_time = start.elapsed();
+    check_finite_logits(target, 0, &mut row)?;
     let first = target.sample(0, &opts.sampling, rng.next_unit())?;
     let ttft = start.elapsed();
     let decode_start = Instant::now();
@@ -121,7 +124,7 @@ pub fn generate_speculative(
         target.forward(&history[before - 1..], proposal.tokens.len() + 1)?;
         let reads = target.last_step_reads();
         let Verdict { accepted, next } = if opts.sampling.is_greedy() {
-            verify_greedy(target, &proposal.tokens)?
+            verify_greedy(target, &proposal.tokens, &mut row)?
         } else {
             sampler.verify(target, &proposal, &opts.sampling, &mut rng)?
         };

@@ -239,6 +239,25 @@ fn a_draft_with_another_vocabulary_is_refused_before_any_work() {
     assert!(e.to_string().contains("at least 1"), "{e}");
 }
 
+#[test]
+fn logits_that_are_not_finite_are_never_sampled_from() {
+    let mut nan = Mock::new(7, 1, f32::NAN);
+    let not_finite = |e: EngineError| assert!(matches!(e, EngineError::NonFiniteLogits { .. }), "{e}");
+    for sampling in [SamplingParams::GREEDY, SamplingParams { temperature: 1.0, ..SamplingParams::GREEDY }] {
+        let o = opts(4, &[], sampling, 0);
+        not_finite(
+            generate_speculative(&mut nan, &mut NgramDraft::new(1).unwrap(), &[], &[1, 2], &o, Speculate::Fixed(2), |_| true).unwrap_err(),
+        );
+        nan.rollback(0).unwrap();
+    }
+    // Verification checks every row it reads, not only the first token's.
+    nan.forward(&[1, 2, 3], 3).unwrap();
+    not_finite(accept::verify_greedy(&mut nan, &[2, 3], &mut [0.0; 7]).unwrap_err());
+    let proposal = Proposal { tokens: vec![2, 3], probs: vec![] };
+    let params = SamplingParams { temperature: 1.0, ..SamplingParams::GREEDY };
+    not_finite(accept::Sampler::default().verify(&mut nan, &proposal, &params, &mut Rng::new(1)).unwrap_err());
+}
+
 /// The exact probability of each pair of generated tokens 2 and 3 after `prompt`.
 fn exact_pairs(target: &Mock, prompt: &[u32], params: &SamplingParams) -> Vec<f64> {
     let v = target.vocab;
