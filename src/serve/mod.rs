@@ -80,6 +80,8 @@ pub fn run(model: &OpenedModel, runtime: &RuntimeOptions, tokenizer: Tokenizer, 
     let mut loaded = Model::load(model, runtime, &mut |_, _| {})?;
     let contexts = (0..opts.parallel).map(|_| loaded.new_context(runtime.context)).collect::<Result<Vec<_>>>()?;
     let kv_bytes: usize = contexts.iter().map(|c| c.kv_cache_bytes()).sum();
+    // A decode step takes every running slot, in forwards of at most --batch rows.
+    let batch = loaded.new_batch(opts.parallel.min(loaded.max_batch()))?;
     let info = loaded.backend_info();
     let config = loaded.config();
     let (vocab, eos) = (config.vocab_size, config.eos_token_ids.clone());
@@ -87,7 +89,7 @@ pub fn run(model: &OpenedModel, runtime: &RuntimeOptions, tokenizer: Tokenizer, 
 
     let metrics = Arc::new(Metrics::new(opts.parallel));
     let (inbox, jobs) = std::sync::mpsc::channel();
-    let scheduler = Scheduler::new(loaded, contexts, jobs, metrics.clone());
+    let scheduler = Scheduler::new(loaded, batch, contexts, jobs, metrics.clone());
     let thread = std::thread::Builder::new().name("gptoss-scheduler".into()).spawn(move || scheduler.run())?;
 
     let state = Arc::new(AppState::new(
