@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod chat;
+mod concurrency;
 mod eval;
 mod generate;
 mod inspect;
