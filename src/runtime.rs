@@ -97,7 +97,12 @@ impl Model {
         match opts.backend {
             BackendKind::Cpu => Self::load_cpu(opened, opts, progress),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Self::load_cuda(CudaBackend::gpu(0)?, opened, opts, progress),
+            BackendKind::Cuda => Self::load_cuda(
+                CudaBackend::gpu(0).map_err(|e| Error::Unsupported(format!("the CUDA backend cannot start here: {e}")))?,
+                opened,
+                opts,
+                progress,
+            ),
             #[cfg(feature = "cuda")]
             BackendKind::Auto => match CudaBackend::gpu(0) {
                 Ok(gpu) => Self::load_cuda(gpu, opened, opts, progress),
@@ -107,7 +112,7 @@ impl Model {
             #[cfg(not(feature = "cuda"))]
             BackendKind::Auto => Self::load_cpu(opened, opts, progress),
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
+            BackendKind::Cuda => Err(Error::Unsupported("this build has no CUDA backend: rebuild with `--features cuda`".into())),
             #[cfg(feature = "cuda-sim")]
             BackendKind::CudaSim => {
                 let sim = CudaBackend::sim()?;

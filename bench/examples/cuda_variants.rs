@@ -1,7 +1,9 @@
-//! Every registered CUDA kernel variant of an op, on the same inputs, side by side: time per
-//! call, TFLOP/s and the share of the device's dense bf16 tensor-core rate, at gpt-oss-20b's
-//! prefill shapes; then the batch size from which the tensor-core GEMM beats the GEMV kernels
-//! (the crossover `GPTOSS_MMA_FROM` should be set to on this GPU).
+//! Every registered CUDA kernel variant of the prefill ops (matmul, qkv_rope, attention,
+//! moe_experts), on the
+//! same inputs, side by side: time per call, TFLOP/s and the share of the device's dense bf16
+//! tensor-core rate, at gpt-oss-20b's prefill shapes; then the batch size from which the
+//! tensor-core GEMM beats the GEMV kernels (the crossover `GPTOSS_MMA_FROM` should be set to on
+//! this GPU).
 //!
 //! cargo run --release -p gptoss-bench --features cuda --example cuda_variants -- [--tokens 2048] [--reps 20]
 //! cargo run --release -p gptoss-bench --features cuda-sim --example cuda_variants -- --small
@@ -17,7 +19,8 @@ mod variants {
     use gptoss_engine::kernels::KernelOverrides;
     use gptoss_engine::synth::{SynthFill, SynthTensor};
     use gptoss_engine::{
-        Backend, DType, KvCache, KvLayerSpec, MatmulArgs, ModelPlan, OpCase, OpKind, QkvRopeArgs, Rope, Weight, WeightFormat,
+        AttentionArgs, Backend, DType, KvCache, KvLayerSpec, MatmulArgs, ModelPlan, MoeExpertsArgs, OpCase, OpKind, QkvRopeArgs, Rope,
+        Swiglu, Weight, WeightFormat,
     };
     use gptoss_kernels_cuda::device::Device;
     use gptoss_kernels_cuda::{CudaBackend, CudaBuffer, variants};
@@ -29,6 +32,8 @@ mod variants {
         pub q_heads: usize,
         pub kv_heads: usize,
         pub head_dim: usize,
+        pub experts: usize,
+        pub top_k: usize,
         pub tokens: usize,
         pub reps: usize,
     }
@@ -42,8 +47,8 @@ mod variants {
             q_heads: s.q_heads,
             kv_heads: s.kv_heads,
             head_dim: s.head_dim,
-            experts: 1,
-            top_k: 1,
+            experts: s.experts,
+            top_k: s.top_k,
             intermediate: s.hidden,
             vocab: 1,
             cases,
@@ -56,21 +61,35 @@ mod variants {
 
     /// A synthetic `rows × cols` weight in `format`, with a bias.
     fn weight<D: Device>(b: &mut CudaBackend<D>, name: &str, format: WeightFormat, rows: usize, cols: usize) -> Weight<CudaBuffer<D>> {
+        experts(b, name, format, 1, rows, cols)
+    }
+
+    /// `experts` stacked synthetic `rows × cols` matrices in `format`, with biases.
+    fn experts<D: Device>(
+        b: &mut CudaBackend<D>,
+        name: &str,
+        format: WeightFormat,
+        experts: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Weight<CudaBuffer<D>> {
         let small = SynthFill::Uniform { center: 0.0, half_width: 0.05 };
         let (dtype, len) = format.data_layout(rows, cols);
+        let len = len * experts;
         let data = match format {
             WeightFormat::Bf16 | WeightFormat::F32 => synth(b, name, dtype, len, small),
             _ => synth(b, name, dtype, len, SynthFill::Bytes),
         };
         let scales = format.scales_layout(rows, cols).map(|(dtype, len)| {
+            let len = len * experts;
             let fill = match format {
                 WeightFormat::Mxfp4 => SynthFill::ByteRange { lo: 118, hi: 124 },
                 _ => SynthFill::Uniform { center: 0.01, half_width: 0.005 },
             };
             synth(b, &format!("{name}.scales"), dtype, len, fill)
         });
-        let bias = Some(synth(b, &format!("{name}.bias"), DType::F32, rows, small));
-        Weight { format, experts: 1, rows, cols, data, scales, bias }
+        let bias = Some(synth(b, &format!("{name}.bias"), DType::F32, experts * rows, small));
+        Weight { format, experts, rows, cols, data, scales, bias }
     }
 
     /// `len` f32 activations in [-1, 1) with all 24 bits of significand used (synthetic tensors
@@ -219,6 +238,108 @@ mod variants {
         }
     }
 
+    /// Attention of a prompt of `tokens` tokens from position 0 (a bf16 cache already holding
+    /// them), on a full layer and on a 128-token sliding one, every variant.
+    pub fn attention<D: Device>(make: &dyn Fn() -> CudaBackend<D>, s: &Shapes) {
+        let (d, n) = (s.head_dim, s.tokens);
+        let case = OpCase { op: OpKind::Attention, format: None };
+        for window in [None, Some(128)] {
+            let mut first: Option<Vec<f32>> = None;
+            for kernel in variants(&case) {
+                let ov = KernelOverrides::parse(&format!("attention={kernel}")).expect("overrides");
+                let mut b = make().with_kernels(ov);
+                b.prepare(&plan(s, vec![case])).expect("prepare");
+                let peak = b.device().tensor_peak_tflops();
+                let spec = KvLayerSpec { kv_heads: s.kv_heads, head_dim: d, window };
+                let mut kv = KvCache::new(&mut b, &[spec], DType::Bf16, n, n).expect("kv cache");
+                let fill = SynthFill::Uniform { center: 0.0, half_width: 1.0 };
+                let layer = &mut kv.layers[0];
+                layer.k = synth(&mut b, "k", DType::Bf16, layer.capacity * layer.row(), fill);
+                layer.v = synth(&mut b, "v", DType::Bf16, layer.capacity * layer.row(), fill);
+                let q = activations(&mut b, n * s.q_heads * d);
+                let sinks = synth(&mut b, "sinks", DType::F32, s.q_heads, fill);
+                let pos: Vec<u8> = (0..n as u32).flat_map(u32::to_le_bytes).collect();
+                let mut positions = b.alloc(DType::U32, n).expect("alloc");
+                b.write(&mut positions, 0, &pos).expect("write");
+                let mut out = b.alloc(DType::F32, n * s.q_heads * d).expect("alloc");
+                let scale = 1.0 / (d as f32).sqrt();
+                let seconds = time(&mut b, s.reps, |b| {
+                    let a = AttentionArgs { q: &q, kv: &kv.layers[0], n, positions: &positions, sinks: &sinks, scale, out: &mut out };
+                    b.attention(a).expect("attention");
+                });
+                let got = floats(&mut b, &out, n * s.q_heads * d);
+                let diff = first.as_ref().map_or(0.0, |f| relative_diff(f, &got));
+                first.get_or_insert(got);
+                // 4·d FLOPs (QKᵀ and PV) per query, head and key it attends.
+                let pairs: usize = (0..n).map(|p| window.map_or(p + 1, |w| (p + 1).min(w))).sum();
+                let flops = 4.0 * (d * s.q_heads * pairs) as f64;
+                let op = if window.is_some() { "attention (sliding 128, bf16 cache)" } else { "attention (full, bf16 cache)" };
+                Row { op, format: WeightFormat::Bf16, kernel: &kernel, n, seconds, flops, diff }.print(peak);
+            }
+        }
+    }
+
+    /// The routed experts (gate_up + SwiGLU + down + the weighted sum) of `tokens` tokens, each
+    /// routed to `top_k` experts spread evenly over all of them, every variant of each format.
+    pub fn moe_experts<D: Device>(make: &dyn Fn() -> CudaBackend<D>, s: &Shapes) {
+        let (n, hidden, inter, k) = (s.tokens, s.hidden, s.hidden, s.top_k);
+        for format in FORMATS {
+            let case = OpCase { op: OpKind::MoeExperts, format: Some(format) };
+            let mut first: Option<Vec<f32>> = None;
+            for kernel in variants(&case) {
+                let ov = KernelOverrides::parse(&format!("moe_experts={kernel}")).expect("overrides");
+                let mut b = make().with_kernels(ov);
+                b.prepare(&plan(s, vec![case])).expect("prepare");
+                let peak = b.device().tensor_peak_tflops();
+                let gate_up = experts(&mut b, "gate_up", format, s.experts, 2 * inter, hidden);
+                let down = experts(&mut b, "down", format, s.experts, hidden, inter);
+                let x = activations(&mut b, n * hidden);
+                // Token t's j-th expert: (t · top_k + j) mod experts — every expert equally busy.
+                let ids: Vec<u8> = (0..n * k).flat_map(|i| ((i % s.experts) as u32).to_le_bytes()).collect();
+                let weights: Vec<u8> = (0..n * k).flat_map(|_| (1.0f32 / k as f32).to_le_bytes()).collect();
+                let mut id_buf = b.alloc(DType::U32, n * k).expect("alloc");
+                b.write(&mut id_buf, 0, &ids).expect("write");
+                let mut w_buf = b.alloc(DType::F32, n * k).expect("alloc");
+                b.write(&mut w_buf, 0, &weights).expect("write");
+                let mut residual = b.alloc(DType::F32, n * hidden).expect("alloc");
+                let swiglu = Swiglu { alpha: 1.702, limit: 7.0 };
+                let seconds = time(&mut b, s.reps, |b| {
+                    let a = MoeExpertsArgs {
+                        gate_up: &gate_up,
+                        down: &down,
+                        x: &x,
+                        n,
+                        ids: &id_buf,
+                        weights: &w_buf,
+                        top_k: k,
+                        swiglu,
+                        residual: &mut residual,
+                    };
+                    b.moe_experts(a).expect("moe_experts");
+                });
+                // The residual accumulates over the timed calls: compare one call from zero.
+                b.write(&mut residual, 0, &vec![0u8; n * hidden * 4]).expect("write");
+                let a = MoeExpertsArgs {
+                    gate_up: &gate_up,
+                    down: &down,
+                    x: &x,
+                    n,
+                    ids: &id_buf,
+                    weights: &w_buf,
+                    top_k: k,
+                    swiglu,
+                    residual: &mut residual,
+                };
+                b.moe_experts(a).expect("moe_experts");
+                let got = floats(&mut b, &residual, n * hidden);
+                let diff = first.as_ref().map_or(0.0, |f| relative_diff(f, &got));
+                first.get_or_insert(got);
+                let flops = 2.0 * (n * k * (2 * inter * hidden + hidden * inter)) as f64;
+                Row { op: "moe_experts", format, kernel: &kernel, n, seconds, flops, diff }.print(peak);
+            }
+        }
+    }
+
     /// The smallest batch from which the bf16 tensor-core GEMM is faster than the GEMV kernel.
     pub fn crossover<D: Device>(make: &dyn Fn() -> CudaBackend<D>, s: &Shapes) {
         println!("\n| tokens | gemv ms | mma_x2 ms |\n|---|---|---|");
@@ -254,9 +375,11 @@ fn main() {
         })
     };
     let shapes = if small {
-        Shapes { hidden: 256, q_heads: 4, kv_heads: 1, head_dim: 64, tokens: number("--tokens", 80), reps: number("--reps", 1) }
+        let tokens = number("--tokens", 80);
+        Shapes { hidden: 256, q_heads: 4, kv_heads: 1, head_dim: 64, experts: 4, top_k: 2, tokens, reps: number("--reps", 1) }
     } else {
-        Shapes { hidden: 2880, q_heads: 64, kv_heads: 8, head_dim: 64, tokens: number("--tokens", 2048), reps: number("--reps", 20) }
+        let tokens = number("--tokens", 2048);
+        Shapes { hidden: 2880, q_heads: 64, kv_heads: 8, head_dim: 64, experts: 32, top_k: 4, tokens, reps: number("--reps", 20) }
     };
     #[cfg(feature = "cuda")]
     let make = || gptoss_kernels_cuda::CudaBackend::gpu(0).unwrap_or_else(|e| panic!("no GPU: {e}"));
@@ -268,6 +391,8 @@ fn main() {
     );
     variants::matmul(&make, &shapes, shapes.tokens, true);
     variants::qkv_rope(&make, &shapes);
+    variants::attention(&make, &shapes);
+    variants::moe_experts(&make, &shapes);
     if !small {
         variants::crossover(&make, &shapes);
     }

@@ -27,7 +27,7 @@ pub mod weight;
 pub use backend::{Backend, BackendInfo, DeviceBuffer, Rope, Step, StepMode, Swiglu};
 pub use dtype::DType;
 pub use error::{EngineError, Result};
-pub use generator::{GenerateOptions, GenerationStats, StopReason, check_request, generate};
+pub use generator::{GenerateOptions, GenerationStats, StopReason, check_finite_logits, check_request, generate};
 pub use host::HostBytes;
 pub use kernels::{KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind};
 pub use kv::{KvCache, KvLayer, KvLayerSpec};

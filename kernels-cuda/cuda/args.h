@@ -30,6 +30,8 @@
 #define GPTOSS_QKV_WARPS 8
 #define GPTOSS_ROUTE_WARPS 8
 #define GPTOSS_MOE_WARPS 8
+/* Threads of the one block that sorts a MoE batch's routed pairs by expert (moe_grouped.cu). */
+#define GPTOSS_MOE_SORT_THREADS 256
 /* Warps of a split-KV attention block. */
 #define GPTOSS_ATTENTION_WARPS 4
 /* Tensor-core attention (attention_mma.cuh): a block takes GPTOSS_ATTENTION_MMA_ROWS query
@@ -231,6 +233,63 @@ typedef struct GptossMoeDownArgs {
     unsigned int top_k;
 } GptossMoeDownArgs;
 
+/* The routed (token, k) pairs grouped by expert (moe_grouped.cu's sort), for the grouped GEMMs.
+ * A pair's index is t · top_k + k. Tiles are GPTOSS_GEMM_BN pairs of one expert; the grid
+ * of a grouped GEMM has max_tiles columns, ceil(pairs / BN) + min(experts, pairs) (each
+ * expert's last tile may be partial), and a column past the last tile finds no expert. */
+typedef struct GptossMoeGroups {
+    unsigned int *order;   /* u32 [pairs]: pair indices by expert, ascending within one */
+    unsigned int *offsets; /* u32 [experts + 1]: expert e's pairs are order[offsets[e] .. offsets[e + 1]) */
+    unsigned int *tiles;   /* u32 [max_tiles, 2]: tile i's expert (GPTOSS_MOE_NO_TILE past the last) and first index into order */
+    unsigned int max_tiles;
+    unsigned int pad_;
+} GptossMoeGroups;
+#define GPTOSS_MOE_NO_TILE 0xffffffffu
+
+/* Sorts the pairs of ids [pairs] by expert into `groups`; ids ≥ experts are reported and left out. */
+typedef struct GptossMoeSortArgs {
+    const unsigned int *ids;
+    GptossMoeGroups groups;
+    unsigned int *status;
+    unsigned int pairs;
+    unsigned int experts;
+} GptossMoeSortArgs;
+
+/* Grouped gate_up: act[i, j] = swiglu(W1[e] x[t] + b1[e] at rows 2j, 2j + 1) for the pair at
+ * order[i] = t · top_k + k of expert e, as bf16 planes (hi, and lo unless null) of [pairs,
+ * act_stride], zero from intermediate to act_stride. */
+typedef struct GptossMoeGateUpMmaArgs {
+    GptossWeight w;
+    GptossSplit xs; /* x [n, hidden] */
+    GptossMoeGroups groups;
+    unsigned short *act_hi;
+    unsigned short *act_lo;
+    unsigned int act_stride;
+    unsigned int top_k;
+    float alpha;
+    float limit;
+} GptossMoeGateUpMmaArgs;
+
+/* Grouped down: y[p] = weights[p] · (W2[e] act[i] + b2[e]) for the pair p = order[i] of expert e. */
+typedef struct GptossMoeDownMmaArgs {
+    GptossWeight w;
+    GptossSplit acts; /* gate_up's planes, rows in order */
+    GptossMoeGroups groups;
+    const float *weights; /* f32 [pairs] */
+    float *y;             /* f32 [pairs, rows] */
+} GptossMoeDownMmaArgs;
+
+/* residual[t] += Σ_k y[t · top_k + k] over k = 0..top_k in order, pairs with ids ≥ experts left out. */
+typedef struct GptossMoeCombineArgs {
+    const float *y;
+    const unsigned int *ids;
+    float *residual;
+    unsigned int n;
+    unsigned int top_k;
+    unsigned int hidden;
+    unsigned int experts;
+} GptossMoeCombineArgs;
+
 /* Sampling from one row of logits: arg-max, or the inverse CDF over exp((l - max) / T). */
 typedef struct GptossSampleArgs {
     const float *logits;
@@ -297,6 +356,19 @@ GPTOSS_PIN(GptossMoeGateUpArgs, 104);
 GPTOSS_AT(GptossMoeGateUpArgs, alpha, 96);
 GPTOSS_PIN(GptossMoeDownArgs, 104);
 GPTOSS_AT(GptossMoeDownArgs, n, 96);
+GPTOSS_PIN(GptossMoeGroups, 32);
+GPTOSS_AT(GptossMoeGroups, max_tiles, 24);
+GPTOSS_PIN(GptossMoeSortArgs, 56);
+GPTOSS_AT(GptossMoeSortArgs, pairs, 48);
+GPTOSS_PIN(GptossMoeGateUpMmaArgs, 144);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, groups, 80);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, act_stride, 128);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, limit, 140);
+GPTOSS_PIN(GptossMoeDownMmaArgs, 128);
+GPTOSS_AT(GptossMoeDownMmaArgs, groups, 80);
+GPTOSS_AT(GptossMoeDownMmaArgs, y, 120);
+GPTOSS_PIN(GptossMoeCombineArgs, 40);
+GPTOSS_AT(GptossMoeCombineArgs, experts, 36);
 GPTOSS_PIN(GptossSampleArgs, 72);
 GPTOSS_AT(GptossSampleArgs, top_p, 64);
 GPTOSS_PIN(GptossSynthArgs, 40);

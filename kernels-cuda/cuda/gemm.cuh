@@ -1,4 +1,5 @@
-// The tensor-core GEMM behind prefill's dense projections (matmul.cu, qkv_rope.cu):
+// The tensor-core GEMM behind prefill's projections, dense (matmul.cu, qkv_rope.cu) and grouped
+// by expert (moe_experts.cu):
 // C[n, rows] = X[n, K] · W[rows, K]ᵀ on `mma.sync.m16n8k16` (bf16 in, f32 accumulate), the
 // epilogue supplied by the caller (bias, residual, RoPE and the KV-cache write).
 //
@@ -31,6 +32,11 @@
 // `ldmatrix.x4` gives lane l row l % 8 of matrix l / 8, so the addresses below pick, for A,
 // row l % 16 and k 8·(l / 16), and for B, token (l % 8) + 8·(l / 16) and k 8·((l / 8) % 2).
 //
+// Activation rows. The epilogue names the plane row behind each token column (`x_row`): the
+// dense kernels' tokens are consecutive rows; the grouped MoE GEMM gathers the rows of one
+// expert's tokens (its `Epi::Args` is a per-block struct: that expert's matrix and the tile's
+// row list), so the same tile code serves both.
+//
 // Epilogue. The accumulators go through shared memory (reusing the stages) as a tokens × rows
 // f32 tile, so the caller's epilogue reads whole rows of a token (coalesced stores; a RoPE pair
 // (i, i + d/2) of one head is in the same tile, as BM is a multiple of the head dim).
@@ -50,6 +56,8 @@
 #define GEMM_TILE_STRIDE (GEMM_BK + 8)
 // The epilogue's f32 tile: a token's BM values + 4 floats of padding.
 #define GEMM_C_STRIDE (GEMM_BM + 4)
+// `x_row`'s answer for a token column past the last token: zeros, nothing read.
+#define GEMM_NO_ROW 0xffffffffu
 
 // How a format's weights enter the GEMM (F is the GEMV's format trait, common.cuh).
 template <class F>
@@ -130,8 +138,9 @@ __device__ __forceinline__ void gemm_load_stage(const typename Epi::Args &a, uns
     for (unsigned int c = threadIdx.x; c < TERMS * GEMM_BN * CPT; c += GEMM_THREADS) {
         const unsigned int p = c / (GEMM_BN * CPT), t = c / CPT % GEMM_BN, j = c % CPT;
         const unsigned short *plane = p == 0 ? xs.hi : xs.lo;
-        const bool in = n0 + t < Epi::tokens(a);
-        const unsigned short *at = plane + (unsigned long long)(in ? n0 + t : 0) * xs.stride + kt * GEMM_BK + 8 * j;
+        const unsigned int row = Epi::x_row(a, n0 + t);
+        const bool in = row != GEMM_NO_ROW;
+        const unsigned short *at = plane + (unsigned long long)(in ? row : 0) * xs.stride + kt * GEMM_BK + 8 * j;
         cp_async_16(planes + p * S::PLANE + t * GEMM_TILE_STRIDE * 2 + 16 * j, at, in ? 16 : 0);
     }
 }

@@ -50,7 +50,7 @@ struct MatmulEpilogue {
     __device__ static RowOf row_of(const Args &a, unsigned int r) { return RowOf{a.w, r, r < a.w.rows}; }
     __device__ static const void *any_address(const Args &a) { return a.w.data; }
     __device__ static const GptossSplit &split(const Args &a) { return a.xs; }
-    __device__ static unsigned int tokens(const Args &a) { return a.n; }
+    __device__ static unsigned int x_row(const Args &a, unsigned int t) { return t < a.n ? t : GEMM_NO_ROW; }
     __device__ static unsigned int k(const Args &a) { return a.w.cols; }
     // out[t, r] = (accumulate ? out[t, r] : 0) + c[t][r] · row scale + bias, threads along r.
     template <class F>

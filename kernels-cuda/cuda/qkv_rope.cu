@@ -131,7 +131,7 @@ struct QkvEpilogue {
     }
     __device__ static const void *any_address(const Args &a) { return a.q.data; }
     __device__ static const GptossSplit &split(const Args &a) { return a.xs; }
-    __device__ static unsigned int tokens(const Args &a) { return a.n; }
+    __device__ static unsigned int x_row(const Args &a, unsigned int t) { return t < a.n ? t : GEMM_NO_ROW; }
     __device__ static unsigned int k(const Args &a) { return a.q.cols; }
     template <class F>
     __device__ static void finish(const Args &a, const float *c, unsigned int m0, unsigned int n0) {

@@ -18,10 +18,7 @@ extern "C" __global__ void __launch_bounds__(GPTOSS_COPY_THREADS) f32_split_bf16
     __align__(16) unsigned short lo[8];
 #pragma unroll
     for (int j = 0; j < 8; j++) {
-        const float v = c0 + j < a.cols ? x[c0 + j] : 0.0f;
-        hi[j] = f32_to_bf16_bits(v);
-        // An infinity is carried by hi alone (inf − inf would put a NaN in lo).
-        lo[j] = isinf(v) ? 0 : f32_to_bf16_bits(v - bf16_bits(hi[j]));
+        bf16_split(c0 + j < a.cols ? x[c0 + j] : 0.0f, hi[j], lo[j]);
     }
     const unsigned long long at = (unsigned long long)t * a.stride + c0;
     *reinterpret_cast<uint4 *>(a.hi + at) = *reinterpret_cast<const uint4 *>(hi);

@@ -37,6 +37,11 @@ pin!(GptossAttentionRowsArgs, 2152, kv @ 104);
 pin!(GptossMoeRouteArgs, 104, n @ 96);
 pin!(GptossMoeGateUpArgs, 104, alpha @ 96);
 pin!(GptossMoeDownArgs, 104, n @ 96);
+pin!(GptossMoeGroups, 32, max_tiles @ 24);
+pin!(GptossMoeSortArgs, 56, pairs @ 48);
+pin!(GptossMoeGateUpMmaArgs, 144, groups @ 80, act_stride @ 128, limit @ 140);
+pin!(GptossMoeDownMmaArgs, 128, groups @ 80, y @ 120);
+pin!(GptossMoeCombineArgs, 40, experts @ 36);
 pin!(GptossSampleArgs, 72, top_p @ 64);
 pin!(GptossSynthArgs, 40, span @ 36);
 

@@ -14,6 +14,7 @@ use crate::buffer::CudaBuffer;
 use crate::device::Device;
 use crate::graph::Recorder;
 use crate::ops::attention::{Partials, scratch_rows};
+use crate::ops::moe_experts::{Grouping, MoeScratch};
 use crate::ops::moe_route::RouteScratch;
 use crate::ops::sample::{MAX_BLOCKS, SampleScratch};
 use crate::ops::split::{self, Planes, Tiles};
@@ -40,6 +41,8 @@ pub struct CudaBackend<D: Device> {
     synth: SynthKernels<D>,
     /// f32 activations to bf16 planes, for the tensor-core kernels.
     split: D::Function,
+    /// moe_experts' routing sort and combine, around its grouped GEMM.
+    moe_grouping: Grouping<D>,
     /// u32: bits of `GPTOSS_STATUS_*` set by kernels since the last synchronize.
     status: CudaBuffer<D>,
     scratch: Option<Scratch<D>>,
@@ -49,8 +52,7 @@ pub struct CudaBackend<D: Device> {
 /// Per-op scratch, sized once by `prepare` for the model's largest batch.
 struct Scratch<D: Device> {
     route: RouteScratch<D>,
-    /// f32 [max_tokens, top_k, intermediate]: SwiGLU outputs of the routed experts
-    act: CudaBuffer<D>,
+    moe: MoeScratch<D>,
     partials: Partials<D>,
     sample: SampleScratch<D>,
     /// bf16 planes of the widest activations of the largest batch.
@@ -71,6 +73,7 @@ impl<D: Device> CudaBackend<D> {
             Err(_) => MMA_FROM_DEFAULT,
         };
         let split = dev.function("split", "f32_split_bf16")?;
+        let moe_grouping = Grouping::load(&dev)?;
         Ok(CudaBackend {
             dev,
             kernels: Chosen::default(),
@@ -78,6 +81,7 @@ impl<D: Device> CudaBackend<D> {
             mma_from,
             synth,
             split,
+            moe_grouping,
             status,
             scratch: None,
             steps: Recorder::from_env(),
@@ -90,8 +94,8 @@ impl<D: Device> CudaBackend<D> {
         self
     }
 
-    /// The smallest batch that runs the batched ops (matmul, qkv_rope, attention) on the tensor
-    /// cores, in place of `GPTOSS_MMA_FROM`'s.
+    /// The smallest batch that runs the batched ops (matmul, qkv_rope, attention, moe_experts)
+    /// on the tensor cores, in place of `GPTOSS_MMA_FROM`'s.
     pub fn with_mma_from(mut self, tokens: usize) -> Self {
         self.mma_from = tokens;
         self
@@ -161,7 +165,7 @@ impl<D: Device> Backend for CudaBackend<D> {
                 logits: alloc(DType::F32, plan.max_tokens * plan.experts)?,
                 counters: alloc(DType::U32, plan.max_tokens)?,
             },
-            act: alloc(DType::F32, plan.max_tokens * plan.top_k * plan.intermediate)?,
+            moe: MoeScratch::new(dev, plan.max_tokens, plan.top_k, plan.experts, plan.hidden, plan.intermediate)?,
             partials: Partials {
                 acc: alloc(DType::F32, rows * plan.q_heads * plan.head_dim)?,
                 ml: alloc(DType::F32, rows * plan.q_heads * 2)?,
@@ -293,9 +297,10 @@ impl<D: Device> Backend for CudaBackend<D> {
 
     fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let on = On { dev: &self.dev, status: self.status.ptr() };
-        let act = &mut prepared(&mut self.scratch, "moe_experts")?.act;
+        let Scratch { moe, planes, .. } = prepared(&mut self.scratch, "moe_experts")?;
+        let tiles = Tiles { split: &self.split, planes, mma_from: self.mma_from };
         let k = self.kernels.get(OpKind::MoeExperts, Some(a.gate_up.format))?;
-        moe_experts::moe_experts(&on, k, act, a)
+        moe_experts::moe_experts(&on, k, &self.moe_grouping, tiles, moe, a)
     }
 
     fn sample(&mut self, a: SampleArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<u32> {

@@ -34,20 +34,48 @@ fn mf4w(c: &OpCase) -> bool {
     tagged(c, "mf4")
 }
 
-/// One kernel, or one per KV-cache element type (by PTX name).
+/// One kernel, one per KV-cache element type, or moe_experts' pair (by PTX name).
 #[derive(Clone, Copy, Debug)]
 pub enum Names {
     One(&'static str),
-    ByKv { bf16: &'static str, f32: &'static str },
+    ByKv {
+        bf16: &'static str,
+        f32: &'static str,
+    },
+    /// gate_up + SwiGLU, then down (the grouped GEMM's routing sort and combine are shared by
+    /// every format: `ops::moe_experts::Grouping`).
+    Moe {
+        gate_up: &'static str,
+        down: &'static str,
+    },
 }
 
 /// An attention kernel per head dim (16, 64, 128), each per KV type.
 pub type ByHeadDim = [(usize, Names); 3];
 
-/// The kernels one candidate launches, by PTX name. (A handful are built once, at load: the
-/// attention variant's three tables of names make it the large one, which costs nothing.)
+/// The split pass of decode attention per head dim (then `f32_sdpa_sinks_combine`).
+const ATTENTION_SPLIT: ByHeadDim = [
+    (16, Names::ByKv { bf16: "f32_sdpa_sinks_split_d16_kvbf16", f32: "f32_sdpa_sinks_split_d16_kvf32" }),
+    (64, Names::ByKv { bf16: "f32_sdpa_sinks_split_d64_kvbf16", f32: "f32_sdpa_sinks_split_d64_kvf32" }),
+    (128, Names::ByKv { bf16: "f32_sdpa_sinks_split_d128_kvbf16", f32: "f32_sdpa_sinks_split_d128_kvf32" }),
+];
+/// The FlashAttention-2-style prefill kernel per head dim.
+const ATTENTION_MMA: ByHeadDim = [
+    (16, Names::ByKv { bf16: "f32_sdpa_sinks_mma_d16_kvbf16", f32: "f32_sdpa_sinks_mma_d16_kvf32" }),
+    (64, Names::ByKv { bf16: "f32_sdpa_sinks_mma_d64_kvbf16", f32: "f32_sdpa_sinks_mma_d64_kvf32" }),
+    (128, Names::ByKv { bf16: "f32_sdpa_sinks_mma_d128_kvbf16", f32: "f32_sdpa_sinks_mma_d128_kvf32" }),
+];
+
+/// The split pass of attention over rows of several sequences (a cache each) per head dim
+/// (then the same combine pass).
+const ATTENTION_ROWS_SPLIT: ByHeadDim = [
+    (16, Names::ByKv { bf16: "f32_sdpa_sinks_rows_split_d16_kvbf16", f32: "f32_sdpa_sinks_rows_split_d16_kvf32" }),
+    (64, Names::ByKv { bf16: "f32_sdpa_sinks_rows_split_d64_kvbf16", f32: "f32_sdpa_sinks_rows_split_d64_kvf32" }),
+    (128, Names::ByKv { bf16: "f32_sdpa_sinks_rows_split_d128_kvbf16", f32: "f32_sdpa_sinks_rows_split_d128_kvf32" }),
+];
+
+/// The kernels one candidate launches, by PTX name.
 #[derive(Clone, Copy, Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum Ptx {
     One(&'static str),
     /// An op with a decode form and a prefill form: `gemv` (warp per row, weights streamed per
@@ -66,16 +94,11 @@ pub enum Ptx {
     /// FlashAttention-2-style kernel per head dim) from it on; a variant that forces one form
     /// has the other absent.
     Attention {
-        split: Option<(ByHeadDim, &'static str)>,
-        mma: Option<ByHeadDim>,
+        split: Option<(&'static ByHeadDim, &'static str)>,
+        mma: Option<&'static ByHeadDim>,
         /// The split pass for rows of several sequences (a cache each), then the same combine
         /// pass: in every variant.
-        rows: (ByHeadDim, &'static str),
-    },
-    /// moe_experts: gate_up + SwiGLU, then down + combine.
-    Moe {
-        gate_up: &'static str,
-        down: &'static str,
+        rows: (&'static ByHeadDim, &'static str),
     },
     /// sample: arg-max, then the temperature pass or the top-k / top-p one.
     Sample {
@@ -100,7 +123,7 @@ fn batched(name: &str, supports: fn(&OpCase) -> bool, gemv: Names, x2: Names, x1
 
 /// `(module, candidates)` of an op, fastest first.
 fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
-    use Names::{ByKv, One};
+    use Names::{ByKv, Moe, One};
     let c = |name: &str, supports, kernel| Candidate { name: name.to_string(), supports, kernel };
     let one = |name: &'static str, supports| c(name, supports, Ptx::One(name));
     match op {
@@ -117,30 +140,9 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                     One("f32_bf16w_matmul_mma_x1"),
                     None,
                 ),
-                batched(
-                    "f32_mf4w_matmul",
-                    mf4w,
-                    One("f32_mf4w_matmul_gemv"),
-                    One("f32_mf4w_matmul_mma_x2"),
-                    One("f32_mf4w_matmul_mma_x1"),
-                    None,
-                ),
-                batched(
-                    "f32_i8w_matmul",
-                    i8w,
-                    One("f32_i8w_matmul_gemv"),
-                    One("f32_i8w_matmul_mma_x2"),
-                    One("f32_i8w_matmul_mma_x1"),
-                    None,
-                ),
-                batched(
-                    "f32_i4w_matmul",
-                    i4w,
-                    One("f32_i4w_matmul_gemv"),
-                    One("f32_i4w_matmul_mma_x2"),
-                    One("f32_i4w_matmul_mma_x1"),
-                    None,
-                ),
+                batched("f32_mf4w_matmul", mf4w, One("f32_mf4w_matmul_gemv"), One("f32_mf4w_matmul_mma_x2"), One("f32_mf4w_matmul_mma_x1"), None),
+                batched("f32_i8w_matmul", i8w, One("f32_i8w_matmul_gemv"), One("f32_i8w_matmul_mma_x2"), One("f32_i8w_matmul_mma_x1"), None),
+                batched("f32_i4w_matmul", i4w, One("f32_i4w_matmul_gemv"), One("f32_i4w_matmul_mma_x2"), One("f32_i4w_matmul_mma_x1"), None),
                 // f32 weights have no tensor-core form (bf16 would round them).
                 vec![c("f32_f32w_matmul", f32w, Ptx::Batched { gemv: Some(One("f32_f32w_matmul_gemv")), mma: None, rows: None })],
             ]
@@ -190,27 +192,9 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
             .collect(),
         ),
         OpKind::Attention => {
-            let split = (
-                [
-                    (16, ByKv { bf16: "f32_sdpa_sinks_split_d16_kvbf16", f32: "f32_sdpa_sinks_split_d16_kvf32" }),
-                    (64, ByKv { bf16: "f32_sdpa_sinks_split_d64_kvbf16", f32: "f32_sdpa_sinks_split_d64_kvf32" }),
-                    (128, ByKv { bf16: "f32_sdpa_sinks_split_d128_kvbf16", f32: "f32_sdpa_sinks_split_d128_kvf32" }),
-                ],
-                "f32_sdpa_sinks_combine",
-            );
-            let mma = [
-                (16, ByKv { bf16: "f32_sdpa_sinks_mma_d16_kvbf16", f32: "f32_sdpa_sinks_mma_d16_kvf32" }),
-                (64, ByKv { bf16: "f32_sdpa_sinks_mma_d64_kvbf16", f32: "f32_sdpa_sinks_mma_d64_kvf32" }),
-                (128, ByKv { bf16: "f32_sdpa_sinks_mma_d128_kvbf16", f32: "f32_sdpa_sinks_mma_d128_kvf32" }),
-            ];
-            let rows = (
-                [
-                    (16, ByKv { bf16: "f32_sdpa_sinks_rows_split_d16_kvbf16", f32: "f32_sdpa_sinks_rows_split_d16_kvf32" }),
-                    (64, ByKv { bf16: "f32_sdpa_sinks_rows_split_d64_kvbf16", f32: "f32_sdpa_sinks_rows_split_d64_kvf32" }),
-                    (128, ByKv { bf16: "f32_sdpa_sinks_rows_split_d128_kvbf16", f32: "f32_sdpa_sinks_rows_split_d128_kvf32" }),
-                ],
-                "f32_sdpa_sinks_combine",
-            );
+            let split = (&ATTENTION_SPLIT, "f32_sdpa_sinks_combine");
+            let mma = &ATTENTION_MMA;
+            let rows = (&ATTENTION_ROWS_SPLIT, "f32_sdpa_sinks_combine");
             // The default (split below the crossover, tensor cores from it), then each form forced.
             let att = |suffix: &str, split, mma| c(&format!("f32_sdpa_sinks{suffix}"), any, Ptx::Attention { split, mma, rows });
             ("attention", vec![att("", Some(split), Some(mma)), att("_split", Some(split), None), att("_mma", None, Some(mma))])
@@ -224,16 +208,55 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                 one("f32_f32w_moe_route", f32w),
             ],
         ),
-        OpKind::MoeExperts => (
-            "moe_experts",
-            vec![
-                c("f32_mf4w_moe_experts", mf4w, Ptx::Moe { gate_up: "f32_mf4w_moe_gate_up_swiglu", down: "f32_mf4w_moe_down_combine" }),
-                c("f32_bf16w_moe_experts", bf16w, Ptx::Moe { gate_up: "f32_bf16w_moe_gate_up_swiglu", down: "f32_bf16w_moe_down_combine" }),
-                c("f32_i8w_moe_experts", i8w, Ptx::Moe { gate_up: "f32_i8w_moe_gate_up_swiglu", down: "f32_i8w_moe_down_combine" }),
-                c("f32_i4w_moe_experts", i4w, Ptx::Moe { gate_up: "f32_i4w_moe_gate_up_swiglu", down: "f32_i4w_moe_down_combine" }),
-                c("f32_f32w_moe_experts", f32w, Ptx::Moe { gate_up: "f32_f32w_moe_gate_up_swiglu", down: "f32_f32w_moe_down_combine" }),
-            ],
-        ),
+        OpKind::MoeExperts => {
+            let moe = |gate_up, down| Moe { gate_up, down };
+            (
+                "moe_experts",
+                [
+                    batched(
+                        "f32_mf4w_moe_experts",
+                        mf4w,
+                        moe("f32_mf4w_moe_gate_up_swiglu", "f32_mf4w_moe_down_combine"),
+                        moe("f32_mf4w_moe_gate_up_swiglu_mma_x2", "f32_mf4w_moe_down_mma_x2"),
+                        moe("f32_mf4w_moe_gate_up_swiglu_mma_x1", "f32_mf4w_moe_down_mma_x1"),
+                        None,
+                    ),
+                    batched(
+                        "f32_bf16w_moe_experts",
+                        bf16w,
+                        moe("f32_bf16w_moe_gate_up_swiglu", "f32_bf16w_moe_down_combine"),
+                        moe("f32_bf16w_moe_gate_up_swiglu_mma_x2", "f32_bf16w_moe_down_mma_x2"),
+                        moe("f32_bf16w_moe_gate_up_swiglu_mma_x1", "f32_bf16w_moe_down_mma_x1"),
+                        None,
+                    ),
+                    batched(
+                        "f32_i8w_moe_experts",
+                        i8w,
+                        moe("f32_i8w_moe_gate_up_swiglu", "f32_i8w_moe_down_combine"),
+                        moe("f32_i8w_moe_gate_up_swiglu_mma_x2", "f32_i8w_moe_down_mma_x2"),
+                        moe("f32_i8w_moe_gate_up_swiglu_mma_x1", "f32_i8w_moe_down_mma_x1"),
+                        None,
+                    ),
+                    batched(
+                        "f32_i4w_moe_experts",
+                        i4w,
+                        moe("f32_i4w_moe_gate_up_swiglu", "f32_i4w_moe_down_combine"),
+                        moe("f32_i4w_moe_gate_up_swiglu_mma_x2", "f32_i4w_moe_down_mma_x2"),
+                        moe("f32_i4w_moe_gate_up_swiglu_mma_x1", "f32_i4w_moe_down_mma_x1"),
+                        None,
+                    ),
+                    // f32 weights have no tensor-core form.
+                    vec![c(
+                        "f32_f32w_moe_experts",
+                        f32w,
+                        Ptx::Batched { gemv: Some(moe("f32_f32w_moe_gate_up_swiglu", "f32_f32w_moe_down_combine")), mma: None, rows: None },
+                    )],
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            )
+        }
         OpKind::Sample => (
             "sample",
             vec![c(
@@ -245,10 +268,11 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
     }
 }
 
-/// One kernel, or one per KV-cache element type, loaded.
+/// One kernel, one per KV-cache element type, or moe_experts' pair, loaded.
 pub enum Loaded<D: Device> {
     One(D::Function),
     ByKv { bf16: D::Function, f32: D::Function },
+    Moe { gate_up: D::Function, down: D::Function },
 }
 
 impl<D: Device> Loaded<D> {
@@ -256,7 +280,15 @@ impl<D: Device> Loaded<D> {
     pub fn one(&self, op: &'static str) -> Result<&D::Function> {
         match self {
             Loaded::One(f) => Ok(f),
-            Loaded::ByKv { .. } => Err(EngineError::Backend { backend: D::BACKEND, detail: format!("{op}: kernel table mismatch") }),
+            _ => Err(mismatch::<D>(op)),
+        }
+    }
+
+    /// moe_experts' gate_up and down kernels.
+    pub fn moe(&self, op: &'static str) -> Result<(&D::Function, &D::Function)> {
+        match self {
+            Loaded::Moe { gate_up, down } => Ok((gate_up, down)),
+            _ => Err(mismatch::<D>(op)),
         }
     }
 
@@ -266,7 +298,8 @@ impl<D: Device> Loaded<D> {
             (Loaded::One(f), _) => Ok(f),
             (Loaded::ByKv { bf16, .. }, DType::Bf16) => Ok(bf16),
             (Loaded::ByKv { f32, .. }, DType::F32) => Ok(f32),
-            (_, other) => Err(EngineError::shape(op, format!("kv cache of {other} (the kernels take bf16 or f32)"))),
+            (Loaded::ByKv { .. }, other) => Err(EngineError::shape(op, format!("kv cache of {other} (the kernels take bf16 or f32)"))),
+            (Loaded::Moe { .. }, _) => Err(mismatch::<D>(op)),
         }
     }
 }
@@ -277,12 +310,15 @@ pub fn variants(case: &OpCase) -> Vec<String> {
     candidates(case.op).1.into_iter().filter(|c| (c.supports)(case)).map(|c| c.name).collect()
 }
 
+fn mismatch<D: Device>(op: &str) -> EngineError {
+    EngineError::Backend { backend: D::BACKEND, detail: format!("{op}: kernel table mismatch") }
+}
+
 /// The kernels behind one chosen case, loaded.
 pub enum Resolved<D: Device> {
     One(D::Function),
     Batched { gemv: Option<Loaded<D>>, mma: Option<(Loaded<D>, u32)>, rows: Option<Loaded<D>> },
     Attention { split: Option<(Loaded<D>, D::Function)>, mma: Option<Loaded<D>>, rows: (Loaded<D>, D::Function) },
-    Moe { gate_up: D::Function, down: D::Function },
     Sample { argmax: D::Function, temperature: D::Function, cut: D::Function },
 }
 
@@ -292,6 +328,7 @@ fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Resu
         Ok(match names {
             Names::One(n) => Loaded::One(f(n)?),
             Names::ByKv { bf16, f32 } => Loaded::ByKv { bf16: f(bf16)?, f32: f(f32)? },
+            Names::Moe { gate_up, down } => Loaded::Moe { gate_up: f(gate_up)?, down: f(down)? },
         })
     };
     Ok(match ptx {
@@ -303,7 +340,7 @@ fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Resu
         },
         Ptx::Attention { split, mma, rows } => {
             let d = plan.head_dim;
-            let of_d = |table: ByHeadDim| {
+            let of_d = |table: &ByHeadDim| {
                 let found = table.iter().find(|s| s.0 == d).map(|s| s.1);
                 found.ok_or_else(|| EngineError::unsupported("attention", format!("head_dim {d} (the CUDA kernels take 16, 64 or 128)")))
             };
@@ -326,7 +363,6 @@ fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Resu
                 rows: (load(of_d(rows.0)?)?, f(rows.1)?),
             }
         }
-        Ptx::Moe { gate_up, down } => Resolved::Moe { gate_up: f(gate_up)?, down: f(down)? },
         Ptx::Sample { argmax, temperature, cut } => Resolved::Sample { argmax: f(argmax)?, temperature: f(temperature)?, cut: f(cut)? },
     })
 }
@@ -424,10 +460,10 @@ mod tests {
                     assert!(variants.contains(&c.name), "{op}: {}", c.name);
                 }
                 let first_of = |n: Names| match n {
-                    Names::One(n) | Names::ByKv { bf16: n, .. } => n,
+                    Names::One(n) | Names::ByKv { bf16: n, .. } | Names::Moe { gate_up: n, .. } => n,
                 };
                 let launched: Vec<&str> = match c.kernel {
-                    Ptx::One(n) | Ptx::Moe { gate_up: n, .. } | Ptx::Sample { argmax: n, .. } => vec![n],
+                    Ptx::One(n) | Ptx::Sample { argmax: n, .. } => vec![n],
                     Ptx::Batched { gemv, mma, rows } => gemv.into_iter().chain(mma.map(|m| m.0)).chain(rows).map(first_of).collect(),
                     Ptx::Attention { split, mma, rows } => {
                         split.map(|s| s.0[0].1).into_iter().chain(mma.map(|m| m[0].1)).chain([rows.0[0].1]).map(first_of).collect()
@@ -435,12 +471,12 @@ mod tests {
                 };
                 let stem = c
                     .name
-                    .trim_end_matches("_experts")
                     .trim_end_matches("_gemv")
                     .trim_end_matches("_mma_x2")
                     .trim_end_matches("_mma_x1")
                     .trim_end_matches("_split")
-                    .trim_end_matches("_mma");
+                    .trim_end_matches("_mma")
+                    .trim_end_matches("_experts");
                 for first in launched {
                     assert!(first.starts_with(stem), "{} launches {first}", c.name);
                 }

@@ -99,6 +99,7 @@ impl<Buf: DeviceBuffer> Context<Buf> {
             .into());
         }
         let max_batch = max_batch.min(opts.max_context);
+        crate::memory::check_context(backend, c, opts.max_context, max_batch, opts.kv_dtype)?;
         let specs: Vec<KvLayerSpec> = (0..c.num_hidden_layers)
             .map(|l| KvLayerSpec { kv_heads: c.num_key_value_heads, head_dim: c.head_dim, window: c.window(l) })
             .collect();

@@ -54,12 +54,23 @@ pub fn write_model_dir(
     write_json(&dir.join("config.json"), config)
 }
 
-/// Writes the o200k_harmony tokenizer gpt-oss ships as `dir/tokenizer.json`, so that a
-/// directory made from a synthetic model is complete.
+/// Writes the o200k_harmony tokenizer gpt-oss ships as `dir/tokenizer.json`, with the
+/// `tokenizer_config.json` Hugging Face's `AutoTokenizer` reads beside it (the tokenizer class
+/// and the released checkpoints' begin, end and padding tokens), so that a directory made from
+/// a synthetic model is complete.
 pub fn write_tokenizer(dir: &Path) -> Result<()> {
     gptoss_tokenizer::Tokenizer::o200k_harmony()
         .and_then(|t| t.write_tokenizer_json(dir))
-        .map_err(|e| ModelError::checkpoint(dir.join("tokenizer.json"), e.to_string()))
+        .map_err(|e| ModelError::checkpoint(dir.join("tokenizer.json"), e.to_string()))?;
+    let config = json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|return|>",
+        "pad_token": "<|endoftext|>",
+        "model_input_names": ["input_ids", "attention_mask"],
+        "clean_up_tokenization_spaces": false,
+    });
+    write_json(&dir.join("tokenizer_config.json"), &config)
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {

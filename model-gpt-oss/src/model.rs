@@ -54,7 +54,7 @@ impl<B: Backend> GptOss<B> {
     ) -> Result<Self> {
         let c = model.config.clone();
         let max_batch = opts.max_batch.clamp(1, c.max_position_embeddings);
-        let weights = load(&mut backend, model, opts.weights, progress)?;
+        let weights = load(&mut backend, model, opts.weights, max_batch, progress)?;
         let kernels = backend.prepare(&plan(&c, &weights, max_batch))?;
 
         let table = c.rope().table()?;

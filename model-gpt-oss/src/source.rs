@@ -55,7 +55,14 @@ impl std::fmt::Display for ModelSource {
 /// directory without the file). The one rule the command line and the C API follow.
 pub fn tokenizer_for(model: Option<&ModelSource>) -> gptoss_tokenizer::Result<Tokenizer> {
     match model {
-        Some(ModelSource::Dir(dir)) if dir.join("tokenizer.json").exists() => Tokenizer::from_model_dir(dir),
+        // Anything at that name counts, a dangling or looping symlink too: an error naming the
+        // file, not a silent fallback to the embedded vocabulary.
+        Some(ModelSource::Dir(dir)) if std::fs::symlink_metadata(dir.join("tokenizer.json")).is_ok() => Tokenizer::from_model_dir(dir),
+        // A directory that is not there is an error too, naming the file it would hold.
+        Some(ModelSource::Dir(dir)) if !dir.is_dir() => Err(gptoss_tokenizer::TokenizerError::Io {
+            path: dir.join("tokenizer.json"),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such model directory"),
+        }),
         _ => Tokenizer::o200k_harmony(),
     }
 }

@@ -1,6 +1,6 @@
 //! `gptoss synth`: writes a synthetic model as a complete Hugging Face-layout directory —
-//! config.json, sharded safetensors with an index, tokenizer.json — whose tensors are exactly
-//! those the in-memory `synthetic:NAME` model generates.
+//! config.json, sharded safetensors with an index, tokenizer.json and tokenizer_config.json —
+//! whose tensors are exactly those the in-memory `synthetic:NAME` model generates.
 
 use std::path::Path;
 

@@ -92,10 +92,22 @@ pub fn synth_tensor(spec: &TensorSpec, seed: u64) -> SynthTensor {
     SynthTensor { seed, name: spec.name.clone(), fill: fill(spec) }
 }
 
+/// A number that is a whole value as a JSON integer, as released configs write such values
+/// (`4096`, not `4096.0`); llama.cpp's converter refuses floats where it expects integers.
+fn number(x: f64) -> serde_json::Value {
+    if x.fract() == 0.0 && x.abs() < 2f64.powi(53) { json!(x as i64) } else { json!(x) }
+}
+
+/// An f32 setting by its shortest decimal (`1e-05`, not its f64 widening `9.99999974e-06`).
+fn single(x: f32) -> serde_json::Value {
+    json!(x.to_string().parse::<f64>().expect("an f32 prints as a number"))
+}
+
 /// config.json in the Hugging Face form for a config.
 pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
-    let layer_types: Vec<&str> =
-        c.layer_types.iter().map(|t| if *t == LayerType::Sliding { "sliding_attention" } else { "full_attention" }).collect();
+    let layer_types: Vec<&str> = (0..c.num_hidden_layers)
+        .map(|l| if c.layer_type(l) == LayerType::Sliding { "sliding_attention" } else { "full_attention" })
+        .collect();
     let mut v = json!({
         "architectures": ["GptOssForCausalLM"],
         "model_type": "gpt_oss",
@@ -106,7 +118,7 @@ pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
         "head_dim": c.head_dim,
         "hidden_act": "silu",
         "hidden_size": c.hidden_size,
-        "initial_context_length": c.rope_scaling.map_or(4096.0, |y| y.original_max_position_embeddings),
+        "initial_context_length": number(c.rope_scaling.map_or(4096.0, |y| y.original_max_position_embeddings)),
         "intermediate_size": c.intermediate_size,
         "layer_types": layer_types,
         "max_position_embeddings": c.max_position_embeddings,
@@ -116,12 +128,15 @@ pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
         "num_hidden_layers": c.num_hidden_layers,
         "num_key_value_heads": c.num_key_value_heads,
         "num_local_experts": c.num_local_experts,
-        "rms_norm_eps": c.rms_norm_eps,
-        "rope_theta": c.rope_theta,
+        "rms_norm_eps": single(c.rms_norm_eps),
+        "rope_theta": number(c.rope_theta),
         "sliding_window": c.sliding_window,
-        "swiglu_limit": c.swiglu_limit,
+        "swiglu_limit": single(c.swiglu_limit),
         "tie_word_embeddings": false,
         "vocab_size": c.vocab_size,
+        // What the released configs say; transformers reads it to tell which tokenizer fixes
+        // a checkpoint needs (without it, it warns about a regex gpt-oss does not have).
+        "transformers_version": "4.55.0.dev0",
     });
     v["rope_scaling"] = match c.rope_scaling {
         Some(y) => json!({
@@ -129,7 +144,7 @@ pub fn config_json(c: &GptOssConfig) -> serde_json::Value {
             "factor": y.factor,
             "beta_fast": y.beta_fast,
             "beta_slow": y.beta_slow,
-            "original_max_position_embeddings": y.original_max_position_embeddings,
+            "original_max_position_embeddings": number(y.original_max_position_embeddings),
             "truncate": y.truncate,
         }),
         None => serde_json::Value::Null,
@@ -171,6 +186,18 @@ mod tests {
         let c = Preset::Gpt20b.config();
         let s = expected_tensors(&c).into_iter().find(|s| s.name.ends_with("gate_up_proj_scales")).unwrap();
         assert_eq!(fill(&s), SynthFill::ByteRange { lo: 119, hi: 120 });
+    }
+
+    #[test]
+    fn config_json_writes_whole_numbers_as_integers() {
+        let v = config_json(&Preset::Tiny.config());
+        for key in ["initial_context_length", "rope_theta", "max_position_embeddings", "num_hidden_layers", "vocab_size"] {
+            assert!(v[key].is_u64(), "{key} = {}", v[key]);
+        }
+        assert!(v["rope_scaling"]["original_max_position_embeddings"].is_u64());
+        // Values that are not whole stay floats; 32.0 is the released configs' spelling.
+        assert!(v["rope_scaling"]["factor"].is_f64() && v["swiglu_limit"].is_f64());
+        assert_eq!(v["rms_norm_eps"].as_f64(), Some(1e-5));
     }
 
     #[test]

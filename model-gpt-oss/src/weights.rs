@@ -5,8 +5,8 @@
 use gptoss_engine::{Backend, DType, EngineError, HostBytes, Weight, WeightFormat};
 use half::bf16;
 
-use crate::config::Quantization;
 use crate::error::{ModelError, Result};
+use crate::memory::check_load;
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
 use crate::tensors::{Kind, TensorSpec, expected_tensors, layer_prefix, scales_name};
@@ -145,53 +145,14 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-/// Refuses, before anything is allocated, a load whose buffers would not fit in the memory the
-/// backend says it has: tensors it must hold itself (generated ones, or every one where it
-/// copies host bytes) plus the converted copies of the families `convert` names.
-fn check_fits<'a, B: Backend>(
-    backend: &B,
-    model: &OpenedModel,
-    specs: impl Iterator<Item = &'a TensorSpec>,
-    convert: Option<WeightOnly>,
-) -> Result<()> {
-    let Some(available) = backend.memory_available() else { return Ok(()) };
-    // Which matrices a conversion turns into codes: the tensor list of the converted model
-    // (`tensors.rs` knows each matrix's family).
-    let codes: std::collections::HashSet<String> = match convert {
-        Some(q) => {
-            let mut target = model.config.clone();
-            target.quantization = Quantization::WeightOnly(q);
-            expected_tensors(&target).into_iter().filter(|t| matches!(t.kind, Kind::Codes(_))).map(|t| t.name).collect()
-        }
-        None => Default::default(),
-    };
-    let mut needed = 0u64;
-    for spec in specs {
-        let held = backend.copies_host_bytes() || matches!(model.tensor(spec), TensorData::Synth(..));
-        let converted = convert.filter(|_| spec.kind == Kind::Matrix && codes.contains(&spec.name));
-        needed += match converted {
-            Some(q) => {
-                let (rows, cols) = (spec.shape[0], spec.shape[1]);
-                let (dt, len) = q.format.data_layout(rows, cols);
-                let scales = q.format.scales_layout(rows, cols).map_or(0, |(st, n)| st.size() * n);
-                (dt.size() * len + scales) as u64
-            }
-            None if held => (spec.elements() * model.dtype(spec).size()) as u64,
-            None => 0,
-        };
-    }
-    if needed > available {
-        return Err(ModelError::TooLarge { model: model.source.to_string(), backend: backend.info().name, needed, available });
-    }
-    Ok(())
-}
-
 /// Loads every tensor of `model` into `backend`, converting the families `convert` names and
-/// telling `progress` (bytes done, bytes in all).
+/// telling `progress` (bytes done, bytes in all). Refuses first a load that would not fit with
+/// the working buffers of `max_batch` tokens (`memory::check_load`).
 pub fn load<B: Backend>(
     backend: &mut B,
     model: &OpenedModel,
     convert: Option<WeightOnly>,
+    max_batch: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Weights<B::Buffer>> {
     let c = &model.config;
@@ -203,7 +164,7 @@ pub fn load<B: Backend>(
     }
     let specs: std::collections::HashMap<String, TensorSpec> = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
     let total = specs.values().map(|s| s.elements() * model.dtype(s).size()).sum();
-    check_fits(backend, model, specs.values(), convert)?;
+    check_load(backend, model, specs.values(), convert, max_batch)?;
     let mut ld = Loader { backend, model, specs, progress, done: 0, total, convert };
     let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
     let mut layers = Vec::with_capacity(c.num_hidden_layers);

@@ -286,6 +286,57 @@ macro_rules! cuda_tests {
             each_case(cases, $cases, |c| moe_experts::compare(&c, &mut g, &mut r, budget("moe_experts", "exact"), "cuda"));
         }
 
+        /// The grouped MoE GEMM, every batch on the tensor cores (two bf16 planes), routings
+        /// spread, crowded onto one expert or onto top_k experts with the rest idle; widths the
+        /// GEMM cannot stream, and f32 weights, go to the GEMV kernels.
+        #[test]
+        fn moe_experts_on_tensor_cores() {
+            let Some((mut g, mut r)) = $make(64).map(|b| prepared_mma(b, 64, "")) else { return };
+            each_case(moe_experts::mma_cases(&FORMATS), $cases / 2, |c| {
+                moe_experts::compare(&c, &mut g, &mut r, budget("moe_experts", "mma_x2"), "cuda mma_x2")
+            });
+        }
+
+        /// The variant on one bf16 plane, forced per format: its own budget.
+        #[test]
+        fn moe_experts_on_tensor_cores_with_bf16_activations() {
+            for f in MMA_FORMATS {
+                let Some((mut g, mut r)) = $make(64).map(|b| prepared_mma(b, 64, &forcing("moe_experts", f, "mma_x1"))) else { return };
+                each_case(moe_experts::mma_cases(&MMA_FORMATS), $cases / 12, |c| {
+                    let (hidden, intermediate) = (moe_experts::mma_width(f, c.hidden % 4), moe_experts::mma_width(f, c.intermediate % 4));
+                    let c = moe_experts::Case { format: f, hidden, intermediate, ..c };
+                    moe_experts::compare(&c, &mut g, &mut r, budget("moe_experts", "mma_x1"), "cuda mma_x1");
+                });
+            }
+        }
+
+        /// Skewed routings at a prompt's size (every token to one expert with top-1; top-4 on
+        /// 4 of 8 experts), bit-identical on a second run; an expert id beyond the experts is
+        /// an error, and so is a batch beyond the prepared plan.
+        #[test]
+        fn moe_experts_of_a_long_prompt_on_tensor_cores() {
+            use moe_experts::{Case, Routing};
+            let Some((mut g, mut r)) = $make(64).map(|b| prepared_mma(b, 64, "")) else { return };
+            let prompt = |format, top_k, routing| Case {
+                format,
+                experts: 8,
+                top_k,
+                n: MMA_MAX_TOKENS,
+                hidden: 64,
+                intermediate: 32,
+                routing,
+                seed: 11,
+            };
+            for c in [prompt(WeightFormat::Mxfp4, 1, Routing::OneExpert), prompt(WeightFormat::Bf16, 4, Routing::Crowded)] {
+                moe_experts::compare(&c, &mut g, &mut r, budget("moe_experts", "mma_x2"), "cuda mma_x2");
+                moe_experts::repeatable(&c, &mut g);
+            }
+            moe_experts::bad_expert_id(&Case { n: 65, ..prompt(WeightFormat::Int8, 2, Routing::Spread) }, &mut g);
+            let beyond = Case { n: MMA_MAX_TOKENS + 1, ..prompt(WeightFormat::Mxfp4, 4, Routing::Spread) };
+            let err = beyond.try_run(&beyond.inputs(), &mut g).expect_err("a batch beyond the plan").to_string();
+            assert!(err.contains("prepared for"), "{err}");
+        }
+
         #[test]
         fn sample() {
             let Some((mut g, mut r)) = $make(64).map(|b| prepared(b, 64)) else { return };
