@@ -140,9 +140,30 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                     One("f32_bf16w_matmul_mma_x1"),
                     None,
                 ),
-                batched("f32_mf4w_matmul", mf4w, One("f32_mf4w_matmul_gemv"), One("f32_mf4w_matmul_mma_x2"), One("f32_mf4w_matmul_mma_x1"), None),
-                batched("f32_i8w_matmul", i8w, One("f32_i8w_matmul_gemv"), One("f32_i8w_matmul_mma_x2"), One("f32_i8w_matmul_mma_x1"), None),
-                batched("f32_i4w_matmul", i4w, One("f32_i4w_matmul_gemv"), One("f32_i4w_matmul_mma_x2"), One("f32_i4w_matmul_mma_x1"), None),
+                batched(
+                    "f32_mf4w_matmul",
+                    mf4w,
+                    One("f32_mf4w_matmul_gemv"),
+                    One("f32_mf4w_matmul_mma_x2"),
+                    One("f32_mf4w_matmul_mma_x1"),
+                    None,
+                ),
+                batched(
+                    "f32_i8w_matmul",
+                    i8w,
+                    One("f32_i8w_matmul_gemv"),
+                    One("f32_i8w_matmul_mma_x2"),
+                    One("f32_i8w_matmul_mma_x1"),
+                    None,
+                ),
+                batched(
+                    "f32_i4w_matmul",
+                    i4w,
+                    One("f32_i4w_matmul_gemv"),
+                    One("f32_i4w_matmul_mma_x2"),
+                    One("f32_i4w_matmul_mma_x1"),
+                    None,
+                ),
                 // f32 weights have no tensor-core form (bf16 would round them).
                 vec![c("f32_f32w_matmul", f32w, Ptx::Batched { gemv: Some(One("f32_f32w_matmul_gemv")), mma: None, rows: None })],
             ]
