@@ -279,6 +279,8 @@ fn bench_concurrency_compares_batched_decode_with_one_forward_per_sequence() {
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 3 |")).collect();
     assert_eq!(rows.len(), 2, "one row per level: {out}");
     assert!(out.contains("3 decode steps") && out.contains("2 rounds"), "{out}");
+    // Each row ends with the step times of both ways (p50 / p99).
+    assert!(rows.iter().all(|r| r.matches(" / ").count() == 2), "{out}");
     // Batched decoding gives each sequence the tokens it gets alone.
     assert!(out.contains("identical: yes"), "{out}");
     fails(&[&args[..], &["--concurrency", "2,0"]].concat(), &["--concurrency", "at least 1"]);
