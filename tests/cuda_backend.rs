@@ -132,15 +132,15 @@ fn replayed_step_equals_eager<D: Device>(make: impl Fn() -> CudaBackend<D>) {
 
 /// Decode steps over several contexts (`forward_rows`, fewer rows than the tensor-core
 /// crossover) give each row exactly what its context decoded alone gives on the same device:
-/// rows at different positions (one past the sliding window), the same rows several steps
-/// running (recorded, then replayed), rows leaving and coming back (run afresh, then recorded
-/// again).
+/// rows at different positions (one past the sliding window), up to 6 rows (two passes of the
+/// GEMV's 4 tokens), the same rows several steps running (recorded, then replayed), rows
+/// leaving and coming back (run afresh, then recorded again).
 fn batched_decode_equals_each_alone<D: Device>(make: impl Fn() -> CudaBackend<D>) {
     let model = open("tests/reference/fixture");
-    let load = LoadOptions { max_batch: 4, ..Default::default() };
+    let load = LoadOptions { max_batch: 6, ..Default::default() };
     let opts = ContextOptions { max_context: 32, kv_dtype: DType::Bf16 };
-    let prompts: [Vec<u32>; 3] = [vec![1], vec![5, 6, 7], (20..29).collect()];
-    let schedule: [&[usize]; 6] = [&[0, 1, 2], &[0, 1, 2], &[0, 1, 2], &[0, 2], &[0, 1, 2], &[0, 1, 2]];
+    let prompts: [Vec<u32>; 6] = [vec![1], vec![5, 6, 7], (20..29).collect(), vec![2, 3], (40..46).collect(), vec![9]];
+    let schedule: [&[usize]; 6] = [&[0, 1, 2], &[0, 1, 2], &[0, 1, 2, 3, 4, 5], &[0, 2, 4, 5], &[0, 1, 2, 3, 4, 5], &[0, 1, 2]];
     let steps_of = |i: usize| schedule.iter().filter(|rows| rows.contains(&i)).count();
     // Each sequence alone: its greedy tokens' logits, one forward per token.
     let alone: Vec<Vec<Vec<f32>>> = prompts
@@ -163,7 +163,7 @@ fn batched_decode_equals_each_alone<D: Device>(make: impl Fn() -> CudaBackend<D>
         })
         .collect();
     let mut m = GptOss::load(make(), &model, load).unwrap();
-    let mut batch = m.new_batch(3).unwrap();
+    let mut batch = m.new_batch(6).unwrap();
     let mut contexts: Vec<_> = prompts.iter().map(|_| m.new_context(opts).unwrap()).collect();
     let mut next = Vec::new();
     for (ctx, p) in contexts.iter_mut().zip(&prompts) {
@@ -173,7 +173,7 @@ fn batched_decode_equals_each_alone<D: Device>(make: impl Fn() -> CudaBackend<D>
         }
         next.push(s.sample(0, &SamplingParams::GREEDY, 0.0).unwrap());
     }
-    let mut done = [0usize; 3];
+    let mut done = [0usize; 6];
     for (step, ids) in schedule.iter().enumerate() {
         let mut rows: Vec<_> = contexts.iter_mut().enumerate().filter(|(i, _)| ids.contains(i)).map(|(_, c)| c).collect();
         let tokens: Vec<u32> = ids.iter().map(|&i| next[i]).collect();
