@@ -22,8 +22,9 @@
 //! their slots at its next step. SIGINT or SIGTERM stops accepting connections, lets running
 //! and queued requests finish, then exits; a second signal exits at once.
 //!
-//! [`step::decode`] is where a batched forward over all running sequences goes: the scheduler
-//! already calls it once per step with every running sequence's row.
+//! [`step::decode`] runs every running sequence's next token in one batched forward
+//! (`Model::forward_rows` over a [`gptoss::Batch`] of min(--parallel, --batch) rows, allocated
+//! at start-up with the slots); the scheduler calls it once per step.
 
 mod chat;
 mod completions;
