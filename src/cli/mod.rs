@@ -6,6 +6,7 @@ mod bench_offload;
 mod bench_speculative;
 mod cache_sim;
 mod chat;
+mod concurrency;
 mod eval;
 mod generate;
 mod inspect;
