@@ -58,6 +58,7 @@ pub trait Visit {
 pub fn each_available(v: &mut impl Visit) {
     #[cfg(target_arch = "x86_64")]
     {
+        visit_if::<Avx512VnniVbmi>(v);
         visit_if::<Avx512Vnni>(v);
         visit_if::<Avx512>(v);
         visit_if::<Avx2>(v);
@@ -159,6 +160,12 @@ compiled!(
     /// AVX-512 with VNNI: q8 products with `vpdpbusd`.
     Avx512Vnni = "avx512_vnni", Isa::Avx512, Some("vnni"), "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma",
     crate::simd::avx512::Avx512, crate::simd::avx512::Avx512Vnni
+);
+#[cfg(target_arch = "x86_64")]
+compiled!(
+    /// AVX-512 with VNNI and VBMI: q8 products with `vpdpbusd`, the MXFP4 lookup with `vpermb`.
+    Avx512VnniVbmi = "avx512_vnni_vbmi", Isa::Avx512, Some("vnni_vbmi"), "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma",
+    crate::simd::avx512::Avx512, crate::simd::avx512::Avx512VnniVbmi
 );
 #[cfg(target_arch = "aarch64")]
 compiled!(

@@ -75,10 +75,12 @@ impl Isa {
         Ok(isa)
     }
 
-    /// The optional extension the q8 kernels use on this CPU: `vnni` (AVX-512) or `dotprod` (NEON).
+    /// The optional extensions the q8 kernels use on this CPU: `vnni` or `vnni_vbmi` (AVX-512),
+    /// `dotprod` (NEON).
     pub fn q8_extension(self) -> Option<&'static str> {
         let f = features();
         match self {
+            Isa::Avx512 if f.avx512vnni && f.avx512vbmi => Some("vnni_vbmi"),
             Isa::Avx512 if f.avx512vnni => Some("vnni"),
             Isa::Neon if f.dotprod => Some("dotprod"),
             _ => None,
@@ -91,7 +93,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar".into(),
             Isa::Avx2 => "avx2+fma".into(),
-            Isa::Avx512 => format!("avx512{}", extras(&[("vnni", f.avx512vnni), ("bf16", f.avx512bf16)])),
+            Isa::Avx512 => format!("avx512{}", extras(&[("vnni", f.avx512vnni), ("vbmi", f.avx512vbmi), ("bf16", f.avx512bf16)])),
             Isa::Neon => format!("neon{}", extras(&[("dotprod", f.dotprod)])),
         }
     }
@@ -114,6 +116,7 @@ struct Features {
     avx2_fma: bool,
     avx512: bool,
     avx512vnni: bool,
+    avx512vbmi: bool,
     avx512bf16: bool,
     neon: bool,
     dotprod: bool,
@@ -148,6 +151,7 @@ fn read_features() -> Features {
         avx2_fma,
         avx512: avx2_fma && has!("avx512f") && has!("avx512bw") && has!("avx512vl"),
         avx512vnni: has!("avx512vnni"),
+        avx512vbmi: has!("avx512vbmi"),
         avx512bf16: has!("avx512bf16"),
         ..Features::default()
     }
