@@ -4,6 +4,7 @@ use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
 use gptoss_engine::WeightFormat;
+use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly};
 use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
 
@@ -40,9 +41,11 @@ pub struct gptoss_model_options {
     pub max_batch: u32,
     pub weights: u32,
     pub int4_group: u32,
+    pub cpu_activations: u32,
 }
 
-const DEFAULT_OPTIONS: gptoss_model_options = gptoss_model_options { backend: 0, threads: 0, max_batch: 128, weights: 0, int4_group: 32 };
+const DEFAULT_OPTIONS: gptoss_model_options =
+    gptoss_model_options { backend: 0, threads: 0, max_batch: 128, weights: 0, int4_group: 32, cpu_activations: 0 };
 
 /// The load-time conversion the options ask for.
 fn weight_only(o: &gptoss_model_options) -> Result<Option<WeightOnly>, Failure> {
@@ -102,8 +105,14 @@ pub unsafe extern "C" fn gptoss_model_load(
             2 => BackendKind::Cuda,
             other => return Err(Failure::invalid(format!("options.backend = {other} is not a gptoss_backend"))),
         };
+        let cpu_activations = match o.cpu_activations {
+            0 => Activations::Int8,
+            1 => Activations::F32,
+            other => return Err(Failure::invalid(format!("options.cpu_activations = {other} is not a gptoss_cpu_activations"))),
+        };
         let opts = RuntimeOptions {
             backend,
+            cpu_activations,
             threads: (o.threads != 0).then_some(o.threads as usize),
             load: LoadOptions {
                 max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize },

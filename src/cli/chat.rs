@@ -6,6 +6,7 @@
 use std::io::{BufRead, Write};
 
 use gptoss::{Engine, Error, Result};
+use gptoss_kernels_cpu::Activations;
 use gptoss_engine::{CausalLm, DType, GenerateOptions, generate};
 use gptoss_model_gpt_oss::harmony::{
     DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, StreamParser, SystemContent,
@@ -46,7 +47,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let sampling = a.sampling.params()?;
     let model = a.model.source()?.open()?;
-    let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16)?;
+    let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
     let mut engine = Engine::load(&model, &opts)?;
     let info = engine.model.backend_info();
     eprintln!("{} on {} ({}); type a message, an empty line or end of input quits", model.source, info.name, info.device);

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use gptoss::{Engine, Result};
+use gptoss_kernels_cpu::Activations;
 use gptoss_engine::DType;
 
 use super::args::{ModelArgs, parse_ids};
@@ -20,7 +21,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let tokens = parse_ids(&a.tokens, "--tokens")?;
     let model = a.model.source()?.open()?;
-    let opts = a.model.runtime(tokens.len(), DType::F32)?;
+    let opts = a.model.runtime(tokens.len(), DType::F32, Activations::F32)?;
     let mut engine = Engine::load(&model, &opts)?;
     let mut lm = engine.lm()?;
     let vocab = lm.vocab_size();

@@ -50,7 +50,7 @@ fn layouts_and_values_match_the_rust_side() {
             $(assert_eq!(offset_of!($c, $f), offset_of!($rust, $f), concat!(stringify!($c), ".", stringify!($f)));)*
         };
     }
-    same_layout!(h::gptoss_model_options, r::gptoss_model_options, [backend, threads, max_batch, weights, int4_group]);
+    same_layout!(h::gptoss_model_options, r::gptoss_model_options, [backend, threads, max_batch, weights, int4_group, cpu_activations]);
     same_layout!(h::gptoss_sampler, r::gptoss_sampler, [temperature, top_k, top_p, seed]);
     same_layout!(
         h::gptoss_stats,
