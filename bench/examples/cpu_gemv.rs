@@ -17,9 +17,7 @@ use std::time::Instant;
 
 use gptoss_bench::peak::{DEFAULT_BYTES, cpu_read_gb_s};
 use gptoss_engine::synth::{SynthFill, SynthTensor, mix};
-use gptoss_engine::{
-    Backend, DType, MatmulArgs, ModelPlan, MoeExpertsArgs, OpCase, OpKind, Swiglu, Weight, WeightFormat,
-};
+use gptoss_engine::{Backend, DType, MatmulArgs, ModelPlan, MoeExpertsArgs, OpCase, OpKind, Swiglu, Weight, WeightFormat};
 use gptoss_kernels_cpu::{Activations, CpuBackend, CpuBuffer, CpuOptions, Isa};
 
 const COLS: usize = 2880;

@@ -6,8 +6,8 @@
 use std::io::{BufRead, Write};
 
 use gptoss::{Engine, Error, Result};
-use gptoss_kernels_cpu::Activations;
 use gptoss_engine::{CausalLm, DType, GenerateOptions, generate};
+use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::harmony::{
     DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, StreamParser, SystemContent,
 };

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use gptoss::{Engine, Error, Result};
-use gptoss_kernels_cpu::Activations;
 use gptoss_engine::fidelity::{Fidelity, compare};
 use gptoss_engine::{DType, Rng};
+use gptoss_kernels_cpu::Activations;
 use serde_json::json;
 
 use super::args::{ModelArgs, parse_ids};

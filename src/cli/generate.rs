@@ -5,8 +5,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use gptoss::{Engine, Error, Result};
-use gptoss_kernels_cpu::Activations;
 use gptoss_engine::{DType, GenerateOptions, check_request, generate};
+use gptoss_kernels_cpu::Activations;
 use gptoss_tokenizer::StreamDecoder;
 
 use super::args::{ModelArgs, parse_ids};

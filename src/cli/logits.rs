@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use gptoss::{Engine, Result};
-use gptoss_kernels_cpu::Activations;
 use gptoss_engine::DType;
+use gptoss_kernels_cpu::Activations;
 
 use super::args::{ModelArgs, parse_ids};
 
