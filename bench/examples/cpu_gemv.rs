@@ -66,7 +66,7 @@ fn sched() -> (u64, u64) {
 }
 
 fn backend(isa: Isa, act: Activations, threads: usize, format: WeightFormat, rows: usize) -> CpuBackend {
-    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(threads), isa, activations: act }).unwrap();
+    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(threads), isa, set: None, activations: act }).unwrap();
     let cases = [OpKind::Matmul, OpKind::MoeExperts].map(|op| OpCase { op, format: Some(format) });
     let plan = ModelPlan {
         max_tokens: 1,

@@ -76,23 +76,41 @@ fn visit_if<H: Compiled>(v: &mut impl Visit) {
     }
 }
 
-/// Calls `v` with the set of `isa` this CPU runs (with its q8 extension where it has one);
-/// false when there is none (the scalar path, or an ISA this CPU or build lacks).
-pub fn for_isa(isa: Isa, v: &mut impl Visit) -> bool {
-    struct First<'a, V> {
+/// The names of the sets of `isa` this CPU runs, widest first (`avx512_vnni_vbmi`,
+/// `avx512_vnni`, `avx512` on a CPU with VNNI and VBMI).
+pub fn names_for(isa: Isa) -> Vec<&'static str> {
+    struct Names(Isa, Vec<&'static str>);
+    impl Visit for Names {
+        fn visit<H: Compiled>(&mut self) {
+            if H::ISA == self.0 {
+                self.1.push(H::NAME);
+            }
+        }
+    }
+    let mut names = Names(isa, Vec::new());
+    each_available(&mut names);
+    names.1
+}
+
+/// Calls `v` with the set of `isa` this CPU runs: the one named `set`, or the widest (with its
+/// q8 extension where it has one) when `None`; false when there is none (the scalar path, an
+/// ISA or set this CPU or build lacks).
+pub fn for_isa(isa: Isa, set: Option<&str>, v: &mut impl Visit) -> bool {
+    struct First<'a, 's, V> {
         isa: Isa,
+        set: Option<&'s str>,
         v: &'a mut V,
         done: bool,
     }
-    impl<V: Visit> Visit for First<'_, V> {
+    impl<V: Visit> Visit for First<'_, '_, V> {
         fn visit<H: Compiled>(&mut self) {
-            if !self.done && H::ISA == self.isa {
+            if !self.done && H::ISA == self.isa && self.set.is_none_or(|s| s == H::NAME) {
                 self.v.visit::<H>();
                 self.done = true;
             }
         }
     }
-    let mut first = First { isa, v, done: false };
+    let mut first = First { isa, set, v, done: false };
     each_available(&mut first);
     first.done
 }
