@@ -8,7 +8,8 @@
 #                                # a venv with its converter's requirements
 #   bench/llamacpp.sh convert    # gptoss synth --preset 20b, then convert_hf_to_gguf.py
 #   bench/llamacpp.sh run [N]    # N alternations (default 2) of llama-bench and gptoss bench,
-#                                # page cache dropped before each; logs in $WORK/runs
+#                                # page cache dropped before each, the load average logged
+#                                # around each; logs in $WORK/runs
 #   bench/llamacpp.sh clean      # removes the synthetic directory and the GGUF (~25 GB)
 #
 # Needs: python3 with venv, a C/C++ compiler, ~30 GB free under $WORK, root for dropping the
@@ -91,13 +92,18 @@ run() {
     for i in $(seq 1 "$n"); do
         local stamp
         stamp="$(date +%Y%m%d-%H%M%S)"
+        # The machine may be shared: the load average around each run says how much.
         drop_caches
+        echo "llama.cpp before: $(cat /proc/loadavg)" | tee -a "$WORK/runs/$stamp-load.txt"
         "$GPTOSS" bench --peak-only | tee "$WORK/runs/$stamp-peak-a.txt"
         "$LC/build/bin/llama-bench" -m "$GGUF" -t "$THREADS" -p 512 -n 64 -r 2 -o md | tee "$WORK/runs/$stamp-llamacpp.md"
+        echo "llama.cpp after: $(cat /proc/loadavg)" | tee -a "$WORK/runs/$stamp-load.txt"
         drop_caches
+        echo "gptoss before: $(cat /proc/loadavg)" | tee -a "$WORK/runs/$stamp-load.txt"
         "$GPTOSS" bench --peak-only | tee "$WORK/runs/$stamp-peak-b.txt"
         "$GPTOSS" bench --model synthetic:20b --weights int8 --cpu-activations int8 -p 512 --batch 512 -n 64 \
             --repetitions 2 --profile-tokens 8 --markdown --json "$WORK/runs/$stamp-gptoss.json" | tee "$WORK/runs/$stamp-gptoss.md"
+        echo "gptoss after: $(cat /proc/loadavg)" | tee -a "$WORK/runs/$stamp-load.txt"
     done
 }
 
