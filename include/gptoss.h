@@ -54,6 +54,9 @@ typedef enum gptoss_backend {
     GPTOSS_BACKEND_AUTO = 0,
     GPTOSS_BACKEND_CPU = 1,
     GPTOSS_BACKEND_CUDA = 2,
+    /* The CUDA kernels on the emulated device (a library built with the `cuda-sim` feature):
+     * for checking them without a GPU; slow. */
+    GPTOSS_BACKEND_CUDA_SIM = 3,
 } gptoss_backend;
 
 /* How attention and unembedding weights are held once loaded (MXFP4 experts stay as they are). */
@@ -236,9 +239,10 @@ typedef struct gptoss_chat_message {
     const char* content;
 } gptoss_chat_message;
 
-/* The tokenizer of a model directory (its tokenizer.json), or the embedded o200k_harmony when
- * `model_dir` is NULL (also right for the synthetic models). On failure *tokenizer_out is
- * NULL. */
+/* The tokenizer of a model, chosen as the `gptoss` command chooses it: for a model directory
+ * with a tokenizer.json, that file; otherwise (`model_dir` NULL, a synthetic model such as
+ * "synthetic:20b", a directory without one) the embedded o200k_harmony, which every gpt-oss
+ * model uses. On failure *tokenizer_out is NULL. */
 gptoss_status gptoss_tokenizer_load(const char* model_dir, gptoss_tokenizer** tokenizer_out);
 
 gptoss_status gptoss_tokenizer_retain(gptoss_tokenizer* tokenizer);

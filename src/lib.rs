@@ -8,4 +8,4 @@ pub mod error;
 pub mod runtime;
 
 pub use error::{Error, Result};
-pub use runtime::{BackendKind, Engine, LoadedModel, ModelContext, RuntimeOptions};
+pub use runtime::{BackendKind, Context, Model, RuntimeOptions, Session};

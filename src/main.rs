@@ -1,6 +1,7 @@
 //! The `gptoss` command.
 
 mod cli;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -1,12 +1,19 @@
-//! Opening a model on a backend: what the CLI and the C API share.
+//! Opening a model on a backend: what the CLI and the C API share. The names follow the model
+//! crate's: a `Model` is gpt-oss on some backend (`GptOss<B>` for each B), a `Context` its KV
+//! cache and activations, a `Session` a model with one context (the borrowed
+//! `gptoss_model_gpt_oss::Session` is what runs it; `gptoss_session` is the C handle).
 
 use gptoss_engine::profiled::{OpSite, OpTime, Profiled};
 use gptoss_engine::{BackendInfo, CausalLm, KernelChoice};
 use gptoss_kernels_cpu::{Activations, CpuBackend, CpuBuffer, CpuOptions};
 #[cfg(feature = "cuda")]
-use gptoss_kernels_cuda::{CudaBackend, CudaBuffer, Gpu};
+use gptoss_kernels_cuda::Gpu;
+#[cfg(feature = "cuda-sim")]
+use gptoss_kernels_cuda::Sim;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
 use gptoss_model_gpt_oss::accounting::Formats;
-use gptoss_model_gpt_oss::{Context, ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
+use gptoss_model_gpt_oss::{ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
 use crate::error::{Error, Result};
 
@@ -18,6 +25,8 @@ pub enum BackendKind {
     Auto,
     Cpu,
     Cuda,
+    /// The CUDA kernels on the emulated device (`cuda-sim` builds): a checker, not a speed.
+    CudaSim,
 }
 
 impl std::str::FromStr for BackendKind {
@@ -27,7 +36,8 @@ impl std::str::FromStr for BackendKind {
             "auto" => Ok(BackendKind::Auto),
             "cpu" => Ok(BackendKind::Cpu),
             "cuda" => Ok(BackendKind::Cuda),
-            other => Err(Error::Usage(format!("unknown backend '{other}' (expected auto, cpu or cuda)"))),
+            "cuda-sim" => Ok(BackendKind::CudaSim),
+            other => Err(Error::Usage(format!("unknown backend '{other}' (expected auto, cpu, cuda or cuda-sim)"))),
         }
     }
 }
@@ -43,7 +53,7 @@ pub struct RuntimeOptions {
     /// take f32 activations.
     pub cpu_activations: Activations,
     pub load: LoadOptions,
-    /// The context an `Engine` starts with.
+    /// The context a `Session` starts with.
     pub context: ContextOptions,
 }
 
@@ -61,85 +71,102 @@ impl Default for RuntimeOptions {
 
 /// A model loaded on some backend. Every backend is wrapped in `Profiled`, which only forwards
 /// until per-op timing is switched on.
-pub enum LoadedModel {
+pub enum Model {
     Cpu(Box<GptOss<Profiled<CpuBackend>>>),
     #[cfg(feature = "cuda")]
     Cuda(Box<GptOss<Profiled<CudaBackend<Gpu>>>>),
+    #[cfg(feature = "cuda-sim")]
+    CudaSim(Box<GptOss<Profiled<CudaBackend<Sim>>>>),
 }
 
-/// A context (KV cache and activations) of a `LoadedModel`, on the same backend.
-pub enum ModelContext {
-    Cpu(Box<Context<CpuBuffer>>),
+/// A context (KV cache and activations) of a `Model`, on the same backend.
+pub enum Context {
+    Cpu(Box<gptoss_model_gpt_oss::Context<CpuBuffer>>),
     #[cfg(feature = "cuda")]
-    Cuda(Box<Context<CudaBuffer<Gpu>>>),
+    Cuda(Box<gptoss_model_gpt_oss::Context<CudaBuffer<Gpu>>>),
+    #[cfg(feature = "cuda-sim")]
+    CudaSim(Box<gptoss_model_gpt_oss::Context<CudaBuffer<Sim>>>),
 }
 
 /// Runs `$body` with `$m` bound to the model, whatever its backend.
 macro_rules! each_model {
     ($model:expr, $m:ident => $body:expr) => {
         match $model {
-            LoadedModel::Cpu($m) => $body,
+            Model::Cpu($m) => $body,
             #[cfg(feature = "cuda")]
-            LoadedModel::Cuda($m) => $body,
+            Model::Cuda($m) => $body,
+            #[cfg(feature = "cuda-sim")]
+            Model::CudaSim($m) => $body,
         }
     };
 }
 
 /// A context used with a model of another backend: contexts come only from `new_context`.
-#[cfg(feature = "cuda")]
-const FOREIGN_CONTEXT: &str = "a ModelContext used with a LoadedModel of another backend";
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+const FOREIGN_CONTEXT: &str = "a Context used with a Model of another backend";
 
-impl LoadedModel {
+impl Model {
     /// Loads `model`, telling `progress` (bytes loaded, bytes in all).
-    pub fn load(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+    pub fn load(opened: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
         match opts.backend {
-            BackendKind::Cpu => Self::load_cpu(model, opts, progress),
+            BackendKind::Cpu => Self::load_cpu(opened, opts, progress),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Self::load_cuda(CudaBackend::gpu(0)?, model, opts, progress),
+            BackendKind::Cuda => Self::load_cuda(CudaBackend::gpu(0)?, opened, opts, progress),
             #[cfg(feature = "cuda")]
             BackendKind::Auto => match CudaBackend::gpu(0) {
-                Ok(gpu) => Self::load_cuda(gpu, model, opts, progress),
+                Ok(gpu) => Self::load_cuda(gpu, opened, opts, progress),
                 // "auto" is the best device available: without a usable GPU, the CPU.
-                Err(_) => Self::load_cpu(model, opts, progress),
+                Err(_) => Self::load_cpu(opened, opts, progress),
             },
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Auto => Self::load_cpu(model, opts, progress),
+            BackendKind::Auto => Self::load_cpu(opened, opts, progress),
             #[cfg(not(feature = "cuda"))]
             BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
+            #[cfg(feature = "cuda-sim")]
+            BackendKind::CudaSim => {
+                let sim = CudaBackend::sim()?;
+                Ok(Model::CudaSim(Box::new(GptOss::load_with_progress(Profiled::new(sim), opened, opts.load, progress)?)))
+            }
+            #[cfg(not(feature = "cuda-sim"))]
+            BackendKind::CudaSim => Err(Error::Usage("this build has no emulated CUDA device: rebuild with `--features cuda-sim`".into())),
         }
     }
 
-    fn load_cpu(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+    fn load_cpu(opened: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
         let cpu = CpuOptions { activations: opts.cpu_activations, ..CpuOptions::from_env(opts.threads)? };
         let backend = Profiled::new(CpuBackend::with_options(cpu)?);
-        Ok(LoadedModel::Cpu(Box::new(GptOss::load_with_progress(backend, model, opts.load, progress)?)))
+        Ok(Model::Cpu(Box::new(GptOss::load_with_progress(backend, opened, opts.load, progress)?)))
     }
 
     #[cfg(feature = "cuda")]
     fn load_cuda(
         gpu: CudaBackend<Gpu>,
-        model: &OpenedModel,
+        opened: &OpenedModel,
         opts: &RuntimeOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        Ok(LoadedModel::Cuda(Box::new(GptOss::load_with_progress(Profiled::new(gpu), model, opts.load, progress)?)))
+        Ok(Model::Cuda(Box::new(GptOss::load_with_progress(Profiled::new(gpu), opened, opts.load, progress)?)))
     }
 
-    pub fn new_context(&mut self, opts: ContextOptions) -> Result<ModelContext> {
+    pub fn new_context(&mut self, opts: ContextOptions) -> Result<Context> {
         match self {
-            LoadedModel::Cpu(m) => Ok(ModelContext::Cpu(Box::new(m.new_context(opts)?))),
+            Model::Cpu(m) => Ok(Context::Cpu(Box::new(m.new_context(opts)?))),
             #[cfg(feature = "cuda")]
-            LoadedModel::Cuda(m) => Ok(ModelContext::Cuda(Box::new(m.new_context(opts)?))),
+            Model::Cuda(m) => Ok(Context::Cuda(Box::new(m.new_context(opts)?))),
+            #[cfg(feature = "cuda-sim")]
+            Model::CudaSim(m) => Ok(Context::CudaSim(Box::new(m.new_context(opts)?))),
         }
     }
 
     /// The model and one of its contexts as a `CausalLm`.
-    pub fn session<'a>(&'a mut self, ctx: &'a mut ModelContext) -> Result<Box<dyn CausalLm + 'a>> {
+    pub fn session<'a>(&'a mut self, ctx: &'a mut Context) -> Result<Box<dyn CausalLm + 'a>> {
         match (self, ctx) {
-            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Ok(Box::new(m.session(c))),
+            (Model::Cpu(m), Context::Cpu(c)) => Ok(Box::new(m.session(c))),
             #[cfg(feature = "cuda")]
-            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => Ok(Box::new(m.session(c))),
-            #[cfg(feature = "cuda")]
+            (Model::Cuda(m), Context::Cuda(c)) => Ok(Box::new(m.session(c))),
+            #[cfg(feature = "cuda-sim")]
+            (Model::CudaSim(m), Context::CudaSim(c)) => Ok(Box::new(m.session(c))),
+            #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
             _ => Err(Error::Usage(FOREIGN_CONTEXT.into())),
         }
     }
@@ -158,12 +185,14 @@ impl LoadedModel {
     }
 
     /// How the weights (and a context's cache) are stored, for byte accounting.
-    pub fn formats(&self, ctx: &ModelContext) -> Result<Formats> {
+    pub fn formats(&self, ctx: &Context) -> Result<Formats> {
         match (self, ctx) {
-            (LoadedModel::Cpu(m), ModelContext::Cpu(c)) => Ok(m.formats(c.kv_dtype())),
+            (Model::Cpu(m), Context::Cpu(c)) => Ok(m.formats(c.kv_dtype())),
             #[cfg(feature = "cuda")]
-            (LoadedModel::Cuda(m), ModelContext::Cuda(c)) => Ok(m.formats(c.kv_dtype())),
-            #[cfg(feature = "cuda")]
+            (Model::Cuda(m), Context::Cuda(c)) => Ok(m.formats(c.kv_dtype())),
+            #[cfg(feature = "cuda-sim")]
+            (Model::CudaSim(m), Context::CudaSim(c)) => Ok(m.formats(c.kv_dtype())),
+            #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
             _ => Err(Error::Usage(FOREIGN_CONTEXT.into())),
         }
     }
@@ -191,32 +220,34 @@ impl LoadedModel {
     }
 }
 
-impl ModelContext {
+impl Context {
     pub fn kv_cache_bytes(&self) -> usize {
         match self {
-            ModelContext::Cpu(c) => c.kv_cache_bytes(),
+            Context::Cpu(c) => c.kv_cache_bytes(),
             #[cfg(feature = "cuda")]
-            ModelContext::Cuda(c) => c.kv_cache_bytes(),
+            Context::Cuda(c) => c.kv_cache_bytes(),
+            #[cfg(feature = "cuda-sim")]
+            Context::CudaSim(c) => c.kv_cache_bytes(),
         }
     }
 }
 
 /// A model with one context: what the commands use.
-pub struct Engine {
-    pub model: LoadedModel,
-    pub context: ModelContext,
+pub struct Session {
+    pub model: Model,
+    pub context: Context,
 }
 
-impl Engine {
-    pub fn load(model: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
-        Self::load_with_progress(model, opts, &mut |_, _| {})
+impl Session {
+    pub fn load(opened: &OpenedModel, opts: &RuntimeOptions) -> Result<Self> {
+        Self::load_with_progress(opened, opts, &mut |_, _| {})
     }
 
     /// As `load`, telling `progress` (bytes loaded, bytes in all).
-    pub fn load_with_progress(model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
-        let mut m = LoadedModel::load(model, opts, progress)?;
-        let context = m.new_context(opts.context)?;
-        Ok(Engine { model: m, context })
+    pub fn load_with_progress(opened: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        let mut model = Model::load(opened, opts, progress)?;
+        let context = model.new_context(opts.context)?;
+        Ok(Session { model, context })
     }
 
     pub fn lm(&mut self) -> Result<Box<dyn CausalLm + '_>> {

@@ -30,7 +30,13 @@ fn fixture() -> PathBuf {
 }
 
 fn logits_of(model: &str, tokens: &str) -> Vec<Vec<f64>> {
-    let v: serde_json::Value = serde_json::from_str(&ok(&["logits", "--model", model, "--tokens", tokens])).unwrap();
+    logits_on(model, tokens, &[])
+}
+
+/// The logits `gptoss logits` prints for `tokens`, with `extra` arguments.
+fn logits_on(model: &str, tokens: &str, extra: &[&str]) -> Vec<Vec<f64>> {
+    let args = [&["logits", "--model", model, "--tokens", tokens], extra].concat();
+    let v: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
     v["logits"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect()
 }
 
@@ -62,6 +68,26 @@ fn logits_prints_one_row_per_position_matching_transformers() {
     let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs()));
     let worst = rows.iter().flatten().zip(&theirs).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
     assert!(worst / scale <= 1e-4, "relative error {}", worst / scale);
+}
+
+/// `--backend cuda-sim` runs the CUDA kernels on the emulated device (prefill in chunks of 16
+/// on the tensor-core kernels, the last chunk's tokens through the same chunking): the same
+/// logits as the CPU within the fixture's tolerance. Without the feature it is a clear error.
+#[test]
+fn the_emulated_cuda_device_is_a_backend_of_the_command() {
+    let tokens = std::fs::read_to_string(fixture().join("../tokens.txt")).unwrap();
+    let fx = fixture();
+    let fx = fx.to_str().unwrap();
+    if !cfg!(feature = "cuda-sim") {
+        fails(&["logits", "--model", fx, "--tokens", "1", "--backend", "cuda-sim"], &["cuda-sim"]);
+        return;
+    }
+    let sim = logits_on(fx, tokens.trim(), &["--backend", "cuda-sim", "--batch", "16"]);
+    let cpu = logits_on(fx, tokens.trim(), &["--backend", "cpu", "--batch", "16"]);
+    assert_eq!(sim.len(), 32);
+    let scale = cpu.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+    let worst = sim.iter().flatten().zip(cpu.iter().flatten()).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst / scale <= 1e-4, "relative difference {}", worst / scale);
 }
 
 #[test]

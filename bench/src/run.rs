@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use gptoss_engine::{CausalLm, EngineError, Result, Rng, SamplingParams};
+use gptoss_engine::{CausalLm, EngineError, Logits, Result, Rng, SamplingParams, prefill};
 
 use crate::stats::Spread;
 
@@ -38,14 +38,6 @@ pub fn synthetic_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
     (0..n).map(|_| (rng.next_u64() % vocab as u64) as u32).collect()
 }
 
-fn feed(lm: &mut dyn CausalLm, tokens: &[u32], last_logits: bool) -> Result<()> {
-    let chunks = tokens.len().div_ceil(lm.max_batch());
-    for (i, c) in tokens.chunks(lm.max_batch()).enumerate() {
-        lm.forward(c, if last_logits && i + 1 == chunks { 1 } else { 0 })?;
-    }
-    Ok(())
-}
-
 /// Runs `case` on `lm`: per repetition, reset the cache, fill `depth` untimed, prefill the
 /// prompt (timed; TTFT includes the first sample), then decode `gen_tokens` greedily (timed).
 pub fn measure(lm: &mut dyn CausalLm, case: &Case) -> Result<Measured> {
@@ -58,9 +50,9 @@ pub fn measure(lm: &mut dyn CausalLm, case: &Case) -> Result<Measured> {
     let (mut pp, mut tg, mut ttft) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..case.repetitions.max(1) {
         lm.rollback(0)?;
-        feed(lm, &context, false)?;
+        prefill(lm, &context, Logits::None)?;
         let start = Instant::now();
-        feed(lm, &prompt, true)?;
+        prefill(lm, &prompt, Logits::Last)?;
         let prefill = start.elapsed().as_secs_f64();
         let mut token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
         let first = start.elapsed().as_secs_f64();

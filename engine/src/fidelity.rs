@@ -4,6 +4,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::model::CausalLm;
+use crate::prefill::{Logits, prefill_chunks};
 
 /// What [`compare`] measured, over every position of the stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,23 +49,24 @@ pub fn compare(model: &mut dyn CausalLm, reference: &mut dyn CausalLm, tokens: &
     let (mut lm, mut lr) = (vec![0f32; vocab], vec![0f32; vocab]);
     let mut kl = Stats::default();
     let (mut agree, mut nll_m, mut nll_r) = (0, 0.0, 0.0);
-    let batch = model.max_batch().min(reference.max_batch());
-    for (c, chunk) in tokens.chunks(batch).enumerate() {
-        model.forward(chunk, chunk.len())?;
-        reference.forward(chunk, chunk.len())?;
-        for i in 0..chunk.len() {
-            let pos = c * batch + i;
-            model.logits(i, &mut lm)?;
-            reference.logits(i, &mut lr)?;
-            let (pm, pr) = (log_softmax(&lm), log_softmax(&lr));
-            kl.add(pos, pr.iter().zip(&pm).map(|(r, m)| if *r == f64::NEG_INFINITY { 0.0 } else { r.exp() * (r - m) }).sum());
-            agree += usize::from(argmax(&lm) == argmax(&lr));
-            if let Some(&next) = tokens.get(pos + 1) {
-                nll_m -= pm[next as usize];
-                nll_r -= pr[next as usize];
+    prefill_chunks(model, tokens, Logits::All, |model, start, chunk| {
+        // The reference takes the model's chunk in chunks of its own (its batch may be smaller).
+        prefill_chunks(reference, chunk, Logits::All, |reference, sub, part| {
+            for i in 0..part.len() {
+                let pos = start + sub + i;
+                model.logits(sub + i, &mut lm)?;
+                reference.logits(i, &mut lr)?;
+                let (pm, pr) = (log_softmax(&lm), log_softmax(&lr));
+                kl.add(pos, pr.iter().zip(&pm).map(|(r, m)| if *r == f64::NEG_INFINITY { 0.0 } else { r.exp() * (r - m) }).sum());
+                agree += usize::from(argmax(&lm) == argmax(&lr));
+                if let Some(&next) = tokens.get(pos + 1) {
+                    nll_m -= pm[next as usize];
+                    nll_r -= pr[next as usize];
+                }
             }
-        }
-    }
+            Ok::<(), EngineError>(())
+        })
+    })?;
     let n = tokens.len();
     Ok(Fidelity {
         positions: n,
@@ -114,13 +116,14 @@ mod tests {
     struct Toy {
         vocab: usize,
         temperature: f32,
+        batch: usize,
         pos: usize,
         rows: Vec<Vec<f32>>,
     }
 
     impl Toy {
         fn new(temperature: f32) -> Self {
-            Toy { vocab: 5, temperature, pos: 0, rows: Vec::new() }
+            Toy { vocab: 5, temperature, batch: 3, pos: 0, rows: Vec::new() }
         }
     }
 
@@ -132,7 +135,7 @@ mod tests {
             64
         }
         fn max_batch(&self) -> usize {
-            3
+            self.batch
         }
         fn position(&self) -> usize {
             self.pos
@@ -180,6 +183,17 @@ mod tests {
         // Every position's logits are a permutation of 0..5, so every KL is the same.
         assert!((f.kl_mean - want).abs() < 1e-12 && (f.kl_max - want).abs() < 1e-12, "{f:?} vs {want}");
         assert!(f.perplexity_model() > 1.0 && f.perplexity_reference() > 1.0);
+    }
+
+    #[test]
+    fn models_taking_different_batches_are_compared_position_by_position() {
+        let tokens = [1, 4, 2, 2, 0, 3, 1, 0];
+        let same = compare(&mut Toy::new(2.0), &mut Toy::new(1.0), &tokens).unwrap();
+        for (m, r) in [(3, 2), (2, 3), (8, 1)] {
+            let (mut model, mut reference) = (Toy::new(2.0), Toy::new(1.0));
+            (model.batch, reference.batch) = (m, r);
+            assert_eq!(compare(&mut model, &mut reference, &tokens).unwrap(), same, "batches {m} and {r}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{EngineError, Result};
 use crate::model::CausalLm;
+use crate::prefill::{Logits, prefill};
 use crate::sampling::{Rng, SamplingParams};
 
 #[derive(Clone, Debug)]
@@ -83,10 +84,7 @@ pub fn generate(
 
     let mut rng = Rng::new(opts.seed);
     let start = Instant::now();
-    let chunks = prompt.len().div_ceil(model.max_batch());
-    for (i, chunk) in prompt.chunks(model.max_batch()).enumerate() {
-        model.forward(chunk, if i + 1 == chunks { 1 } else { 0 })?;
-    }
+    prefill(model, prompt, Logits::Last)?;
     let prefill_time = start.elapsed();
 
     let mut token = model.sample(0, &opts.sampling, rng.next_unit())?;

@@ -121,9 +121,14 @@ impl<Buf: DeviceBuffer> KvCache<Buf> {
 
     /// Forgets every token from position `to` on, e.g. rejected draft tokens. Fails if a
     /// sliding layer's ring has already overwritten entries that position `to` would need.
+    /// Emptying the cache (`to == 0`) always succeeds: position 0 needs no earlier entries.
     pub fn rollback(&mut self, to: usize) -> Result<()> {
         if to > self.len {
             return Err(EngineError::invalid(format!("rollback to position {to} beyond the {} cached tokens", self.len)));
+        }
+        if to == 0 {
+            self.len = 0;
+            return Ok(());
         }
         for l in &self.layers {
             if let Some(w) = l.window

@@ -16,6 +16,7 @@ pub mod kernels;
 pub mod kv;
 pub mod model;
 pub mod ops;
+pub mod prefill;
 pub mod profiled;
 pub mod quant;
 pub mod rope;
@@ -34,6 +35,7 @@ pub use model::CausalLm;
 pub use ops::{
     AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, Operands, QkvRopeArgs, RmsNormArgs, SampleArgs,
 };
+pub use prefill::{Logits, prefill, prefill_chunks};
 pub use sampling::{Rng, SamplingParams};
 pub use synth::{SynthFill, SynthTensor};
 pub use weight::{Weight, WeightFormat};

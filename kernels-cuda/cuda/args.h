@@ -30,9 +30,31 @@
 #define GPTOSS_QKV_WARPS 8
 #define GPTOSS_ROUTE_WARPS 8
 #define GPTOSS_MOE_WARPS 8
+/* Threads of the one block that sorts a MoE batch's routed pairs by expert (moe_grouped.cu). */
+#define GPTOSS_MOE_SORT_THREADS 256
 /* Warps of a split-KV attention block. */
 #define GPTOSS_ATTENTION_WARPS 4
-/* Threads per block of the copy-shaped kernels (embed, synth). */
+/* Tensor-core attention (attention_mma.cuh): a block takes GPTOSS_ATTENTION_MMA_ROWS query
+ * rows (token, head of a kv head's group) with GPTOSS_ATTENTION_MMA_WARPS warps (16 rows each),
+ * and this much dynamic shared memory per head dim and KV-cache element (its tile layout; the
+ * kernel asserts it): two stages of bf16 K and V tiles, or one f32 staging tile of each plus
+ * their bf16 hi and lo tiles. */
+#define GPTOSS_ATTENTION_MMA_ROWS 64
+#define GPTOSS_ATTENTION_MMA_WARPS 4
+#define GPTOSS_ATTENTION_MMA_SMEM_D16_KVBF16 12288
+#define GPTOSS_ATTENTION_MMA_SMEM_D16_KVF32 20480
+#define GPTOSS_ATTENTION_MMA_SMEM_D64_KVBF16 36864
+#define GPTOSS_ATTENTION_MMA_SMEM_D64_KVF32 69632
+#define GPTOSS_ATTENTION_MMA_SMEM_D128_KVBF16 34816
+#define GPTOSS_ATTENTION_MMA_SMEM_D128_KVF32 67584
+/* Tensor-core GEMM (gemm.cuh): a block computes GPTOSS_GEMM_BM weight rows × GPTOSS_GEMM_BN
+ * tokens, walking k in steps of GPTOSS_GEMM_BK, with GPTOSS_GEMM_WARPS warps (4 along rows × 2
+ * along tokens, 32 × 32 each). */
+#define GPTOSS_GEMM_BM 128
+#define GPTOSS_GEMM_BN 64
+#define GPTOSS_GEMM_BK 32
+#define GPTOSS_GEMM_WARPS 8
+/* Threads per block of the copy-shaped kernels (embed, synth, split). */
 #define GPTOSS_COPY_THREADS 256
 /* Threads per block of the reduction kernels (rms_norm, argmax, sampling). */
 #define GPTOSS_REDUCE_THREADS 256
@@ -51,6 +73,28 @@ typedef struct GptossWeight {
     unsigned int experts;
     unsigned int group; /* int4 group size; 0 for other formats */
 } GptossWeight;
+
+/* Activations as bf16 planes for the tensor cores: x ≈ hi + lo with hi = bf16(x) and
+ * lo = bf16(x − hi) (round-to-nearest-even), each [n, stride], stride = cols rounded up to
+ * GPTOSS_GEMM_BK, zero past cols. `lo` is null for the kernels that read hi alone. The GEMV
+ * kernels ignore it (null). */
+typedef struct GptossSplit {
+    const unsigned short *hi;
+    const unsigned short *lo;
+    unsigned int stride;
+    unsigned int pad_;
+} GptossSplit;
+
+/* Writes the planes of x [n, cols] (`lo` may be null). */
+typedef struct GptossSplitArgs {
+    const float *x;
+    unsigned short *hi;
+    unsigned short *lo;
+    unsigned int n;
+    unsigned int cols;
+    unsigned int stride;
+    unsigned int pad_;
+} GptossSplitArgs;
 
 /* out[t, :] = table[tokens[t], :] as f32. */
 typedef struct GptossEmbedArgs {
@@ -80,6 +124,7 @@ typedef struct GptossMatmulArgs {
     float *out;
     unsigned int n;
     unsigned int accumulate;
+    GptossSplit xs; /* the tensor-core kernels' x */
 } GptossMatmulArgs;
 
 /* q/k/v projections + bias + RoPE on q and k + the KV-cache write at slot pos % capacity. */
@@ -99,9 +144,11 @@ typedef struct GptossQkvRopeArgs {
     unsigned int kv_heads;
     unsigned int capacity;
     float concentration;
+    GptossSplit xs; /* the tensor-core kernels' x */
 } GptossQkvRopeArgs;
 
-/* Split-KV attention with sinks: pass 1 writes per-split partials, pass 2 combines them. */
+/* Attention with sinks. Split-KV (decode): pass 1 writes per-split partials, pass 2 combines
+ * them. Tensor cores (prefill): one pass, without the partials (null) and splits (0). */
 typedef struct GptossAttentionArgs {
     const float *q;
     const void *k_cache;
@@ -159,6 +206,63 @@ typedef struct GptossMoeDownArgs {
     unsigned int top_k;
 } GptossMoeDownArgs;
 
+/* The routed (token, k) pairs grouped by expert (moe_grouped.cu's sort), for the grouped GEMMs.
+ * A pair's index is t · top_k + k. Tiles are GPTOSS_GEMM_BN pairs of one expert; the grid
+ * of a grouped GEMM has max_tiles columns, ceil(pairs / BN) + min(experts, pairs) (each
+ * expert's last tile may be partial), and a column past the last tile finds no expert. */
+typedef struct GptossMoeGroups {
+    unsigned int *order;   /* u32 [pairs]: pair indices by expert, ascending within one */
+    unsigned int *offsets; /* u32 [experts + 1]: expert e's pairs are order[offsets[e] .. offsets[e + 1]) */
+    unsigned int *tiles;   /* u32 [max_tiles, 2]: tile i's expert (GPTOSS_MOE_NO_TILE past the last) and first index into order */
+    unsigned int max_tiles;
+    unsigned int pad_;
+} GptossMoeGroups;
+#define GPTOSS_MOE_NO_TILE 0xffffffffu
+
+/* Sorts the pairs of ids [pairs] by expert into `groups`; ids ≥ experts are reported and left out. */
+typedef struct GptossMoeSortArgs {
+    const unsigned int *ids;
+    GptossMoeGroups groups;
+    unsigned int *status;
+    unsigned int pairs;
+    unsigned int experts;
+} GptossMoeSortArgs;
+
+/* Grouped gate_up: act[i, j] = swiglu(W1[e] x[t] + b1[e] at rows 2j, 2j + 1) for the pair at
+ * order[i] = t · top_k + k of expert e, as bf16 planes (hi, and lo unless null) of [pairs,
+ * act_stride], zero from intermediate to act_stride. */
+typedef struct GptossMoeGateUpMmaArgs {
+    GptossWeight w;
+    GptossSplit xs; /* x [n, hidden] */
+    GptossMoeGroups groups;
+    unsigned short *act_hi;
+    unsigned short *act_lo;
+    unsigned int act_stride;
+    unsigned int top_k;
+    float alpha;
+    float limit;
+} GptossMoeGateUpMmaArgs;
+
+/* Grouped down: y[p] = weights[p] · (W2[e] act[i] + b2[e]) for the pair p = order[i] of expert e. */
+typedef struct GptossMoeDownMmaArgs {
+    GptossWeight w;
+    GptossSplit acts; /* gate_up's planes, rows in order */
+    GptossMoeGroups groups;
+    const float *weights; /* f32 [pairs] */
+    float *y;             /* f32 [pairs, rows] */
+} GptossMoeDownMmaArgs;
+
+/* residual[t] += Σ_k y[t · top_k + k] over k = 0..top_k in order, pairs with ids ≥ experts left out. */
+typedef struct GptossMoeCombineArgs {
+    const float *y;
+    const unsigned int *ids;
+    float *residual;
+    unsigned int n;
+    unsigned int top_k;
+    unsigned int hidden;
+    unsigned int experts;
+} GptossMoeCombineArgs;
+
 /* Sampling from one row of logits: arg-max, or the inverse CDF over exp((l - max) / T). */
 typedef struct GptossSampleArgs {
     const float *logits;
@@ -201,9 +305,14 @@ GPTOSS_AT(GptossWeight, rows, 40);
 GPTOSS_AT(GptossWeight, group, 52);
 GPTOSS_PIN(GptossEmbedArgs, 88);
 GPTOSS_PIN(GptossRmsNormArgs, 40);
-GPTOSS_PIN(GptossMatmulArgs, 80);
+GPTOSS_PIN(GptossSplit, 24);
+GPTOSS_PIN(GptossSplitArgs, 40);
+GPTOSS_AT(GptossSplitArgs, n, 24);
+GPTOSS_PIN(GptossMatmulArgs, 104);
 GPTOSS_AT(GptossMatmulArgs, n, 72);
-GPTOSS_PIN(GptossQkvRopeArgs, 240);
+GPTOSS_AT(GptossMatmulArgs, xs, 80);
+GPTOSS_PIN(GptossQkvRopeArgs, 264);
+GPTOSS_AT(GptossQkvRopeArgs, xs, 240);
 GPTOSS_AT(GptossQkvRopeArgs, x, 168);
 GPTOSS_AT(GptossQkvRopeArgs, concentration, 236);
 GPTOSS_PIN(GptossAttentionArgs, 104);
@@ -215,6 +324,19 @@ GPTOSS_PIN(GptossMoeGateUpArgs, 104);
 GPTOSS_AT(GptossMoeGateUpArgs, alpha, 96);
 GPTOSS_PIN(GptossMoeDownArgs, 104);
 GPTOSS_AT(GptossMoeDownArgs, n, 96);
+GPTOSS_PIN(GptossMoeGroups, 32);
+GPTOSS_AT(GptossMoeGroups, max_tiles, 24);
+GPTOSS_PIN(GptossMoeSortArgs, 56);
+GPTOSS_AT(GptossMoeSortArgs, pairs, 48);
+GPTOSS_PIN(GptossMoeGateUpMmaArgs, 144);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, groups, 80);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, act_stride, 128);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, limit, 140);
+GPTOSS_PIN(GptossMoeDownMmaArgs, 128);
+GPTOSS_AT(GptossMoeDownMmaArgs, groups, 80);
+GPTOSS_AT(GptossMoeDownMmaArgs, y, 120);
+GPTOSS_PIN(GptossMoeCombineArgs, 40);
+GPTOSS_AT(GptossMoeCombineArgs, experts, 36);
 GPTOSS_PIN(GptossSampleArgs, 72);
 GPTOSS_AT(GptossSampleArgs, top_p, 64);
 GPTOSS_PIN(GptossSynthArgs, 40);

@@ -12,9 +12,10 @@
 // is divided among the grid's splits at run time, so one launch shape serves every position
 // (graph replay) and empty splits just write an empty state.
 // Trade-offs: logits are computed per lane in registers (no tensor cores): fine for decode and
-// short prefill (a FlashAttention-2-style tiled kernel for long prefill is future work). Head
-// dims 16, 64 and 128 (16 is the reference fixture's; lanes past its dims idle in P·V).
-#include "common.cuh"
+// short batches; from the crossover on the launcher picks the FlashAttention-2-style kernels at
+// the bottom (attention_mma.cuh). Head dims 16, 64 and 128 (16 is the reference fixture's;
+// lanes past its dims idle in P·V).
+#include "attention_mma.cuh"
 
 #define ATT_TILE 32
 
@@ -160,3 +161,16 @@ ATT_KERNEL(f32_sdpa_sinks_split_d128_kvbf16, unsigned short, 128)
 ATT_KERNEL(f32_sdpa_sinks_split_d128_kvf32, float, 128)
 ATT_KERNEL(f32_sdpa_sinks_split_d16_kvbf16, unsigned short, 16)
 ATT_KERNEL(f32_sdpa_sinks_split_d16_kvf32, float, 16)
+
+// ---- prefill: the tensor-core kernel (attention_mma.cuh) ----------------------------------------
+
+#define ATT_MMA_KERNEL(name, KV, D, SMEM)                                                                    \
+    static_assert(Amma<KV, D>::BYTES == (SMEM), #name ": the tile layout's size differs from args.h's"); \
+    extern "C" __global__ void __launch_bounds__(AMMA_THREADS, 2) name(const GptossAttentionArgs a) { attention_mma<KV, D>(a); }
+
+ATT_MMA_KERNEL(f32_sdpa_sinks_mma_d64_kvbf16, unsigned short, 64, GPTOSS_ATTENTION_MMA_SMEM_D64_KVBF16)
+ATT_MMA_KERNEL(f32_sdpa_sinks_mma_d64_kvf32, float, 64, GPTOSS_ATTENTION_MMA_SMEM_D64_KVF32)
+ATT_MMA_KERNEL(f32_sdpa_sinks_mma_d128_kvbf16, unsigned short, 128, GPTOSS_ATTENTION_MMA_SMEM_D128_KVBF16)
+ATT_MMA_KERNEL(f32_sdpa_sinks_mma_d128_kvf32, float, 128, GPTOSS_ATTENTION_MMA_SMEM_D128_KVF32)
+ATT_MMA_KERNEL(f32_sdpa_sinks_mma_d16_kvbf16, unsigned short, 16, GPTOSS_ATTENTION_MMA_SMEM_D16_KVBF16)
+ATT_MMA_KERNEL(f32_sdpa_sinks_mma_d16_kvf32, float, 16, GPTOSS_ATTENTION_MMA_SMEM_D16_KVF32)

@@ -36,6 +36,13 @@ __device__ __forceinline__ unsigned short f32_to_bf16_bits(float f) {
     return __bfloat16_as_ushort(__float2bfloat16_rn(f));
 }
 
+// v ≈ hi + lo, two bf16 (round-to-nearest-even): how the tensor-core kernels read f32
+// activations (split.cu). An infinity is carried by hi alone (inf − inf would put a NaN in lo).
+__device__ __forceinline__ void bf16_split(float v, unsigned short &hi, unsigned short &lo) {
+    hi = f32_to_bf16_bits(v);
+    lo = isinf(v) ? 0 : f32_to_bf16_bits(v - bf16_bits(hi));
+}
+
 // 2^(e - 127) for an E8M0 byte, times 2^extra; exact (e = 0 gives 2^-127, a subnormal).
 __device__ __forceinline__ float e8m0(unsigned int e, int extra) {
     return ldexpf(1.0f, (int)e - 127 + extra);

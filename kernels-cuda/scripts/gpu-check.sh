@@ -10,7 +10,8 @@
 #
 # Run: every CUDA kernel test against the CPU backend, the whole model against the CPU
 # (fixture: logits + 64 greedy tokens; synthetic 20b and 120b: logits), compute-sanitizer
-# memcheck and racecheck on the kernel tests, then `gptoss bench` on synthetic 20b and 120b
+# memcheck and racecheck on the kernel tests, every prefill kernel variant side by side (time,
+# TFLOP/s, share of the tensor-core peak) and the GEMV / tensor-core crossover, then `gptoss bench` on synthetic 20b and 120b
 # (decode, 2048-token prefill, the device's copy bandwidth, per-op times). Results:
 # bench/results/<date>-cuda-<gpu>{.md,-checks.json,-bench.json} (and $OUT when set). Exit status: non-zero if any check failed.
 set -uo pipefail
@@ -35,6 +36,8 @@ for line in sys.stdin:
 ' "$STAGE"
     cargo build --release --features cuda
     cp target/release/gptoss "$STAGE/gptoss"
+    cargo build --release -p gptoss-bench --features cuda --example cuda_variants
+    cp target/release/examples/cuda_variants "$STAGE/cuda_variants"
     strip "$STAGE"/* 2>/dev/null || true
     du -sh "$STAGE"
     set +e
@@ -64,6 +67,9 @@ run() {
 
     mkdir -p bench/results
     local base=bench/results/$DATE-cuda-$GPU
+    # Every kernel variant of the prefill ops at 20b's shapes, 2048 tokens, and the measured
+    # GEMV / tensor-core crossover.
+    step variants "$STAGE/cuda_variants" --tokens 2048 --reps 20
     # Decode at depth 0 and 4096, prefill of 2048 tokens in one batch, the device's copy
     # bandwidth measured in the same run, and the per-op breakdown of a decode step.
     step bench "$STAGE/gptoss" bench --backend cuda --model synthetic:20b --model synthetic:120b \
@@ -72,11 +78,13 @@ run() {
     python3 - "$LOGS" "$base" "$GPU" "${FAILED[*]:-}" <<'PY'
 import json, pathlib, sys
 logs, base, gpu, failed = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4].split()
-checks = {n: (n not in failed) for n in ("kernel-tests", "model-tests", "memcheck", "racecheck", "bench")}
+checks = {n: (n not in failed) for n in ("kernel-tests", "model-tests", "memcheck", "racecheck", "variants", "bench")}
 pathlib.Path(base + "-checks.json").write_text(json.dumps({"gpu": gpu, "checks": checks}, indent=2) + "\n")
 bench = (logs / "bench.log").read_text() if (logs / "bench.log").exists() else "(no bench output)"
 md = [f"# CUDA check on {gpu}", "", "| check | result |", "|---|---|"]
 md += [f"| {k} | {'pass' if v else 'FAIL'} |" for k, v in checks.items()]
+variants = (logs / "variants.log").read_text() if (logs / "variants.log").exists() else "(no variants output)"
+md += ["", "## Kernel variants (bench/examples/cuda_variants.rs)", "", variants]
 md += ["", "## Benchmark (gptoss bench)", "", bench]
 pathlib.Path(base + ".md").write_text("\n".join(md) + "\n")
 print("\n".join(md[:8]))

@@ -160,6 +160,14 @@ enum class State : unsigned char { Ready, Barrier, Warp, Exited };
 
 struct Collective;
 
+// A cp.async copy not yet complete: committed to `group` (0: not yet committed).
+struct Pending {
+    unsigned char *dst;
+    const unsigned char *src;
+    unsigned src_bytes, bytes;
+    unsigned long long group;
+};
+
 struct Fiber {
 #if defined(__x86_64__)
     void *sp = nullptr;
@@ -173,6 +181,8 @@ struct Fiber {
     Site site{};
     int predicate = 0, result = 0;
     unsigned long long out = 0;
+    std::vector<Pending> copies;
+    unsigned long long groups = 0;
 };
 
 // A warp collective in progress: the lanes that arrived, with their values and arguments.
@@ -183,6 +193,10 @@ struct Collective {
     int width;
     unsigned long long value[kWarp];
     int arg[kWarp];
+    // Exchange: each lane's bytes and where it wants everyone's.
+    const void *mine[kWarp];
+    void *all[kWarp];
+    unsigned bytes;
 };
 
 bool same_site(Site a, Site b) { return a.line == b.line && strcmp(a.file, b.file) == 0; }
@@ -382,6 +396,10 @@ void complete(Worker &w, unsigned warp, Collective &c) {
                     if ((c.mask >> l & 1u) && c.value[l]) out |= 1ull << l;
                 break;
             case Shuffle::Sync: break;
+            case Shuffle::Exchange:
+                for (unsigned l = 0; l < kWarp; l++)
+                    memcpy(static_cast<unsigned char *>(c.all[lane]) + (size_t)l * c.bytes, c.mine[l], c.bytes);
+                break;
         }
         if (src >= 0) {
             if (src >= (long)kWarp || !(c.mask >> src & 1u)) {
@@ -401,6 +419,7 @@ void complete(Worker &w, unsigned warp, Collective &c) {
 // ---- the kernels' side: built-in variables and collectives ------------------------------------
 
 const uint3 &thread_idx() { return t_worker.current->idx; }
+unsigned int thread_lane() { return t_worker.current->linear % kWarp; }
 const uint3 &block_idx() { return t_worker.block; }
 const dim3 &block_dim() { return t_worker.block_dim; }
 const dim3 &grid_dim() { return t_worker.grid_dim; }
@@ -433,7 +452,49 @@ unsigned int active_mask() {
     return mask;
 }
 
+namespace {
+unsigned long long collective(Site site, Shuffle kind, unsigned int mask, unsigned long long value, int lane_arg, int width,
+                              const void *mine, void *all, unsigned bytes);
+}
+
 unsigned long long warp_collective(Site site, Shuffle kind, unsigned int mask, unsigned long long value, int lane_arg, int width) {
+    return collective(site, kind, mask, value, lane_arg, width, nullptr, nullptr, 0);
+}
+
+void warp_exchange(Site site, const void *mine, unsigned bytes, void *all) {
+    collective(site, Shuffle::Exchange, 0xffffffffu, 0, 0, 32, mine, all, bytes);
+}
+
+void cp_async(void *dst, const void *src, unsigned src_bytes, unsigned bytes) {
+    t_worker.current->copies.push_back(
+        Pending{static_cast<unsigned char *>(dst), static_cast<const unsigned char *>(src), src_bytes, bytes, 0});
+}
+
+void cp_async_commit() {
+    Fiber &f = *t_worker.current;
+    f.groups++;
+    for (Pending &p : f.copies)
+        if (p.group == 0) p.group = f.groups;
+}
+
+void cp_async_wait(int pending) {
+    Fiber &f = *t_worker.current;
+    const unsigned long long upto = f.groups > (unsigned long long)pending ? f.groups - pending : 0;
+    size_t kept = 0;
+    for (Pending &p : f.copies) {
+        if (p.group != 0 && p.group <= upto) {
+            memcpy(p.dst, p.src, p.src_bytes);
+            memset(p.dst + p.src_bytes, 0, p.bytes - p.src_bytes);
+        } else {
+            f.copies[kept++] = p;
+        }
+    }
+    f.copies.resize(kept);
+}
+
+namespace {
+unsigned long long collective(Site site, Shuffle kind, unsigned int mask, unsigned long long value, int lane_arg, int width,
+                              const void *mine, void *all, unsigned bytes) {
     Worker &w = t_worker;
     Fiber &f = *w.current;
     const unsigned warp = f.linear / kWarp, lane = f.linear % kWarp, base = warp * kWarp;
@@ -462,14 +523,15 @@ unsigned long long warp_collective(Site site, Shuffle kind, unsigned int mask, u
     for (Collective &o : open)
         if (o.mask >> lane & 1u) c = &o;
     if (c == nullptr) {
-        open.push_back(Collective{site, kind, mask, 0, width, {}, {}});
+        open.push_back(Collective{site, kind, mask, 0, width, {}, {}, {}, {}, bytes});
         c = &open.back();
-    } else if (!same_site(c->site, site) || c->kind != kind || c->mask != mask || c->width != width || (c->arrived >> lane & 1u)) {
+    } else if (!same_site(c->site, site) || c->kind != kind || c->mask != mask || c->width != width || c->bytes != bytes ||
+               (c->arrived >> lane & 1u)) {
         fail(w, "divergent warp collectives: lane %u is at %s:%d (mask 0x%08x) while lanes of its warp wait at %s:%d (mask 0x%08x)", lane,
              site.file, site.line, mask, c->site.file, c->site.line, c->mask);
         abort_block(w);
     }
-    c->value[lane] = value, c->arg[lane] = lane_arg, c->arrived |= 1u << lane;
+    c->value[lane] = value, c->arg[lane] = lane_arg, c->mine[lane] = mine, c->all[lane] = all, c->arrived |= 1u << lane;
     f.state = State::Warp, f.site = site;
     if (c->arrived == c->mask) {
         complete(w, warp, *c);
@@ -478,6 +540,7 @@ unsigned long long warp_collective(Site site, Shuffle kind, unsigned int mask, u
     yield(w);
     return f.out;
 }
+}  // namespace
 
 namespace {
 
@@ -626,13 +689,24 @@ bool run_block(Worker &w, unsigned linear, const GptossSimLaunch &l, uint64_t se
 }
 
 std::atomic<uint64_t> g_launches{0};
+// Launches per kernel, for the report.
+std::mutex g_counts_mutex;
+std::map<std::string, uint64_t> g_counts;
 
-// With GPTOSS_SIM_REPORT=1, the launches the process ran, on stderr at exit.
+void count_launch(const Kernel *k) {
+    g_launches.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(g_counts_mutex);
+    g_counts[k->name]++;
+}
+
+// With GPTOSS_SIM_REPORT=1, the launches the process ran, per kernel, on stderr at exit.
 struct Report {
     ~Report() {
         const char *v = getenv("GPTOSS_SIM_REPORT");
-        if (v && strcmp(v, "1") == 0)
-            fprintf(stderr, "cuda-sim: %llu kernel launches emulated\n", (unsigned long long)g_launches.load());
+        if (!v || strcmp(v, "1") != 0) return;
+        fprintf(stderr, "cuda-sim: %llu kernel launches emulated\n", (unsigned long long)g_launches.load());
+        std::lock_guard<std::mutex> lock(g_counts_mutex);
+        for (const auto &[name, count] : g_counts) fprintf(stderr, "cuda-sim: %8llu  %s\n", (unsigned long long)count, name.c_str());
     }
 } g_report;
 
@@ -706,7 +780,7 @@ extern "C" int gptoss_sim_launch(const Kernel *kernel, const GptossSimLaunch *l,
     w.threads = (unsigned)threads;
     w.block_dim = dim3{bx, by, bz}, w.grid_dim = dim3{gx, gy, gz};
     w.error.clear();
-    g_launches.fetch_add(1, std::memory_order_relaxed);
+    count_launch(kernel);
     const uint64_t blocks = (uint64_t)gx * gy * gz;
     // Blocks in an order drawn from the seed without a table (grids reach 2^31 blocks): from a
     // seeded start, a seeded stride co-prime with the count visits each block once.

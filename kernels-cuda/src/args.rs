@@ -26,12 +26,19 @@ macro_rules! pin {
 pin!(GptossWeight, 56, data_stride @ 24, rows @ 40, group @ 52);
 pin!(GptossEmbedArgs, 88);
 pin!(GptossRmsNormArgs, 40);
-pin!(GptossMatmulArgs, 80, n @ 72);
-pin!(GptossQkvRopeArgs, 240, x @ 168, concentration @ 236);
+pin!(GptossSplit, 24);
+pin!(GptossSplitArgs, 40, n @ 24);
+pin!(GptossMatmulArgs, 104, n @ 72, xs @ 80);
+pin!(GptossQkvRopeArgs, 264, x @ 168, concentration @ 236, xs @ 240);
 pin!(GptossAttentionArgs, 104, n @ 72, scale @ 100);
 pin!(GptossMoeRouteArgs, 104, n @ 96);
 pin!(GptossMoeGateUpArgs, 104, alpha @ 96);
 pin!(GptossMoeDownArgs, 104, n @ 96);
+pin!(GptossMoeGroups, 32, max_tiles @ 24);
+pin!(GptossMoeSortArgs, 56, pairs @ 48);
+pin!(GptossMoeGateUpMmaArgs, 144, groups @ 80, act_stride @ 128, limit @ 140);
+pin!(GptossMoeDownMmaArgs, 128, groups @ 80, y @ 120);
+pin!(GptossMoeCombineArgs, 40, experts @ 36);
 pin!(GptossSampleArgs, 72, top_p @ 64);
 pin!(GptossSynthArgs, 40, span @ 36);
 

@@ -13,16 +13,35 @@ use crate::buffer::CudaBuffer;
 use crate::device::Device;
 use crate::graph::Recorder;
 use crate::ops::attention::{Partials, scratch_rows};
+use crate::ops::moe_experts::{Grouping, MoeScratch};
 use crate::ops::moe_route::RouteScratch;
 use crate::ops::sample::{MAX_BLOCKS, SampleScratch};
+use crate::ops::split::{self, Planes, Tiles};
 use crate::ops::synth::SynthKernels;
 use crate::ops::{On, attention, embed, matmul, moe_experts, moe_route, qkv_rope, rms_norm, sample, synth};
 use crate::registry::{Chosen, Resolved, one};
 
+/// The smallest batch the batched ops run on the tensor cores by default: below it the GEMV
+/// kernels, which stream the weights once per 2–4 tokens, read less than a 64-token tile wastes
+/// (attention: the split kernel, whose blocks fill the GPU when the tensor-core kernel's few
+/// row tiles would not). A prediction until measured per GPU (bench/NOTES.md);
+/// `GPTOSS_MMA_FROM` sets it.
+pub const MMA_FROM_DEFAULT: usize = 16;
+/// The environment variable that sets the crossover (tokens).
+pub const MMA_FROM_ENV: &str = "GPTOSS_MMA_FROM";
+
 pub struct CudaBackend<D: Device> {
     dev: D,
     kernels: Chosen<D>,
+    /// Kernel choices made by the caller, instead of `GPTOSS_KERNELS`.
+    overrides: Option<KernelOverrides>,
+    /// The smallest batch that takes the tensor-core form of a batched op.
+    mma_from: usize,
     synth: SynthKernels<D>,
+    /// f32 activations to bf16 planes, for the tensor-core kernels.
+    split: D::Function,
+    /// moe_experts' routing sort and combine, around its grouped GEMM.
+    moe_grouping: Grouping<D>,
     /// u32: bits of `GPTOSS_STATUS_*` set by kernels since the last synchronize.
     status: CudaBuffer<D>,
     scratch: Option<Scratch<D>>,
@@ -32,10 +51,11 @@ pub struct CudaBackend<D: Device> {
 /// Per-op scratch, sized once by `prepare` for the model's largest batch.
 struct Scratch<D: Device> {
     route: RouteScratch<D>,
-    /// f32 [max_tokens, top_k, intermediate]: SwiGLU outputs of the routed experts
-    act: CudaBuffer<D>,
+    moe: MoeScratch<D>,
     partials: Partials<D>,
     sample: SampleScratch<D>,
+    /// bf16 planes of the widest activations of the largest batch.
+    planes: Planes<D>,
 }
 
 impl<D: Device> CudaBackend<D> {
@@ -47,7 +67,37 @@ impl<D: Device> CudaBackend<D> {
             bytes: dev.function("synth", "synth_bytes")?,
         };
         let status = CudaBuffer::zeroed(&dev, DType::U32, 1)?;
-        Ok(CudaBackend { dev, kernels: Chosen::default(), synth, status, scratch: None, steps: Recorder::from_env() })
+        let mma_from = match std::env::var(MMA_FROM_ENV) {
+            Ok(v) => v.trim().parse::<usize>().map_err(|_| EngineError::invalid(format!("{MMA_FROM_ENV}={v}: not a number of tokens")))?,
+            Err(_) => MMA_FROM_DEFAULT,
+        };
+        let split = dev.function("split", "f32_split_bf16")?;
+        let moe_grouping = Grouping::load(&dev)?;
+        Ok(CudaBackend {
+            dev,
+            kernels: Chosen::default(),
+            overrides: None,
+            mma_from,
+            synth,
+            split,
+            moe_grouping,
+            status,
+            scratch: None,
+            steps: Recorder::from_env(),
+        })
+    }
+
+    /// Kernel choices for the next `prepare`, in place of `GPTOSS_KERNELS`'s.
+    pub fn with_kernels(mut self, overrides: KernelOverrides) -> Self {
+        self.overrides = Some(overrides);
+        self
+    }
+
+    /// The smallest batch that runs the batched ops (matmul, qkv_rope, attention, moe_experts)
+    /// on the tensor cores, in place of `GPTOSS_MMA_FROM`'s.
+    pub fn with_mma_from(mut self, tokens: usize) -> Self {
+        self.mma_from = tokens;
+        self
     }
 
     /// The device, for tests that launch kernels of their own.
@@ -101,7 +151,11 @@ impl<D: Device> Backend for CudaBackend<D> {
     }
 
     fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
-        self.kernels = Chosen::new(&self.dev, plan, &KernelOverrides::from_env()?)?;
+        let overrides = match &self.overrides {
+            Some(o) => o.clone(),
+            None => KernelOverrides::from_env()?,
+        };
+        self.kernels = Chosen::new(&self.dev, plan, &overrides)?;
         let dev = &self.dev;
         let alloc = |dtype, len| CudaBuffer::zeroed(dev, dtype, len);
         let rows = scratch_rows(plan.max_tokens);
@@ -110,7 +164,7 @@ impl<D: Device> Backend for CudaBackend<D> {
                 logits: alloc(DType::F32, plan.max_tokens * plan.experts)?,
                 counters: alloc(DType::U32, plan.max_tokens)?,
             },
-            act: alloc(DType::F32, plan.max_tokens * plan.top_k * plan.intermediate)?,
+            moe: MoeScratch::new(dev, plan.max_tokens, plan.top_k, plan.experts, plan.hidden, plan.intermediate)?,
             partials: Partials {
                 acc: alloc(DType::F32, rows * plan.q_heads * plan.head_dim)?,
                 ml: alloc(DType::F32, rows * plan.q_heads * 2)?,
@@ -120,6 +174,11 @@ impl<D: Device> Backend for CudaBackend<D> {
                 idx: alloc(DType::U32, MAX_BLOCKS)?,
                 mass: alloc(DType::F32, 2 * MAX_BLOCKS)?,
                 ticket_and_id: alloc(DType::U32, 2)?,
+            },
+            planes: {
+                let widest = plan.hidden.max(plan.q_heads * plan.head_dim).max(plan.intermediate);
+                let len = plan.max_tokens * split::stride(widest);
+                Planes { hi: alloc(DType::Bf16, len)?, lo: alloc(DType::Bf16, len)? }
             },
         });
         Ok(self.kernels.report.clone())
@@ -198,20 +257,24 @@ impl<D: Device> Backend for CudaBackend<D> {
     }
 
     fn matmul(&mut self, a: MatmulArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
-        let f = one(self.kernels.get(OpKind::Matmul, Some(a.w.format))?, "matmul")?;
-        matmul::matmul(&self.on(), f, a)
+        let on = On { dev: &self.dev, status: self.status.ptr() };
+        let planes = &mut prepared(&mut self.scratch, "matmul")?.planes;
+        let tiles = Tiles { split: &self.split, planes, mma_from: self.mma_from };
+        matmul::matmul(&on, self.kernels.get(OpKind::Matmul, Some(a.w.format))?, tiles, a)
     }
 
     fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
-        let k = self.kernels.get(OpKind::QkvRope, Some(a.wq.format))?;
-        qkv_rope::qkv_rope(&self.on(), k, a)
+        let on = On { dev: &self.dev, status: self.status.ptr() };
+        let planes = &mut prepared(&mut self.scratch, "qkv_rope")?.planes;
+        let tiles = Tiles { split: &self.split, planes, mma_from: self.mma_from };
+        qkv_rope::qkv_rope(&on, self.kernels.get(OpKind::QkvRope, Some(a.wq.format))?, tiles, a)
     }
 
     fn attention(&mut self, a: AttentionArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let on = On { dev: &self.dev, status: self.status.ptr() };
         let part = &mut prepared(&mut self.scratch, "attention")?.partials;
         let k = self.kernels.get(OpKind::Attention, None)?;
-        attention::attention(&on, k, part, a)
+        attention::attention(&on, k, part, self.mma_from, a)
     }
 
     fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
@@ -223,9 +286,10 @@ impl<D: Device> Backend for CudaBackend<D> {
 
     fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
         let on = On { dev: &self.dev, status: self.status.ptr() };
-        let act = &mut prepared(&mut self.scratch, "moe_experts")?.act;
+        let Scratch { moe, planes, .. } = prepared(&mut self.scratch, "moe_experts")?;
+        let tiles = Tiles { split: &self.split, planes, mma_from: self.mma_from };
         let k = self.kernels.get(OpKind::MoeExperts, Some(a.gate_up.format))?;
-        moe_experts::moe_experts(&on, k, act, a)
+        moe_experts::moe_experts(&on, k, &self.moe_grouping, tiles, moe, a)
     }
 
     fn sample(&mut self, a: SampleArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<u32> {

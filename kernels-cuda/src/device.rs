@@ -72,4 +72,8 @@ pub trait Device: Sized + 'static {
     /// The device's copy bandwidth in GB/s (bytes read plus written), measured now; None where
     /// the host's memory is the device's.
     fn copy_bandwidth(&self) -> Result<Option<f64>>;
+    /// The datasheet's dense bf16 tensor-core rate with f32 accumulation, TFLOP/s (SMs × boost
+    /// clock × the architecture's rate per SM per clock); None where unknown (the emulator, an
+    /// architecture without a table entry).
+    fn tensor_peak_tflops(&self) -> Option<f64>;
 }

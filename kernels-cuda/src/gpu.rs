@@ -190,6 +190,22 @@ impl Device for Gpu {
         let ms = start.elapsed_ms(&end).map_err(cuda_err("timing the copies"))? as f64;
         Ok(Some((2 * COPY_BYTES * REPEATS) as f64 / (ms * 1e-3) / 1e9))
     }
+
+    fn tensor_peak_tflops(&self) -> Option<f64> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let (major, minor) = self.ctx.compute_capability().ok()?;
+        // Dense bf16 FLOP per SM per clock, f32 accumulation: A100 (8.0) 2048; GA10x (8.6) and
+        // Ada (8.9, GeForce) 512; Hopper (9.0) 4096, of which `mma.sync` reaches about 2/3.
+        let per_sm_clock = match (major, minor) {
+            (8, 0) => 2048.0,
+            (8, 6) | (8, 9) => 512.0,
+            (9, 0) => 4096.0,
+            _ => return None,
+        };
+        let sms = self.ctx.attribute(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).ok()? as f64;
+        let khz = self.ctx.attribute(A::CU_DEVICE_ATTRIBUTE_CLOCK_RATE).ok()? as f64;
+        Some(sms * khz * 1e3 * per_sm_clock / 1e12)
+    }
 }
 
 impl crate::CudaBackend<Gpu> {

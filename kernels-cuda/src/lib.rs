@@ -36,6 +36,8 @@ pub use backend::CudaBackend;
 pub use buffer::CudaBuffer;
 #[cfg(feature = "cuda")]
 pub use gpu::{ARTIFACTS, Gpu, PTXAS_SUMMARY};
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+pub use registry::variants;
 #[cfg(feature = "cuda-sim")]
 pub use sim::Sim;
 

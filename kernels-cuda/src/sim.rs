@@ -254,6 +254,10 @@ impl Device for Sim {
     fn copy_bandwidth(&self) -> Result<Option<f64>> {
         Ok(None)
     }
+
+    fn tensor_peak_tflops(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl crate::CudaBackend<Sim> {

@@ -161,3 +161,106 @@ fn blocks_run_in_a_seeded_shuffled_order() {
     assert_ne!(a, b, "another seed, another order");
     assert_eq!(a, a_again, "the same seed, the same order");
 }
+
+/// `TileArgs` of `sim/selftest.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TileArgs {
+    a: u64,
+    b: u64,
+    c: u64,
+    d: u64,
+}
+
+// SAFETY: laid out as `TileArgs` (four pointers).
+unsafe impl KernelArgs for TileArgs {}
+
+/// Device memory holding `bytes`.
+fn upload(dev: &Sim, bytes: &[u8]) -> (<Sim as Device>::Memory, u64) {
+    let (mut mem, ptr) = dev.alloc(bytes.len()).unwrap();
+    dev.write(&mut mem, 0, bytes).unwrap();
+    (mem, ptr)
+}
+
+fn bf16(v: f32) -> u16 {
+    half::bf16::from_f32(v).to_bits()
+}
+
+/// One warp's mma on random tiles (B stored [n][k], or [k][n] and loaded transposed) against
+/// the plain product A·B + C in f64: equal within the f32 sum's rounding.
+fn mma_matches_the_product(kernel: &str, transposed: bool) {
+    let dev = Sim::with_seed(1);
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        ((seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 4.0
+    };
+    let a: Vec<u16> = (0..256).map(|_| bf16(next())).collect();
+    let b_nk: Vec<u16> = (0..128).map(|_| bf16(next())).collect();
+    let c: Vec<f32> = (0..128).map(|_| next()).collect();
+    let b = if transposed { (0..128).map(|i| b_nk[(i % 8) * 16 + i / 8]).collect() } else { b_nk.clone() };
+    let bytes = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (_ma, pa) = upload(&dev, &bytes(&a));
+    let (_mb, pb) = upload(&dev, &bytes(&b));
+    let (_mc, pc) = upload(&dev, &c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+    let (md, pd) = upload(&dev, &[0u8; 512]);
+    let f = dev.function("selftest", kernel).unwrap();
+    // SAFETY: the tiles hold what the kernel reads and writes.
+    unsafe { dev.launch(&f, Launch::linear([1, 1, 1], 32), &TileArgs { a: pa, b: pb, c: pc, d: pd }) }.unwrap();
+    let mut out = [0u8; 512];
+    dev.read(&md, 0, &mut out).unwrap();
+    let value = |h: u16| half::bf16::from_bits(h).to_f32() as f64;
+    for m in 0..16 {
+        for n in 0..8 {
+            let want: f64 = c[m * 8 + n] as f64 + (0..16).map(|k| value(a[m * 16 + k]) * value(b_nk[n * 16 + k])).sum::<f64>();
+            let magnitude: f64 =
+                c[m * 8 + n].abs() as f64 + (0..16).map(|k| (value(a[m * 16 + k]) * value(b_nk[n * 16 + k])).abs()).sum::<f64>();
+            let got = f32::from_le_bytes(out[4 * (m * 8 + n)..][..4].try_into().unwrap()) as f64;
+            assert!((got - want).abs() <= 16.0 * f32::EPSILON as f64 * magnitude, "{kernel} D[{m}][{n}] = {got}, want {want}");
+        }
+    }
+}
+
+#[test]
+fn mma_with_ldmatrix_computes_the_tile_product() {
+    mma_matches_the_product("mma_tile", false);
+}
+
+#[test]
+fn mma_with_transposed_ldmatrix_computes_the_tile_product() {
+    mma_matches_the_product("mma_tile_trans", true);
+}
+
+/// `CopyArgs` of `sim/selftest.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CopyArgs {
+    src: u64,
+    out: u64,
+    tail: u32,
+    pad: u32,
+}
+
+// SAFETY: laid out as `CopyArgs`.
+unsafe impl KernelArgs for CopyArgs {}
+
+#[test]
+fn cp_async_lands_at_the_wait_that_covers_its_group_with_the_tail_zero_filled() {
+    let dev = Sim::with_seed(1);
+    let src: Vec<u8> = (0..512).map(|i| (i * 7 + 1) as u8).collect();
+    let (_ms, ps) = upload(&dev, &src);
+    let (mo, po) = upload(&dev, &[0u8; 384 * 4]);
+    let f = dev.function("selftest", "cp_async_tile").unwrap();
+    let tail = 12u32;
+    // SAFETY: src holds 512 bytes, out 384 floats.
+    unsafe { dev.launch(&f, Launch::linear([1, 1, 1], 32), &CopyArgs { src: ps, out: po, tail, pad: 0 }) }.unwrap();
+    let mut out = vec![0u8; 384 * 4];
+    dev.read(&mo, 0, &mut out).unwrap();
+    let old = [0x11u8; 512];
+    assert_eq!(&out[..512], &old[..], "before the wait, shared memory holds what it held");
+    let want: Vec<u8> = (0..512).map(|i| if i % 16 < tail as usize { src[i] } else { 0 }).collect();
+    assert_eq!(&out[512..1024], &want[..], "after it, the copy (each 16-byte piece's last 4 zero-filled)");
+    assert_eq!(&out[1024..], &old[..], "the second group is not complete after waiting for the first");
+}

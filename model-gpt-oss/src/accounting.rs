@@ -1,17 +1,18 @@
-//! Bytes a decoded token reads, by family: the decode-time roofline's numerator.
+//! Bytes a decoded token reads, by family and by op: the decode-time roofline's numerator.
 //!
 //! At batch 1 a token reads every attention, norm and router weight once, the `top_k` experts
 //! it is routed to in each layer (the unique experts of the step), the whole unembedding, one
 //! embedding row, and the KV cache of the positions it attends: on full layers every earlier
 //! position and itself, on sliding layers at most the window.
 
-use gptoss_engine::{DType, WeightFormat};
+use gptoss_engine::profiled::OpSite;
+use gptoss_engine::{DType, OpKind, WeightFormat};
 
 use crate::config::GptOssConfig;
-use crate::quantization::{Family, WeightOnly};
 use crate::safetensors::StDtype;
 use crate::source::OpenedModel;
 use crate::tensors::{Kind, expected_tensors};
+use crate::weight_only::{Family, WeightOnly};
 
 /// How each family is stored where it is read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -130,6 +131,38 @@ pub fn token_bytes(c: &GptOssConfig, f: &Formats, experts_per_layer: f64, depth:
     }
 }
 
+/// One op of a decode step as a per-op breakdown shows it: a name that tells the graph's sites
+/// apart, and the bytes the op must read per token (its floor) where the accounting knows them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpFloor {
+    pub name: &'static str,
+    pub bytes: Option<f64>,
+}
+
+/// The floor of the op that ran at `site` in a decode step whose token reads `token` (from
+/// [`token_bytes`] with the same config and formats). The o-projection and the unembedding are
+/// both matmuls, told apart by their shapes. The weight floors leave out biases and sinks,
+/// which `token.attention` counts; norms have none.
+pub fn op_floor(c: &GptOssConfig, f: &Formats, token: &TokenBytes, site: &OpSite) -> OpFloor {
+    let layers = c.num_hidden_layers;
+    let (name, bytes) = match site.op {
+        OpKind::Matmul if site.rows == c.vocab_size => ("matmul (unembedding)", Some(token.unembedding)),
+        OpKind::Matmul if site.rows == c.hidden_size && site.cols == c.q_dim() => {
+            ("matmul (o_proj + residual)", Some((layers * f.attention.matrix_bytes(c.hidden_size, c.q_dim())) as f64))
+        }
+        OpKind::QkvRope => {
+            let qkv = f.attention.matrix_bytes(c.q_dim(), c.hidden_size) + 2 * f.attention.matrix_bytes(c.kv_dim(), c.hidden_size);
+            ("qkv_rope (+ kv write)", Some((layers * qkv) as f64))
+        }
+        OpKind::Attention => ("attention", Some(token.kv_cache)),
+        OpKind::MoeRoute => ("moe_route", Some(token.router)),
+        OpKind::MoeExperts => ("moe_experts", Some(token.experts)),
+        OpKind::Embed => ("embed", Some(token.embedding)),
+        op => (op.name(), None),
+    };
+    OpFloor { name, bytes }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +216,31 @@ mod tests {
         let f =
             Formats { attention: WeightFormat::Int4 { group: 32 }, unembedding: WeightFormat::Int4 { group: 32 }, ..Formats::CHECKPOINT };
         assert!((token_bytes(&c, &f, 4.0, 0).weights() / 1e9 - 1.95).abs() < 0.01);
+    }
+
+    #[test]
+    fn op_floors_of_a_20b_decode_step() {
+        let c = Preset::Gpt20b.config();
+        let f = Formats::CHECKPOINT;
+        let b = token_bytes(&c, &f, 4.0, 0);
+        let floor = |op, rows, cols| op_floor(&c, &f, &b, &OpSite { op, rows, cols });
+        let qkv = floor(OpKind::QkvRope, 0, 0);
+        let o = floor(OpKind::Matmul, c.hidden_size, c.q_dim());
+        // bench/NOTES.md's per-op floors: 0.708 GB and 0.566 GB.
+        assert_eq!(qkv, OpFloor { name: "qkv_rope (+ kv write)", bytes: Some(707_788_800.0) });
+        assert_eq!(o, OpFloor { name: "matmul (o_proj + residual)", bytes: Some(566_231_040.0) });
+        // With the biases and sinks they are the attention family.
+        assert_eq!(qkv.bytes.unwrap() + o.bytes.unwrap() + 384_000.0 + 3_072.0, b.attention);
+        assert_eq!(floor(OpKind::Matmul, c.vocab_size, c.hidden_size).bytes, Some(b.unembedding));
+        assert_eq!(floor(OpKind::Attention, 0, 0).bytes, Some(b.kv_cache));
+        assert_eq!(floor(OpKind::MoeRoute, c.num_local_experts, c.hidden_size).bytes, Some(b.router));
+        assert_eq!(floor(OpKind::MoeExperts, 0, 0).bytes, Some(b.experts));
+        assert_eq!(floor(OpKind::Embed, c.vocab_size, c.hidden_size).bytes, Some(b.embedding));
+        assert_eq!(floor(OpKind::RmsNorm, 0, 0), OpFloor { name: "rms_norm", bytes: None });
+        // An int8 load halves the o-projection's floor.
+        let f8 = Formats { attention: WeightFormat::Int8, ..f };
+        let o8 = op_floor(&c, &f8, &token_bytes(&c, &f8, 4.0, 0), &OpSite { op: OpKind::Matmul, rows: c.hidden_size, cols: c.q_dim() });
+        assert_eq!(o8.bytes, Some(566_231_040.0 / 2.0 + 24.0 * 2880.0 * 4.0));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use gptoss_engine::rope::{RopeConfig, Yarn};
 use serde_json::{Map, Value};
 
 use crate::error::{ModelError, Result};
-use crate::quantization::{QUANT_METHOD, WeightOnly};
+use crate::weight_only::{QUANT_METHOD, WeightOnly};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerType {

@@ -1,7 +1,7 @@
 //! The tensors a gpt-oss checkpoint must hold for a given config (Hugging Face names), their
 //! shapes and accepted dtypes, and the check of a checkpoint against that list.
 //!
-//! A checkpoint written by `gptoss quantize` (see `quantization`) stores each quantized matrix
+//! A checkpoint written by `gptoss quantize` (see `weight_only`) stores each quantized matrix
 //! `NAME.weight` of `rows × cols` as two tensors, in the layouts of `gptoss_engine::weight`:
 //!
 //! | format | `NAME.weight` | `NAME.weight_scales` |
@@ -15,8 +15,8 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::{GptOssConfig, Quantization};
 use crate::error::{ModelError, Result};
-use crate::quantization::Family;
 use crate::safetensors::StDtype;
+use crate::weight_only::Family;
 use gptoss_engine::WeightFormat;
 
 /// How a tensor is used, which fixes the dtypes it may have.

@@ -7,10 +7,10 @@ use half::bf16;
 
 use crate::config::Quantization;
 use crate::error::{ModelError, Result};
-use crate::quantization::{Family, WeightOnly};
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
 use crate::tensors::{Kind, TensorSpec, expected_tensors, layer_prefix, scales_name};
+use crate::weight_only::{Family, WeightOnly};
 
 pub struct LayerWeights<Buf> {
     /// f32 [hidden]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use gptoss_engine::WeightFormat;
 use gptoss_model_gpt_oss::ModelSource;
-use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly};
-use gptoss_model_gpt_oss::quantize::quantize_model;
+use gptoss_model_gpt_oss::quantized_writer::write_quantized;
+use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly};
 use serde_json::Value;
 
 fn fixture() -> PathBuf {
@@ -215,7 +215,7 @@ fn unknown_model_names() {
 fn quantized_fixture(format: WeightFormat) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     let model = ModelSource::Dir(fixture()).open().unwrap();
-    quantize_model(&model, WeightOnly::new(format, &DEFAULT_FAMILIES).unwrap(), out.path(), |_, _| {}).unwrap();
+    write_quantized(&model, WeightOnly::new(format, &DEFAULT_FAMILIES).unwrap(), out.path(), |_, _| {}).unwrap();
     out
 }
 

@@ -1,4 +1,4 @@
-//! Models quantized by `quantize_model`: the directory holds the documented tensors and loads
+//! Models quantized by `write_quantized`: the directory holds the documented tensors and loads
 //! back; it computes exactly what load-time conversion computes (same bytes, same logits); it
 //! computes what its decoded weights say (an f32 checkpoint of them gives the same logits
 //! within the fixture budget); and every CPU instruction set agrees with the scalar reference
@@ -10,10 +10,10 @@ use gptoss_engine::{Backend, DType, HostBytes, Weight, WeightFormat};
 use gptoss_kernels_cpu::{CpuBackend, Isa};
 use gptoss_model_gpt_oss::checkpoint::Checkpoint;
 use gptoss_model_gpt_oss::dir_writer::{tensor_as_stored, write_model_dir};
-use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, Family, QUANTIZABLE, WeightOnly};
-use gptoss_model_gpt_oss::quantize::quantize_model;
+use gptoss_model_gpt_oss::quantized_writer::write_quantized;
 use gptoss_model_gpt_oss::safetensors::{StDtype, TensorToWrite};
 use gptoss_model_gpt_oss::tensors::{Kind, expected_tensors, scales_name};
+use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, Family, QUANTIZABLE, WeightOnly};
 use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource, OpenedModel};
 
 const FORMATS: [WeightFormat; 3] = [WeightFormat::Int8, WeightFormat::Int4 { group: 32 }, WeightFormat::Int4 { group: 64 }];
@@ -29,7 +29,7 @@ fn tokens() -> Vec<u32> {
 
 fn quantize(src: &ModelSource, q: WeightOnly) -> (tempfile::TempDir, OpenedModel) {
     let out = tempfile::tempdir().unwrap();
-    quantize_model(&src.open().unwrap(), q, out.path(), |_, _| {}).unwrap();
+    write_quantized(&src.open().unwrap(), q, out.path(), |_, _| {}).unwrap();
     let opened = ModelSource::Dir(out.path().to_path_buf()).open().unwrap();
     (out, opened)
 }
@@ -209,7 +209,7 @@ fn refusals_say_why() {
     let source = ModelSource::Dir(fixture());
     let q = WeightOnly::new(WeightFormat::Int8, &DEFAULT_FAMILIES).unwrap();
     let (out, quantized) = quantize(&source, q);
-    let err = |m: &OpenedModel, q: WeightOnly, dir: &Path| quantize_model(m, q, dir, |_, _| {}).unwrap_err().to_string();
+    let err = |m: &OpenedModel, q: WeightOnly, dir: &Path| write_quantized(m, q, dir, |_, _| {}).unwrap_err().to_string();
     let empty = tempfile::tempdir().unwrap();
     assert!(err(&quantized, q, empty.path()).contains("already quantized (int8)"));
     assert!(err(&source.open().unwrap(), q, out.path()).contains("exists and is not empty"));

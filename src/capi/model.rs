@@ -5,18 +5,18 @@ use std::sync::{Mutex, MutexGuard};
 
 use gptoss_engine::WeightFormat;
 use gptoss_kernels_cpu::Activations;
-use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly};
+use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly};
 use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
 
 use super::buffers::{c_str, fill_str, out};
 use super::status::{Failure, gptoss_status};
 use super::{entry, into_handle, release, retain};
-use crate::runtime::{BackendKind, LoadedModel, RuntimeOptions};
+use crate::runtime::{BackendKind, Model, RuntimeOptions};
 
 /// The opaque model handle.
 #[allow(non_camel_case_types)]
 pub struct gptoss_model {
-    inner: Mutex<LoadedModel>,
+    inner: Mutex<Model>,
     pub(super) vocab_size: usize,
     pub(super) max_context: usize,
     pub(super) eos_tokens: Vec<u32>,
@@ -26,7 +26,7 @@ pub struct gptoss_model {
 impl gptoss_model {
     /// The loaded model, for one call at a time. A panic in an earlier call leaves no broken
     /// invariant behind (every op validates its inputs), so a poisoned lock is taken over.
-    pub(super) fn lock(&self) -> MutexGuard<'_, LoadedModel> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Model> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -103,6 +103,7 @@ pub unsafe extern "C" fn gptoss_model_load(
             0 => BackendKind::Auto,
             1 => BackendKind::Cpu,
             2 => BackendKind::Cuda,
+            3 => BackendKind::CudaSim,
             other => return Err(Failure::invalid(format!("options.backend = {other} is not a gptoss_backend"))),
         };
         let cpu_activations = match o.cpu_activations {
@@ -121,7 +122,7 @@ pub unsafe extern "C" fn gptoss_model_load(
             ..RuntimeOptions::default()
         };
         let opened = path.parse::<ModelSource>()?.open()?;
-        let loaded = LoadedModel::load(&opened, &opts, &mut |_, _| {})?;
+        let loaded = Model::load(&opened, &opts, &mut |_, _| {})?;
         let info = loaded.backend_info();
         let c = loaded.config();
         let handle = gptoss_model {

@@ -3,14 +3,14 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use gptoss_engine::{GenerateOptions, Rng, SamplingParams, StopReason, check_request, generate};
+use gptoss_engine::{GenerateOptions, Logits, Rng, SamplingParams, StopReason, check_request, generate, prefill};
 use gptoss_model_gpt_oss::ContextOptions;
 
 use super::buffers::{c_slice, fill, out};
 use super::model::{gptoss_model, model_ref};
 use super::status::{Failure, gptoss_status};
 use super::{entry, into_handle, release, retain};
-use crate::runtime::ModelContext;
+use crate::runtime::{Context, Model};
 
 /// The opaque session handle.
 #[allow(non_camel_case_types)]
@@ -20,7 +20,7 @@ pub struct gptoss_session {
 }
 
 struct SessionState {
-    ctx: ModelContext,
+    ctx: Context,
     /// The random source of `gptoss_session_sample` and the seed that started it.
     rng: Option<(u64, Rng)>,
 }
@@ -68,10 +68,7 @@ unsafe fn session_ref<'a>(ptr: *mut gptoss_session) -> Result<&'a gptoss_session
 }
 
 /// Runs `f` with the session's state and its model, both locked (session first).
-fn with_session<R>(
-    s: &gptoss_session,
-    f: impl FnOnce(&mut SessionState, &mut crate::runtime::LoadedModel) -> Result<R, Failure>,
-) -> Result<R, Failure> {
+fn with_session<R>(s: &gptoss_session, f: impl FnOnce(&mut SessionState, &mut Model) -> Result<R, Failure>) -> Result<R, Failure> {
     let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
     let mut model = s.model.lock();
     f(&mut state, &mut model)
@@ -139,11 +136,7 @@ pub unsafe extern "C" fn gptoss_session_append(session: *mut gptoss_session, tok
             let mut lm = model.session(&mut st.ctx)?;
             // Every id and the room are checked before the first forward pass.
             check_request(tokens, 1, lm.vocab_size(), lm.position(), lm.max_context())?;
-            let chunks = tokens.len().div_ceil(lm.max_batch());
-            for (i, c) in tokens.chunks(lm.max_batch()).enumerate() {
-                lm.forward(c, if i + 1 == chunks { 1 } else { 0 })?;
-            }
-            Ok(())
+            Ok(prefill(lm.as_mut(), tokens, Logits::Last)?)
         })
     })
 }

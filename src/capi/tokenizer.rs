@@ -3,9 +3,11 @@
 use std::ffi::{c_char, c_int};
 
 use ::gptoss_tokenizer::Tokenizer;
+use gptoss_model_gpt_oss::ModelSource;
 use gptoss_model_gpt_oss::harmony::{
     Content, DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, SystemContent,
 };
+use gptoss_model_gpt_oss::source::tokenizer_for;
 
 use super::buffers::{c_slice, c_str, fill, out};
 use super::status::{Failure, gptoss_status};
@@ -71,8 +73,8 @@ unsafe fn message(m: &gptoss_chat_message, effort: ReasoningEffort) -> Result<Me
     Ok(msg)
 }
 
-/// The tokenizer of a model directory (its tokenizer.json), or the embedded o200k_harmony
-/// when `model_dir` is NULL.
+/// The tokenizer of a model (`tokenizer_for`): a directory's tokenizer.json, else the embedded
+/// o200k_harmony (NULL, a synthetic model, a directory without one).
 ///
 /// # Safety
 /// `model_dir` NULL or a NUL-terminated string; `tokenizer_out` valid for a write.
@@ -82,13 +84,14 @@ pub unsafe extern "C" fn gptoss_tokenizer_load(model_dir: *const c_char, tokeniz
         // SAFETY: forwarded from the caller.
         let slot = unsafe { out(tokenizer_out, "tokenizer_out") }?;
         *slot = std::ptr::null_mut();
-        let tokenizer = if model_dir.is_null() {
-            Tokenizer::o200k_harmony()
+        let invalid = |e: &dyn std::fmt::Display| Failure::new(gptoss_status::GPTOSS_INVALID_MODEL, e.to_string());
+        let source = if model_dir.is_null() {
+            None
         } else {
             // SAFETY: forwarded from the caller.
-            Tokenizer::from_model_dir(std::path::Path::new(unsafe { c_str(model_dir, "model_dir") }?))
-        }
-        .map_err(|e| Failure::new(gptoss_status::GPTOSS_INVALID_MODEL, e.to_string()))?;
+            Some(unsafe { c_str(model_dir, "model_dir") }?.parse::<ModelSource>().map_err(|e| invalid(&e))?)
+        };
+        let tokenizer = tokenizer_for(source.as_ref()).map_err(|e| invalid(&e))?;
         *slot = into_handle(gptoss_tokenizer { tokenizer });
         Ok(())
     })

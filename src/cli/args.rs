@@ -3,7 +3,7 @@
 use gptoss::{BackendKind, Error, Result, RuntimeOptions};
 use gptoss_engine::DType;
 use gptoss_kernels_cpu::Activations;
-use gptoss_model_gpt_oss::quantization::{DEFAULT_FAMILIES, WeightOnly, parse_format};
+use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly, parse_format};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
 
 /// Where the model comes from and how it runs.
@@ -12,7 +12,8 @@ pub struct ModelArgs {
     /// A model directory (Hugging Face layout) or synthetic:tiny|20b|120b[@SEED].
     #[arg(long, default_value = "synthetic:20b")]
     pub model: String,
-    /// auto, cpu or cuda.
+    /// auto, cpu, cuda, or cuda-sim (the CUDA kernels on the emulated device, in builds with
+    /// the `cuda-sim` feature: a checker, slow).
     #[arg(long, default_value = "auto")]
     pub backend: String,
     /// CPU worker threads (default: all cores).
@@ -29,7 +30,7 @@ pub struct ModelArgs {
     pub kv_dtype: Option<String>,
     /// What the CPU's matmuls of int8, int4 and MXFP4 weights multiply: f32 (exact) or int8
     /// (activations quantized in blocks of 32; faster, ~0.5 % error per product). Default:
-    /// int8 for generate and chat, f32 for logits and eval.
+    /// int8 for generate, chat and serve, f32 for logits and eval.
     #[arg(long)]
     pub cpu_activations: Option<String>,
     /// Weights of attention and unembedding: native (as stored), or quantized while loading to

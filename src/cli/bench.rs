@@ -5,15 +5,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use gptoss::{Engine, Error, Result, RuntimeOptions};
+use gptoss::{Error, Result, RuntimeOptions, Session};
 use gptoss_bench::compare::compare;
 use gptoss_bench::machine::{describe, peak_rss_bytes, reset_peak_rss};
 use gptoss_bench::peak::{DEFAULT_BYTES, cpu_read_gb_s};
 use gptoss_bench::{Case, OpRow, Results, Row, measure, plot, table};
-use gptoss_engine::profiled::OpSite;
-use gptoss_engine::{DType, OpKind, SamplingParams};
+use gptoss_engine::{DType, SamplingParams};
 use gptoss_kernels_cpu::Activations;
-use gptoss_model_gpt_oss::accounting::{Formats, TokenBytes, token_bytes};
+use gptoss_model_gpt_oss::accounting::{OpFloor, op_floor, token_bytes};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
 use super::args::{parse_activations, parse_weights};
@@ -24,7 +23,7 @@ pub struct Args {
     /// Models to run (repeatable): directories or synthetic:tiny|20b|120b[@SEED].
     #[arg(long = "model")]
     models: Vec<String>,
-    /// auto, cpu or cuda.
+    /// auto, cpu, cuda or cuda-sim (the emulated device: a check that the CUDA kernels run, not a speed).
     #[arg(long, default_value = "auto")]
     backend: String,
     /// Prefill lengths to time (comma-separated), e.g. 512.
@@ -137,7 +136,7 @@ pub fn run(a: Args) -> Result<()> {
                     load: LoadOptions { max_batch: a.batch, weights: weight_only },
                     context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
                 };
-                if run_engine(&mut results, &job, &opts, a.profile_tokens)? != "cpu" {
+                if run_session(&mut results, &job, &opts, a.profile_tokens)? != "cpu" {
                     break;
                 }
             }
@@ -173,20 +172,20 @@ struct Job<'a> {
 
 /// Loads the job's model with `opts`, runs every case and the per-op profile into `results`,
 /// and returns the backend's name.
-fn run_engine(results: &mut Results, job: &Job, opts: &RuntimeOptions, profile_tokens: usize) -> Result<&'static str> {
+fn run_session(results: &mut Results, job: &Job, opts: &RuntimeOptions, profile_tokens: usize) -> Result<&'static str> {
     let Job { source, model, cases, peak, .. } = *job;
     // The memory figures must be this load's alone.
     reset_peak_rss();
     let bar = bytes_bar(&format!("loading {source}"));
     let start = Instant::now();
-    let mut engine = Engine::load_with_progress(model, opts, &mut updater(&bar))?;
+    let mut session = Session::load_with_progress(model, opts, &mut updater(&bar))?;
     let load_s = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let info = engine.model.backend_info();
-    let kv_mib = engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64;
+    let info = session.model.backend_info();
+    let kv_mib = session.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64;
     eprintln!("loaded {source} on {} ({}, {} threads) in {load_s:.1} s; KV cache {kv_mib:.1} MiB", info.name, info.device, info.threads);
     // A device with its own memory is measured against its own ceiling.
-    let peak = match engine.model.measure_peak_gb_s()? {
+    let peak = match session.model.measure_peak_gb_s()? {
         Some(device) => {
             eprintln!("device copy bandwidth: {device:.1} GB/s");
             device
@@ -196,11 +195,11 @@ fn run_engine(results: &mut Results, job: &Job, opts: &RuntimeOptions, profile_t
 
     for case in cases {
         eprintln!("running pp{} tg{} @d{} × {}…", case.prompt_tokens, case.gen_tokens, case.depth, case.repetitions);
-        let m = measure(engine.lm()?.as_mut(), case)?;
+        let m = measure(session.lm()?.as_mut(), case)?;
         let bytes = token_bytes(
-            engine.model.config(),
-            &engine.formats()?,
-            engine.model.config().num_experts_per_tok as f64,
+            session.model.config(),
+            &session.formats()?,
+            session.model.config().num_experts_per_tok as f64,
             case.depth + case.prompt_tokens.max(1),
         );
         let mut row = Row {
@@ -226,48 +225,48 @@ fn run_engine(results: &mut Results, job: &Job, opts: &RuntimeOptions, profile_t
             bytes_by_family: bytes.families().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             repetitions: case.repetitions,
             load_s,
-            device_memory_bytes: engine.model.device_memory().map(|(used, _)| used),
-            kernels: engine.model.kernels().iter().map(|k| k.to_string()).collect(),
+            device_memory_bytes: session.model.device_memory().map(|(used, _)| used),
+            kernels: session.model.kernels().iter().map(|k| k.to_string()).collect(),
         };
         row.derive_bandwidth();
         results.rows.push(row);
     }
     if profile_tokens > 0 {
-        results.ops.extend(profile(&mut engine, &format!("{source} {} ({})", job.weights, info.device), profile_tokens)?);
+        results.ops.extend(profile(&mut session, &format!("{source} {} ({})", job.weights, info.device), profile_tokens)?);
     }
     Ok(info.name)
 }
 
 /// Times `tokens` decode steps op by op (after a one-token prompt) and returns each op site's
 /// share, with the bytes it must read per token where the model's accounting knows them.
-fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>> {
+fn profile(session: &mut Session, model: &str, tokens: usize) -> Result<Vec<OpRow>> {
     let mut token = {
-        let mut lm = engine.lm()?;
+        let mut lm = session.lm()?;
         lm.rollback(0)?;
         lm.forward(&[0], 1)?;
         lm.sample(0, &SamplingParams::GREEDY, 0.0)?
     };
-    engine.model.set_profiling(true);
+    session.model.set_profiling(true);
     {
-        let mut lm = engine.lm()?;
+        let mut lm = session.lm()?;
         for _ in 0..tokens {
             lm.forward(std::slice::from_ref(&token), 1)?;
             token = lm.sample(0, &SamplingParams::GREEDY, 0.0)?;
         }
     }
-    engine.model.set_profiling(false);
-    let times = engine.model.op_times();
-    let formats = engine.formats()?;
-    let bytes = token_bytes(engine.model.config(), &formats, engine.model.config().num_experts_per_tok as f64, 1);
+    session.model.set_profiling(false);
+    let times = session.model.op_times();
+    let formats = session.formats()?;
+    let bytes = token_bytes(session.model.config(), &formats, session.model.config().num_experts_per_tok as f64, 1);
     let total: f64 = times.iter().map(|(_, t)| t.total.as_secs_f64()).sum();
     Ok(times
         .iter()
         .map(|(site, t)| {
-            let (name, floor) = describe_site(site, engine, &formats, &bytes);
+            let OpFloor { name, bytes: floor } = op_floor(session.model.config(), &formats, &bytes, site);
             let ms = t.total.as_secs_f64() * 1e3 / tokens as f64;
             OpRow {
                 model: model.to_string(),
-                op: name,
+                op: name.to_string(),
                 calls_per_token: t.calls as f64 / tokens as f64,
                 ms_per_token: ms,
                 share_pct: 100.0 * t.total.as_secs_f64() / total,
@@ -276,28 +275,6 @@ fn profile(engine: &mut Engine, model: &str, tokens: usize) -> Result<Vec<OpRow>
             }
         })
         .collect())
-}
-
-/// A readable name for an op site, and the bytes it reads per token when known.
-fn describe_site(site: &OpSite, engine: &Engine, f: &Formats, bytes: &TokenBytes) -> (String, Option<f64>) {
-    let c = engine.model.config();
-    match site.op {
-        OpKind::Matmul if site.rows == c.vocab_size => ("matmul (unembedding)".into(), Some(bytes.unembedding)),
-        OpKind::Matmul if site.rows == c.hidden_size && site.cols == c.q_dim() => {
-            let o = c.num_hidden_layers * f.attention.matrix_bytes(c.hidden_size, c.q_dim());
-            ("matmul (o_proj + residual)".into(), Some(o as f64))
-        }
-        OpKind::QkvRope => {
-            let w = c.num_hidden_layers
-                * (f.attention.matrix_bytes(c.q_dim(), c.hidden_size) + 2 * f.attention.matrix_bytes(c.kv_dim(), c.hidden_size));
-            ("qkv_rope (+ kv write)".into(), Some(w as f64))
-        }
-        OpKind::Attention => ("attention".into(), Some(bytes.kv_cache)),
-        OpKind::MoeRoute => ("moe_route".into(), Some(bytes.router)),
-        OpKind::MoeExperts => ("moe_experts".into(), Some(bytes.experts)),
-        OpKind::Embed => ("embed".into(), Some(bytes.embedding)),
-        op => (op.name().to_string(), None),
-    }
 }
 
 /// What the weights column says: the load-time conversion, else how the checkpoint stores

@@ -5,16 +5,16 @@
 
 use std::io::{BufRead, Write};
 
-use gptoss::{Engine, Error, Result};
+use gptoss::{Error, Result, Session};
 use gptoss_engine::{CausalLm, DType, GenerateOptions, generate};
 use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::harmony::{
     DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, StreamParser, SystemContent,
 };
+use gptoss_model_gpt_oss::source::tokenizer_for;
 
 use super::args::ModelArgs;
 use super::sampling::SamplingArgs;
-use super::text::tokenizer_for;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,7 +37,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let tokenizer = tokenizer_for(Some(&a.model.model))?;
+    let tokenizer = tokenizer_for(Some(&a.model.source()?))?;
     let harmony = HarmonyEncoding::new(&tokenizer)?;
     let effort = match a.reasoning.as_str() {
         "low" => ReasoningEffort::Low,
@@ -48,8 +48,8 @@ pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
-    let mut engine = Engine::load(&model, &opts)?;
-    let info = engine.model.backend_info();
+    let mut session = Session::load(&model, &opts)?;
+    let info = session.model.backend_info();
     eprintln!("{} on {} ({}); type a message, an empty line or end of input quits", model.source, info.name, info.device);
 
     let mut conversation = vec![Message::new(Role::System, SystemContent::default().with_reasoning_effort(effort))];
@@ -67,7 +67,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         conversation.push(Message::new(Role::User, line.as_str()));
         let prompt = harmony.render_for_completion(&conversation, Role::Assistant, RenderOptions::default())?;
-        let mut lm = engine.lm()?;
+        let mut lm = session.lm()?;
         let fresh = reuse_prefix(lm.as_mut(), &mut cached, &prompt)?;
 
         let mut parser = StreamParser::new(harmony, Some(Role::Assistant));

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use gptoss::{Engine, Error, Result};
+use gptoss::{Error, Result, Session};
 use gptoss_engine::fidelity::{Fidelity, compare};
 use gptoss_engine::{DType, Rng};
 use gptoss_kernels_cpu::Activations;
@@ -57,8 +57,8 @@ pub fn run(a: Args) -> Result<()> {
     // The reference is exact: its weights as stored, times f32 activations.
     ref_opts.load.weights = None;
     ref_opts.cpu_activations = Activations::F32;
-    let mut m = Engine::load(&model, &opts)?;
-    let mut r = Engine::load(&reference, &ref_opts)?;
+    let mut m = Session::load(&model, &opts)?;
+    let mut r = Session::load(&reference, &ref_opts)?;
     let (mut lm, mut lr) = (m.lm()?, r.lm()?);
     let f = compare(lm.as_mut(), lr.as_mut(), &tokens)?;
 
@@ -82,7 +82,7 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn names(q: &gptoss_model_gpt_oss::quantization::WeightOnly) -> String {
+fn names(q: &gptoss_model_gpt_oss::weight_only::WeightOnly) -> String {
     q.families().iter().map(|f| f.name()).collect::<Vec<_>>().join(" and ")
 }
 

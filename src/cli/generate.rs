@@ -4,14 +4,14 @@
 use std::io::Write;
 use std::time::Instant;
 
-use gptoss::{Engine, Error, Result};
+use gptoss::{Error, Result, Session};
 use gptoss_engine::{DType, GenerateOptions, check_request, generate};
 use gptoss_kernels_cpu::Activations;
+use gptoss_model_gpt_oss::source::tokenizer_for;
 use gptoss_tokenizer::StreamDecoder;
 
 use super::args::{ModelArgs, parse_ids};
 use super::sampling::SamplingArgs;
-use super::text::tokenizer_for;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,7 +42,7 @@ enum Output<'t> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let tokenizer = tokenizer_for(Some(&a.model.model))?;
+    let tokenizer = tokenizer_for(Some(&a.model.source()?))?;
     let (prompt, text_prompt) = match (&a.prompt, &a.prompt_tokens) {
         (Some(text), _) => (tokenizer.encode_ordinary(text), true),
         (None, Some(ids)) => (parse_ids(ids, "--prompt-tokens")?, false),
@@ -66,9 +66,9 @@ pub fn run(a: Args) -> Result<()> {
     // Fail on a bad request before spending time loading weights.
     check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.context.max_context)?;
     let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
-    let mut engine = Engine::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
+    let mut session = Session::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
     bar.finish_and_clear();
-    let info = engine.model.backend_info();
+    let info = session.model.backend_info();
     eprintln!(
         "loaded {} on {} ({}, {} threads) in {:.1} s; KV cache {:.1} MiB",
         model.source,
@@ -76,14 +76,14 @@ pub fn run(a: Args) -> Result<()> {
         info.device,
         info.threads,
         load_start.elapsed().as_secs_f64(),
-        engine.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64
+        session.context.kv_cache_bytes() as f64 / (1u64 << 20) as f64
     );
 
     let options = GenerateOptions { max_tokens: a.max_tokens, stop_tokens, sampling, seed: a.sampling.seed };
     let mut out = std::io::stdout().lock();
     let mut sink = if as_text { Output::Text(tokenizer.stream_decoder()) } else { Output::Ids { first: true } };
     let mut failure = None;
-    let stats = generate(engine.lm()?.as_mut(), &prompt, &options, |t| {
+    let stats = generate(session.lm()?.as_mut(), &prompt, &options, |t| {
         let written = match &mut sink {
             Output::Ids { first } => {
                 let sep = if *first { "" } else { "," };

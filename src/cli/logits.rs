@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
-use gptoss::{Engine, Result};
-use gptoss_engine::DType;
+use gptoss::{Result, Session};
+use gptoss_engine::{DType, Logits, prefill_chunks};
 use gptoss_kernels_cpu::Activations;
 
 use super::args::{ModelArgs, parse_ids};
@@ -22,17 +22,16 @@ pub fn run(a: Args) -> Result<()> {
     let tokens = parse_ids(&a.tokens, "--tokens")?;
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(tokens.len(), DType::F32, Activations::F32)?;
-    let mut engine = Engine::load(&model, &opts)?;
-    let mut lm = engine.lm()?;
+    let mut session = Session::load(&model, &opts)?;
+    let mut lm = session.lm()?;
     let vocab = lm.vocab_size();
     let mut row = vec![0f32; vocab];
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     out.write_all(b"{\"logits\": [")?;
-    for (c, chunk) in tokens.chunks(lm.max_batch()).enumerate() {
-        lm.forward(chunk, chunk.len())?;
+    prefill_chunks(lm.as_mut(), &tokens, Logits::All, |lm, start, chunk| {
         for i in 0..chunk.len() {
             lm.logits(i, &mut row)?;
-            out.write_all(if c == 0 && i == 0 { b"[" } else { b", [" })?;
+            out.write_all(if start + i == 0 { b"[" } else { b", [" })?;
             for (j, v) in row.iter().enumerate() {
                 if j > 0 {
                     out.write_all(b", ")?;
@@ -41,7 +40,8 @@ pub fn run(a: Args) -> Result<()> {
             }
             out.write_all(b"]")?;
         }
-    }
+        Ok::<(), gptoss::Error>(())
+    })?;
     out.write_all(b"]}\n")?;
     out.flush()?;
     Ok(())

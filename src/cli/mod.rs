@@ -10,6 +10,7 @@ mod logits;
 mod progress;
 mod quantize;
 mod sampling;
+mod serve;
 mod synth;
 mod text;
 mod tokenize;
@@ -35,6 +36,8 @@ enum Command {
     Generate(generate::Args),
     /// Chat interactively in the harmony format.
     Chat(chat::Args),
+    /// Serve the model over an OpenAI-compatible HTTP API (chat completions, responses, completions).
+    Serve(serve::Args),
     /// Print the token ids of stdin (or a file), comma-separated.
     Tokenize(text::TextArgs),
     /// Turn comma-separated token ids from stdin (or a file) back into the exact bytes.
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Chat(a) => chat::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Detokenize(a) => tokenize::detokenize(a),
         Command::Logits(a) => logits::run(a),

@@ -7,8 +7,8 @@ use std::time::Instant;
 use gptoss::{Error, Result};
 use gptoss_engine::WeightFormat;
 use gptoss_model_gpt_oss::ModelSource;
-use gptoss_model_gpt_oss::quantization::{WeightOnly, parse_families, parse_format};
-use gptoss_model_gpt_oss::quantize::quantize_model;
+use gptoss_model_gpt_oss::quantized_writer::write_quantized;
+use gptoss_model_gpt_oss::weight_only::{WeightOnly, parse_families, parse_format};
 
 use super::inspect::grouped;
 use super::progress::{bytes_bar, updater};
@@ -47,7 +47,7 @@ pub fn run(a: Args) -> Result<()> {
 
     let start = Instant::now();
     let bar = bytes_bar(&format!("quantizing {source} to {format} → {}", a.out.display()));
-    let report = quantize_model(&model, q, &a.out, updater(&bar))?;
+    let report = write_quantized(&model, q, &a.out, updater(&bar))?;
     bar.finish_and_clear();
 
     let names: Vec<&str> = q.families().iter().map(|f| f.name()).collect();

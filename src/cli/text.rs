@@ -1,22 +1,13 @@
-//! Text in and out of the commands: which tokenizer a model uses, and reading input.
+//! Text in and out of the commands: the tokenizer `tokenize` and `detokenize` use, and reading
+//! input.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use gptoss::Result;
 use gptoss_model_gpt_oss::ModelSource;
+use gptoss_model_gpt_oss::source::tokenizer_for;
 use gptoss_tokenizer::Tokenizer;
-
-/// The model directory's tokenizer.json when it has one, else the embedded o200k_harmony
-/// (synthetic models and directories without one).
-pub fn tokenizer_for(model: Option<&str>) -> Result<Tokenizer> {
-    if let Some(ModelSource::Dir(dir)) = model.map(str::parse::<ModelSource>).transpose()?
-        && dir.join("tokenizer.json").exists()
-    {
-        return Ok(Tokenizer::from_model_dir(&dir)?);
-    }
-    Ok(Tokenizer::o200k_harmony()?)
-}
 
 /// The bytes of `file`, or of stdin when `None`.
 pub fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
@@ -39,4 +30,12 @@ pub struct TextArgs {
     /// Read this file instead of stdin.
     #[arg(long)]
     pub file: Option<PathBuf>,
+}
+
+impl TextArgs {
+    /// The tokenizer of `--model` (see `tokenizer_for`).
+    pub fn tokenizer(&self) -> Result<Tokenizer> {
+        let source = self.model.as_deref().map(str::parse::<ModelSource>).transpose()?;
+        Ok(tokenizer_for(source.as_ref())?)
+    }
 }

@@ -6,10 +6,10 @@ use std::io::Write;
 use gptoss::{Error, Result};
 
 use super::args::parse_ids;
-use super::text::{TextArgs, read_input, tokenizer_for};
+use super::text::{TextArgs, read_input};
 
 pub fn tokenize(a: TextArgs) -> Result<()> {
-    let tokenizer = tokenizer_for(a.model.as_deref())?;
+    let tokenizer = a.tokenizer()?;
     let bytes = read_input(a.file.as_deref())?;
     let text = String::from_utf8(bytes)
         .map_err(|e| Error::Usage(format!("the input is not UTF-8 (first bad byte at {})", e.utf8_error().valid_up_to())))?;
@@ -19,7 +19,7 @@ pub fn tokenize(a: TextArgs) -> Result<()> {
 }
 
 pub fn detokenize(a: TextArgs) -> Result<()> {
-    let tokenizer = tokenizer_for(a.model.as_deref())?;
+    let tokenizer = a.tokenizer()?;
     let bytes = read_input(a.file.as_deref())?;
     let text = String::from_utf8_lossy(&bytes);
     // An empty input is the encoding of the empty text.

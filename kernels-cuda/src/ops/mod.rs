@@ -9,6 +9,7 @@ pub mod moe_route;
 pub mod qkv_rope;
 pub mod rms_norm;
 pub mod sample;
+pub mod split;
 pub mod synth;
 
 use std::ptr;
@@ -18,6 +19,7 @@ use gptoss_engine::{EngineError, Result, Weight, WeightFormat, checks};
 use crate::args::GptossWeight;
 use crate::buffer::CudaBuffer;
 use crate::device::Device;
+use crate::registry::{Loaded, Resolved};
 
 /// What every launcher needs: the device, and the address of the status word through which
 /// kernels report bad device-side inputs (see `cuda/args.h`).
@@ -63,4 +65,48 @@ pub fn weight<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<
 pub fn dense<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<GptossWeight> {
     checks::dense(w, op)?;
     weight(w, op)
+}
+
+/// The form a batched op runs in (see `registry::Ptx::Batched`).
+pub enum Form<'k, D: Device> {
+    Gemv(&'k Loaded<D>),
+    /// The tensor-core kernels, on this many bf16 planes of the activations.
+    Mma(&'k Loaded<D>, u32),
+}
+
+/// The form for `n` tokens: the tensor-core kernels from `mma_from` tokens on when the chosen
+/// variant has both forms and the shapes suit them (`mma_fits`: why not, if they do not), the
+/// one form a forced variant has otherwise (an error if that is the tensor-core one and the
+/// shapes do not suit it).
+pub fn form<'k, D: Device>(
+    kernels: &'k Resolved<D>,
+    n: usize,
+    mma_from: usize,
+    mma_fits: std::result::Result<(), String>,
+    op: &'static str,
+) -> Result<Form<'k, D>> {
+    match kernels {
+        Resolved::Batched { gemv: Some(g), mma: Some((m, terms)) } => {
+            Ok(if n >= mma_from && mma_fits.is_ok() { Form::Mma(m, *terms) } else { Form::Gemv(g) })
+        }
+        Resolved::Batched { gemv: Some(g), mma: None } => Ok(Form::Gemv(g)),
+        Resolved::Batched { gemv: None, mma: Some((m, terms)) } => match mma_fits {
+            Ok(()) => Ok(Form::Mma(m, *terms)),
+            Err(why) => Err(EngineError::unsupported(op, format!("the tensor-core kernel was chosen, but {why}"))),
+        },
+        _ => Err(EngineError::Backend { backend: D::BACKEND, detail: format!("{op}: kernel table mismatch") }),
+    }
+}
+
+/// Whether the tensor-core GEMM can stream `w`'s rows: whole 16-byte chunks per row (bf16 cols
+/// a multiple of 8, int8 of 16; int4 and MXFP4 always), and not f32.
+pub fn mma_rows_fit<D: Device>(w: &Weight<CudaBuffer<D>>) -> std::result::Result<(), String> {
+    if w.format == WeightFormat::F32 {
+        return Err("f32 weights have no tensor-core form".into());
+    }
+    let row_bytes = w.format.data_bytes(1, w.cols);
+    if !row_bytes.is_multiple_of(16) {
+        return Err(format!("its rows of {} {} values are not whole 16-byte chunks", w.cols, w.format));
+    }
+    Ok(())
 }

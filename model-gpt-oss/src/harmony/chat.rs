@@ -246,6 +246,30 @@ impl Message {
         self
     }
 
+    /// An assistant's call of function `name` with JSON `arguments`, written the way gpt-oss
+    /// writes one: `commentary` channel, recipient `functions.{name}`, content type
+    /// `<|constrain|>json`.
+    pub fn function_call(name: &str, arguments: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, arguments.into())
+            .with_channel("commentary")
+            .with_recipient(format!("functions.{name}"))
+            .with_content_type("<|constrain|>json")
+    }
+
+    /// Function `name`'s output, for the assistant: author `functions.{name}`, recipient
+    /// `assistant`, `commentary` channel.
+    pub fn function_output(name: &str, output: impl Into<String>) -> Self {
+        Self::from_tool(format!("functions.{name}"), output).with_recipient("assistant").with_channel("commentary")
+    }
+
+    /// The function an assistant message calls: the `NAME` of recipient `functions.NAME`.
+    pub fn called_function(&self) -> Option<&str> {
+        match self.author.role {
+            Role::Assistant => self.recipient.as_deref()?.strip_prefix("functions."),
+            _ => None,
+        }
+    }
+
     /// The message's text content, concatenated (structured content is skipped).
     pub fn text(&self) -> String {
         self.content

@@ -17,6 +17,9 @@ pub enum HarmonyError {
     #[error("token {0} where a message must start with <|start|>")]
     ExpectedStart(u32),
 
+    #[error("a message header longer than {0} tokens")]
+    HeaderTooLong(usize),
+
     #[error("the token stream ended inside a message header")]
     EndInsideHeader,
 

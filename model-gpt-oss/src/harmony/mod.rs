@@ -45,6 +45,7 @@ mod header;
 mod json;
 mod parser;
 mod render;
+mod reply;
 mod typescript;
 
 pub use chat::{
@@ -53,8 +54,9 @@ pub use chat::{
 pub use error::{HarmonyError, Result};
 pub use header::Header;
 pub use json::JsonValue;
-pub use parser::StreamParser;
+pub use parser::{MAX_HEADER_TOKENS, StreamParser};
 pub use render::{FormattingTokens, HarmonyEncoding, RenderOptions};
+pub use reply::{ReplyEvent, ReplyItem, ReplyParser, ReplyPart};
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,11 @@ use super::header::{Header, parse_header};
 use super::render::HarmonyEncoding;
 use gptoss_tokenizer::{StreamDecoder, TokenId};
 
+/// Tokens a header may have. A real one (`<|channel|>commentary to=functions.NAME
+/// <|constrain|>json`) takes a dozen or two; a stream that goes on longer without `<|message|>`
+/// is not harmony, and saying so early keeps its text from being held back.
+pub const MAX_HEADER_TOKENS: usize = 128;
+
 enum State<'t> {
     /// Between messages: only `<|start|>` may come.
     ExpectStart,
@@ -53,6 +58,9 @@ impl<'t> StreamParser<'t> {
                 let text = self.encoding.tokenizer().decode(tokens)?;
                 let header = parse_header(&text, *role)?;
                 self.state = State::Content { header, text: String::new(), decoder: self.encoding.tokenizer().stream_decoder() };
+            }
+            State::Header { tokens, .. } if tokens.len() >= MAX_HEADER_TOKENS => {
+                return Err(HarmonyError::HeaderTooLong(MAX_HEADER_TOKENS));
             }
             State::Header { tokens, .. } => tokens.push(token),
             State::Content { .. } if self.encoding.message_end_tokens().contains(&token) => {

@@ -219,6 +219,15 @@ fn load_failures_have_statuses_and_thread_local_messages() {
         let mut m = null_mut();
         assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), INVALID);
         assert!(last_error().contains("backend = 7"));
+        // The emulated CUDA device loads in builds that have it; elsewhere the error says why.
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CUDA_SIM;
+        match h::gptoss_model_load(name.as_ptr(), &opts, &mut m) {
+            OK => assert_eq!(h::gptoss_model_release(m), OK),
+            status => {
+                assert_eq!(status, h::gptoss_status::GPTOSS_INVALID_ARGUMENT, "{}", last_error());
+                assert!(last_error().contains("--features cuda-sim"), "{}", last_error());
+            }
+        }
         opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CPU;
         opts.weights = h::gptoss_weights::GPTOSS_WEIGHTS_INT4;
         opts.int4_group = 48;
@@ -356,5 +365,13 @@ fn the_tokenizer_encodes_decodes_and_renders_chats() {
         assert_eq!(h::gptoss_tokenizer_stop_tokens(t, stops.as_mut_ptr(), 2, &mut count), OK);
         assert_eq!(stops, [200_002, 200_012]);
         assert_eq!(h::gptoss_tokenizer_release(t), OK);
+
+        // The choice the command line makes: a synthetic model has the embedded tokenizer.
+        let tiny = CString::new("synthetic:tiny").unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(tiny.as_ptr(), &mut t), OK, "{}", last_error());
+        assert_eq!(h::gptoss_tokenizer_release(t), OK);
+        let unknown = CString::new("synthetic:9b").unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(unknown.as_ptr(), &mut t), h::gptoss_status::GPTOSS_INVALID_MODEL);
+        assert!(t.is_null() && last_error().contains("synthetic:9b"), "{}", last_error());
     }
 }

@@ -26,14 +26,19 @@ pub fn plan() -> ModelPlan {
 
 /// A CPU backend on `isa` (its widest compiled set) with `activations`, prepared for [`plan`].
 pub fn prepared(isa: Isa, activations: Activations) -> CpuBackend {
-    prepared_set(isa, None, activations)
+    prepared_for(isa, activations, &plan())
+}
+
+/// A CPU backend on `isa` (its widest compiled set) with `activations`, prepared for `plan`.
+pub fn prepared_for(isa: Isa, activations: Activations, plan: &ModelPlan) -> CpuBackend {
+    prepared_set(isa, None, activations, plan)
 }
 
 /// A CPU backend on `isa`'s compiled set `set` (the widest when `None`) with `activations`,
-/// prepared for [`plan`].
-pub fn prepared_set(isa: Isa, set: Option<&'static str>, activations: Activations) -> CpuBackend {
+/// prepared for `plan`.
+pub fn prepared_set(isa: Isa, set: Option<&'static str>, activations: Activations, plan: &ModelPlan) -> CpuBackend {
     let mut b = CpuBackend::with_options(CpuOptions { threads: Some(2), isa, set, activations }).expect("a CPU backend");
-    b.prepare(&plan()).expect("prepare the CPU backend");
+    b.prepare(plan).expect("prepare the CPU backend");
     b
 }
 
@@ -54,6 +59,6 @@ pub fn simd(activations: Activations) -> Vec<CpuBackend> {
     let isas = Isa::available_all().into_iter().filter(|&i| i != Isa::Scalar);
     match activations {
         Activations::F32 => isas.map(|isa| prepared(isa, activations)).collect(),
-        Activations::Int8 => isas.flat_map(|isa| names_for(isa).into_iter().map(move |set| prepared_set(isa, Some(set), activations))).collect(),
+        Activations::Int8 => isas.flat_map(|isa| names_for(isa).into_iter().map(move |set| prepared_set(isa, Some(set), activations, &plan()))).collect(),
     }
 }

@@ -41,7 +41,7 @@ proptest! {
 
     #[test]
     fn attention(case in attention::cases(vec![2, 6, 16, 64], 20)) {
-        each(|b, r, on| attention::compare(&case, b, r, on));
+        each(|b, r, on| attention::compare(&case, b, r, budget("attention", "exact"), on));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod parse;
 mod render;
+mod reply;
 
 use super::HarmonyEncoding;
 use gptoss_tokenizer::Tokenizer;

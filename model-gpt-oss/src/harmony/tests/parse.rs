@@ -2,7 +2,7 @@
 //! conversations.
 
 use super::encoding;
-use crate::harmony::{HarmonyError, Message, RenderOptions, Role, StreamParser, SystemContent};
+use crate::harmony::{HarmonyError, MAX_HEADER_TOKENS, Message, RenderOptions, Role, StreamParser, SystemContent};
 
 fn parse(tokens: &[u32], role: Option<Role>) -> Vec<Message> {
     let mut parser = StreamParser::new(encoding(), role);
@@ -109,4 +109,14 @@ fn malformed_streams_are_errors() {
         result = result.and(parser.push(token));
     }
     assert!(matches!(result, Err(HarmonyError::MalformedHeader { .. })));
+}
+
+#[test]
+fn endless_headers_are_errors() {
+    let mut parser = StreamParser::new(encoding(), Some(Role::Assistant));
+    let word = encoding().tokenizer().encode_ordinary(" x")[0];
+    for _ in 0..MAX_HEADER_TOKENS {
+        parser.push(word).unwrap();
+    }
+    assert!(matches!(parser.push(word), Err(HarmonyError::HeaderTooLong(MAX_HEADER_TOKENS))));
 }

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use crate::io::{f32s, poisoned, read_f32};
 use crate::metric::check;
 use crate::rng::Rng;
-use crate::shapes::{ROWS, TOKENS, cols_for};
+use crate::shapes::{MMA_ROWS, MMA_TOKENS, ROWS, TOKENS, cols_for, mma_cols_for};
 use crate::weights::Spec;
 
 #[derive(Clone, Debug)]
@@ -29,6 +29,21 @@ pub fn cases(formats: &'static [WeightFormat]) -> impl Strategy<Value = Case> {
             rows: ROWS[r],
             cols: cols_for(formats[f], k),
             n: TOKENS[t],
+            bias,
+            accumulate,
+            seed,
+        },
+    )
+}
+
+/// Cases over `formats` at the tensor-core GEMM's edges (`shapes::MMA_*`).
+pub fn mma_cases(formats: &'static [WeightFormat]) -> impl Strategy<Value = Case> {
+    (0..formats.len(), 0..MMA_ROWS.len(), 0..12usize, 0..MMA_TOKENS.len(), any::<bool>(), any::<bool>(), any::<u64>()).prop_map(
+        move |(f, r, k, t, bias, accumulate, seed)| Case {
+            format: formats[f],
+            rows: MMA_ROWS[r],
+            cols: mma_cols_for(formats[f], k),
+            n: MMA_TOKENS[t],
             bias,
             accumulate,
             seed,

@@ -30,8 +30,19 @@ pub const CONCENTRATION: f32 = 1.3466;
 /// Slots of the caches the cases write into.
 const CAPACITY: usize = 2048;
 
-/// Cases over `formats` with head dims from `head_dims`.
+/// Cases over `formats` with head dims from `head_dims`, 1 to 5 tokens.
 pub fn cases(formats: &'static [WeightFormat], head_dims: Vec<usize>) -> impl Strategy<Value = Case> {
+    cases_of(formats, head_dims, (1..6).collect(), cols_for)
+}
+
+/// Cases over `formats` with head dims from `head_dims`, token counts from `tokens` and the
+/// `k`-th hidden width `width(format, k)`.
+pub fn cases_of(
+    formats: &'static [WeightFormat],
+    head_dims: Vec<usize>,
+    tokens: Vec<usize>,
+    width: fn(WeightFormat, usize) -> usize,
+) -> impl Strategy<Value = Case> {
     (
         0..formats.len(),
         0..12usize,
@@ -39,13 +50,13 @@ pub fn cases(formats: &'static [WeightFormat], head_dims: Vec<usize>) -> impl St
         1..3usize,
         1..5usize,
         any::<bool>(),
-        1..6usize,
+        prop::sample::select(tokens),
         0..1000usize,
         any::<u64>(),
     )
         .prop_map(move |(f, k, head_dim, kv_heads, group, bf16_cache, n, start, seed)| Case {
             format: formats[f],
-            hidden: cols_for(formats[f], k),
+            hidden: width(formats[f], k),
             head_dim,
             kv_heads,
             group,

@@ -1,10 +1,10 @@
-//! The offline quantizer behind `gptoss quantize`: reads a model (a checkpoint or a synthetic
-//! preset), requantizes the families a [`WeightOnly`] names with `gptoss_engine::quant`, and
-//! writes a complete model directory whose config.json records it. Every other tensor is
-//! written exactly as stored; the other files of a checkpoint directory (tokenizer, chat
-//! template, generation config…) are copied, and a synthetic model gets the tokenizer `synth`
-//! writes. Rows are quantized as the writer asks for bytes,
-//! so no tensor is ever held whole in memory.
+//! The offline writer behind `gptoss quantize`: reads a model (a checkpoint or a synthetic
+//! preset), requantizes the families a [`WeightOnly`] names with the engine's quantizers
+//! (`gptoss_engine::quant`), and writes a complete model directory whose config.json records
+//! it. Every other tensor is written exactly as stored; the other files of a checkpoint
+//! directory (tokenizer, chat template, generation config…) are copied, and a synthetic model
+//! gets the tokenizer `synth` writes. Rows are quantized as the writer asks for bytes, so no
+//! tensor is ever held whole in memory.
 
 use std::path::Path;
 
@@ -16,15 +16,15 @@ use crate::checkpoint::{INDEX_FILE, SINGLE_FILE};
 use crate::config::GptOssConfig;
 use crate::dir_writer::{tensor_as_stored, write_model_dir, write_tokenizer};
 use crate::error::{ModelError, Result};
-use crate::quantization::WeightOnly;
 use crate::safetensors::{StDtype, TensorToWrite};
 use crate::source::{ModelSource, OpenedModel};
 use crate::synthetic::config_json;
 use crate::tensors::{Kind, TensorSpec, expected_tensors};
+use crate::weight_only::WeightOnly;
 
-/// What a quantization did.
+/// What writing a quantized copy did.
 #[derive(Clone, Debug, PartialEq)]
-pub struct QuantizeReport {
+pub struct QuantizedReport {
     /// Matrices requantized.
     pub matrices: usize,
     /// Tensor bytes of the source and of the result.
@@ -40,7 +40,7 @@ pub struct QuantizeReport {
 
 /// Writes `model` with `q` applied into `out` (created if missing; must be empty if it exists).
 /// `progress(done, total)` counts tensor bytes written.
-pub fn quantize_model(model: &OpenedModel, q: WeightOnly, out: &Path, progress: impl FnMut(usize, usize)) -> Result<QuantizeReport> {
+pub fn write_quantized(model: &OpenedModel, q: WeightOnly, out: &Path, progress: impl FnMut(usize, usize)) -> Result<QuantizedReport> {
     let c = &model.config;
     if let Some(have) = c.quantization.weight_only() {
         return Err(ModelError::Quantize(format!(
@@ -86,7 +86,7 @@ pub fn quantize_model(model: &OpenedModel, q: WeightOnly, out: &Path, progress: 
     // Reading the result back checks it against its config, as any later load will.
     let written = ModelSource::Dir(out.to_path_buf()).open()?;
     let per_token = |m: &OpenedModel| token_bytes(&m.config, &stored_formats(m), m.config.num_experts_per_tok as f64, 0).weights();
-    Ok(QuantizeReport {
+    Ok(QuantizedReport {
         matrices,
         bytes_before,
         bytes_after: written.checkpoint().map_or(0, |ck| ck.tensors().values().map(|t| t.info.end - t.info.start).sum()),
