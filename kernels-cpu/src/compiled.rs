@@ -30,7 +30,7 @@ pub trait Compiled: Copy + Send + Sync + 'static {
 
     /// Whether this CPU can run the set.
     fn available() -> bool {
-        Self::ISA.available() && Self::EXTENSION.is_none_or(|e| Self::ISA.q8_extension() == Some(e))
+        Self::ISA.available() && Self::EXTENSION.is_none_or(|e| Self::ISA.has_extension(e))
     }
 
     /// A tile of rows of format `F` times f32 activations (`fast::matmul::tile`).

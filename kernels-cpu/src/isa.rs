@@ -75,15 +75,21 @@ impl Isa {
         Ok(isa)
     }
 
-    /// The optional extensions the q8 kernels use on this CPU: `vnni` or `vnni_vbmi` (AVX-512),
+    /// The widest q8 extension of this ISA this CPU has: `vnni_vbmi` or `vnni` (AVX-512),
     /// `dotprod` (NEON).
     pub fn q8_extension(self) -> Option<&'static str> {
+        ["vnni_vbmi", "vnni", "dotprod"].into_iter().find(|e| self.has_extension(e))
+    }
+
+    /// Whether this CPU has the q8 extension `e` of this ISA (`vnni`, `vnni_vbmi`, `dotprod`):
+    /// the narrower sets stay runnable next to the widest.
+    pub fn has_extension(self, e: &str) -> bool {
         let f = features();
-        match self {
-            Isa::Avx512 if f.avx512vnni && f.avx512vbmi => Some("vnni_vbmi"),
-            Isa::Avx512 if f.avx512vnni => Some("vnni"),
-            Isa::Neon if f.dotprod => Some("dotprod"),
-            _ => None,
+        match (self, e) {
+            (Isa::Avx512, "vnni") => f.avx512vnni,
+            (Isa::Avx512, "vnni_vbmi") => f.avx512vnni && f.avx512vbmi,
+            (Isa::Neon, "dotprod") => f.dotprod,
+            _ => false,
         }
     }
 
@@ -183,6 +189,16 @@ mod tests {
         assert!(Isa::Scalar.available());
         assert_eq!(*Isa::available_all().last().unwrap(), Isa::Scalar);
         assert!(Isa::detect().available());
+    }
+
+    #[test]
+    fn the_widest_extension_is_one_this_cpu_has() {
+        for isa in Isa::ALL {
+            assert!(isa.q8_extension().is_none_or(|e| isa.has_extension(e)), "{isa}");
+            // VBMI adds to VNNI: a CPU with the wider set runs the narrower one too.
+            assert!(!isa.has_extension("vnni_vbmi") || isa.has_extension("vnni"), "{isa}");
+            assert!(!isa.has_extension("sse9"));
+        }
     }
 
     #[test]

@@ -104,6 +104,9 @@ fn every_compiled_set_of_an_isa_can_be_forced() {
     for isa in simd_isas() {
         let sets = names_for(isa);
         assert_eq!(sets[0], q8_suffix(isa), "the widest set runs by default");
+        // One set per q8 extension this CPU has, and the set without one.
+        let extensions = ["vnni", "vnni_vbmi", "dotprod"].into_iter().filter(|e| isa.has_extension(e)).count();
+        assert_eq!(sets.len(), 1 + extensions, "{sets:?}");
         for set in sets {
             let (b, c) = choices_of(isa, Some(set), Activations::Int8);
             assert_eq!(b.set(), Some(set));

@@ -59,6 +59,8 @@ pub fn simd(activations: Activations) -> Vec<CpuBackend> {
     let isas = Isa::available_all().into_iter().filter(|&i| i != Isa::Scalar);
     match activations {
         Activations::F32 => isas.map(|isa| prepared(isa, activations)).collect(),
-        Activations::Int8 => isas.flat_map(|isa| names_for(isa).into_iter().map(move |set| prepared_set(isa, Some(set), activations, &plan()))).collect(),
+        Activations::Int8 => {
+            isas.flat_map(|isa| names_for(isa).into_iter().map(move |set| prepared_set(isa, Some(set), activations, &plan()))).collect()
+        }
     }
 }

@@ -5,7 +5,6 @@
 //! within what rounding activations to int8 costs, on cases with enough values for the NMSE to
 //! settle (widths ≥ 64, ≥ 64 outputs).
 
-use gptoss_engine::Backend;
 use gptoss_kernels_cpu::{Activations, CpuBackend};
 use gptoss_op_tests::budgets::budget;
 use gptoss_op_tests::cpu;
