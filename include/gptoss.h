@@ -79,6 +79,30 @@ typedef enum gptoss_cpu_activations {
     GPTOSS_CPU_ACTIVATIONS_F32 = 1,
 } gptoss_cpu_activations;
 
+/* Where a model's weights live while it runs (the command line's `--offload`). */
+typedef enum gptoss_offload {
+    /* Chosen from the memory budget: every weight in memory when the model fits, else
+     * GPTOSS_OFFLOAD_EXPERTS; without a budget, as the backend does by default (the CPU
+     * computes from a memory-mapped checkpoint). */
+    GPTOSS_OFFLOAD_AUTO = 0,
+    /* Every weight in memory of the library's own (or on the device). */
+    GPTOSS_OFFLOAD_NONE = 1,
+    /* The checkpoint memory-mapped and used in place; the OS pages it (CPU only). */
+    GPTOSS_OFFLOAD_MMAP = 2,
+    /* Each layer read from disk before it runs, the next one while it computes. */
+    GPTOSS_OFFLOAD_LAYERED = 3,
+    /* Dense weights in memory; routed experts read on demand into a cache of expert slots. */
+    GPTOSS_OFFLOAD_EXPERTS = 4,
+} gptoss_offload;
+
+/* The expert cache's replacement policy (GPTOSS_OFFLOAD_EXPERTS). */
+typedef enum gptoss_expert_cache {
+    /* Evict the least recently used (layer, expert). */
+    GPTOSS_EXPERT_CACHE_LRU = 0,
+    /* Evict the least used since it was read, the least recently used among equals. */
+    GPTOSS_EXPERT_CACHE_LFU = 1,
+} gptoss_expert_cache;
+
 typedef struct gptoss_model gptoss_model;
 typedef struct gptoss_session gptoss_session;
 typedef struct gptoss_tokenizer gptoss_tokenizer;
@@ -94,6 +118,14 @@ typedef struct gptoss_model_options {
     uint32_t weights;
     /* Group size for GPTOSS_WEIGHTS_INT4: 32 or 64 (0 means 32); ignored otherwise. */
     uint32_t int4_group;
+    /* A gptoss_offload value. Streaming modes need a model directory on disk. */
+    uint32_t offload;
+    /* A gptoss_expert_cache value. */
+    uint32_t expert_cache;
+    /* The most memory the model may take, in bytes, one session of 4096 tokens included; 0
+     * means no budget. A budget too small for the mode fails the load with
+     * GPTOSS_OUT_OF_MEMORY and a message naming the budget and the bytes needed. */
+    uint64_t memory_budget;
     /* A gptoss_cpu_activations value (CPU backend only). */
     uint32_t cpu_activations;
 } gptoss_model_options;
@@ -143,14 +175,16 @@ const char* gptoss_last_error(void);
 
 /* ---- models --------------------------------------------------------------------------- */
 
-/* Writes the default options (auto backend, all cores, batch 128, native weights, int8 CPU
- * activations) to *options. */
+/* Writes the default options (auto backend, all cores, batch 128, native weights, no memory
+ * budget, int8 CPU activations) to *options. */
 gptoss_status gptoss_model_options_default(gptoss_model_options* options);
 
 /* Loads a model from a Hugging Face-layout directory or a name `synthetic:tiny`,
  * `synthetic:20b`, `synthetic:120b` (optionally `@SEED`). `options` may be NULL for the
  * defaults. On success *model_out holds a new handle with one reference; on failure it is
- * set to NULL. */
+ * set to NULL: GPTOSS_IO_ERROR for a file that cannot be read, GPTOSS_INVALID_MODEL for a
+ * malformed one, GPTOSS_UNSUPPORTED for a backend this build or machine lacks,
+ * GPTOSS_OUT_OF_MEMORY for weights that would not fit. */
 gptoss_status gptoss_model_load(const char* path, const gptoss_model_options* options, gptoss_model** model_out);
 
 gptoss_status gptoss_model_retain(gptoss_model* model);
@@ -170,7 +204,9 @@ gptoss_status gptoss_model_backend(gptoss_model* model, char* buffer, size_t cap
 /* ---- sessions: one conversation's KV cache -------------------------------------------- */
 
 /* A new, empty session of `model` holding up to `context_length` tokens (0: 4096, capped at
- * the model's maximum). Takes a reference to the model. On failure *session_out is NULL. */
+ * the model's maximum). Takes a reference to the model. On failure *session_out is NULL;
+ * GPTOSS_OUT_OF_MEMORY, with both sizes in the message, when its KV cache and activations
+ * would not fit in the backend's memory. */
 gptoss_status gptoss_session_create(gptoss_model* model, uint64_t context_length, gptoss_session** session_out);
 
 gptoss_status gptoss_session_retain(gptoss_session* session);
@@ -196,7 +232,8 @@ gptoss_status gptoss_session_position(gptoss_session* session, uint64_t* positio
 /* Samples the next token from the logits of the last appended token with `sampler`, whose
  * seed starts the session's random source on the first sample after create, reset or a seed
  * change. Does not append the token. Fails if nothing has been appended since the session was
- * created, reset or rolled back. */
+ * created, reset or rolled back, and with GPTOSS_INVALID_MODEL if those logits hold NaN or an
+ * infinity (the message names the first; `gptoss inspect --check` finds such weights). */
 gptoss_status gptoss_session_sample(gptoss_session* session, const gptoss_sampler* sampler, uint32_t* token_out);
 
 /* Copies the logits of the last appended token (vocab_size floats) and writes their count to
@@ -211,7 +248,8 @@ gptoss_status gptoss_session_logits(gptoss_session* session, float* logits, size
  * returns non-zero. The random source is seeded with `sampler->seed` at the start. The request
  * is checked first — known ids, room for the prompt and every sampled token but the last, valid
  * sampler — and on failure nothing is appended; after a device failure the tokens processed
- * stay appended. `stats_out` may be NULL; it is written on success. */
+ * stay appended. Stops with GPTOSS_INVALID_MODEL when the logits a token would be sampled from
+ * are not finite. `stats_out` may be NULL; it is written on success. */
 gptoss_status gptoss_session_generate(gptoss_session* session, const uint32_t* prompt, size_t prompt_count, uint32_t max_tokens,
                                       const gptoss_sampler* sampler, const uint32_t* stop_tokens, size_t stop_count,
                                       gptoss_token_callback callback, void* user_data, gptoss_stats* stats_out);
@@ -242,7 +280,8 @@ typedef struct gptoss_chat_message {
 /* The tokenizer of a model, chosen as the `gptoss` command chooses it: for a model directory
  * with a tokenizer.json, that file; otherwise (`model_dir` NULL, a synthetic model such as
  * "synthetic:20b", a directory without one) the embedded o200k_harmony, which every gpt-oss
- * model uses. On failure *tokenizer_out is NULL. */
+ * model uses. On failure *tokenizer_out is NULL:
+ * GPTOSS_IO_ERROR when tokenizer.json cannot be read, GPTOSS_INVALID_MODEL when it is malformed. */
 gptoss_status gptoss_tokenizer_load(const char* model_dir, gptoss_tokenizer** tokenizer_out);
 
 gptoss_status gptoss_tokenizer_retain(gptoss_tokenizer* tokenizer);

@@ -21,6 +21,9 @@ pub enum Error {
     /// A bad command-line or API argument.
     #[error("{0}")]
     Usage(String),
+    /// A backend or feature this build or machine lacks.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -13,6 +13,9 @@ use gptoss_kernels_cuda::Sim;
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use gptoss_kernels_cuda::{CudaBackend, CudaBuffer};
 use gptoss_model_gpt_oss::accounting::Formats;
+use gptoss_model_gpt_oss::context::context_bytes;
+use gptoss_model_gpt_oss::residency::StreamStats;
+use gptoss_model_gpt_oss::residency::plan::ResidencyPlan;
 use gptoss_model_gpt_oss::{ContextOptions, GptOss, GptOssConfig, LoadOptions, OpenedModel};
 
 use crate::error::{Error, Result};
@@ -55,6 +58,9 @@ pub struct RuntimeOptions {
     pub load: LoadOptions,
     /// The context a `Session` starts with.
     pub context: ContextOptions,
+    /// Contexts of `context`'s size the caller will create (their bytes count in a memory
+    /// budget): 1 for a session, the slots of a server.
+    pub contexts: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -65,7 +71,18 @@ impl Default for RuntimeOptions {
             cpu_activations: Activations::Int8,
             load: LoadOptions::default(),
             context: ContextOptions::default(),
+            contexts: 1,
         }
+    }
+}
+
+impl RuntimeOptions {
+    /// The load options with the contexts' bytes reserved in the memory budget.
+    fn load_options(&self, c: &GptOssConfig) -> LoadOptions {
+        let mut load = self.load;
+        let per_context = context_bytes(c, load.max_batch, self.context, true);
+        load.residency.reserved = self.contexts.max(1) as u64 * per_context;
+        load
     }
 }
 
@@ -108,44 +125,73 @@ const FOREIGN_CONTEXT: &str = "a Context used with a Model of another backend";
 impl Model {
     /// Loads `model`, telling `progress` (bytes loaded, bytes in all).
     pub fn load(opened: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+        Self::load_observed(opened, opts, &mut |_| {}, progress)
+    }
+
+    /// As `load`, showing `on_plan` the residency plan once it is made, before any weight is
+    /// read (a refused budget is an error before that).
+    pub fn load_observed(
+        opened: &OpenedModel,
+        opts: &RuntimeOptions,
+        on_plan: &mut dyn FnMut(&ResidencyPlan),
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let load = opts.load_options(&opened.config);
         match opts.backend {
-            BackendKind::Cpu => Self::load_cpu(opened, opts, progress),
+            BackendKind::Cpu => Self::load_cpu(opened, opts, load, on_plan, progress),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Self::load_cuda(CudaBackend::gpu(0)?, opened, opts, progress),
+            BackendKind::Cuda => Self::load_cuda(
+                CudaBackend::gpu(0).map_err(|e| Error::Unsupported(format!("the CUDA backend cannot start here: {e}")))?,
+                opened,
+                load,
+                on_plan,
+                progress,
+            ),
             #[cfg(feature = "cuda")]
             BackendKind::Auto => match CudaBackend::gpu(0) {
-                Ok(gpu) => Self::load_cuda(gpu, opened, opts, progress),
+                Ok(gpu) => Self::load_cuda(gpu, opened, load, on_plan, progress),
                 // "auto" is the best device available: without a usable GPU, the CPU.
-                Err(_) => Self::load_cpu(opened, opts, progress),
+                Err(_) => Self::load_cpu(opened, opts, load, on_plan, progress),
             },
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Auto => Self::load_cpu(opened, opts, progress),
+            BackendKind::Auto => Self::load_cpu(opened, opts, load, on_plan, progress),
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(Error::Usage("this build has no CUDA backend: rebuild with `--features cuda`".into())),
+            BackendKind::Cuda => Err(Error::Unsupported("this build has no CUDA backend: rebuild with `--features cuda`".into())),
             #[cfg(feature = "cuda-sim")]
             BackendKind::CudaSim => {
-                let sim = CudaBackend::sim()?;
-                Ok(Model::CudaSim(Box::new(GptOss::load_with_progress(Profiled::new(sim), opened, opts.load, progress)?)))
+                let backend = Profiled::new(CudaBackend::sim()?);
+                on_plan(&GptOss::plan_residency(&backend, opened, &load)?);
+                Ok(Model::CudaSim(Box::new(GptOss::load_with_progress(backend, opened, load, progress)?)))
             }
             #[cfg(not(feature = "cuda-sim"))]
             BackendKind::CudaSim => Err(Error::Usage("this build has no emulated CUDA device: rebuild with `--features cuda-sim`".into())),
         }
     }
 
-    fn load_cpu(opened: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
+    fn load_cpu(
+        opened: &OpenedModel,
+        opts: &RuntimeOptions,
+        load: LoadOptions,
+        on_plan: &mut dyn FnMut(&ResidencyPlan),
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
         let cpu = CpuOptions { activations: opts.cpu_activations, ..CpuOptions::from_env(opts.threads)? };
         let backend = Profiled::new(CpuBackend::with_options(cpu)?);
-        Ok(Model::Cpu(Box::new(GptOss::load_with_progress(backend, opened, opts.load, progress)?)))
+        on_plan(&GptOss::plan_residency(&backend, opened, &load)?);
+        Ok(Model::Cpu(Box::new(GptOss::load_with_progress(backend, opened, load, progress)?)))
     }
 
     #[cfg(feature = "cuda")]
     fn load_cuda(
         gpu: CudaBackend<Gpu>,
         opened: &OpenedModel,
-        opts: &RuntimeOptions,
+        load: LoadOptions,
+        on_plan: &mut dyn FnMut(&ResidencyPlan),
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        Ok(Model::Cuda(Box::new(GptOss::load_with_progress(Profiled::new(gpu), opened, opts.load, progress)?)))
+        let backend = Profiled::new(gpu);
+        on_plan(&GptOss::plan_residency(&backend, opened, &load)?);
+        Ok(Model::Cuda(Box::new(GptOss::load_with_progress(backend, opened, load, progress)?)))
     }
 
     pub fn new_context(&mut self, opts: ContextOptions) -> Result<Context> {
@@ -182,6 +228,21 @@ impl Model {
 
     pub fn kernels(&self) -> &[KernelChoice] {
         each_model!(self, m => m.kernels())
+    }
+
+    /// Where the weights live.
+    pub fn residency_plan(&self) -> &ResidencyPlan {
+        each_model!(self, m => m.residency_plan())
+    }
+
+    /// What streaming weights from disk has done since the load.
+    pub fn stream_stats(&self) -> StreamStats {
+        each_model!(self, m => m.stream_stats())
+    }
+
+    /// Writes every following step's routed experts to a routing trace at `path`.
+    pub fn record_routing(&mut self, path: &std::path::Path, model_name: &str) -> Result<()> {
+        each_model!(self, m => Ok(m.record_routing(path, model_name)?))
     }
 
     /// How the weights (and a context's cache) are stored, for byte accounting.
@@ -245,7 +306,17 @@ impl Session {
 
     /// As `load`, telling `progress` (bytes loaded, bytes in all).
     pub fn load_with_progress(opened: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
-        let mut model = Model::load(opened, opts, progress)?;
+        Self::load_observed(opened, opts, &mut |_| {}, progress)
+    }
+
+    /// As `load_with_progress`, showing `on_plan` the residency plan before any weight is read.
+    pub fn load_observed(
+        opened: &OpenedModel,
+        opts: &RuntimeOptions,
+        on_plan: &mut dyn FnMut(&ResidencyPlan),
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let mut model = Model::load_observed(opened, opts, on_plan, progress)?;
         let context = model.new_context(opts.context)?;
         Ok(Session { model, context })
     }

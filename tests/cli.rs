@@ -125,7 +125,8 @@ fn synth_writes_a_directory_that_loads_back_identically() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("tiny");
     ok(&["synth", "--preset", "tiny", "--out", d.to_str().unwrap(), "--seed", "3"]);
-    for f in ["config.json", "model.safetensors.index.json", "model-00001-of-00001.safetensors"] {
+    for f in ["config.json", "model.safetensors.index.json", "model-00001-of-00001.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    {
         assert!(d.join(f).exists(), "{f} missing");
     }
     let inspect = ok(&["inspect", d.to_str().unwrap()]);
@@ -152,20 +153,45 @@ fn errors_are_one_clear_line() {
     fails(&["synth", "--preset", "7b", "--out", "/tmp/x"], &["--preset 7b"]);
 }
 
+/// The host's MemAvailable in GB (Linux).
+fn available_gb() -> Option<f64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kb| kb * 1024.0 / 1e9)
+}
+
 #[test]
 fn a_model_larger_than_memory_is_refused_up_front() {
     // synthetic:120b is generated in memory (65.3 GB); where that much is available the load
     // would go ahead, which is not this test's business.
-    let available_gb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|kb| kb * 1024.0 / 1e9);
-    match available_gb {
+    match available_gb() {
         Some(gb) if gb < 60.0 => fails(
             &["generate", "--model", "synthetic:120b", "--prompt-tokens", "1"],
-            &["synthetic:120b needs 65.25 GB", "available", "gptoss synth"],
+            &["synthetic:120b needs 65.", "weights 65.25 GB", "available", "gptoss synth"],
         ),
         other => eprintln!("skipped: available memory {other:?} GB (the refusal needs < 60 GB, or Linux)"),
+    }
+}
+
+#[test]
+fn working_buffers_and_contexts_larger_than_memory_are_refused_up_front() {
+    match available_gb() {
+        // synthetic:20b's 13.8 GB of weights plus the 24.7 GB one forward over 131072 tokens
+        // holds at least.
+        Some(gb) if gb < 38.0 => fails(
+            &["generate", "--model", "synthetic:20b", "--prompt-tokens", "1", "--batch", "131072"],
+            &["synthetic:20b needs 38.", "weights 13.76 GB", "working buffers for 131072 tokens 24.71 GB", "available"],
+        ),
+        other => eprintln!("skipped: available memory {other:?} GB (the refusal needs < 38 GB, or Linux)"),
+    }
+    match available_gb() {
+        // 131072 rows of 201088 logits: 105 GB of activations for a tiny model.
+        Some(gb) if gb < 100.0 => fails(
+            &["generate", "--model", "synthetic:tiny", "--prompt-tokens", "1", "--batch", "131072", "--context", "131072"],
+            &["a context of 131072 tokens needs 105.", "KV cache 0.07 GB", "activations 105.", "available"],
+        ),
+        other => eprintln!("skipped: available memory {other:?} GB (the refusal needs < 100 GB, or Linux)"),
     }
 }
 
@@ -292,6 +318,15 @@ fn bench_writes_the_table_json_and_plot() {
     assert!(cmp.contains("tg 1.000×"), "{cmp}");
 }
 
+#[test]
+fn bench_repetitions_start_from_an_empty_context_whatever_the_batch() {
+    // synthetic:tiny slides over 16 tokens: with --batch 8 its rings keep 24 positions, fewer
+    // than a repetition's 40 + 8, so the next repetition must empty the cache, not rewind it.
+    let out =
+        ok(&["bench", "--model", "synthetic:tiny", "-p", "40", "-n", "8", "--batch", "8", "--repetitions", "2", "--profile-tokens", "0"]);
+    assert!(out.contains("pp40 tg8 @d0"), "{out}");
+}
+
 /// Runs the command with `input` on stdin.
 fn with_stdin(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
@@ -319,6 +354,89 @@ fn tokenize_and_detokenize_round_trip_exact_bytes() {
     let bad = with_stdin(&["detokenize"], b"1,999999");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("999999"));
+}
+
+/// A copy of the reference fixture in a temporary directory.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile_model_directories_fail_in_one_line() {
+    // A layer count of 2^40 with no layer_types: refused before anything is built per layer
+    // (it aborted on a terabyte allocation).
+    let dir = fixture_copy();
+    let config = dir.path().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("layer_types");
+    v["num_hidden_layers"] = 1_099_511_627_776u64.into();
+    std::fs::write(&config, v.to_string()).unwrap();
+    let model = dir.path().to_str().unwrap();
+    fails(&["inspect", model], &["num_hidden_layers = 1099511627776", "tensors of 4 layers"]);
+    fails(&["logits", "--model", model, "--tokens", "1"], &["num_hidden_layers = 1099511627776"]);
+    // A shard that is a named pipe: refused before opening (opening it blocked forever).
+    let dir = fixture_copy();
+    let shard = dir.path().join("model-00001-of-00002.safetensors");
+    std::fs::remove_file(&shard).unwrap();
+    assert!(Command::new("mkfifo").arg(&shard).status().unwrap().success());
+    fails(&["inspect", dir.path().to_str().unwrap()], &["model-00001-of-00002.safetensors", "not a regular file"]);
+}
+
+/// Overwrites element `index` of tensor `name` in a model directory with `bytes`.
+fn poke(dir: &Path, name: &str, index: usize, bytes: &[u8]) {
+    let index_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.safetensors.index.json")).unwrap()).unwrap();
+    let shard = dir.join(index_json["weight_map"][name].as_str().unwrap());
+    let mut data = std::fs::read(&shard).unwrap();
+    let start = gptoss_model_gpt_oss::safetensors::parse_header(&shard, &data).unwrap()[name].start + index * bytes.len();
+    data[start..start + bytes.len()].copy_from_slice(bytes);
+    std::fs::write(shard, data).unwrap();
+}
+
+#[test]
+fn non_finite_weights_are_found_by_inspect_check_and_stop_generation() {
+    let fx = fixture();
+    assert!(ok(&["inspect", fx.to_str().unwrap(), "--check"]).contains("every weight is finite"));
+    // A bf16 NaN in row 3 of the unembedding: logit 3 is NaN whatever the input.
+    let dir = fixture_copy();
+    let model = dir.path().to_str().unwrap();
+    // bf16 NaN 0x7fc0 and +inf 0x7f80, little-endian.
+    poke(dir.path(), "lm_head.weight", 3 * 64 + 17, &[0xc0, 0x7f]);
+    fails(&["inspect", model, "--check"], &["tensor 'lm_head.weight' holds NaN at index [3, 17]"]);
+    fails(
+        &["generate", "--model", model, "--prompt-tokens", "1,2", "--max-tokens", "4"],
+        &["logits after position 2 are not finite", "logit 3 is NaN"],
+    );
+    // An infinity in a norm gain and the E8M0 scale that is NaN come first in checkpoint order.
+    poke(dir.path(), "model.layers.1.post_attention_layernorm.weight", 5, &[0x80, 0x7f]);
+    fails(&["inspect", model, "--check"], &["'model.layers.1.post_attention_layernorm.weight' holds inf at index [5]"]);
+    poke(dir.path(), "model.layers.0.mlp.experts.down_proj_scales", 9, &[0xFF]);
+    fails(
+        &["inspect", model, "--check"],
+        &["'model.layers.0.mlp.experts.down_proj_scales' holds NaN (E8M0 scale 0xff) at index [0, 4, 1]"],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_broken_tokenizer_json_is_an_error_not_the_embedded_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = (dir.path().join("tokenizer.json"), dir.path().join("text"));
+    std::fs::write(&text, "hello").unwrap();
+    let args = ["tokenize", "--model", dir.path().to_str().unwrap(), "--file", text.to_str().unwrap()];
+    for (target, why) in [("tokenizer.json", "symbolic links"), ("missing.json", "No such file")] {
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        fails(&args, &[path.to_str().unwrap(), why]);
+        std::fs::remove_file(&path).unwrap();
+    }
+    // With nothing at that name the embedded o200k_harmony is the tokenizer.
+    assert_eq!(ok(&args).trim(), "24912");
 }
 
 #[test]

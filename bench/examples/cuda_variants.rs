@@ -303,7 +303,7 @@ mod variants {
                 b.write(&mut w_buf, 0, &weights).expect("write");
                 let mut residual = b.alloc(DType::F32, n * hidden).expect("alloc");
                 let swiglu = Swiglu { alpha: 1.702, limit: 7.0 };
-                let seconds = time(&mut b, s.reps, |b| {
+                let call = |b: &mut CudaBackend<D>, residual: &mut CudaBuffer<D>| {
                     let a = MoeExpertsArgs {
                         gate_up: &gate_up,
                         down: &down,
@@ -313,24 +313,14 @@ mod variants {
                         weights: &w_buf,
                         top_k: k,
                         swiglu,
-                        residual: &mut residual,
+                        residual,
                     };
                     b.moe_experts(a).expect("moe_experts");
-                });
+                };
+                let seconds = time(&mut b, s.reps, |b| call(b, &mut residual));
                 // The residual accumulates over the timed calls: compare one call from zero.
                 b.write(&mut residual, 0, &vec![0u8; n * hidden * 4]).expect("write");
-                let a = MoeExpertsArgs {
-                    gate_up: &gate_up,
-                    down: &down,
-                    x: &x,
-                    n,
-                    ids: &id_buf,
-                    weights: &w_buf,
-                    top_k: k,
-                    swiglu,
-                    residual: &mut residual,
-                };
-                b.moe_experts(a).expect("moe_experts");
+                call(&mut b, &mut residual);
                 let got = floats(&mut b, &residual, n * hidden);
                 let diff = first.as_ref().map_or(0.0, |f| relative_diff(f, &got));
                 first.get_or_insert(got);

@@ -2,8 +2,11 @@
 //! interface (any backend), the machine's own bandwidth ceiling, and the reports: tables, a
 //! stable JSON schema, an SVG plot, and a comparison of two result files.
 
+pub mod cold;
 pub mod compare;
+pub mod disk;
 pub mod machine;
+pub mod offload;
 pub mod peak;
 pub mod plot;
 pub mod results;

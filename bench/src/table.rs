@@ -2,7 +2,7 @@
 
 use crate::results::{OpRow, Results, Row};
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
 }
 
@@ -115,7 +115,7 @@ pub fn markdown(res: &Results) -> String {
     out
 }
 
-fn aligned<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
+pub(crate) fn aligned<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
     let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
@@ -134,7 +134,7 @@ fn aligned<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
     out
 }
 
-fn md_table<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
+pub(crate) fn md_table<const N: usize>(head: &[&str; N], rows: Vec<[String; N]>) -> String {
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(N));
     for r in rows {
         out.push_str(&format!("| {} |\n", r.join(" | ")));

@@ -27,6 +27,15 @@ pub enum EngineError {
     /// A failure inside a backend (a device error…).
     #[error("{backend} backend: {detail}")]
     Backend { backend: &'static str, detail: String },
+    /// Weights streamed from disk while the model runs could not be read.
+    #[error("reading weights from {}: {detail}", path.display())]
+    WeightRead { path: std::path::PathBuf, detail: String },
+    /// Logits a token would be sampled from hold NaN or an infinity: a sample would be an
+    /// arbitrary id.
+    #[error(
+        "the logits after position {position} are not finite (logit {index} is {value}): NaN or infinite weights or activations; `gptoss inspect --check` scans the weights"
+    )]
+    NonFiniteLogits { position: usize, index: usize, value: f32 },
 }
 
 impl EngineError {

@@ -71,8 +71,21 @@ pub fn check_request(prompt: &[u32], max_tokens: usize, vocab: usize, position: 
     Ok(())
 }
 
+/// Fails unless logits row `row` of the last forward is finite everywhere; `scratch` holds a
+/// row (vocab_size floats). A sample from NaN or infinite logits would be an arbitrary id, so
+/// every token `generate` samples is checked: one row copied to the host per token, under 1 MB,
+/// next to the gigabytes of weights a token of the real models reads.
+pub fn check_finite_logits(model: &mut dyn CausalLm, row: usize, scratch: &mut [f32]) -> Result<()> {
+    model.logits(row, scratch)?;
+    match scratch.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(EngineError::NonFiniteLogits { position: model.position(), index, value: scratch[index] }),
+    }
+}
+
 /// Runs `prompt` through the model from its current position, then samples up to
-/// `max_tokens` tokens, calling `on_token` with each; `on_token` returns false to stop.
+/// `max_tokens` tokens, calling `on_token` with each; `on_token` returns false to stop. Stops
+/// with `NonFiniteLogits` instead of sampling from logits that are not finite.
 pub fn generate(
     model: &mut dyn CausalLm,
     prompt: &[u32],
@@ -83,10 +96,12 @@ pub fn generate(
     check_request(prompt, opts.max_tokens, model.vocab_size(), model.position(), model.max_context())?;
 
     let mut rng = Rng::new(opts.seed);
+    let mut row = vec![0f32; model.vocab_size()];
     let start = Instant::now();
     prefill(model, prompt, Logits::Last)?;
     let prefill_time = start.elapsed();
 
+    check_finite_logits(model, 0, &mut row)?;
     let mut token = model.sample(0, &opts.sampling, rng.next_unit())?;
     let ttft = start.elapsed();
     let mut generated = 1;
@@ -102,6 +117,7 @@ pub fn generate(
             break StopReason::MaxTokens;
         }
         model.forward(std::slice::from_ref(&token), 1)?;
+        check_finite_logits(model, 0, &mut row)?;
         token = model.sample(0, &opts.sampling, rng.next_unit())?;
         generated += 1;
     };
@@ -119,13 +135,15 @@ pub fn generate(
 mod tests {
     use super::*;
 
-    /// A model whose logits favour `(last token + 1) % vocab`.
+    /// A model whose logits favour `(last token + 1) % vocab`; after the token `poison` its
+    /// logits are NaN.
     struct Counter {
         vocab: usize,
         context: usize,
         pos: usize,
         last: u32,
         forwards: Vec<usize>,
+        poison: Option<u32>,
     }
 
     impl CausalLm for Counter {
@@ -154,7 +172,7 @@ mod tests {
         }
         fn logits(&mut self, _row: usize, out: &mut [f32]) -> Result<()> {
             out.fill(0.0);
-            out[(self.last as usize + 1) % self.vocab] = 10.0;
+            out[(self.last as usize + 1) % self.vocab] = if self.poison == Some(self.last) { f32::NAN } else { 10.0 };
             Ok(())
         }
         fn sample(&mut self, _row: usize, p: &SamplingParams, u: f32) -> Result<u32> {
@@ -164,7 +182,7 @@ mod tests {
     }
 
     fn model() -> Counter {
-        Counter { vocab: 10, context: 32, pos: 0, last: 0, forwards: vec![] }
+        Counter { vocab: 10, context: 32, pos: 0, last: 0, forwards: vec![], poison: None }
     }
 
     fn opts(max_tokens: usize, stop: &[u32]) -> GenerateOptions {
@@ -216,6 +234,21 @@ mod tests {
         assert!(m.forwards.is_empty());
         // Exactly full: the last sampled token is never fed back.
         assert!(generate(&mut m, &[1; 29], &opts(4, &[]), |_| true).is_ok());
+    }
+
+    #[test]
+    fn logits_that_are_not_finite_stop_generation_with_an_error() {
+        let mut m = Counter { poison: Some(3), ..model() };
+        let mut out = vec![];
+        let e = generate(&mut m, &[1], &opts(8, &[]), |t| {
+            out.push(t);
+            true
+        })
+        .unwrap_err();
+        // 2 and 3 came from finite logits; the logits after 3 hold a NaN at id 4.
+        assert_eq!(out, vec![2, 3]);
+        assert!(matches!(e, EngineError::NonFiniteLogits { position: 3, index: 4, .. }), "{e}");
+        assert!(e.to_string().contains("logit 4 is NaN"), "{e}");
     }
 
     #[test]

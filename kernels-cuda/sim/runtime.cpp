@@ -699,11 +699,12 @@ void count_launch(const Kernel *k) {
     g_counts[k->name]++;
 }
 
-// With GPTOSS_SIM_REPORT=1, the launches the process ran, per kernel, on stderr at exit.
+// With GPTOSS_SIM_REPORT=1, the launches the process ran, per kernel, on stderr at exit (a
+// process that launched nothing says nothing: its stderr stays its own).
 struct Report {
     ~Report() {
         const char *v = getenv("GPTOSS_SIM_REPORT");
-        if (!v || strcmp(v, "1") != 0) return;
+        if (!v || strcmp(v, "1") != 0 || g_launches.load() == 0) return;
         fprintf(stderr, "cuda-sim: %llu kernel launches emulated\n", (unsigned long long)g_launches.load());
         std::lock_guard<std::mutex> lock(g_counts_mutex);
         for (const auto &[name, count] : g_counts) fprintf(stderr, "cuda-sim: %8llu  %s\n", (unsigned long long)count, name.c_str());

@@ -167,7 +167,7 @@ fn matrices() -> Vec<Matrix> {
     let (rows, cols) = (512, 2880);
     let mut out = Vec::new();
     // The synthetic 20b model's attention and unembedding: uniform with variance 1/fan-in.
-    let c = Preset::Gpt20b.config();
+    let c = Preset::GPT_20B.config();
     for spec in
         expected_tensors(&c).into_iter().filter(|s| s.name == "model.layers.0.self_attn.q_proj.weight" || s.name == "lm_head.weight")
     {

@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn gpt_oss_20b_reads_3_70_gb_per_token() {
-        let c = Preset::Gpt20b.config();
+        let c = Preset::GPT_20B.config();
         let b = token_bytes(&c, &Formats::CHECKPOINT, 4.0, 0);
         // Spec §2.3: q,k,v,o 1,274,019,840 + biases 384,000 + sinks 3,072 bytes.
         assert_eq!(b.attention, 1_274_406_912.0);
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn gpt_oss_120b_reads_5_0_gb_per_token() {
-        let c = Preset::Gpt120b.config();
+        let c = Preset::GPT_120B.config();
         let b = token_bytes(&c, &Formats::CHECKPOINT, 4.0, 0);
         assert_eq!(b.attention, 1_911_029_760.0 + 576_000.0 + 4_608.0);
         assert_eq!(b.router, 26_551_296.0);
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn kv_bytes_grow_only_on_full_layers_past_the_window() {
-        let c = Preset::Gpt20b.config();
+        let c = Preset::GPT_20B.config();
         let per_pos = 2.0 * 512.0 * 2.0;
         let at = |d| token_bytes(&c, &Formats::CHECKPOINT, 4.0, d).kv_cache;
         assert_eq!(at(127), 24.0 * 128.0 * per_pos);
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn int8_attention_and_unembedding_cut_20b_to_2_5_gb() {
-        let c = Preset::Gpt20b.config();
+        let c = Preset::GPT_20B.config();
         let f = Formats { attention: WeightFormat::Int8, unembedding: WeightFormat::Int8, ..Formats::CHECKPOINT };
         let b = token_bytes(&c, &f, 4.0, 0);
         assert!((b.weights() / 1e9 - 2.49).abs() < 0.01, "{}", b.weights());
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn op_floors_of_a_20b_decode_step() {
-        let c = Preset::Gpt20b.config();
+        let c = Preset::GPT_20B.config();
         let f = Formats::CHECKPOINT;
         let b = token_bytes(&c, &f, 4.0, 0);
         let floor = |op, rows, cols| op_floor(&c, &f, &b, &OpSite { op, rows, cols });
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_load_time_conversion_changes_only_its_families() {
-        let c = Preset::Gpt20b.config();
+        let c = Preset::GPT_20B.config();
         let q = WeightOnly::new(WeightFormat::Int4 { group: 32 }, &[Family::Attention, Family::Unembedding]).unwrap();
         let f = Formats::CHECKPOINT.converted(Some(q));
         assert_eq!((f.attention, f.unembedding, f.router, f.experts), (q.format, q.format, WeightFormat::Bf16, WeightFormat::Mxfp4));

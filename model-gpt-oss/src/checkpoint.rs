@@ -2,7 +2,7 @@
 //! `model.safetensors` or shards listed by `model.safetensors.index.json`. Shards are memory
 //! mapped; tensors are handed out as zero-copy byte regions of the mapping.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use memmap2::Mmap;
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
+use crate::files::{open_regular, present, read_json_text};
 use crate::safetensors::{TensorInfo, parse_header};
 
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -37,13 +38,14 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Maps every shard and parses every header. Fails on the first malformed file.
     pub fn open(dir: &Path) -> Result<Self> {
-        let index = dir.join(INDEX_FILE);
-        let files: Vec<String> = if index.exists() {
-            shard_names(&index)?
-        } else if dir.join(SINGLE_FILE).exists() {
-            vec![SINGLE_FILE.to_string()]
-        } else {
-            return Err(ModelError::checkpoint(dir, format!("neither {SINGLE_FILE} nor {INDEX_FILE} is in this directory")));
+        let index_path = dir.join(INDEX_FILE);
+        let index = if present(&index_path) { Some(parse_index(&index_path, &read_json_text(&index_path)?)?) } else { None };
+        let files: Vec<String> = match &index {
+            Some(weight_map) => shard_names(weight_map),
+            None if present(&dir.join(SINGLE_FILE)) => vec![SINGLE_FILE.to_string()],
+            None => {
+                return Err(ModelError::checkpoint(dir, format!("neither {SINGLE_FILE} nor {INDEX_FILE} is in this directory")));
+            }
         };
         let mut shards: Vec<Shard> = Vec::new();
         let mut tensors = BTreeMap::new();
@@ -60,8 +62,8 @@ impl Checkpoint {
             }
             shards.push(Shard { path, map });
         }
-        if index.exists() {
-            check_index_map(&index, &shards, &tensors)?;
+        if let Some(weight_map) = &index {
+            check_index_map(&index_path, weight_map, &shards, &tensors)?;
         }
         Ok(Checkpoint { dir: dir.to_path_buf(), shards, tensors })
     }
@@ -83,6 +85,11 @@ impl Checkpoint {
         &self.shards[t.shard].path
     }
 
+    /// Every shard file, in the order `Located::shard` numbers them.
+    pub fn shard_paths(&self) -> Vec<&Path> {
+        self.shards.iter().map(|s| s.path.as_path()).collect()
+    }
+
     /// Total bytes of all files.
     pub fn file_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.map.len()).sum()
@@ -90,42 +97,43 @@ impl Checkpoint {
 }
 
 fn map_file(path: &Path) -> Result<HostBytes> {
-    let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let (file, _) = open_regular(path)?;
     // SAFETY: the mapping is read-only; a checkpoint modified while loaded is outside our
     // contract (as for every engine that maps weights).
     let map = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
     Ok(HostBytes::new(Arc::new(map)))
 }
 
-/// The distinct shard files named by an index's `weight_map`, in first-seen order.
-fn shard_names(index: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
+/// An index's `weight_map`: (tensor, shard file) in the file's order. Every file must be a
+/// plain name in the model's directory.
+pub fn parse_index(index: &Path, text: &str) -> Result<Vec<(String, String)>> {
+    let v: Value = serde_json::from_str(text).map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
     let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| ModelError::checkpoint(index, "no \"weight_map\" object"))?;
-    let mut names = Vec::new();
+    let mut entries = Vec::with_capacity(map.len());
     for (tensor, file) in map {
         let file = file.as_str().ok_or_else(|| ModelError::checkpoint(index, format!("weight_map['{tensor}'] is not a file name")))?;
-        if file.contains('/') || file.contains('\\') || file == ".." {
+        if file.is_empty() || file.contains('/') || file.contains('\\') || file == "." || file == ".." {
             return Err(ModelError::checkpoint(index, format!("weight_map['{tensor}'] = '{file}' is not a file in this directory")));
         }
-        if !names.iter().any(|n| n == file) {
-            names.push(file.to_string());
-        }
+        entries.push((tensor.clone(), file.to_string()));
     }
-    if names.is_empty() {
+    if entries.is_empty() {
         return Err(ModelError::checkpoint(index, "weight_map is empty"));
     }
-    Ok(names)
+    Ok(entries)
+}
+
+/// The distinct shard files of a weight map, in first-seen order.
+fn shard_names(weight_map: &[(String, String)]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    weight_map.iter().filter(|(_, file)| seen.insert(file.as_str())).map(|(_, file)| file.clone()).collect()
 }
 
 /// Every tensor listed in the index must be in the shard the index names.
-fn check_index_map(index: &Path, shards: &[Shard], tensors: &BTreeMap<String, Located>) -> Result<()> {
-    let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::checkpoint(index, format!("not valid JSON: {e}")))?;
-    let map = v["weight_map"].as_object().expect("checked by shard_names");
+fn check_index_map(index: &Path, weight_map: &[(String, String)], shards: &[Shard], tensors: &BTreeMap<String, Located>) -> Result<()> {
     let file_of: HashMap<&Path, usize> = shards.iter().enumerate().map(|(i, s)| (s.path.as_path(), i)).collect();
-    for (tensor, file) in map {
-        let want = index.with_file_name(file.as_str().unwrap_or_default());
+    for (tensor, file) in weight_map {
+        let want = index.with_file_name(file);
         match tensors.get(tensor) {
             None => {
                 return Err(ModelError::checkpoint(

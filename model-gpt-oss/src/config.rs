@@ -3,6 +3,10 @@
 //! Defaults are those of transformers' `GptOssConfig` (the 120b shapes); `rope_scaling` and the
 //! newer `rope_parameters` spelling are both read; `layer_types` is honoured when present (else
 //! even layers slide). Every problem is collected and reported together.
+//!
+//! Reading allocates nothing in proportion to the sizes it reads (a count may be anything up to
+//! 2^40 here): they are checked against the tensors a checkpoint holds (`tensors::check_counts`)
+//! and against memory before anything is built from them.
 
 use std::path::Path;
 
@@ -16,6 +20,23 @@ use crate::weight_only::{QUANT_METHOD, WeightOnly};
 pub enum LayerType {
     Sliding,
     Full,
+}
+
+/// Which layers attend through a sliding window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerTypes {
+    /// Even layers slide, odd ones attend to everything: transformers' default when config.json
+    /// lists none (and what the released models list). Kept as a rule, not a list, so that a
+    /// layer count is never turned into an allocation before it is checked.
+    Alternating,
+    /// One per layer, as config.json lists them.
+    Listed(Vec<LayerType>),
+}
+
+impl LayerTypes {
+    fn alternating(l: usize) -> LayerType {
+        if l.is_multiple_of(2) { LayerType::Sliding } else { LayerType::Full }
+    }
 }
 
 /// How the checkpoint stores its matrices, from `quantization_config`.
@@ -57,7 +78,7 @@ pub struct GptOssConfig {
     pub rms_norm_eps: f32,
     pub swiglu_limit: f32,
     pub attention_bias: bool,
-    pub layer_types: Vec<LayerType>,
+    pub layer_types: LayerTypes,
     pub eos_token_ids: Vec<u32>,
     pub quantization: Quantization,
 }
@@ -67,7 +88,7 @@ pub const SWIGLU_ALPHA: f32 = 1.702;
 
 impl GptOssConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let text = crate::files::read_json_text(path)?;
         Self::from_json(&text).map_err(|problems| ModelError::Config { path: path.into(), problems })
     }
 
@@ -100,7 +121,7 @@ impl GptOssConfig {
             rms_norm_eps: r.non_negative("rms_norm_eps", 1e-5) as f32,
             swiglu_limit: r.positive("swiglu_limit", 7.0) as f32,
             attention_bias: r.boolean("attention_bias", true),
-            layer_types: Vec::new(),
+            layer_types: LayerTypes::Alternating,
             eos_token_ids: r.token_ids("eos_token_id"),
             quantization: r.quantization(),
         };
@@ -123,6 +144,17 @@ impl GptOssConfig {
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads, self.num_key_value_heads
             ));
+        }
+        for (what, a, b) in [
+            ("num_attention_heads × head_dim", self.num_attention_heads, self.head_dim),
+            ("num_key_value_heads × head_dim", self.num_key_value_heads, self.head_dim),
+            ("vocab_size × hidden_size", self.vocab_size, self.hidden_size),
+            ("num_local_experts × intermediate_size", self.num_local_experts, 2 * self.intermediate_size),
+        ] {
+            // Sizes are products of these; they must at least be representable.
+            if a.checked_mul(b).is_none_or(|n| n > 1 << 48) {
+                p.push(format!("{what} = {a} × {b} is beyond any model's size"));
+            }
         }
         if !self.head_dim.is_multiple_of(2) {
             p.push(format!("head_dim {} must be even for rotary embeddings", self.head_dim));
@@ -154,9 +186,25 @@ impl GptOssConfig {
         self.num_key_value_heads * self.head_dim
     }
 
+    /// Layer `l`'s attention.
+    pub fn layer_type(&self, l: usize) -> LayerType {
+        match &self.layer_types {
+            LayerTypes::Alternating => LayerTypes::alternating(l),
+            LayerTypes::Listed(types) => types[l],
+        }
+    }
+
+    /// How many layers slide.
+    pub fn sliding_layers(&self) -> usize {
+        match &self.layer_types {
+            LayerTypes::Alternating => self.num_hidden_layers.div_ceil(2),
+            LayerTypes::Listed(types) => types.iter().filter(|t| **t == LayerType::Sliding).count(),
+        }
+    }
+
     /// The sliding window of layer `l`, if it has one.
     pub fn window(&self, l: usize) -> Option<usize> {
-        (self.layer_types[l] == LayerType::Sliding).then_some(self.sliding_window)
+        (self.layer_type(l) == LayerType::Sliding).then_some(self.sliding_window)
     }
 
     pub fn rope(&self) -> RopeConfig {
@@ -387,8 +435,10 @@ impl Reader<'_> {
         }
     }
 
-    fn layer_types(&mut self, layers: usize) -> Vec<LayerType> {
-        let default = (0..layers).map(|l| if l % 2 == 0 { LayerType::Sliding } else { LayerType::Full }).collect();
+    /// The listed layer types; a list that spells out the default rule is kept as the rule, so
+    /// that a config written out and read back is equal to itself.
+    fn layer_types(&mut self, layers: usize) -> LayerTypes {
+        let default = LayerTypes::Alternating;
         match self.map.get("layer_types") {
             None | Some(Value::Null) => default,
             Some(Value::Array(a)) => {
@@ -396,7 +446,8 @@ impl Reader<'_> {
                     self.problems.push(format!("layer_types lists {} layers but num_hidden_layers is {layers}", a.len()));
                     return default;
                 }
-                let mut out = Vec::with_capacity(layers);
+                // Bounded by the list itself, which is already in memory.
+                let mut out = Vec::with_capacity(a.len());
                 for (i, v) in a.iter().enumerate() {
                     match v.as_str() {
                         Some("sliding_attention") => out.push(LayerType::Sliding),
@@ -410,7 +461,7 @@ impl Reader<'_> {
                         }
                     }
                 }
-                out
+                if out.iter().enumerate().all(|(l, t)| *t == LayerTypes::alternating(l)) { default } else { LayerTypes::Listed(out) }
             }
             Some(other) => {
                 self.problems.push(format!("layer_types = {} must be a list", describe(other)));
@@ -459,7 +510,7 @@ mod tests {
         let c = GptOssConfig::from_json("{}").unwrap();
         assert_eq!((c.num_hidden_layers, c.num_local_experts, c.hidden_size), (36, 128, 2880));
         assert!(!c.rope_scaling.unwrap().truncate);
-        assert_eq!(c.layer_types[35], LayerType::Full);
+        assert_eq!(c.layer_type(35), LayerType::Full);
     }
 
     #[test]
@@ -491,6 +542,30 @@ mod tests {
     fn strings_that_look_like_nan_are_left_alone() {
         let c = GptOssConfig::from_json(r#"{"note": "NaN Infinity \" NaN", "model_type": "gpt_oss"}"#);
         assert!(c.is_ok(), "{c:?}");
+    }
+
+    #[test]
+    fn a_huge_layer_count_is_read_without_building_anything_per_layer() {
+        // 2^40 layers: a per-layer list would be a terabyte.
+        let c = GptOssConfig::from_json(r#"{"num_hidden_layers": 1099511627776}"#).unwrap();
+        assert_eq!(c.layer_types, LayerTypes::Alternating);
+        assert_eq!(c.window(1_099_511_627_775), None);
+        assert_eq!(c.sliding_layers(), 1 << 39);
+    }
+
+    #[test]
+    fn sizes_whose_products_overflow_are_refused() {
+        let e = GptOssConfig::from_json(r#"{"num_attention_heads": 1099511627776, "head_dim": 1099511627776}"#).unwrap_err();
+        assert!(e.join(" ").contains("num_attention_heads × head_dim = 1099511627776 × 1099511627776"), "{e:?}");
+    }
+
+    #[test]
+    fn a_listed_default_pattern_reads_as_the_default() {
+        let listed = r#"{"num_hidden_layers": 3, "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]}"#;
+        assert_eq!(GptOssConfig::from_json(listed).unwrap().layer_types, LayerTypes::Alternating);
+        let other = r#"{"num_hidden_layers": 2, "layer_types": ["full_attention", "full_attention"]}"#;
+        let c = GptOssConfig::from_json(other).unwrap();
+        assert_eq!((c.window(0), c.sliding_layers()), (None, 0));
     }
 
     #[test]

@@ -47,6 +47,21 @@ pub(crate) struct Activations<Buf> {
     pub logits: Buf,
 }
 
+/// Buffers the `experts` residency mode adds to a context.
+pub(crate) struct OffloadScratch<Buf> {
+    /// u32 [max_batch, top_k]: the pool slot of each routed expert of a token group
+    pub slot_ids: Buf,
+    /// f32 [max_batch, hidden]: a token group's normalised input (or, with prefetch, the
+    /// residual normalised for the next layer's router)
+    pub h: Buf,
+    /// f32 [max_batch, hidden]: a token group's residual rows
+    pub x: Buf,
+    /// f32 [max_batch, top_k]: a token group's expert weights (or the prefetch router's)
+    pub weights: Buf,
+    /// u32 [top_k]: the experts prefetch expects the next layer to choose
+    pub predicted: Buf,
+}
+
 /// One conversation's state on the device: its KV cache and the activation buffers its
 /// forward passes write. A model serves any number of contexts, one call at a time.
 pub struct Context<Buf> {
@@ -54,6 +69,8 @@ pub struct Context<Buf> {
     pub(crate) id: u64,
     pub(crate) kv: KvCache<Buf>,
     pub(crate) act: Activations<Buf>,
+    /// The `experts` mode's buffers (none in the other modes).
+    pub(crate) offload: Option<OffloadScratch<Buf>>,
     /// Rows of logits the last forward produced.
     pub(crate) logits_rows: usize,
     /// Host staging for token ids and positions, sized once (no allocation per step).
@@ -65,7 +82,13 @@ static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
 impl<Buf: DeviceBuffer> Context<Buf> {
     /// An empty context of a model with config `c` on `backend`, for forward calls of at most
     /// `max_batch` tokens.
-    pub(crate) fn new<B: Backend<Buffer = Buf>>(backend: &mut B, c: &GptOssConfig, max_batch: usize, opts: ContextOptions) -> Result<Self> {
+    pub(crate) fn new<B: Backend<Buffer = Buf>>(
+        backend: &mut B,
+        c: &GptOssConfig,
+        max_batch: usize,
+        opts: ContextOptions,
+        offload: bool,
+    ) -> Result<Self> {
         if opts.max_context == 0 || opts.max_context > c.max_position_embeddings {
             return Err(EngineError::invalid(format!(
                 "context of {} tokens: must be between 1 and the model's {}",
@@ -74,6 +97,7 @@ impl<Buf: DeviceBuffer> Context<Buf> {
             .into());
         }
         let max_batch = max_batch.min(opts.max_context);
+        crate::memory::check_context(backend, c, opts.max_context, max_batch, opts.kv_dtype)?;
         let specs: Vec<KvLayerSpec> = (0..c.num_hidden_layers)
             .map(|l| KvLayerSpec { kv_heads: c.num_key_value_heads, head_dim: c.head_dim, window: c.window(l) })
             .collect();
@@ -92,8 +116,18 @@ impl<Buf: DeviceBuffer> Context<Buf> {
             last: alloc(DType::F32, max_batch * h)?,
             logits: alloc(DType::F32, max_batch * v)?,
         };
+        let offload = match offload {
+            true => Some(OffloadScratch {
+                slot_ids: alloc(DType::U32, max_batch * k)?,
+                h: alloc(DType::F32, max_batch * h)?,
+                x: alloc(DType::F32, max_batch * h)?,
+                weights: alloc(DType::F32, max_batch * k)?,
+                predicted: alloc(DType::U32, k)?,
+            }),
+            false => None,
+        };
         let id = NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed);
-        Ok(Context { id, kv, act, logits_rows: 0, staging: vec![0; max_batch * 4] })
+        Ok(Context { id, kv, act, offload, logits_rows: 0, staging: vec![0; max_batch * 4] })
     }
 
     /// Tokens in the cache; the next token's position.
@@ -118,4 +152,21 @@ impl<Buf: DeviceBuffer> Context<Buf> {
         self.logits_rows = 0;
         self.kv.rollback(to)
     }
+}
+
+/// Bytes a context of a model with config `c` takes for forward calls of at most `max_batch`
+/// tokens: its KV cache, activations and host staging (and the `experts` mode's buffers when
+/// `offload`), as `Context::new` allocates them.
+pub fn context_bytes(c: &GptOssConfig, max_batch: usize, opts: ContextOptions, offload: bool) -> u64 {
+    let max_batch = max_batch.min(opts.max_context.max(1));
+    let (h, qd, k, v) = (c.hidden_size, c.q_dim(), c.num_experts_per_tok, c.vocab_size);
+    let kv: usize = (0..c.num_hidden_layers)
+        .map(|l| {
+            let slots = c.window(l).map_or(opts.max_context, |w| (w + max_batch).min(opts.max_context));
+            2 * slots * c.kv_dim() * opts.kv_dtype.size()
+        })
+        .sum();
+    let act = 4 * (2 * max_batch + max_batch * (3 * h + 2 * qd + 2 * k + v));
+    let scratch = if offload { 4 * (max_batch * (2 * h + 2 * k) + k) } else { 0 };
+    (kv + act + scratch + 4 * max_batch) as u64
 }

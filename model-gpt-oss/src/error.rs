@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use gptoss_engine::residency::{ByteSize, Offload};
 use gptoss_engine::{EngineError, WeightFormat};
 use thiserror::Error;
 
@@ -28,16 +29,38 @@ pub enum ModelError {
     /// A weight that could not be converted at load time.
     #[error("converting '{tensor}' to {to}: {source}")]
     Convert { tensor: String, to: WeightFormat, source: EngineError },
-    /// The weights would not fit in the memory the backend has.
+    /// A load's or a context's buffers would not fit in the memory the backend has (`needed`
+    /// is None when the size overflows).
+    #[error("{who} needs {} of {backend} memory ({what}) and {} is available", gb(*needed), gb(Some(*available)))]
+    TooLarge { who: String, backend: &'static str, needed: Option<u64>, available: u64, what: String },
+    /// A weight that is NaN or infinite (`scan::check_finite`).
+    #[error("tensor '{tensor}' holds {value} at index {index:?}: the first weight that is not finite")]
+    NonFinite { tensor: String, index: Vec<usize>, value: String },
+    /// A memory budget too small for the residency mode: both numbers and what makes up the
+    /// smaller one.
     #[error(
-        "{model} needs {:.2} GB of {backend} memory for its weights and {:.2} GB is available{}",
-        *needed as f64 / 1e9,
-        *available as f64 / 1e9,
-        if model.starts_with("synthetic:") { " (a synthetic model is generated in memory: `gptoss synth` writes it to disk, where the CPU backend maps it instead of holding it)" } else { "" }
+        "a memory budget of {} ({budget} bytes) is too small for {model} in the {mode} mode: it needs at least {} ({needed} bytes: {parts}){}",
+        ByteSize(*budget),
+        ByteSize(*needed),
+        if model.starts_with("synthetic:") { "; a synthetic model is generated in memory: `gptoss synth` writes it to disk, where the experts mode streams it" } else { "" }
     )]
-    TooLarge { model: String, backend: &'static str, needed: u64, available: u64 },
+    Budget { model: String, mode: Offload, budget: u64, needed: u64, parts: String },
+    /// A residency mode this model or backend cannot run.
+    #[error("{0}")]
+    Residency(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+/// A model error met while running (a streamed layer that fails to load), as the engine's
+/// error the forward pass returns.
+impl From<ModelError> for EngineError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Engine(e) => e,
+            other => EngineError::InvalidArgument(other.to_string()),
+        }
+    }
 }
 
 impl ModelError {
@@ -47,6 +70,11 @@ impl ModelError {
     pub fn checkpoint(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
         ModelError::Checkpoint { path: path.into(), detail: detail.into() }
     }
+}
+
+/// Bytes as GB with two decimals; None is a size beyond counting.
+pub(crate) fn gb(bytes: Option<u64>) -> String {
+    bytes.map_or("more than 2^64 bytes".into(), |b| format!("{:.2} GB", b as f64 / 1e9))
 }
 
 /// The first problems joined on one line, and how many more there are.

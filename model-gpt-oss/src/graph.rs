@@ -9,14 +9,14 @@
 //! something a reader would not guess, the call below says so.
 
 use gptoss_engine::{
-    AttentionArgs, Backend, EmbedArgs, EngineError, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, Result, RmsNormArgs, Step,
-    StepMode, Swiglu,
+    AttentionArgs, Backend, EmbedArgs, EngineError, MatmulArgs, MoeRouteArgs, QkvRopeArgs, Result, RmsNormArgs, Step, StepMode, Swiglu,
 };
 
 use crate::config::SWIGLU_ALPHA;
 use crate::context::Context;
 use crate::model::GptOss;
 use crate::probe::Probed;
+use crate::residency::{self, Residency};
 
 impl<B: Backend> GptOss<B> {
     /// Appends `tokens` to `ctx` at its next positions and computes logits for the last
@@ -55,7 +55,10 @@ impl<B: Backend> GptOss<B> {
 
     fn run(&mut self, ctx: &mut Context<B::Buffer>, tokens: &[u32], logits_rows: usize) -> Result<()> {
         self.stage(ctx, tokens)?;
-        let step = Step { context: ctx.id, tokens: tokens.len(), logits_rows, replayable: self.probe.is_none() };
+        // A step that streams weights or records routing does host work between ops: it runs
+        // op by op, never as a recording.
+        let replayable = self.probe.is_none() && self.routing.is_none() && matches!(self.residency, Residency::Resident);
+        let step = Step { context: ctx.id, tokens: tokens.len(), logits_rows, replayable };
         if self.backend.begin_step(step)? == StepMode::Run {
             self.ops(ctx, tokens.len(), logits_rows)?;
             self.backend.end_step()?;
@@ -78,7 +81,10 @@ impl<B: Backend> GptOss<B> {
         self.probe_buffer(&ctx.act, "embeddings", Probed::X, n * hidden)?;
 
         for l in 0..layers {
-            let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut ctx.act);
+            // The layer's weights: resident, or (layered) read now while the next is read ahead.
+            self.residency.enter_layer(&mut self.backend, &self.config, l)?;
+            let w = residency::layer(&self.weights, &self.residency, l)?;
+            let (b, a) = (&mut self.backend, &mut ctx.act);
             let kv = &mut ctx.kv.layers[l];
             // h [n, hidden] = RMSNorm(x)
             b.rms_norm(RmsNormArgs { x: &a.x, gain: &w.attn_norm, n, eps, out: &mut a.h })?;
@@ -105,28 +111,23 @@ impl<B: Backend> GptOss<B> {
                 self.probe_buffer(&ctx.act, &format!("layers.{l}.attention_residual"), Probed::X, n * hidden)?;
             }
 
-            let (b, w, a) = (&mut self.backend, &self.weights.layers[l], &mut ctx.act);
+            let w = residency::layer(&self.weights, &self.residency, l)?;
+            let (b, a) = (&mut self.backend, &mut ctx.act);
             // h [n, hidden] = RMSNorm(x)
             b.rms_norm(RmsNormArgs { x: &a.x, gain: &w.mlp_norm, n, eps, out: &mut a.h })?;
             // expert_ids, expert_weights [n, top_k] = top-k of (Wr·h + br), softmax over those k
             // logits only (not over every expert)
             b.moe_route(MoeRouteArgs { router: &w.router, x: &a.h, n, top_k, ids: &mut a.expert_ids, weights: &mut a.expert_weights })?;
+            if let Some(r) = &mut self.routing {
+                r.layer(&mut self.backend, &ctx.act.expert_ids, l, n)?;
+            }
             // x += Σ_k weight_k · (W2[e_k] · swiglu(W1[e_k] · h + b1) + b2), as model.py's
             // MLPBlock: W1's rows interleave gate and up (row 2j is gate j, row 2j+1 is up j:
             // x[..., ::2] and x[..., 1::2]); the gate is clamped above at the limit only, up on
             // both sides (±limit); swiglu = gate · σ(α · gate) · (up + 1), the `+1` on the
-            // linear branch. The bias b2 is inside the weighted sum.
-            b.moe_experts(MoeExpertsArgs {
-                gate_up: &w.gate_up,
-                down: &w.down,
-                x: &a.h,
-                n,
-                ids: &a.expert_ids,
-                weights: &a.expert_weights,
-                top_k,
-                swiglu,
-                residual: &mut a.x,
-            })?;
+            // linear branch. The bias b2 is inside the weighted sum. The experts are the layer's
+            // own, or (experts mode) read into the expert pool as the router chose them.
+            residency::moe_experts(&mut self.backend, &self.config, &self.weights, &mut self.residency, ctx, l, n, swiglu)?;
             if self.probe.is_some() {
                 self.probe_buffer(&ctx.act, &format!("layers.{l}.router_ids"), Probed::ExpertIds, n * top_k)?;
                 self.probe_buffer(&ctx.act, &format!("layers.{l}.router_weights"), Probed::ExpertWeights, n * top_k)?;
@@ -134,6 +135,9 @@ impl<B: Backend> GptOss<B> {
             }
         }
 
+        if let Some(r) = &mut self.routing {
+            r.finish_step()?;
+        }
         if logits_rows == 0 {
             return Ok(());
         }

@@ -3,21 +3,21 @@
 
 use gptoss_engine::{ModelPlan, OpCase, OpKind};
 
+use crate::accounting::Formats;
 use crate::config::GptOssConfig;
-use crate::weights::Weights;
 
-/// The cases the backend must have kernels for, and the sizes of its scratch.
-pub(crate) fn plan<Buf>(c: &GptOssConfig, w: &Weights<Buf>, max_batch: usize) -> ModelPlan {
-    let l0 = &w.layers[0];
+/// The cases the backend must have kernels for, and the sizes of its scratch. `experts` is the
+/// most expert matrices one `moe_experts` call stacks (the model's, or the expert pool's slots).
+pub(crate) fn plan(c: &GptOssConfig, f: &Formats, max_batch: usize, experts: usize) -> ModelPlan {
     let mut cases = vec![
-        OpCase { op: OpKind::Embed, format: Some(w.embed.format) },
+        OpCase { op: OpKind::Embed, format: Some(f.embedding) },
         OpCase { op: OpKind::RmsNorm, format: None },
-        OpCase { op: OpKind::QkvRope, format: Some(l0.q.format) },
+        OpCase { op: OpKind::QkvRope, format: Some(f.attention) },
         OpCase { op: OpKind::Attention, format: None },
-        OpCase { op: OpKind::Matmul, format: Some(l0.o.format) },
-        OpCase { op: OpKind::Matmul, format: Some(w.unembed.format) },
-        OpCase { op: OpKind::MoeRoute, format: Some(l0.router.format) },
-        OpCase { op: OpKind::MoeExperts, format: Some(l0.gate_up.format) },
+        OpCase { op: OpKind::Matmul, format: Some(f.attention) },
+        OpCase { op: OpKind::Matmul, format: Some(f.unembedding) },
+        OpCase { op: OpKind::MoeRoute, format: Some(f.router) },
+        OpCase { op: OpKind::MoeExperts, format: Some(f.experts) },
         OpCase { op: OpKind::Sample, format: None },
     ];
     let mut seen = Vec::new();
@@ -32,7 +32,7 @@ pub(crate) fn plan<Buf>(c: &GptOssConfig, w: &Weights<Buf>, max_batch: usize) ->
         q_heads: c.num_attention_heads,
         kv_heads: c.num_key_value_heads,
         head_dim: c.head_dim,
-        experts: c.num_local_experts,
+        experts,
         top_k: c.num_experts_per_tok,
         intermediate: c.intermediate_size,
         vocab: c.vocab_size,

@@ -79,7 +79,7 @@ pub fn write_quantized(model: &OpenedModel, q: WeightOnly, out: &Path, progress:
         Some(dir) => copy_other_files(dir, out)?,
         None => {
             write_tokenizer(out)?;
-            vec!["tokenizer.json (o200k_harmony)".to_string()]
+            vec!["tokenizer.json and tokenizer_config.json (o200k_harmony)".to_string()]
         }
     };
 

@@ -11,15 +11,17 @@ use gptoss_tokenizer::Tokenizer;
 use crate::checkpoint::Checkpoint;
 use crate::config::GptOssConfig;
 use crate::error::{ModelError, Result};
+use crate::residency::routing::RoutingProfile;
 use crate::safetensors::StDtype;
 use crate::synthetic::{Preset, synth_tensor};
 use crate::tensors::{Kind, TensorSpec, validate};
 
-/// A model as named on a command line: a directory, or `synthetic:NAME[@SEED]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A model as named on a command line: a directory, or
+/// `synthetic:NAME[@SEED][?routing=skewed[&popularity=A&warm=W]]`.
+#[derive(Clone, Debug, PartialEq)]
 pub enum ModelSource {
     Dir(PathBuf),
-    Synthetic { preset: Preset, seed: u64 },
+    Synthetic { preset: Preset, seed: u64, routing: RoutingProfile },
 }
 
 impl FromStr for ModelSource {
@@ -29,12 +31,16 @@ impl FromStr for ModelSource {
         let Some(rest) = s.strip_prefix("synthetic:") else {
             return Ok(ModelSource::Dir(PathBuf::from(s)));
         };
+        let (rest, routing) = match rest.split_once('?') {
+            Some((r, query)) => (r, RoutingProfile::parse(query).map_err(|e| ModelError::Residency(format!("{s}: {e}")))?),
+            None => (rest, RoutingProfile::Uniform),
+        };
         let (name, seed) = match rest.split_once('@') {
             Some((n, seed)) => (n, seed.parse::<u64>().map_err(|_| ModelError::UnknownModel(s.into()))?),
             None => (rest, 0),
         };
         let preset = Preset::from_name(name).ok_or_else(|| ModelError::UnknownModel(s.into()))?;
-        Ok(ModelSource::Synthetic { preset, seed })
+        Ok(ModelSource::Synthetic { preset, seed, routing })
     }
 }
 
@@ -42,9 +48,15 @@ impl std::fmt::Display for ModelSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ModelSource::Dir(p) => write!(f, "{}", p.display()),
-            ModelSource::Synthetic { preset, seed: 0 } => write!(f, "synthetic:{}", preset.name()),
-            ModelSource::Synthetic { preset, seed } => {
-                write!(f, "synthetic:{}@{seed}", preset.name())
+            ModelSource::Synthetic { preset, seed, routing } => {
+                write!(f, "synthetic:{}", preset.name())?;
+                if *seed != 0 {
+                    write!(f, "@{seed}")?;
+                }
+                match routing.query() {
+                    Some(q) => write!(f, "?{q}"),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -55,7 +67,14 @@ impl std::fmt::Display for ModelSource {
 /// directory without the file). The one rule the command line and the C API follow.
 pub fn tokenizer_for(model: Option<&ModelSource>) -> gptoss_tokenizer::Result<Tokenizer> {
     match model {
-        Some(ModelSource::Dir(dir)) if dir.join("tokenizer.json").exists() => Tokenizer::from_model_dir(dir),
+        // Anything at that name counts, a dangling or looping symlink too: an error naming the
+        // file, not a silent fallback to the embedded vocabulary.
+        Some(ModelSource::Dir(dir)) if std::fs::symlink_metadata(dir.join("tokenizer.json")).is_ok() => Tokenizer::from_model_dir(dir),
+        // A directory that is not there is an error too, naming the file it would hold.
+        Some(ModelSource::Dir(dir)) if !dir.is_dir() => Err(gptoss_tokenizer::TokenizerError::Io {
+            path: dir.join("tokenizer.json"),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such model directory"),
+        }),
         _ => Tokenizer::o200k_harmony(),
     }
 }
@@ -68,6 +87,20 @@ pub enum TensorData {
     Synth(SynthTensor, StDtype),
 }
 
+/// A synthetic model's tensor: generated, or (a skewed profile's router biases) computed on
+/// the host.
+pub fn synthetic_tensor(spec: &TensorSpec, seed: u64, routing: RoutingProfile) -> TensorData {
+    let dtype = if spec.kind == Kind::Mx { StDtype::U8 } else { StDtype::Bf16 };
+    let t = synth_tensor(spec, seed);
+    if routing == RoutingProfile::Uniform || !spec.name.ends_with("mlp.router.bias") {
+        return TensorData::Synth(t, dtype);
+    }
+    // The bias: the uniform model's values with the popularity term, as bf16.
+    let mut base = vec![0f32; spec.elements()];
+    t.fill_f32(0, &mut base);
+    TensorData::Host(HostBytes::from_vec(routing.router_bias(seed, &spec.name, &base)), StDtype::Bf16)
+}
+
 /// An opened model: its config and a way to get each tensor.
 pub struct OpenedModel {
     pub source: ModelSource,
@@ -77,7 +110,7 @@ pub struct OpenedModel {
 
 enum Tensors {
     Checkpoint(Checkpoint),
-    Synthetic { seed: u64 },
+    Synthetic { seed: u64, routing: RoutingProfile },
 }
 
 impl ModelSource {
@@ -93,9 +126,11 @@ impl ModelSource {
                 validate(&config, &ckpt)?;
                 Ok(OpenedModel { source: self.clone(), config, tensors: Tensors::Checkpoint(ckpt) })
             }
-            ModelSource::Synthetic { preset, seed } => {
-                Ok(OpenedModel { source: self.clone(), config: preset.config(), tensors: Tensors::Synthetic { seed: *seed } })
-            }
+            ModelSource::Synthetic { preset, seed, routing } => Ok(OpenedModel {
+                source: self.clone(),
+                config: preset.config(),
+                tensors: Tensors::Synthetic { seed: *seed, routing: *routing },
+            }),
         }
     }
 }
@@ -108,10 +143,7 @@ impl OpenedModel {
                 let t = c.get(&spec.name).expect("validated at open");
                 TensorData::Host(c.bytes(t), t.info.dtype)
             }
-            Tensors::Synthetic { seed } => {
-                let dtype = if spec.kind == Kind::Mx { StDtype::U8 } else { StDtype::Bf16 };
-                TensorData::Synth(synth_tensor(spec, *seed), dtype)
-            }
+            Tensors::Synthetic { seed, routing } => synthetic_tensor(spec, *seed, *routing),
         }
     }
 

@@ -56,6 +56,12 @@ impl Kind {
     }
 }
 
+/// How many distinct layers (`model.layers.N.…`) the checkpoint has tensors of.
+fn layers_present(ckpt: &Checkpoint) -> usize {
+    let index = |name: &str| name.strip_prefix("model.layers.")?.split('.').next()?.parse::<u64>().ok();
+    ckpt.tensors().keys().filter_map(|n| index(n)).collect::<std::collections::BTreeSet<_>>().len()
+}
+
 /// The name of the scales of a quantized `NAME.weight`.
 pub fn scales_name(weight: &str) -> String {
     format!("{weight}_scales")
@@ -125,7 +131,20 @@ pub fn expected_tensors(c: &GptOssConfig) -> Vec<TensorSpec> {
 
 /// Checks a checkpoint against the config: every expected tensor present with an accepted
 /// dtype and the right shape. All problems are reported together.
+///
+/// The layer count is checked first, against the layers the checkpoint has tensors for: the
+/// list of expected tensors grows with it, and a config may claim any count.
 pub fn validate(c: &GptOssConfig, ckpt: &Checkpoint) -> Result<()> {
+    let present = layers_present(ckpt);
+    if c.num_hidden_layers > present {
+        return Err(ModelError::Tensors {
+            dir: ckpt.dir.clone(),
+            problems: vec![format!(
+                "config.json has num_hidden_layers = {} but the checkpoint holds tensors of {present} layers",
+                c.num_hidden_layers
+            )],
+        });
+    }
     let mut problems = Vec::new();
     if c.quantization == Quantization::None {
         problems

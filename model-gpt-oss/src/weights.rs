@@ -5,8 +5,9 @@
 use gptoss_engine::{Backend, DType, EngineError, HostBytes, Weight, WeightFormat};
 use half::bf16;
 
-use crate::config::Quantization;
+use crate::config::GptOssConfig;
 use crate::error::{ModelError, Result};
+use crate::memory::check_load;
 use crate::safetensors::StDtype;
 use crate::source::{OpenedModel, TensorData};
 use crate::tensors::{Kind, TensorSpec, expected_tensors, layer_prefix, scales_name};
@@ -28,6 +29,12 @@ pub struct LayerWeights<Buf> {
     pub mlp_norm: Buf,
     /// [experts, hidden], bias f32 [experts]
     pub router: Weight<Buf>,
+    /// The routed experts, when the layer holds them (in the `experts` residency mode they
+    /// live in the expert store's slot pool instead).
+    pub experts: Option<Experts<Buf>>,
+}
+
+pub struct Experts<Buf> {
     /// experts × [2·intermediate, hidden] (gate at even rows, up at odd), bias f32 [experts, 2·intermediate]
     pub gate_up: Weight<Buf>,
     /// experts × [hidden, intermediate], bias f32 [experts, hidden]
@@ -37,6 +44,7 @@ pub struct LayerWeights<Buf> {
 pub struct Weights<Buf> {
     /// [vocab, hidden]
     pub embed: Weight<Buf>,
+    /// Every layer, or none when layers are streamed (the `layered` residency mode).
     pub layers: Vec<LayerWeights<Buf>>,
     /// f32 [hidden]
     pub norm: Buf,
@@ -44,10 +52,22 @@ pub struct Weights<Buf> {
     pub unembed: Weight<Buf>,
 }
 
-struct Loader<'a, B: Backend> {
+/// Where a load takes tensors from: the opened model (its memory map or generator), or
+/// bytes read from its files.
+pub trait TensorSource {
+    fn tensor(&self, spec: &TensorSpec) -> Result<TensorData>;
+}
+
+impl TensorSource for OpenedModel {
+    fn tensor(&self, spec: &TensorSpec) -> Result<TensorData> {
+        Ok(OpenedModel::tensor(self, spec))
+    }
+}
+
+pub struct Loader<'a, B: Backend> {
     backend: &'a mut B,
-    model: &'a OpenedModel,
-    specs: std::collections::HashMap<String, TensorSpec>,
+    source: &'a dyn TensorSource,
+    specs: &'a std::collections::HashMap<String, TensorSpec>,
     /// Told (bytes loaded, bytes in all) after each tensor.
     progress: &'a mut dyn FnMut(usize, usize),
     done: usize,
@@ -56,24 +76,36 @@ struct Loader<'a, B: Backend> {
     convert: Option<WeightOnly>,
 }
 
-impl<B: Backend> Loader<'_, B> {
+impl<'a, B: Backend> Loader<'a, B> {
+    /// A loader of tensors of `specs` from `source`; `progress` hears of `total` bytes.
+    pub fn new(
+        backend: &'a mut B,
+        source: &'a dyn TensorSource,
+        specs: &'a std::collections::HashMap<String, TensorSpec>,
+        convert: Option<WeightOnly>,
+        total: usize,
+        progress: &'a mut dyn FnMut(usize, usize),
+    ) -> Self {
+        Loader { backend, source, specs, progress, done: 0, total, convert }
+    }
+
     fn spec(&self, name: &str) -> &TensorSpec {
         &self.specs[name]
     }
 
-    fn advance(&mut self, spec: &TensorSpec) {
-        self.done += spec.elements() * self.model.dtype(spec).size();
+    fn advance(&mut self, bytes: usize) {
+        self.done += bytes;
         (self.progress)(self.done, self.total);
     }
 
     fn raw(&mut self, name: &str, dtype: DType) -> Result<B::Buffer> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
-        let buf = match self.model.tensor(&spec) {
-            TensorData::Host(bytes, _) => self.backend.load_host(dtype, n, bytes)?,
-            TensorData::Synth(t, _) => self.backend.load_synth(dtype, n, &t)?,
+        let (buf, bytes) = match self.source.tensor(&spec)? {
+            TensorData::Host(bytes, d) => (self.backend.load_host(dtype, n, bytes)?, n * d.size()),
+            TensorData::Synth(t, d) => (self.backend.load_synth(dtype, n, &t)?, n * d.size()),
         };
-        self.advance(&spec);
+        self.advance(bytes);
         Ok(buf)
     }
 
@@ -81,16 +113,16 @@ impl<B: Backend> Loader<'_, B> {
     fn vector(&mut self, name: &str) -> Result<B::Buffer> {
         let spec = self.specs[name].clone();
         let n = spec.elements();
-        let buf = match self.model.tensor(&spec) {
-            TensorData::Host(bytes, StDtype::F32) => self.backend.load_host(DType::F32, n, bytes)?,
+        let (buf, bytes) = match self.source.tensor(&spec)? {
+            TensorData::Host(bytes, StDtype::F32) => (self.backend.load_host(DType::F32, n, bytes)?, 4 * n),
             TensorData::Host(bytes, _) => {
                 let f: Vec<u8> =
                     bytes.as_bytes().chunks_exact(2).flat_map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes()).collect();
-                self.backend.load_host(DType::F32, n, HostBytes::from_vec(f))?
+                (self.backend.load_host(DType::F32, n, HostBytes::from_vec(f))?, 2 * n)
             }
-            TensorData::Synth(t, _) => self.backend.load_synth(DType::F32, n, &t)?,
+            TensorData::Synth(t, d) => (self.backend.load_synth(DType::F32, n, &t)?, n * d.size()),
         };
-        self.advance(&spec);
+        self.advance(bytes);
         Ok(buf)
     }
 
@@ -99,10 +131,13 @@ impl<B: Backend> Loader<'_, B> {
     fn dense(&mut self, name: &str, bias: Option<&str>, family: Option<Family>) -> Result<Weight<B::Buffer>> {
         let spec = self.spec(name).clone();
         let (rows, stored) = (spec.shape[0], spec.shape[1]);
+        let stored_f32 = match self.source.tensor(&spec)? {
+            TensorData::Host(_, d) | TensorData::Synth(_, d) => d == StDtype::F32,
+        };
         let (format, cols) = match spec.kind {
             Kind::Codes(f @ WeightFormat::Int4 { .. }) => (f, 2 * stored),
             Kind::Codes(f) => (f, stored),
-            _ if self.model.dtype(&spec) == StDtype::F32 => (WeightFormat::F32, stored),
+            _ if stored_f32 => (WeightFormat::F32, stored),
             _ => (WeightFormat::Bf16, stored),
         };
         let scales = match format.scales_layout(rows, cols) {
@@ -143,57 +178,55 @@ impl<B: Backend> Loader<'_, B> {
             bias: Some(self.vector(&format!("{prefix}_bias"))?),
         })
     }
+
+    /// Layer `l`, with its routed experts when `experts` is set.
+    pub fn layer(&mut self, c: &GptOssConfig, l: usize, experts: bool) -> Result<LayerWeights<B::Buffer>> {
+        let p = layer_prefix(l);
+        let bias = |proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
+        Ok(LayerWeights {
+            attn_norm: self.vector(&format!("{p}input_layernorm.weight"))?,
+            q: self.dense(&format!("{p}self_attn.q_proj.weight"), bias("q_proj").as_deref(), Some(Family::Attention))?,
+            k: self.dense(&format!("{p}self_attn.k_proj.weight"), bias("k_proj").as_deref(), Some(Family::Attention))?,
+            v: self.dense(&format!("{p}self_attn.v_proj.weight"), bias("v_proj").as_deref(), Some(Family::Attention))?,
+            o: self.dense(&format!("{p}self_attn.o_proj.weight"), bias("o_proj").as_deref(), Some(Family::Attention))?,
+            sinks: self.vector(&format!("{p}self_attn.sinks"))?,
+            mlp_norm: self.vector(&format!("{p}post_attention_layernorm.weight"))?,
+            router: self.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), Some(Family::Router))?,
+            experts: if experts {
+                Some(Experts {
+                    gate_up: self.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
+                    down: self.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
+                })
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Layer `l`'s expert biases, f32 `[experts, 2·intermediate]` and `[experts, hidden]`.
+    pub fn expert_biases(&mut self, l: usize) -> Result<(B::Buffer, B::Buffer)> {
+        let p = layer_prefix(l);
+        Ok((self.vector(&format!("{p}mlp.experts.gate_up_proj_bias"))?, self.vector(&format!("{p}mlp.experts.down_proj_bias"))?))
+    }
+
+    /// The embedding, the final norm and the unembedding, with `layers` for a whole model.
+    pub fn globals(&mut self, layers: Vec<LayerWeights<B::Buffer>>) -> Result<Weights<B::Buffer>> {
+        Ok(Weights {
+            embed: self.dense("model.embed_tokens.weight", None, None)?,
+            layers,
+            norm: self.vector("model.norm.weight")?,
+            unembed: self.dense("lm_head.weight", None, Some(Family::Unembedding))?,
+        })
+    }
 }
 
-/// Refuses, before anything is allocated, a load whose buffers would not fit in the memory the
-/// backend says it has: tensors it must hold itself (generated ones, or every one where it
-/// copies host bytes) plus the converted copies of the families `convert` names.
-fn check_fits<'a, B: Backend>(
-    backend: &B,
-    model: &OpenedModel,
-    specs: impl Iterator<Item = &'a TensorSpec>,
-    convert: Option<WeightOnly>,
-) -> Result<()> {
-    let Some(available) = backend.memory_available() else { return Ok(()) };
-    // Which matrices a conversion turns into codes: the tensor list of the converted model
-    // (`tensors.rs` knows each matrix's family).
-    let codes: std::collections::HashSet<String> = match convert {
-        Some(q) => {
-            let mut target = model.config.clone();
-            target.quantization = Quantization::WeightOnly(q);
-            expected_tensors(&target).into_iter().filter(|t| matches!(t.kind, Kind::Codes(_))).map(|t| t.name).collect()
-        }
-        None => Default::default(),
-    };
-    let mut needed = 0u64;
-    for spec in specs {
-        let held = backend.copies_host_bytes() || matches!(model.tensor(spec), TensorData::Synth(..));
-        let converted = convert.filter(|_| spec.kind == Kind::Matrix && codes.contains(&spec.name));
-        needed += match converted {
-            Some(q) => {
-                let (rows, cols) = (spec.shape[0], spec.shape[1]);
-                let (dt, len) = q.format.data_layout(rows, cols);
-                let scales = q.format.scales_layout(rows, cols).map_or(0, |(st, n)| st.size() * n);
-                (dt.size() * len + scales) as u64
-            }
-            None if held => (spec.elements() * model.dtype(spec).size()) as u64,
-            None => 0,
-        };
-    }
-    if needed > available {
-        return Err(ModelError::TooLarge { model: model.source.to_string(), backend: backend.info().name, needed, available });
-    }
-    Ok(())
+/// The expected tensors of `c` by name.
+pub fn spec_map(c: &GptOssConfig) -> std::collections::HashMap<String, TensorSpec> {
+    expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect()
 }
 
-/// Loads every tensor of `model` into `backend`, converting the families `convert` names and
-/// telling `progress` (bytes done, bytes in all).
-pub fn load<B: Backend>(
-    backend: &mut B,
-    model: &OpenedModel,
-    convert: Option<WeightOnly>,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Weights<B::Buffer>> {
+/// Checks that `convert` can be applied to `model`'s shapes.
+pub fn check_convert(model: &OpenedModel, convert: Option<WeightOnly>) -> Result<()> {
     let c = &model.config;
     if let Some(q) = convert {
         let problems = q.shape_problems(c.hidden_size, c.q_dim());
@@ -201,31 +234,25 @@ pub fn load<B: Backend>(
             return Err(EngineError::invalid(format!("cannot convert {} to {}: {}", model.source, q.format, problems.join("; "))).into());
         }
     }
-    let specs: std::collections::HashMap<String, TensorSpec> = expected_tensors(c).into_iter().map(|s| (s.name.clone(), s)).collect();
+    Ok(())
+}
+
+/// Loads every tensor of `model` into `backend`, converting the families `convert` names and
+/// telling `progress` (bytes done, bytes in all). Refuses first a load that would not fit with
+/// the working buffers of `max_batch` tokens (`memory::check_load`).
+pub fn load<B: Backend>(
+    backend: &mut B,
+    model: &OpenedModel,
+    convert: Option<WeightOnly>,
+    max_batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Weights<B::Buffer>> {
+    let c = &model.config;
+    check_convert(model, convert)?;
+    let specs = spec_map(c);
     let total = specs.values().map(|s| s.elements() * model.dtype(s).size()).sum();
-    check_fits(backend, model, specs.values(), convert)?;
-    let mut ld = Loader { backend, model, specs, progress, done: 0, total, convert };
-    let bias = |p: &str, proj: &str| c.attention_bias.then(|| format!("{p}self_attn.{proj}.bias"));
-    let mut layers = Vec::with_capacity(c.num_hidden_layers);
-    for l in 0..c.num_hidden_layers {
-        let p = layer_prefix(l);
-        layers.push(LayerWeights {
-            attn_norm: ld.vector(&format!("{p}input_layernorm.weight"))?,
-            q: ld.dense(&format!("{p}self_attn.q_proj.weight"), bias(&p, "q_proj").as_deref(), Some(Family::Attention))?,
-            k: ld.dense(&format!("{p}self_attn.k_proj.weight"), bias(&p, "k_proj").as_deref(), Some(Family::Attention))?,
-            v: ld.dense(&format!("{p}self_attn.v_proj.weight"), bias(&p, "v_proj").as_deref(), Some(Family::Attention))?,
-            o: ld.dense(&format!("{p}self_attn.o_proj.weight"), bias(&p, "o_proj").as_deref(), Some(Family::Attention))?,
-            sinks: ld.vector(&format!("{p}self_attn.sinks"))?,
-            mlp_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"))?,
-            router: ld.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), Some(Family::Router))?,
-            gate_up: ld.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
-            down: ld.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
-        });
-    }
-    Ok(Weights {
-        embed: ld.dense("model.embed_tokens.weight", None, None)?,
-        layers,
-        norm: ld.vector("model.norm.weight")?,
-        unembed: ld.dense("lm_head.weight", None, Some(Family::Unembedding))?,
-    })
+    check_load(backend, model, specs.values(), convert, max_batch)?;
+    let mut ld = Loader::new(backend, model, &specs, convert, total, progress);
+    let layers = (0..c.num_hidden_layers).map(|l| ld.layer(c, l, true)).collect::<Result<Vec<_>>>()?;
+    ld.globals(layers)
 }

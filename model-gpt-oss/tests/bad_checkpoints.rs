@@ -271,3 +271,76 @@ fn unknown_quantization_method_or_group() {
     let e = open_corrupted_copy(q.path(), |d| edit_config(d, |t| *t = t.replace("\"group_size\": 32", "\"group_size\": 128")));
     assert_contains(&e, &["config.json", "int4 group size 128 does not divide hidden_size"]);
 }
+
+/// Replaces `name` in `dir` with a named pipe (opening one blocks until a writer comes).
+#[cfg(unix)]
+fn make_fifo(dir: &Path, name: &str) {
+    let path = dir.join(name);
+    std::fs::remove_file(&path).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+}
+
+#[cfg(unix)]
+#[test]
+fn named_pipes_and_directories_are_refused_before_opening() {
+    for name in [SHARD, "config.json", "model.safetensors.index.json"] {
+        let e = open_corrupted(|d| make_fifo(d, name));
+        assert_contains(&e, &[name, "not a regular file"]);
+    }
+    let e = open_corrupted(|d| {
+        std::fs::remove_file(d.join(SHARD)).unwrap();
+        std::fs::create_dir(d.join(SHARD)).unwrap();
+    });
+    assert_contains(&e, &[SHARD, "a directory"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dangling_index_symlink_is_named_not_skipped() {
+    let e = open_corrupted(|d| {
+        let index = d.join("model.safetensors.index.json");
+        std::fs::remove_file(&index).unwrap();
+        std::os::unix::fs::symlink("gone.json", &index).unwrap();
+    });
+    assert_contains(&e, &["model.safetensors.index.json", "No such file"]);
+}
+
+#[test]
+fn index_entries_must_be_plain_file_names() {
+    for bad in ["", ".", "..", "../x.safetensors", "sub/x.safetensors"] {
+        let e = open_corrupted(|d| {
+            let index = d.join("model.safetensors.index.json");
+            let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+            let map = v["weight_map"].as_object_mut().unwrap();
+            let first = map.keys().next().unwrap().clone();
+            map[&first] = bad.into();
+            std::fs::write(index, v.to_string()).unwrap();
+        });
+        assert_contains(&e, &["model.safetensors.index.json", "is not a file in this directory"]);
+    }
+}
+
+#[test]
+fn an_oversized_config_is_refused_before_reading() {
+    let e = open_corrupted(|d| {
+        let f = std::fs::OpenOptions::new().append(true).open(d.join("config.json")).unwrap();
+        f.set_len(65 << 20).unwrap();
+    });
+    assert_contains(&e, &["config.json", "refused above"]);
+}
+
+#[test]
+fn a_layer_count_beyond_the_checkpoint_is_refused_before_anything_per_layer() {
+    // 2^40 layers: the list of expected tensors alone would not fit in memory.
+    let e = open_corrupted(|d| edit_config(d, |t| *t = t.replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 1099511627776")));
+    assert_contains(&e, &["layer_types lists 4 layers but num_hidden_layers is 1099511627776"]);
+    let e = open_corrupted(|d| {
+        edit_config(d, |t| {
+            let mut v: Value = serde_json::from_str(t).unwrap();
+            v.as_object_mut().unwrap().remove("layer_types");
+            v["num_hidden_layers"] = 1_099_511_627_776u64.into();
+            *t = v.to_string();
+        })
+    });
+    assert_contains(&e, &["num_hidden_layers = 1099511627776", "tensors of 4 layers"]);
+}

@@ -3,6 +3,7 @@
 
 use gptoss_engine::{CausalLm, DType};
 use gptoss_kernels_cpu::CpuBackend;
+use gptoss_model_gpt_oss::memory::context_bytes;
 use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource};
 
 fn model() -> GptOss<CpuBackend> {
@@ -76,4 +77,36 @@ fn rollback_replays_exactly() {
         lm.logits(0, &mut row).unwrap();
         assert_eq!(row, want[i], "token {i} after emptying the cache");
     }
+}
+
+#[test]
+fn emptying_a_context_works_after_its_rings_wrapped() {
+    let t: Vec<u32> = (0..24).map(|i| (i * 53 + 1) % 512).collect();
+    let want = alone(&t[..4]);
+    let mut m = model();
+    let mut ctx = m.new_context(OPTS).unwrap();
+    let mut lm = m.session(&mut ctx);
+    // 24 tokens through rings of window 8 + batch 4 slots: position 0 is long overwritten,
+    // but an empty cache needs none of it.
+    for chunk in t.chunks(4) {
+        lm.forward(chunk, 0).unwrap();
+    }
+    lm.rollback(0).unwrap();
+    let mut row = vec![0f32; 512];
+    for (i, &tok) in t[..4].iter().enumerate() {
+        lm.forward(&[tok], 1).unwrap();
+        lm.logits(0, &mut row).unwrap();
+        assert_eq!(row, want[i], "token {i} after emptying");
+    }
+}
+
+#[test]
+fn the_context_footprint_is_known_before_allocation() {
+    let mut m = model();
+    for (max_context, kv_dtype) in [(64, DType::F32), (5, DType::Bf16), (4096, DType::Bf16)] {
+        let ctx = m.new_context(ContextOptions { max_context, kv_dtype }).unwrap();
+        let (kv, _) = context_bytes(m.config(), max_context, m.max_batch(), kv_dtype).unwrap();
+        assert_eq!(kv, ctx.kv_cache_bytes() as u64, "context {max_context}");
+    }
+    assert_eq!(context_bytes(m.config(), usize::MAX, usize::MAX, DType::F32), None, "overflow is not a size");
 }

@@ -40,7 +40,7 @@ fn logits(model: &OpenedModel, weights: Option<WeightOnly>, tokens: &[u32]) -> V
 }
 
 fn logits_on(backend: CpuBackend, model: &OpenedModel, weights: Option<WeightOnly>, tokens: &[u32]) -> Vec<f32> {
-    let mut m = GptOss::load(backend, model, LoadOptions { max_batch: 5, weights }).unwrap();
+    let mut m = GptOss::load(backend, model, LoadOptions { max_batch: 5, weights, ..Default::default() }).unwrap();
     let mut ctx = m.new_context(ContextOptions { max_context: 64, kv_dtype: DType::F32 }).unwrap();
     let vocab = m.config().vocab_size;
     let mut out = Vec::new();

@@ -4,7 +4,10 @@ use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
 use gptoss_engine::WeightFormat;
+use gptoss_engine::residency::Offload;
+use gptoss_engine::residency::expert_cache::PolicyKind;
 use gptoss_kernels_cpu::Activations;
+use gptoss_model_gpt_oss::residency::plan::ResidencyOptions;
 use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly};
 use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
 
@@ -41,11 +44,42 @@ pub struct gptoss_model_options {
     pub max_batch: u32,
     pub weights: u32,
     pub int4_group: u32,
+    pub offload: u32,
+    pub expert_cache: u32,
+    pub memory_budget: u64,
     pub cpu_activations: u32,
 }
 
-const DEFAULT_OPTIONS: gptoss_model_options =
-    gptoss_model_options { backend: 0, threads: 0, max_batch: 128, weights: 0, int4_group: 32, cpu_activations: 0 };
+const DEFAULT_OPTIONS: gptoss_model_options = gptoss_model_options {
+    backend: 0,
+    threads: 0,
+    max_batch: 128,
+    weights: 0,
+    int4_group: 32,
+    offload: 0,
+    expert_cache: 0,
+    memory_budget: 0,
+    cpu_activations: 0,
+};
+
+/// The memory budget and residency mode the options ask for.
+fn residency(o: &gptoss_model_options) -> Result<ResidencyOptions, Failure> {
+    let offload = match o.offload {
+        0 => Offload::Auto,
+        1 => Offload::None,
+        2 => Offload::Mmap,
+        3 => Offload::Layered,
+        4 => Offload::Experts,
+        other => return Err(Failure::invalid(format!("options.offload = {other} is not a gptoss_offload"))),
+    };
+    let policy = match o.expert_cache {
+        0 => PolicyKind::Lru,
+        1 => PolicyKind::Lfu,
+        other => return Err(Failure::invalid(format!("options.expert_cache = {other} is not a gptoss_expert_cache"))),
+    };
+    let budget = (o.memory_budget != 0).then_some(o.memory_budget);
+    Ok(ResidencyOptions { budget, offload, policy, ..ResidencyOptions::default() })
+}
 
 /// The load-time conversion the options ask for.
 fn weight_only(o: &gptoss_model_options) -> Result<Option<WeightOnly>, Failure> {
@@ -118,6 +152,7 @@ pub unsafe extern "C" fn gptoss_model_load(
             load: LoadOptions {
                 max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize },
                 weights: weight_only(&o)?,
+                residency: residency(&o)?,
             },
             ..RuntimeOptions::default()
         };

@@ -3,7 +3,7 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use gptoss_engine::{GenerateOptions, Logits, Rng, SamplingParams, StopReason, check_request, generate, prefill};
+use gptoss_engine::{GenerateOptions, Logits, Rng, SamplingParams, StopReason, check_finite_logits, check_request, generate, prefill};
 use gptoss_model_gpt_oss::ContextOptions;
 
 use super::buffers::{c_slice, fill, out};
@@ -202,6 +202,8 @@ pub unsafe extern "C" fn gptoss_session_sample(
             if lm.position() == 0 {
                 return Err(Failure::invalid("the session is empty: append tokens before sampling"));
             }
+            let mut row = vec![0f32; lm.vocab_size()];
+            check_finite_logits(lm.as_mut(), 0, &mut row)?;
             Ok(lm.sample(0, &params, u)?)
         })?;
         Ok(())

@@ -54,6 +54,9 @@ fn engine_status(e: &EngineError) -> gptoss_status {
         EngineError::ContextOverflow { .. } => GPTOSS_CONTEXT_OVERFLOW,
         EngineError::OutOfMemory { .. } => GPTOSS_OUT_OF_MEMORY,
         EngineError::Backend { .. } => GPTOSS_BACKEND_ERROR,
+        EngineError::WeightRead { .. } => GPTOSS_IO_ERROR,
+        // NaN or infinite logits come from weights that hold them (or overflow they cause).
+        EngineError::NonFiniteLogits { .. } => GPTOSS_INVALID_MODEL,
     }
 }
 
@@ -62,8 +65,10 @@ impl From<Error> for Failure {
         let status = match &e {
             Error::Model(ModelError::Io { .. }) | Error::Io(_) => GPTOSS_IO_ERROR,
             Error::Model(ModelError::UnknownModel(_)) | Error::Usage(_) => GPTOSS_INVALID_ARGUMENT,
+            Error::Unsupported(_) => GPTOSS_UNSUPPORTED,
             Error::Model(ModelError::Engine(e)) | Error::Engine(e) => engine_status(e),
-            Error::Model(ModelError::TooLarge { .. }) => GPTOSS_OUT_OF_MEMORY,
+            Error::Model(ModelError::TooLarge { .. } | ModelError::Budget { .. }) => GPTOSS_OUT_OF_MEMORY,
+            Error::Model(ModelError::Residency(_)) => GPTOSS_UNSUPPORTED,
             Error::Model(_) => GPTOSS_INVALID_MODEL,
             Error::Tokenizer(_) | Error::Harmony(_) => GPTOSS_INVALID_ARGUMENT,
         };

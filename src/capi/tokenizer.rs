@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use ::gptoss_tokenizer::Tokenizer;
+use ::gptoss_tokenizer::{Tokenizer, TokenizerError};
 use gptoss_model_gpt_oss::ModelSource;
 use gptoss_model_gpt_oss::harmony::{
     Content, DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, SystemContent,
@@ -91,7 +91,15 @@ pub unsafe extern "C" fn gptoss_tokenizer_load(model_dir: *const c_char, tokeniz
             // SAFETY: forwarded from the caller.
             Some(unsafe { c_str(model_dir, "model_dir") }?.parse::<ModelSource>().map_err(|e| invalid(&e))?)
         };
-        let tokenizer = tokenizer_for(source.as_ref()).map_err(|e| invalid(&e))?;
+        let tokenizer = tokenizer_for(source.as_ref()).map_err(|e| {
+            // The header's statuses: a file that cannot be read is an I/O error, one that can
+            // but holds no usable tokenizer an invalid model.
+            let status = match e {
+                TokenizerError::Io { .. } => gptoss_status::GPTOSS_IO_ERROR,
+                _ => gptoss_status::GPTOSS_INVALID_MODEL,
+            };
+            Failure::new(status, e.to_string())
+        })?;
         *slot = into_handle(gptoss_tokenizer { tokenizer });
         Ok(())
     })

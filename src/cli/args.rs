@@ -1,10 +1,15 @@
 //! Arguments shared by several subcommands.
 
-use gptoss::{BackendKind, Error, Result, RuntimeOptions};
+use std::path::PathBuf;
+
+use gptoss::{BackendKind, Error, Model, Result, RuntimeOptions, Session};
 use gptoss_engine::DType;
+use gptoss_engine::residency::ByteSize;
 use gptoss_kernels_cpu::Activations;
+use gptoss_model_gpt_oss::residency::StreamStats;
+use gptoss_model_gpt_oss::residency::plan::ResidencyOptions;
 use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly, parse_format};
-use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
+use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
 /// Where the model comes from and how it runs.
 #[derive(clap::Args)]
@@ -37,6 +42,28 @@ pub struct ModelArgs {
     /// int8, int4 or int4:GROUP (32, 64, 128).
     #[arg(long, default_value = "native")]
     pub weights: String,
+    /// The most memory the model may take, contexts included (e.g. 16GiB, 1.5GB): weights that
+    /// do not fit are read from disk as they are needed (see --offload).
+    #[arg(long)]
+    pub memory_budget: Option<String>,
+    /// Where weights live: auto (chosen from the budget), none (all in memory), mmap (the
+    /// checkpoint mapped, paged by the OS), layered (each layer read before it runs), experts
+    /// (dense weights in memory, routed experts read on demand into a cache).
+    #[arg(long, default_value = "auto")]
+    pub offload: String,
+    /// The expert cache's replacement policy (experts mode): lru or lfu.
+    #[arg(long, default_value = "lru")]
+    pub expert_cache: String,
+    /// Read the next layer's likely experts while this layer computes (experts mode, decode).
+    #[arg(long)]
+    pub prefetch: bool,
+    /// I/O threads reading weights from disk (0: the default, 4).
+    #[arg(long, default_value_t = 0)]
+    pub io_threads: usize,
+    /// Write the experts every forward step routes to (per layer and token) to FILE: a routing
+    /// trace for `gptoss cache-sim`.
+    #[arg(long)]
+    pub record_routing: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -59,9 +86,80 @@ impl ModelArgs {
             backend: self.backend.parse::<BackendKind>()?,
             threads: self.threads,
             cpu_activations: self.cpu_activations.as_deref().map_or(Ok(default_act), parse_activations)?,
-            load: LoadOptions { max_batch: self.batch, weights: parse_weights(&self.weights)? },
+            load: LoadOptions { max_batch: self.batch, weights: parse_weights(&self.weights)?, residency: self.residency()? },
             context: ContextOptions { max_context: self.context.unwrap_or(default_context), kv_dtype },
+            contexts: 1,
         })
+    }
+
+    /// The memory budget and residency options.
+    pub fn residency(&self) -> Result<ResidencyOptions> {
+        Ok(ResidencyOptions {
+            budget: self.memory_budget.as_deref().map(parse_budget).transpose()?,
+            offload: self.offload.parse().map_err(|e| Error::Usage(format!("--offload: {e}")))?,
+            policy: self.expert_cache.parse().map_err(|e| Error::Usage(format!("--expert-cache: {e}")))?,
+            prefetch: self.prefetch,
+            io_threads: self.io_threads,
+            reserved: 0,
+        })
+    }
+
+    /// Whether the user asked about residency (a budget or a mode), so the plan is worth
+    /// printing.
+    pub fn shows_plan(&self) -> bool {
+        self.memory_budget.is_some() || self.offload != "auto"
+    }
+
+    /// Loads `model` as `opts` say: prints the residency plan first when asked about, shows
+    /// `progress` while weights are read, and starts the routing trace.
+    pub fn load(&self, model: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Session> {
+        let shows = self.shows_plan();
+        let mut session = Session::load_observed(
+            model,
+            opts,
+            &mut |plan| {
+                if shows {
+                    eprintln!("{plan}");
+                }
+            },
+            progress,
+        )?;
+        self.start_recording(&mut session.model, model)?;
+        Ok(session)
+    }
+
+    /// Starts `--record-routing` on a loaded model.
+    pub fn start_recording(&self, loaded: &mut Model, model: &OpenedModel) -> Result<()> {
+        if let Some(path) = &self.record_routing {
+            loaded.record_routing(path, &model.source.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `--memory-budget`.
+pub fn parse_budget(s: &str) -> Result<u64> {
+    s.parse::<ByteSize>().map(|b| b.0).map_err(|e| Error::Usage(format!("--memory-budget {e}")))
+}
+
+/// What streaming from disk did, one line for stderr (empty when nothing streamed).
+pub fn stream_summary(stats: &StreamStats, tokens: usize) -> String {
+    let per_token = |bytes: u64| ByteSize(bytes / tokens.max(1) as u64);
+    match stats {
+        StreamStats::None => String::new(),
+        StreamStats::Layered(s) => {
+            format!("streamed {} from disk ({} per token, {} layers read)", ByteSize(s.bytes_read), per_token(s.bytes_read), s.layers_read)
+        }
+        StreamStats::Experts { store, cache } => format!(
+            "streamed {} from disk ({} per token); expert cache: {} hits, {} misses ({:.1} % hits), {} evictions{}",
+            ByteSize(store.bytes_read),
+            per_token(store.bytes_read),
+            cache.hits,
+            cache.misses,
+            100.0 * cache.hit_rate(),
+            cache.evictions,
+            if store.prefetched > 0 { format!("; prefetched {}, {} used", store.prefetched, store.prefetch_used) } else { String::new() }
+        ),
     }
 }
 

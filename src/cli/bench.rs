@@ -16,6 +16,7 @@ use gptoss_model_gpt_oss::accounting::{OpFloor, op_floor, token_bytes};
 use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel};
 
 use super::args::{parse_activations, parse_weights};
+use super::bench_offload::{Ladder, OffloadArgs};
 use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
@@ -69,6 +70,9 @@ pub struct Args {
     /// stored), or quantized while loading to int8, int4 or int4:GROUP.
     #[arg(long, value_delimiter = ',', default_value = "native")]
     weights: Vec<String>,
+    /// The residency ladder (`--offload MODES --memory-budget SIZE`), see `bench_offload`.
+    #[command(flatten)]
+    offload: OffloadArgs,
 }
 
 /// Defaults sized for about two minutes of a 2-core CPU machine on synthetic:20b, per
@@ -76,6 +80,22 @@ pub struct Args {
 const CPU_DEFAULTS: (usize, usize, usize) = (64, 16, 2);
 
 pub fn run(a: Args) -> Result<()> {
+    if !a.offload.offload.is_empty() {
+        let model = match a.models.as_slice() {
+            [m] => m.as_str(),
+            _ => return Err(Error::Usage("--offload runs one model: give exactly one --model DIR".into())),
+        };
+        let ladder = Ladder {
+            model,
+            prompt: a.prompts.first().copied().unwrap_or(32),
+            decode: a.gen_tokens.unwrap_or(16),
+            threads: a.threads,
+            batch: a.batch,
+            json: a.json.as_deref(),
+            markdown: a.markdown,
+        };
+        return super::bench_offload::run(&ladder, &a.offload);
+    }
     if !a.compare.is_empty() {
         let old = Results::read(&a.compare[0])?;
         let new = Results::read(&a.compare[1])?;
@@ -133,8 +153,9 @@ pub fn run(a: Args) -> Result<()> {
                     backend,
                     threads: Some(threads),
                     cpu_activations: activations,
-                    load: LoadOptions { max_batch: a.batch, weights: weight_only },
+                    load: LoadOptions { max_batch: a.batch, weights: weight_only, ..LoadOptions::default() },
                     context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
+                    contexts: 1,
                 };
                 if run_session(&mut results, &job, &opts, a.profile_tokens)? != "cpu" {
                     break;

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, Write};
 
-use gptoss::{Error, Result, Session};
+use gptoss::{Error, Result};
 use gptoss_engine::{CausalLm, DType, GenerateOptions, generate};
 use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::harmony::{
@@ -48,7 +48,7 @@ pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
-    let mut session = Session::load(&model, &opts)?;
+    let mut session = a.model.load(&model, &opts, &mut |_, _| {})?;
     let info = session.model.backend_info();
     eprintln!("{} on {} ({}); type a message, an empty line or end of input quits", model.source, info.name, info.device);
 

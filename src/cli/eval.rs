@@ -57,7 +57,7 @@ pub fn run(a: Args) -> Result<()> {
     // The reference is exact: its weights as stored, times f32 activations.
     ref_opts.load.weights = None;
     ref_opts.cpu_activations = Activations::F32;
-    let mut m = Session::load(&model, &opts)?;
+    let mut m = a.model.load(&model, &opts, &mut |_, _| {})?;
     let mut r = Session::load(&reference, &ref_opts)?;
     let (mut lm, mut lr) = (m.lm()?, r.lm()?);
     let f = compare(lm.as_mut(), lr.as_mut(), &tokens)?;

@@ -4,13 +4,15 @@
 use std::io::Write;
 use std::time::Instant;
 
-use gptoss::{Error, Result, Session};
+use gptoss::{Error, Result};
+use gptoss_bench::machine::peak_rss_bytes;
+use gptoss_engine::residency::ByteSize;
 use gptoss_engine::{DType, GenerateOptions, check_request, generate};
 use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::source::tokenizer_for;
 use gptoss_tokenizer::StreamDecoder;
 
-use super::args::{ModelArgs, parse_ids};
+use super::args::{ModelArgs, parse_ids, stream_summary};
 use super::sampling::SamplingArgs;
 
 #[derive(clap::Args)]
@@ -66,7 +68,7 @@ pub fn run(a: Args) -> Result<()> {
     // Fail on a bad request before spending time loading weights.
     check_request(&prompt, a.max_tokens, model.config.vocab_size, 0, opts.context.max_context)?;
     let bar = super::progress::bytes_bar(&format!("loading {}", model.source));
-    let mut session = Session::load_with_progress(&model, &opts, &mut super::progress::updater(&bar))?;
+    let mut session = a.model.load(&model, &opts, &mut super::progress::updater(&bar))?;
     bar.finish_and_clear();
     let info = session.model.backend_info();
     eprintln!(
@@ -121,5 +123,12 @@ pub fn run(a: Args) -> Result<()> {
         stats.ttft.as_secs_f64() * 1e3,
         stats.generated_tokens,
     );
+    let streamed = stream_summary(&session.model.stream_stats(), stats.prompt_tokens + stats.generated_tokens);
+    if !streamed.is_empty() {
+        eprintln!("{streamed}");
+    }
+    if let (Some(budget), Some(rss)) = (&a.model.memory_budget, peak_rss_bytes()) {
+        eprintln!("peak RSS {} ({rss} bytes) under a memory budget of {budget}", ByteSize(rss));
+    }
     Ok(())
 }

@@ -1,14 +1,16 @@
-//! `gptoss inspect`: the config, a tensor summary, total bytes and bytes read per decoded token.
+//! `gptoss inspect`: the config, a tensor summary, total bytes and bytes read per decoded token;
+//! with `--check`, a scan of every weight for NaN and infinities.
 
 use std::collections::BTreeMap;
 
 use gptoss::Result;
 use gptoss_model_gpt_oss::ModelSource;
 use gptoss_model_gpt_oss::accounting::{stored_formats, token_bytes};
-use gptoss_model_gpt_oss::config::LayerType;
+use gptoss_model_gpt_oss::scan::check_finite;
 use gptoss_model_gpt_oss::tensors::expected_tensors;
 
 use super::args::parse_weights;
+use super::progress::{counter_bar, updater};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,6 +19,9 @@ pub struct Args {
     /// Count bytes per token as if loaded with `--weights` (int8, int4, int4:GROUP).
     #[arg(long, default_value = "native")]
     weights: String,
+    /// Scan every weight for NaN and infinities; fails naming the first (tensor and index).
+    #[arg(long)]
+    check: bool,
 }
 
 /// 13761264768 → "13,761,264,768".
@@ -40,9 +45,9 @@ pub fn run(a: Args) -> Result<()> {
     println!(
         "layers      {} ({} sliding-window of {} tokens, {} full)",
         c.num_hidden_layers,
-        c.layer_types.iter().filter(|t| **t == LayerType::Sliding).count(),
+        c.sliding_layers(),
         c.sliding_window,
-        c.layer_types.iter().filter(|t| **t == LayerType::Full).count()
+        c.num_hidden_layers - c.sliding_layers()
     );
     println!("hidden      {}", c.hidden_size);
     println!(
@@ -93,6 +98,12 @@ pub fn run(a: Args) -> Result<()> {
     println!("per decoded token (weights read at batch 1 {read_as}; KV cache at depth 0): {:.3} GB", per_token.total() / 1e9);
     for (family, bytes) in per_token.families() {
         println!("  {:12} {:>16} bytes", family, grouped(bytes.round() as usize));
+    }
+    if a.check {
+        let bar = counter_bar("scanning weights for NaN and infinities");
+        check_finite(&model, &mut updater(&bar))?;
+        bar.finish_and_clear();
+        println!("check       every weight is finite ({} tensors)", specs.len());
     }
     Ok(())
 }

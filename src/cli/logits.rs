@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use gptoss::{Result, Session};
+use gptoss::Result;
 use gptoss_engine::{DType, Logits, prefill_chunks};
 use gptoss_kernels_cpu::Activations;
 
@@ -22,7 +22,7 @@ pub fn run(a: Args) -> Result<()> {
     let tokens = parse_ids(&a.tokens, "--tokens")?;
     let model = a.model.source()?.open()?;
     let opts = a.model.runtime(tokens.len(), DType::F32, Activations::F32)?;
-    let mut session = Session::load(&model, &opts)?;
+    let mut session = a.model.load(&model, &opts, &mut |_, _| {})?;
     let mut lm = session.lm()?;
     let vocab = lm.vocab_size();
     let mut row = vec![0f32; vocab];

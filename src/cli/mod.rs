@@ -2,6 +2,8 @@
 
 mod args;
 mod bench;
+mod bench_offload;
+mod cache_sim;
 mod chat;
 mod eval;
 mod generate;
@@ -52,6 +54,8 @@ enum Command {
     Quantize(quantize::Args),
     /// Compare a model with a reference on one token stream: KL divergence, top-1, perplexity.
     Eval(eval::Args),
+    /// Replay a routing trace (--record-routing) through the expert cache: hit rate per policy and pool size.
+    CacheSim(cache_sim::Args),
 }
 
 /// What a static Rust library needs from the system, as rustc reports it for the target.
@@ -85,5 +89,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Synth(a) => synth::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::CacheSim(a) => cache_sim::run(a),
     }
 }

@@ -51,7 +51,8 @@ pub fn run(a: Args) -> Result<()> {
         _ => a.model.model.clone(),
     });
     let model = source.open()?;
-    let runtime = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
+    let mut runtime = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
+    runtime.contexts = a.parallel;
     let api_key = a.api_key.clone().or_else(|| std::env::var("GPTOSS_API_KEY").ok()).filter(|k| !k.is_empty());
     if a.parallel == 0 {
         return Err(Error::Usage("--parallel must be at least 1".into()));
@@ -65,6 +66,8 @@ pub fn run(a: Args) -> Result<()> {
         model_name,
         max_body: a.max_body_bytes,
         script: a.script,
+        show_plan: a.model.shows_plan(),
+        record_routing: a.model.record_routing.clone(),
     };
     serve::run(&model, &runtime, tokenizer, opts)
 }

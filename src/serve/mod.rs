@@ -65,6 +65,10 @@ pub struct ServeOptions {
     pub model_name: String,
     pub max_body: usize,
     pub script: Option<PathBuf>,
+    /// Print the residency plan before loading.
+    pub show_plan: bool,
+    /// Write a routing trace of every step here.
+    pub record_routing: Option<PathBuf>,
 }
 
 /// Loads the model, allocates the slots, and serves until SIGINT or SIGTERM.
@@ -77,7 +81,20 @@ pub fn run(model: &OpenedModel, runtime: &RuntimeOptions, tokenizer: Tokenizer, 
     let harmony = HarmonyEncoding::new(tokenizer)?;
     let script = opts.script.as_deref().map(|path| Script::load(path, tokenizer)).transpose()?;
 
-    let mut loaded = Model::load(model, runtime, &mut |_, _| {})?;
+    let show_plan = opts.show_plan;
+    let mut loaded = Model::load_observed(
+        model,
+        runtime,
+        &mut |plan| {
+            if show_plan {
+                eprintln!("{plan}");
+            }
+        },
+        &mut |_, _| {},
+    )?;
+    if let Some(path) = &opts.record_routing {
+        loaded.record_routing(path, &model.source.to_string())?;
+    }
     let contexts = (0..opts.parallel).map(|_| loaded.new_context(runtime.context)).collect::<Result<Vec<_>>>()?;
     let kv_bytes: usize = contexts.iter().map(|c| c.kv_cache_bytes()).sum();
     let info = loaded.backend_info();

@@ -302,7 +302,7 @@ mod tests {
         let opts = RuntimeOptions {
             backend: BackendKind::Cpu,
             threads: Some(1),
-            load: LoadOptions { max_batch: 16, weights: None },
+            load: LoadOptions { max_batch: 16, ..Default::default() },
             context: ContextOptions { max_context: 512, kv_dtype: DType::Bf16 },
             ..Default::default()
         };

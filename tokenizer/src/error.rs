@@ -14,6 +14,10 @@ pub enum TokenizerError {
     #[error("cannot read or write {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 
+    /// A file that was read but holds no usable vocabulary.
+    #[error("{}: {source}", path.display())]
+    InFile { path: PathBuf, source: Box<TokenizerError> },
+
     #[error("malformed tokenizer.json: {0}")]
     MalformedTokenizerJson(String),
 
@@ -23,8 +27,8 @@ pub enum TokenizerError {
     #[error("malformed .tiktoken ranks file, line {line}: {reason}")]
     MalformedTiktoken { line: usize, reason: String },
 
-    #[error("vocabulary has no token with id {0}: ordinary ids must be 0..n without gaps")]
-    MissingId(u32),
+    #[error("vocab token {token:?} has id {id}, but the {count} ordinary tokens must have ids 0..{count} without gaps")]
+    OrdinaryIdOutOfRange { token: String, id: u32, count: usize },
 
     #[error("vocabulary gives the same bytes {bytes:?} to ids {first} and {second}")]
     DuplicateToken { bytes: Vec<u8>, first: u32, second: u32 },

@@ -46,7 +46,7 @@ mod vocabulary;
 pub use error::{Result, TokenizerError};
 pub use special_tokens::harmony_special_tokens;
 pub use stream::StreamDecoder;
-pub use tokenizer::{TokenId, Tokenizer};
+pub use tokenizer::{MAX_FILE_BYTES, TokenId, Tokenizer};
 pub use tokenizer_json::O200K_PATTERN;
 
 /// Splits `text` into the o200k pre-tokenizer's pieces (exposed for tests and tools).

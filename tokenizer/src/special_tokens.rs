@@ -39,6 +39,8 @@ pub(crate) struct SpecialTokens {
     id_by_name: HashMap<Box<str>, u32>,
     /// The name an id decodes to: the last name listed for it.
     name_by_id: HashMap<u32, Box<str>>,
+    /// The first name listed for each id: the one a file with one name per id keeps.
+    first_name_by_id: HashMap<u32, Box<str>>,
     /// Byte values that start some special token.
     first_bytes: [bool; 256],
     /// Byte values that end some special token: only such ends are looked up.
@@ -54,6 +56,7 @@ impl SpecialTokens {
     pub(crate) fn new(tokens: impl IntoIterator<Item = (String, u32)>) -> Result<Self> {
         let mut id_by_name = HashMap::default();
         let mut name_by_id = HashMap::default();
+        let mut first_name_by_id = HashMap::default();
         let mut first_bytes = [false; 256];
         let mut last_bytes = [false; 256];
         let mut longest = 0;
@@ -66,6 +69,7 @@ impl SpecialTokens {
             longest = longest.max(name.len());
             let name: Box<str> = name.into();
             id_by_name.insert(name.clone(), id);
+            first_name_by_id.entry(id).or_insert_with(|| name.clone());
             name_by_id.insert(id, name);
         }
         let mut starts = first_bytes.iter().enumerate().filter(|&(_, &s)| s);
@@ -73,7 +77,7 @@ impl SpecialTokens {
             (Some((byte, _)), None) => Some(byte as u8),
             _ => None,
         };
-        Ok(Self { id_by_name, name_by_id, first_bytes, last_bytes, single_first_byte, longest })
+        Ok(Self { id_by_name, name_by_id, first_name_by_id, first_bytes, last_bytes, single_first_byte, longest })
     }
 
     pub(crate) fn id(&self, name: &str) -> Option<u32> {
@@ -88,6 +92,13 @@ impl SpecialTokens {
     pub(crate) fn entries(&self) -> Vec<(&str, u32)> {
         let mut entries: Vec<(&str, u32)> = self.id_by_name.iter().map(|(name, &id)| (&**name, id)).collect();
         entries.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        entries
+    }
+
+    /// (first name listed, id) for each id, sorted by id.
+    pub(crate) fn first_names(&self) -> Vec<(&str, u32)> {
+        let mut entries: Vec<(&str, u32)> = self.first_name_by_id.iter().map(|(&id, name)| (&**name, id)).collect();
+        entries.sort_unstable_by_key(|e| e.1);
         entries
     }
 

@@ -53,7 +53,7 @@ impl Tokenizer {
     /// A `.tiktoken` ranks file plus special tokens: o200k_harmony is `o200k_base.tiktoken`
     /// with [`harmony_special_tokens`](crate::harmony_special_tokens).
     pub fn from_tiktoken_file(path: &Path, special: impl IntoIterator<Item = (String, TokenId)>) -> Result<Self> {
-        Self::from_tiktoken(&read(path)?, special)
+        Self::from_tiktoken(&read(path)?, special).map_err(|e| in_file(path, e))
     }
 
     /// The tokenizer of a model directory: its `tokenizer.json`.
@@ -63,7 +63,7 @@ impl Tokenizer {
 
     /// A Hugging Face `tokenizer.json` file.
     pub fn from_tokenizer_json_file(path: &Path) -> Result<Self> {
-        Self::from_tokenizer_json(&read(path)?)
+        Self::from_tokenizer_json(&read(path)?).map_err(|e| in_file(path, e))
     }
 
     /// Number of ids: one past the largest ordinary or special id.
@@ -162,10 +162,36 @@ impl Tokenizer {
     pub fn special_tokens(&self) -> Vec<(&str, TokenId)> {
         self.specials.entries()
     }
+
+    /// Special tokens with one name per id (the first one listed), sorted by id.
+    pub(crate) fn special_tokens_one_per_id(&self) -> Vec<(&str, TokenId)> {
+        self.specials.first_names()
+    }
 }
 
+/// Vocabulary files larger than this are refused before reading (o200k_harmony's
+/// tokenizer.json is 17 to 27 MB, its .tiktoken file 3.6 MB); what parsing one builds is a
+/// small multiple of its size, so this also bounds the memory a load can ask for.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The whole of a vocabulary file. Anything but a regular file is refused before it is opened
+/// (opening a named pipe blocks until a writer comes), and so is a size no vocabulary has.
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| TokenizerError::Io { path: path.to_owned(), source })
+    let io = |source| TokenizerError::Io { path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        let detail = format!("{} bytes, more than the {MAX_FILE_BYTES} a vocabulary file may have", meta.len());
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, detail)));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// A parse error of `path`'s contents, named after the file.
+fn in_file(path: &Path, e: TokenizerError) -> TokenizerError {
+    TokenizerError::InFile { path: path.to_owned(), source: Box::new(e) }
 }
 
 impl std::fmt::Debug for Tokenizer {

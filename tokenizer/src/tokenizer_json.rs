@@ -89,15 +89,16 @@ impl Tokenizer {
         let mut ordinary: Vec<(TokenId, &String)> =
             parsed.model.vocab.iter().filter(|(_, id)| !special_ids.contains(id)).map(|(token, &id)| (id, token)).collect();
         ordinary.sort_unstable();
+        if let Some(pair) = ordinary.windows(2).find(|p| p[0].0 == p[1].0) {
+            let ((id, a), (_, b)) = (pair[0], pair[1]);
+            return Err(TokenizerError::MalformedTokenizerJson(format!("vocab gives id {id} to both {a:?} and {b:?}")));
+        }
+        // Distinct ids fill 0..n exactly unless the largest is n or more: name that one.
+        if let Some(&(id, token)) = ordinary.last().filter(|(id, _)| *id as usize >= ordinary.len()) {
+            return Err(TokenizerError::OrdinaryIdOutOfRange { token: token.clone(), id, count: ordinary.len() });
+        }
         let mut tokens = Vec::with_capacity(ordinary.len());
-        for (expected, &(id, token)) in ordinary.iter().enumerate() {
-            let expected = expected as TokenId;
-            if id > expected {
-                return Err(TokenizerError::MissingId(expected));
-            }
-            if id < expected {
-                return Err(TokenizerError::MalformedTokenizerJson(format!("vocab has two tokens with id {id}")));
-            }
+        for &(id, token) in &ordinary {
             tokens.push(alphabet.decode(token).ok_or_else(|| {
                 TokenizerError::MalformedTokenizerJson(format!("vocab token {token:?} (id {id}) is not in the byte-level alphabet"))
             })?);
@@ -108,13 +109,17 @@ impl Tokenizer {
 
     /// This tokenizer as a Hugging Face `tokenizer.json` (byte-level BPE with the o200k
     /// pre-tokenizer, the merges tiktoken's ranks imply, special tokens as added tokens).
+    ///
+    /// Hugging Face's loaders need one added token per id (given two, `tokenizers` moves one to
+    /// a new id past the vocabulary), so an id with several names is written under the first
+    /// listed: o200k_harmony's 200018 as `<|endofprompt|>`, as gpt-oss's own file has it.
     pub fn to_tokenizer_json(&self) -> String {
         let alphabet = ByteLevel::new();
         let quoted = |s: &str| serde_json::Value::from(s).to_string();
         let mut out = String::with_capacity(self.ordinary_token_count() * 40);
         out.push_str("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n");
         out.push_str("  \"added_tokens\": [");
-        for (i, (name, id)) in self.special_tokens().into_iter().enumerate() {
+        for (i, (name, id)) in self.special_tokens_one_per_id().into_iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
             let _ = write!(
                 out,

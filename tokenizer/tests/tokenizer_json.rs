@@ -58,9 +58,12 @@ fn written_o200k_harmony_loads_back_identically() {
     original.write_tokenizer_json(dir.path()).unwrap();
     let loaded = Tokenizer::from_model_dir(dir.path()).unwrap();
     assert_eq!(loaded.vocab_size(), original.vocab_size());
-    assert_eq!(loaded.special_tokens(), original.special_tokens());
+    // One name per id, as gpt-oss's tokenizer.json has it: 200018 keeps only `<|endofprompt|>`.
+    let one_per_id: Vec<_> = original.special_tokens().into_iter().filter(|(name, _)| *name != "<|reserved_200018|>").collect();
+    assert_eq!(loaded.special_tokens(), one_per_id);
     for id in 0..original.vocab_size() as u32 {
-        assert_eq!(loaded.token_bytes(id).unwrap(), original.token_bytes(id).unwrap());
+        let want = if id == 200_018 { b"<|endofprompt|>" } else { original.token_bytes(id).unwrap() };
+        assert_eq!(loaded.token_bytes(id).unwrap(), want);
     }
     let text = "<|start|>user<|message|>Ünïcödé, 日本語, don't\n\n  stop 12345!<|end|>";
     assert_eq!(loaded.encode_with_special_tokens(text), original.encode_with_special_tokens(text));
@@ -69,6 +72,12 @@ fn written_o200k_harmony_loads_back_identically() {
     let merges = json["model"]["merges"].as_array().unwrap();
     assert_eq!(merges[0], serde_json::json!(["Ġ", "Ġ"]));
     assert_eq!(json["added_tokens"][0]["content"], "<|startoftext|>");
+    // Hugging Face's loaders need every added token's id and content to be unique.
+    let added = json["added_tokens"].as_array().unwrap();
+    let ids: std::collections::HashSet<u64> = added.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    let names: std::collections::HashSet<&str> = added.iter().map(|t| t["content"].as_str().unwrap()).collect();
+    assert_eq!((ids.len(), names.len()), (added.len(), added.len()));
+    assert_eq!(added.len(), 201_088 - 199_998);
 }
 
 #[test]
@@ -79,16 +88,18 @@ fn malformed_files_are_errors() {
         (r#"{"model": {"vocab": 3}}"#.into(), |e| matches!(e, TokenizerError::MalformedTokenizerJson(_))),
         (r#"{"model": {"type": "WordPiece", "vocab": {}}}"#.into(), |e| matches!(e, TokenizerError::UnsupportedTokenizerJson(_))),
         (tiny_json("", END, r"\w+"), |e| matches!(e, TokenizerError::UnsupportedTokenizerJson(_))),
-        (tiny_json(r#""abcd": 260"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MissingId(259))),
+        (tiny_json(r#""abcd": 260"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::OrdinaryIdOutOfRange { id: 260, .. })),
         (tiny_json(r#""abcd": 258"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MalformedTokenizerJson(_))),
         (tiny_json(r#""a b": 259"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MalformedTokenizerJson(_))),
         (tiny_json(r#""ba": 259, "": 260"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::EmptyToken(260))),
-        (tiny_json(r#""ĠĠ": 259, "ba": 4294967295"#, END, O200K_PATTERN), |e| matches!(e, TokenizerError::MissingId(260))),
+        (tiny_json(r#""ĠĠ": 259, "ba": 4294967295"#, END, O200K_PATTERN), |e| {
+            matches!(e, TokenizerError::OrdinaryIdOutOfRange { id: 4294967295, count: 261, .. })
+        }),
         (tiny_json("", r#"{"id": 400, "content": "<|x|>"}, {"id": 401, "content": ""}"#, O200K_PATTERN), |e| {
             matches!(e, TokenizerError::EmptySpecialToken(_))
         }),
         (tiny_json(r#""a\u0000": 259"#, r#"{"id": 7, "content": "<|x|>"}"#, O200K_PATTERN), |e| {
-            matches!(e, TokenizerError::MalformedTokenizerJson(_) | TokenizerError::MissingId(_))
+            matches!(e, TokenizerError::MalformedTokenizerJson(_) | TokenizerError::OrdinaryIdOutOfRange { .. })
         }),
     ];
     for (json, expected) in cases {
@@ -113,4 +124,44 @@ fn vocabulary_must_cover_every_byte_and_be_unique() {
 fn missing_file_is_an_io_error_naming_the_path() {
     let err = Tokenizer::from_model_dir(std::path::Path::new("/nonexistent/model")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/model/tokenizer.json"));
+}
+
+#[test]
+fn an_ordinary_id_out_of_range_is_named_with_its_token_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, tiny_json(r#""ba": 4294967295"#, END, O200K_PATTERN)).unwrap();
+    let err = Tokenizer::from_model_dir(dir.path()).unwrap_err().to_string();
+    for part in [path.to_str().unwrap(), "\"ba\"", "4294967295", "ids 0..260"] {
+        assert!(err.contains(part), "expected {part} in: {err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn only_regular_files_are_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    // A named pipe would block the read forever; a directory is no file either.
+    let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    let err = Tokenizer::from_model_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json") && err.contains("not a regular file"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = Tokenizer::from_model_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    std::fs::remove_dir(&path).unwrap();
+    std::os::unix::fs::symlink("tokenizer.json", &path).unwrap();
+    let err = Tokenizer::from_model_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json") && err.contains("symbolic links"), "{err}");
+}
+
+#[test]
+fn an_oversized_file_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::File::create(&path).unwrap().set_len(gptoss_tokenizer::MAX_FILE_BYTES + 1).unwrap();
+    let err = Tokenizer::from_model_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json") && err.contains("more than the 268435456"), "{err}");
 }

@@ -50,7 +50,11 @@ fn layouts_and_values_match_the_rust_side() {
             $(assert_eq!(offset_of!($c, $f), offset_of!($rust, $f), concat!(stringify!($c), ".", stringify!($f)));)*
         };
     }
-    same_layout!(h::gptoss_model_options, r::gptoss_model_options, [backend, threads, max_batch, weights, int4_group, cpu_activations]);
+    same_layout!(
+        h::gptoss_model_options,
+        r::gptoss_model_options,
+        [backend, threads, max_batch, weights, int4_group, offload, expert_cache, memory_budget, cpu_activations]
+    );
     same_layout!(h::gptoss_sampler, r::gptoss_sampler, [temperature, top_k, top_p, seed]);
     same_layout!(
         h::gptoss_stats,
@@ -209,6 +213,83 @@ fn sessions_generate_sample_and_refuse_misuse() {
 }
 
 #[test]
+fn reset_empties_a_session_whose_sliding_rings_wrapped() {
+    // SAFETY: valid arguments throughout.
+    unsafe {
+        let mut opts = std::mem::zeroed::<h::gptoss_model_options>();
+        assert_eq!(h::gptoss_model_options_default(&mut opts), OK);
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CPU;
+        opts.max_batch = 4;
+        let name = CString::new("synthetic:tiny").unwrap();
+        let mut m = null_mut();
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), OK, "{}", last_error());
+        let mut s = null_mut();
+        assert_eq!(h::gptoss_session_create(m, 64, &mut s), OK);
+        // Window 16 + batch 4: the sliding rings keep 20 positions, fewer than these 40.
+        let tokens: Vec<u32> = (1..=40).collect();
+        assert_eq!(h::gptoss_session_append(s, tokens.as_ptr(), tokens.len()), OK, "{}", last_error());
+        assert_eq!(h::gptoss_session_reset(s), OK, "{}", last_error());
+        let mut pos = 1u64;
+        assert_eq!(h::gptoss_session_position(s, &mut pos), OK);
+        assert_eq!(pos, 0);
+        assert_eq!(h::gptoss_session_release(s), OK);
+        assert_eq!(h::gptoss_model_release(m), OK);
+    }
+}
+
+#[test]
+fn a_session_larger_than_memory_is_refused_with_both_sizes() {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
+    // 131072 rows of 201088 f32 logits: 105 GB of activations.
+    if available.is_none_or(|kb| kb > 100_000_000) {
+        eprintln!("skipped: needs Linux and less than 100 GB available");
+        return;
+    }
+    // SAFETY: valid arguments; the failure is the point.
+    unsafe {
+        let mut opts = std::mem::zeroed::<h::gptoss_model_options>();
+        assert_eq!(h::gptoss_model_options_default(&mut opts), OK);
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CPU;
+        opts.max_batch = 131_072;
+        let name = CString::new("synthetic:tiny").unwrap();
+        let mut m = null_mut();
+        assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), OK, "{}", last_error());
+        let mut s = null_mut();
+        assert_eq!(h::gptoss_session_create(m, 131_072, &mut s), h::gptoss_status::GPTOSS_OUT_OF_MEMORY);
+        assert!(s.is_null());
+        let message = last_error();
+        assert!(message.contains("a context of 131072 tokens needs 105.") && message.contains("available"), "{message}");
+        assert_eq!(h::gptoss_model_release(m), OK);
+    }
+}
+
+#[test]
+fn a_config_claiming_2_to_the_40_layers_is_an_invalid_model_not_an_abort() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/fixture");
+    let dir = tempfile_dir("layers");
+    for e in std::fs::read_dir(&fixture).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    // No layer_types (a per-layer list of 2^40 was the abort), and 2^40 layers.
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let (start, end) = (config.find("\"layer_types\"").unwrap(), config.find("\"max_position_embeddings\"").unwrap());
+    let config =
+        format!("{}{}", &config[..start], &config[end..]).replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 1099511627776");
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    let path = CString::new(dir.to_str().unwrap()).unwrap();
+    let mut m = null_mut();
+    // SAFETY: valid arguments; the failure is the point.
+    let st = unsafe { h::gptoss_model_load(path.as_ptr(), null(), &mut m) };
+    assert_eq!(st, h::gptoss_status::GPTOSS_INVALID_MODEL, "{}", last_error());
+    assert!(last_error().contains("num_hidden_layers = 1099511627776"), "{}", last_error());
+    assert!(m.is_null());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn load_failures_have_statuses_and_thread_local_messages() {
     // SAFETY: valid arguments; the failures are the point.
     unsafe {
@@ -236,6 +317,16 @@ fn load_failures_have_statuses_and_thread_local_messages() {
         opts.int4_group = 0;
         assert_eq!(h::gptoss_model_load(name.as_ptr(), &opts, &mut m), OK, "{}", last_error());
         assert_eq!(h::gptoss_model_release(m), OK);
+        // Asking for CUDA where the build or the machine has none is GPTOSS_UNSUPPORTED.
+        opts.weights = h::gptoss_weights::GPTOSS_WEIGHTS_NATIVE;
+        opts.backend = h::gptoss_backend::GPTOSS_BACKEND_CUDA;
+        match h::gptoss_model_load(name.as_ptr(), &opts, &mut m) {
+            OK => assert_eq!(h::gptoss_model_release(m), OK),
+            st => {
+                assert_eq!(st, h::gptoss_status::GPTOSS_UNSUPPORTED, "{}", last_error());
+                assert!(last_error().contains("CUDA"), "{}", last_error());
+            }
+        }
         let missing = CString::new("/no/such/model").unwrap();
         assert_eq!(h::gptoss_model_load(missing.as_ptr(), null(), &mut m), h::gptoss_status::GPTOSS_IO_ERROR);
         let message = last_error();
@@ -287,6 +378,31 @@ fn sessions_of_one_model_run_from_several_threads() {
     assert_eq!(positions, vec![10; 4]);
     // SAFETY: the last reference.
     assert_eq!(unsafe { h::gptoss_model_release(model.get()) }, OK);
+}
+
+#[test]
+fn tokenizer_load_failures_have_the_header_s_statuses() {
+    // SAFETY: valid arguments; the failures are the point.
+    unsafe {
+        let mut t = null_mut();
+        let missing = CString::new("/no/such/model").unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(missing.as_ptr(), &mut t), h::gptoss_status::GPTOSS_IO_ERROR);
+        assert!(last_error().contains("/no/such/model/tokenizer.json"), "{}", last_error());
+        assert!(t.is_null());
+        let dir = tempfile_dir("tokenizer");
+        std::fs::write(dir.join("tokenizer.json"), "{\"model\": 1}").unwrap();
+        let bad = CString::new(dir.to_str().unwrap()).unwrap();
+        assert_eq!(h::gptoss_tokenizer_load(bad.as_ptr(), &mut t), h::gptoss_status::GPTOSS_INVALID_MODEL);
+        assert!(last_error().contains("tokenizer.json"), "{}", last_error());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// A fresh directory under the system's temporary one, unique to this process and `name`.
+fn tempfile_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gptoss-capi-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]

@@ -43,6 +43,12 @@ pub const BUDGETS: &[(&str, &str, f64, &str)] = &[
         1e-10,
         "f32 projections, an f32 rotation by f64 cos/sin; measured ≤ 2.7e-12 (CPU), ≤ 1.1e-11 (CUDA tensor cores)",
     ),
+    (
+        "qkv_rope",
+        "mma_x1",
+        1e-4,
+        "activations rounded to bf16 (the tensor-core variant on one plane), as matmul's mma_x1, over widths of 8 or more; measured ≤ 7.1e-6 (bf16, int8, int4 weights × both caches × 1, 17, 70 tokens)",
+    ),
     ("qkv_rope", "q8", 1e-10, "as exact, on the same int8 values; measured ≤ 3.2e-13"),
     (
         "qkv_rope",

@@ -163,6 +163,25 @@ macro_rules! cuda_tests {
             }
         }
 
+        /// Every tensor-core form of the projection: each format that has one, both cache
+        /// types, on two activation planes (the default: the exact budget) and on one (forced:
+        /// its own budget), a single token and batches off the tiles.
+        #[test]
+        fn qkv_rope_on_tensor_cores_in_every_form() {
+            for format in [WeightFormat::Bf16, WeightFormat::Int8, WeightFormat::Int4 { group: 32 }] {
+                let forms = [("mma_x2", String::new(), "exact"), ("mma_x1", forcing("qkv_rope", format, "mma_x1"), "mma_x1")];
+                for (form, kernels, variant) in forms {
+                    let Some((mut g, mut r)) = $make(64).map(|b| prepared_mma(b, 64, &kernels)) else { return };
+                    for (i, (bf16_cache, n)) in [false, true].into_iter().flat_map(|c| [1, 17, 70].map(|n| (c, n))).enumerate() {
+                        let hidden = mma_cols_for(format, i);
+                        let c =
+                            qkv_rope::Case { format, hidden, head_dim: 64, kv_heads: 2, group: 2, bf16_cache, n, start: 5, seed: i as u64 };
+                        qkv_rope::compare(&c, &mut g, &mut r, budget("qkv_rope", variant), &format!("cuda {form}"));
+                    }
+                }
+            }
+        }
+
         #[test]
         fn qkv_rope() {
             let Some((mut g, mut r)) = $make(64).map(|b| prepared(b, 64)) else { return };

@@ -1,5 +1,5 @@
-//! `moe_route`: f32 and bf16 routers (the formats routers come in) of 1 to 8 experts, top-1 to
-//! top-4, 0 to 5 tokens. The weights are small next to well-separated biases, so the order of
+//! `moe_route`: f32 and bf16 routers (the formats checkpoints hold) and int8 and int4 ones (a
+//! weight-only quantized router) of 1 to 8 experts, top-1 to top-4, 0 to 5 tokens. The weights are small next to well-separated biases, so the order of
 //! the experts is decided by the biases and an f32 sum must agree with the f64 one on it; the
 //! ids must then match exactly and the routing weights within budget.
 
@@ -23,22 +23,36 @@ pub struct Case {
 }
 
 pub fn cases() -> impl Strategy<Value = Case> {
-    (prop::sample::select(vec![WeightFormat::F32, WeightFormat::Bf16]), 1..9usize, 1..5usize, 0..6usize, any::<u64>())
-        .prop_map(|(format, experts, top, n, seed)| Case { format, experts, top_k: top.min(experts), n, seed })
+    let formats = vec![WeightFormat::F32, WeightFormat::Bf16, WeightFormat::Int8, WeightFormat::Int4 { group: 32 }];
+    (prop::sample::select(formats), 1..9usize, 1..5usize, 0..6usize, any::<u64>()).prop_map(|(format, experts, top, n, seed)| Case {
+        format,
+        experts,
+        top_k: top.min(experts),
+        n,
+        seed,
+    })
 }
 
-const HIDDEN: usize = 40;
+/// Two int4 groups of 32.
+const HIDDEN: usize = 64;
 
 impl Case {
     /// The router: random weights scaled by 1e-3 under biases 0, 0.5, 1, … in random order.
     fn router(&self, rng: &mut Rng) -> Spec {
         let mut spec = Spec::random(self.format, 1, self.experts, HIDDEN, false, rng);
-        spec.data = match self.format {
-            WeightFormat::F32 => bytemuck::cast_slice::<u8, f32>(&spec.data).iter().flat_map(|v| (v * 1e-3).to_le_bytes()).collect(),
-            _ => {
-                spec.data.chunks(2).flat_map(|c| bf16::from_f32(bf16::from_le_bytes([c[0], c[1]]).to_f32() * 1e-3).to_le_bytes()).collect()
-            }
+        let f32s_scaled =
+            |b: &[u8]| -> Vec<u8> { bytemuck::cast_slice::<u8, f32>(b).iter().flat_map(|v| (v * 1e-3).to_le_bytes()).collect() };
+        let bf16s_scaled = |b: &[u8]| -> Vec<u8> {
+            b.chunks(2).flat_map(|c| bf16::from_f32(bf16::from_le_bytes([c[0], c[1]]).to_f32() * 1e-3).to_le_bytes()).collect()
         };
+        // Quantized routers get small weights through their scales (f32 per row for int8,
+        // bf16 per group for int4).
+        match self.format {
+            WeightFormat::F32 => spec.data = f32s_scaled(&spec.data),
+            WeightFormat::Bf16 => spec.data = bf16s_scaled(&spec.data),
+            WeightFormat::Int8 => spec.scales = f32s_scaled(&spec.scales),
+            _ => spec.scales = bf16s_scaled(&spec.scales),
+        }
         let mut order: Vec<usize> = (0..self.experts).collect();
         order.sort_by_key(|_| rng.word());
         spec.bias = Some(order.iter().map(|&o| o as f32 * 0.5).collect());

@@ -1,0 +1,23 @@
+//! Weight residency: what the engine needs to run a model bigger than its memory budget,
+//! independent of any model.
+//!
+//! - `budget`: byte sizes as typed (`16GiB`) and printed.
+//! - `offload`: the residency modes (`none`, `mmap`, `layered`, `experts`).
+//! - `aligned`, `direct`: reading byte ranges of weight files with `O_DIRECT` into aligned
+//!   buffers, so streamed weights do not pile up in the page cache.
+//! - `io_pool`: a few I/O threads keeping several reads in flight.
+//! - `expert_cache`: the pool of expert slots, its replacement policies, routing traces and
+//!   the offline simulator.
+
+pub mod aligned;
+pub mod budget;
+pub mod direct;
+pub mod expert_cache;
+pub mod io_pool;
+pub mod offload;
+
+pub use aligned::AlignedBuf;
+pub use budget::ByteSize;
+pub use direct::DirectFile;
+pub use io_pool::{IoPool, ReadDone, ReadRequest};
+pub use offload::Offload;

@@ -1,0 +1,236 @@
+//! Where a loaded model's weights live while it runs, under a memory budget: the `--offload`
+//! modes. `plan` decides (and prints, and refuses); this module loads accordingly and gives
+//! the forward pass each layer's weights and its experts' step.
+//!
+//! - `none`: every weight in memory of our own (a checkpoint read with `O_DIRECT`, a synthetic
+//!   model generated), or on the device.
+//! - `mmap`: the checkpoint's mapping used in place (CPU): the OS pages it.
+//! - `layered` (`layered.rs`): each layer read before it runs, the next one read meanwhile.
+//! - `experts` (`experts.rs`): dense weights resident; routed experts read on demand into a
+//!   pool of slots.
+//!
+//! Every mode computes with the same ops on the same bytes, so the logits are identical.
+
+pub mod experts;
+pub mod layered;
+pub mod layout;
+pub mod plan;
+pub mod read;
+pub mod record;
+pub mod routing;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gptoss_engine::residency::{DirectFile, IoPool, Offload};
+use gptoss_engine::{Backend, EngineError, MoeExpertsArgs, Swiglu};
+
+use self::experts::{ExpertStats, ExpertStore};
+use self::layered::{LayerStats, LayerStream};
+use self::layout::{Extent, Layout, is_expert_stack};
+use self::plan::ResidencyPlan;
+use self::read::{ReadTensors, collect_runs, plan_runs, submit_runs};
+use crate::config::GptOssConfig;
+use crate::context::Context;
+use crate::error::{ModelError, Result};
+use crate::safetensors::StDtype;
+use crate::source::OpenedModel;
+use crate::tensors::{Kind, TensorSpec};
+use crate::weight_only::WeightOnly;
+use crate::weights::{self, LayerWeights, Loader, Weights, spec_map};
+
+pub(crate) enum Residency<Buf> {
+    /// Every layer in `Weights` (`none`, `mmap`).
+    Resident,
+    Layered(LayerStream<Buf>),
+    Experts(ExpertStore<Buf>),
+}
+
+/// What streaming has done since the model was loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum StreamStats {
+    /// Nothing streams.
+    #[default]
+    None,
+    Layered(LayerStats),
+    Experts {
+        store: ExpertStats,
+        cache: gptoss_engine::residency::expert_cache::CacheStats,
+    },
+}
+
+impl StreamStats {
+    /// Bytes read from disk while running.
+    pub fn bytes_read(&self) -> u64 {
+        match self {
+            StreamStats::None => 0,
+            StreamStats::Layered(s) => s.bytes_read,
+            StreamStats::Experts { store, .. } => store.bytes_read,
+        }
+    }
+}
+
+impl<Buf: 'static> Residency<Buf> {
+    pub fn stats(&self) -> StreamStats {
+        match self {
+            Residency::Resident => StreamStats::None,
+            Residency::Layered(s) => StreamStats::Layered(s.stats()),
+            Residency::Experts(s) => StreamStats::Experts { store: s.stats(), cache: s.cache().stats() },
+        }
+    }
+
+    /// Makes layer `l`'s weights available (`layered`: read them).
+    pub fn enter_layer<B: Backend<Buffer = Buf>>(&mut self, b: &mut B, c: &GptOssConfig, l: usize) -> gptoss_engine::Result<()> {
+        match self {
+            Residency::Layered(s) => s.enter(b, c, l),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Layer `l`'s weights, wherever they are.
+pub(crate) fn layer<'a, Buf: 'static>(
+    weights: &'a Weights<Buf>,
+    residency: &'a Residency<Buf>,
+    l: usize,
+) -> gptoss_engine::Result<&'a LayerWeights<Buf>> {
+    let w = match residency {
+        Residency::Layered(s) => s.current(l),
+        _ => weights.layers.get(l),
+    };
+    w.ok_or_else(|| EngineError::invalid(format!("layer {l} is not loaded")))
+}
+
+/// The routed experts of layer `l` for the `n` tokens `ctx` holds:
+/// `x += Σ weight · expert(h)`, from the layer's own expert weights or the expert store.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn moe_experts<B: Backend>(
+    b: &mut B,
+    c: &GptOssConfig,
+    weights: &Weights<B::Buffer>,
+    residency: &mut Residency<B::Buffer>,
+    ctx: &mut Context<B::Buffer>,
+    l: usize,
+    n: usize,
+    swiglu: Swiglu,
+) -> gptoss_engine::Result<()> {
+    let top_k = c.num_experts_per_tok;
+    if let Residency::Experts(store) = residency {
+        let s = ctx.offload.as_mut().ok_or_else(|| EngineError::invalid("this context was made for another model"))?;
+        return store.run(b, c, l, weights.layers.get(l + 1), &mut ctx.act, s, n, swiglu);
+    }
+    let w = layer(weights, residency, l)?;
+    let e = w.experts.as_ref().ok_or_else(|| EngineError::invalid(format!("layer {l} holds no experts")))?;
+    let a = &mut ctx.act;
+    b.moe_experts(MoeExpertsArgs {
+        gate_up: &e.gate_up,
+        down: &e.down,
+        x: &a.h,
+        n,
+        ids: &a.expert_ids,
+        weights: &a.expert_weights,
+        top_k,
+        swiglu,
+        residual: &mut a.x,
+    })
+}
+
+/// A loaded model's weights: those held for the whole run, and what streams.
+pub(crate) type Loaded<Buf> = (Weights<Buf>, Residency<Buf>);
+
+/// Loads `model` as `plan` says.
+pub(crate) fn load<B: Backend>(
+    backend: &mut B,
+    model: &OpenedModel,
+    plan: &ResidencyPlan,
+    convert: Option<WeightOnly>,
+    max_batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Loaded<B::Buffer>> {
+    let ckpt = match (plan.mode, model.checkpoint()) {
+        (Offload::Mmap | Offload::None | Offload::Auto, None) | (Offload::Mmap | Offload::Auto, Some(_)) => {
+            return Ok((weights::load(backend, model, convert, max_batch, progress)?, Residency::Resident));
+        }
+        (_, None) => return Err(ModelError::Residency(format!("the {} mode needs a checkpoint on disk", plan.mode))),
+        (_, Some(ckpt)) => ckpt,
+    };
+    let c = &model.config;
+    weights::check_convert(model, convert)?;
+    if plan.budget.is_none()
+        && plan.mode == Offload::None
+        && let Some(available) = backend.memory_available().filter(|&a| a < plan.resident)
+    {
+        return Err(ModelError::TooLarge {
+            who: model.source.to_string(),
+            backend: backend.info().name,
+            needed: Some(plan.resident),
+            available,
+            what: "every weight read into memory of its own in the none mode".into(),
+        });
+    }
+    let layout = Arc::new(Layout::new(c, ckpt)?);
+    let files = layout.shards.iter().map(|p| DirectFile::open(p).map(Arc::new)).collect::<gptoss_engine::Result<Vec<_>>>()?;
+    let specs = spec_map(c);
+    let dtypes: HashMap<String, StDtype> = specs.values().map(|s| (s.name.clone(), model.dtype(s))).collect();
+    let mut reader = ResidentReader { io: IoPool::new(plan.io_threads)?, files: &files, dtypes: &dtypes, specs: &specs, spare: Vec::new() };
+
+    let streams_experts = plan.mode == Offload::Experts;
+    let keep = |e: &&Extent| !(streams_experts && is_expert_stack(&e.name));
+    let mut wanted: Vec<Vec<Extent>> = vec![layout.globals.clone()];
+    if plan.mode != Offload::Layered {
+        wanted.extend(layout.layers.iter().map(|l| l.iter().filter(keep).cloned().collect()));
+    }
+    let total: usize = wanted.iter().flatten().map(|e| e.len).sum();
+    let mut done = 0;
+    let mut told = |bytes: usize| {
+        done += bytes;
+        progress(done, total);
+    };
+    let globals = reader.read(&wanted[0], &mut told)?;
+    let mut weights = Loader::new(backend, &globals, &specs, convert, 0, &mut |_, _| {}).globals(Vec::new())?;
+    globals.release(&mut reader.spare);
+    let mut biases = Vec::new();
+    for (l, extents) in wanted[1..].iter().enumerate() {
+        let t = reader.read(extents, &mut told)?;
+        let mut quiet = |_, _| {};
+        let mut ld = Loader::new(backend, &t, &specs, convert, 0, &mut quiet);
+        weights.layers.push(ld.layer(c, l, !streams_experts)?);
+        if streams_experts {
+            biases.push(ld.expert_biases(l)?);
+        }
+        t.release(&mut reader.spare);
+    }
+    let residency = match plan.mode {
+        Offload::Layered => Residency::Layered(LayerStream::new(&layout, files.clone(), plan.io_threads, plan.read_ahead, dtypes, specs)?),
+        Offload::Experts => Residency::Experts(ExpertStore::new(backend, c, plan, Arc::clone(&layout), files.clone(), biases)?),
+        _ => Residency::Resident,
+    };
+    Ok((weights, residency))
+}
+
+/// Reads sets of tensors into memory at load time.
+struct ResidentReader<'a> {
+    io: IoPool,
+    files: &'a [Arc<DirectFile>],
+    dtypes: &'a HashMap<String, StDtype>,
+    specs: &'a HashMap<String, TensorSpec>,
+    spare: Vec<gptoss_engine::residency::AlignedBuf>,
+}
+
+impl ResidentReader<'_> {
+    /// Reads `extents`: matrices in runs of neighbours, vectors apart (they are widened to f32
+    /// on load, so their stored bytes must not keep a run's buffer alive).
+    fn read(&mut self, extents: &[Extent], told: &mut dyn FnMut(usize)) -> Result<ReadTensors> {
+        let (vectors, matrices): (Vec<Extent>, Vec<Extent>) =
+            extents.iter().cloned().partition(|e| self.specs.get(&e.name).is_some_and(|s| s.kind == Kind::Vector));
+        let mut runs = plan_runs(&matrices);
+        runs.extend(vectors.into_iter().map(|e| read::Run {
+            shard: e.shard,
+            offset: e.offset,
+            len: e.len,
+            members: vec![(e.name, 0, e.len)],
+        }));
+        submit_runs(&mut self.io, self.files, &runs, &mut self.spare)?;
+        collect_runs(&mut self.io, &runs, self.dtypes, &mut self.spare, told)
+    }
+}
