@@ -217,6 +217,11 @@ impl Model {
         }
     }
 
+    /// Tokens one forward takes at most (a prefill chunk; the rows of a decode batch).
+    pub fn max_batch(&self) -> usize {
+        each_model!(self, m => m.max_batch())
+    }
+
     pub fn config(&self) -> &GptOssConfig {
         each_model!(self, m => m.config())
     }

@@ -277,6 +277,20 @@ fn bench_runs_one_row_per_weight_format_and_activation() {
 }
 
 #[test]
+fn bench_concurrency_compares_batched_decode_with_one_forward_per_sequence() {
+    let args = ["bench", "--model", "synthetic:tiny", "--backend", "cpu", "--threads", "1", "-n", "3", "--repetitions", "2"];
+    let out = ok(&[&args[..], &["--concurrency", "1,3"]].concat());
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 3 |")).collect();
+    assert_eq!(rows.len(), 2, "one row per level: {out}");
+    assert!(out.contains("3 decode steps") && out.contains("2 rounds"), "{out}");
+    // Each row ends with the step times of both ways (p50 / p99).
+    assert!(rows.iter().all(|r| r.matches(" / ").count() == 2), "{out}");
+    // Batched decoding gives each sequence the tokens it gets alone.
+    assert!(out.contains("identical: yes"), "{out}");
+    fails(&[&args[..], &["--concurrency", "2,0"]].concat(), &["--concurrency", "at least 1"]);
+}
+
+#[test]
 fn bench_writes_the_table_json_and_plot() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("r.json"), dir.path().join("r.svg"));

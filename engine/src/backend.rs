@@ -7,7 +7,10 @@ use crate::dtype::DType;
 use crate::error::{EngineError, Result};
 use crate::host::HostBytes;
 use crate::kernels::{KernelChoice, ModelPlan};
-use crate::ops::{AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, RmsNormArgs, SampleArgs};
+use crate::ops::{
+    AttentionArgs, AttentionRowsArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, QkvRopeRowsArgs,
+    RmsNormArgs, SampleArgs,
+};
 use crate::synth::SynthTensor;
 use crate::weight::{Weight, WeightFormat};
 
@@ -144,6 +147,11 @@ pub trait Backend {
     fn matmul(&mut self, a: MatmulArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
     fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
     fn attention(&mut self, a: AttentionArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    /// `qkv_rope` and `attention` over rows of several sequences, one cache layer per row (a
+    /// decode step of several contexts): the chosen `qkv_rope` / `attention` kernel's form for
+    /// rows, so a row computes what it would alone.
+    fn qkv_rope_rows(&mut self, a: QkvRopeRowsArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
+    fn attention_rows(&mut self, a: AttentionRowsArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
     fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
     fn moe_experts(&mut self, a: MoeExpertsArgs<'_, Buffers<Self::Buffer>>) -> Result<()>;
     /// Returns the sampled token id.

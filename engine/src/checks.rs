@@ -7,7 +7,10 @@ use crate::backend::DeviceBuffer;
 use crate::dtype::DType;
 use crate::error::{EngineError, Result};
 use crate::kv::KvLayer;
-use crate::ops::{AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, RmsNormArgs, SampleArgs};
+use crate::ops::{
+    AttentionArgs, AttentionRowsArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, QkvRopeRowsArgs,
+    RmsNormArgs, SampleArgs,
+};
 use crate::weight::{Weight, WeightFormat};
 
 /// `b` holds at least `len` elements of `dtype`.
@@ -91,6 +94,46 @@ pub fn kv_layer<Buf: DeviceBuffer>(l: &KvLayer<Buf>, op: &'static str) -> Result
         ));
     }
     Ok(())
+}
+
+/// The cache layers of `n` rows, one per row, valid and of one geometry (slots, kv heads, head
+/// dim, window, element type). Returns the first, whose geometry they share.
+fn kv_rows<'l, Buf: DeviceBuffer + 'l>(
+    layers: impl ExactSizeIterator<Item = &'l KvLayer<Buf>>,
+    n: usize,
+    op: &'static str,
+) -> Result<&'l KvLayer<Buf>> {
+    if layers.len() != n {
+        return Err(EngineError::shape(op, format!("{n} rows but {} cache layers (one per row)", layers.len())));
+    }
+    let mut first: Option<&KvLayer<Buf>> = None;
+    for (t, l) in layers.enumerate() {
+        kv_layer(l, op)?;
+        let Some(f) = first else {
+            first = Some(l);
+            continue;
+        };
+        let geometry = |l: &KvLayer<Buf>| (l.capacity, l.kv_heads, l.head_dim, l.window, l.dtype());
+        if geometry(l) != geometry(f) {
+            return Err(EngineError::shape(
+                op,
+                format!(
+                    "row {t}'s cache layer ({} slots × {} heads × {}, window {:?}, {}) differs from row 0's ({} × {} × {}, {:?}, {})",
+                    l.capacity,
+                    l.kv_heads,
+                    l.head_dim,
+                    l.window,
+                    l.dtype(),
+                    f.capacity,
+                    f.kv_heads,
+                    f.head_dim,
+                    f.window,
+                    f.dtype()
+                ),
+            ));
+        }
+    }
+    first.ok_or_else(|| EngineError::shape(op, "no rows"))
 }
 
 /// q, k and v projections that share a format and input and fit the cache's kv heads; the
@@ -248,6 +291,31 @@ pub fn attention<Buf: DeviceBuffer>(a: &AttentionArgs<'_, Buffers<Buf>>) -> Resu
     Ok(AttentionShape { q_heads, head_dim: d, group: q_heads / a.kv.kv_heads })
 }
 
+/// As `qkv_rope`, with one cache layer per row, all of one geometry.
+pub fn qkv_rope_rows<Buf: DeviceBuffer>(a: &QkvRopeRowsArgs<'_, Buffers<Buf>>) -> Result<QkvShape> {
+    const OP: &str = "qkv_rope_rows";
+    let kv = kv_rows(a.kv.iter().map(|l| &**l), a.n, OP)?;
+    let format = qkv(a.wq, a.wk, a.wv, kv, OP)?;
+    let d = kv.head_dim;
+    buffer(a.x, DType::F32, a.n * a.wq.cols, OP, "x")?;
+    buffer(a.positions, DType::U32, a.n, OP, "positions")?;
+    buffer(&a.rope.inv_freq, DType::F32, d / 2, OP, "rope inv_freq")?;
+    buffer(&*a.q_out, DType::F32, a.n * a.wq.rows, OP, "q_out")?;
+    Ok(QkvShape { format, head_dim: d, q_heads: a.wq.rows / d, kv_heads: kv.kv_heads })
+}
+
+/// As `attention`, with one cache layer per row, all of one geometry.
+pub fn attention_rows<Buf: DeviceBuffer>(a: &AttentionRowsArgs<'_, Buffers<Buf>>) -> Result<AttentionShape> {
+    const OP: &str = "attention_rows";
+    let kv = kv_rows(a.kv.iter().copied(), a.n, OP)?;
+    let q_heads = attention_heads(a.sinks, kv, OP)?;
+    let d = kv.head_dim;
+    buffer(a.q, DType::F32, a.n * q_heads * d, OP, "q")?;
+    buffer(&*a.out, DType::F32, a.n * q_heads * d, OP, "out")?;
+    buffer(a.positions, DType::U32, a.n, OP, "positions")?;
+    Ok(AttentionShape { q_heads, head_dim: d, group: q_heads / kv.kv_heads })
+}
+
 /// A dense router choosing `top_k` of its rows, with inputs and both outputs sized.
 pub fn moe_route<Buf: DeviceBuffer>(a: &MoeRouteArgs<'_, Buffers<Buf>>) -> Result<()> {
     const OP: &str = "moe_route";
@@ -341,5 +409,25 @@ mod tests {
         assert_eq!(attention_heads(&Buf(DType::F32, 6), &kv, "t").unwrap(), 6);
         assert!(attention_heads(&Buf(DType::F32, 5), &kv, "t").is_err());
         assert!(top_k(4, 5, "t").is_err());
+    }
+
+    #[test]
+    fn rows_need_one_cache_layer_each_of_one_geometry() {
+        let layer = |capacity: usize, window| KvLayer {
+            k: Buf(DType::Bf16, capacity * 2 * 8),
+            v: Buf(DType::Bf16, capacity * 2 * 8),
+            capacity,
+            kv_heads: 2,
+            head_dim: 8,
+            window,
+        };
+        let (a, b, c) = (layer(4, None), layer(4, None), layer(6, None));
+        assert_eq!(kv_rows([&a, &b].into_iter(), 2, "t").map(|l| l.capacity).ok(), Some(4));
+        assert!(
+            kv_rows([&a, &b].into_iter(), 3, "t").err().map(|e| e.to_string()).unwrap_or_default().contains("3 rows but 2 cache layers")
+        );
+        assert!(kv_rows([&a, &c].into_iter(), 2, "t").err().map(|e| e.to_string()).unwrap_or_default().contains("row 1's cache layer"));
+        assert!(kv_rows([&a, &layer(4, Some(2))].into_iter(), 2, "t").is_err());
+        assert!(kv_rows(std::iter::empty::<&KvLayer<Buf>>(), 0, "t").err().map(|e| e.to_string()).unwrap_or_default().contains("no rows"));
     }
 }

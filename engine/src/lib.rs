@@ -34,7 +34,8 @@ pub use kernels::{KernelChoice, KernelOverrides, ModelPlan, OpCase, OpKind};
 pub use kv::{KvCache, KvLayer, KvLayerSpec};
 pub use model::CausalLm;
 pub use ops::{
-    AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, Operands, QkvRopeArgs, RmsNormArgs, SampleArgs,
+    AttentionArgs, AttentionRowsArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, Operands, QkvRopeArgs, QkvRopeRowsArgs,
+    RmsNormArgs, SampleArgs,
 };
 pub use prefill::{Logits, prefill, prefill_chunks};
 pub use sampling::{Rng, SamplingParams};

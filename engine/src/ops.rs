@@ -36,6 +36,10 @@ pub trait Operands<'a> {
     type Kv: 'a;
     /// One layer of the KV cache, written.
     type KvMut: 'a;
+    /// One KV-cache layer per row, each of a different sequence, read.
+    type KvRows: 'a;
+    /// One KV-cache layer per row, each of a different sequence, written.
+    type KvRowsMut: 'a;
     /// The rotary embedding's frequencies.
     type Rope: 'a;
 }
@@ -51,6 +55,8 @@ impl<'a, Buf: 'static> Operands<'a> for Buffers<Buf> {
     type IdsMut = &'a mut Buf;
     type Kv = &'a KvLayer<Buf>;
     type KvMut = &'a mut KvLayer<Buf>;
+    type KvRows = &'a [&'a KvLayer<Buf>];
+    type KvRowsMut = &'a mut [&'a mut KvLayer<Buf>];
     type Rope = &'a Rope<Buf>;
 }
 
@@ -116,6 +122,51 @@ pub struct AttentionArgs<'a, O: Operands<'a>> {
     /// f32 `[n, q_heads · d]`.
     pub q: O::Floats,
     pub kv: O::Kv,
+    pub n: usize,
+    /// u32 `[n]`.
+    pub positions: O::Ids,
+    /// f32 `[q_heads]`.
+    pub sinks: O::Floats,
+    pub scale: f32,
+    /// f32 `[n, q_heads · d]`.
+    pub out: O::FloatsMut,
+}
+
+// ---- rows of several sequences ----------------------------------------------------------------
+//
+// A decode step over several sequences at once (continuous batching) runs the dense ops on all
+// rows together and these two, the ops that depend on the sequence, with one cache layer per
+// row. Row t is the next token of its own sequence, at `positions[t]` in that sequence; the
+// rows' layers are distinct and share one geometry (slots, heads, head dim, window, element
+// type). A row's results are those the single-sequence op gives for that row alone, bit for
+// bit wherever the backend's single-sequence op is itself batch-independent (the CPU's always).
+
+/// `qkv_rope` over rows of different sequences: row t's q goes to row t of `q_out`, its k and v
+/// to its own cache layer `kv[t]` at slot `positions[t] % capacity`.
+pub struct QkvRopeRowsArgs<'a, O: Operands<'a>> {
+    /// As `QkvRopeArgs`: `[q_heads · d, hidden]`, `[kv_heads · d, hidden]` twice.
+    pub wq: O::Weight,
+    pub wk: O::Weight,
+    pub wv: O::Weight,
+    /// f32 `[n, hidden]`.
+    pub x: O::Floats,
+    pub n: usize,
+    /// u32 `[n]`.
+    pub positions: O::Ids,
+    pub rope: O::Rope,
+    /// `n` layers, row t's at `kv[t]`.
+    pub kv: O::KvRowsMut,
+    /// f32 `[n, q_heads · d]`.
+    pub q_out: O::FloatsMut,
+}
+
+/// `attention` over rows of different sequences: query t attends the keys of its own cache
+/// layer `kv[t]` at positions `max(0, p + 1 − window) ..= p` (p = `positions[t]`).
+pub struct AttentionRowsArgs<'a, O: Operands<'a>> {
+    /// f32 `[n, q_heads · d]`.
+    pub q: O::Floats,
+    /// `n` layers, row t's at `kv[t]`.
+    pub kv: O::KvRows,
     pub n: usize,
     /// u32 `[n]`.
     pub positions: O::Ids,

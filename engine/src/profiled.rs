@@ -9,7 +9,10 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::host::HostBytes;
 use crate::kernels::{KernelChoice, ModelPlan, OpKind};
-use crate::ops::{AttentionArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, RmsNormArgs, SampleArgs};
+use crate::ops::{
+    AttentionArgs, AttentionRowsArgs, Buffers, EmbedArgs, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, QkvRopeArgs, QkvRopeRowsArgs,
+    RmsNormArgs, SampleArgs,
+};
 use crate::synth::SynthTensor;
 use crate::weight::{Weight, WeightFormat};
 
@@ -145,6 +148,12 @@ impl<B: Backend> Backend for Profiled<B> {
     }
     fn attention(&mut self, a: AttentionArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
         self.timed(site(OpKind::Attention), |b| b.attention(a))
+    }
+    fn qkv_rope_rows(&mut self, a: QkvRopeRowsArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site_of(OpKind::QkvRope, a.wq), |b| b.qkv_rope_rows(a))
+    }
+    fn attention_rows(&mut self, a: AttentionRowsArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
+        self.timed(site(OpKind::Attention), |b| b.attention_rows(a))
     }
     fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<B::Buffer>>) -> Result<()> {
         self.timed(site_of(OpKind::MoeRoute, a.router), |b| b.moe_route(a))

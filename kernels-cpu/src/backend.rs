@@ -5,9 +5,9 @@
 //! f32 activations); `prepare` then picks that set's kernel for every case of the model.
 
 use gptoss_engine::{
-    AttentionArgs, Backend, BackendInfo, Buffers, DType, DeviceBuffer, EmbedArgs, EngineError, HostBytes, KernelChoice, KernelOverrides,
-    MatmulArgs, ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, Result, RmsNormArgs, SampleArgs, SynthTensor, Weight,
-    WeightFormat,
+    AttentionArgs, AttentionRowsArgs, Backend, BackendInfo, Buffers, DType, DeviceBuffer, EmbedArgs, EngineError, HostBytes, KernelChoice,
+    KernelOverrides, MatmulArgs, ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, QkvRopeRowsArgs, Result, RmsNormArgs,
+    SampleArgs, SynthTensor, Weight, WeightFormat,
 };
 
 use crate::buffer::CpuBuffer;
@@ -256,14 +256,29 @@ impl Backend for CpuBackend {
     fn qkv_rope(&mut self, a: QkvRopeArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
         let a = host::qkv_rope(a)?;
         self.fits("qkv_rope", a.n, a.wq.cols, a.n * a.wk.rows)?;
-        let k = lookup(&self.kernels.kernels.qkv_rope, OpKind::QkvRope, Some(a.wq.format))?;
+        let k = lookup(&self.kernels.kernels.qkv_rope, OpKind::QkvRope, Some(a.wq.format))?.one;
         self.run(|ws| k(a, ws));
         Ok(())
     }
 
     fn attention(&mut self, a: AttentionArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
         let a = host::attention(a)?;
-        let k = lookup(&self.kernels.kernels.attention, OpKind::Attention, None)?;
+        let k = lookup(&self.kernels.kernels.attention, OpKind::Attention, None)?.one;
+        self.run(|ws| k(a, ws));
+        Ok(())
+    }
+
+    fn qkv_rope_rows(&mut self, a: QkvRopeRowsArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let a = host::qkv_rope_rows(a)?;
+        self.fits("qkv_rope_rows", a.n, a.wq.cols, a.n * a.wk.rows)?;
+        let k = lookup(&self.kernels.kernels.qkv_rope, OpKind::QkvRope, Some(a.wq.format))?.rows;
+        self.run(|ws| k(a, ws));
+        Ok(())
+    }
+
+    fn attention_rows(&mut self, a: AttentionRowsArgs<'_, Buffers<CpuBuffer>>) -> Result<()> {
+        let a = host::attention_rows(a)?;
+        let k = lookup(&self.kernels.kernels.attention, OpKind::Attention, None)?.rows;
         self.run(|ws| k(a, ws));
         Ok(())
     }

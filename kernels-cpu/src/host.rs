@@ -4,12 +4,12 @@
 
 use gptoss_engine::checks::{self, MoeShape};
 use gptoss_engine::{
-    AttentionArgs, Buffers, EmbedArgs, EngineError, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, Operands, QkvRopeArgs, Result, RmsNormArgs,
-    SampleArgs,
+    AttentionArgs, AttentionRowsArgs, Buffers, EmbedArgs, EngineError, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, Operands, QkvRopeArgs,
+    QkvRopeRowsArgs, Result, RmsNormArgs, SampleArgs,
 };
 
 use crate::buffer::CpuBuffer;
-use crate::view::{KvView, KvViewMut, RopeView, WeightView};
+use crate::view::{KvShape, KvView, KvViewMut, RopeView, WeightView};
 
 /// Operands as the CPU kernels read them.
 pub struct Host;
@@ -22,6 +22,8 @@ impl<'a> Operands<'a> for Host {
     type IdsMut = &'a mut [u32];
     type Kv = KvView<'a>;
     type KvMut = KvViewMut<'a>;
+    type KvRows = Vec<KvView<'a>>;
+    type KvRowsMut = Vec<KvViewMut<'a>>;
     type Rope = RopeView<'a>;
 }
 
@@ -74,18 +76,61 @@ pub fn qkv_rope<'a>(a: QkvRopeArgs<'a, On>) -> Result<QkvRopeArgs<'a, Host>> {
     })
 }
 
-/// Positions whose keys the cache still holds (the ring of a sliding-window layer keeps only
-/// the last slots; positions live in host memory, so they are checked here).
+pub fn qkv_rope_rows<'a>(a: QkvRopeRowsArgs<'a, On>) -> Result<QkvRopeRowsArgs<'a, Host>> {
+    const OP: &str = "qkv_rope_rows";
+    let s = checks::qkv_rope_rows(&a)?;
+    let (wq, wk, wv) = (WeightView::new(a.wq, OP)?, WeightView::new(a.wk, OP)?, WeightView::new(a.wv, OP)?);
+    let rope = RopeView { inv_freq: &a.rope.inv_freq.f32s(OP)?[..s.head_dim / 2], concentration: a.rope.concentration };
+    Ok(QkvRopeRowsArgs {
+        wq,
+        wk,
+        wv,
+        x: &a.x.f32s(OP)?[..a.n * wq.cols],
+        n: a.n,
+        positions: &a.positions.u32s(OP)?[..a.n],
+        rope,
+        kv: a.kv.iter_mut().map(|l| KvViewMut::new(l, OP)).collect::<Result<_>>()?,
+        q_out: &mut a.q_out.f32s_mut(OP)?[..a.n * wq.rows],
+    })
+}
+
+/// An error unless the cache (of geometry `kv`) still holds the keys a query at `p` attends:
+/// the ring of a sliding-window layer keeps only the last slots. Positions live in host memory,
+/// so they are checked here.
+fn held(kv: &KvShape, p: u32, op: &'static str) -> Result<()> {
+    if p as usize + 1 - kv.first_key(p as usize) > kv.capacity {
+        return Err(EngineError::shape(op, format!("position {p} needs more keys than the layer's {} cache slots", kv.capacity)));
+    }
+    Ok(())
+}
+
 pub fn attention<'a>(a: AttentionArgs<'a, On>) -> Result<AttentionArgs<'a, Host>> {
     const OP: &str = "attention";
     let s = checks::attention(&a)?;
     let kv = KvView::new(a.kv, OP)?;
     let positions = &a.positions.u32s(OP)?[..a.n];
-    if let Some(&p) = positions.iter().find(|&&p| p as usize + 1 - kv.shape.first_key(p as usize) > kv.shape.capacity) {
-        return Err(EngineError::shape(OP, format!("position {p} needs more keys than the layer's {} cache slots", kv.shape.capacity)));
-    }
+    positions.iter().try_for_each(|&p| held(&kv.shape, p, OP))?;
     let row = s.q_heads * s.head_dim;
     Ok(AttentionArgs {
+        q: &a.q.f32s(OP)?[..a.n * row],
+        kv,
+        n: a.n,
+        positions,
+        sinks: a.sinks.f32s(OP)?,
+        scale: a.scale,
+        out: &mut a.out.f32s_mut(OP)?[..a.n * row],
+    })
+}
+
+/// Each row's position within what its own cache holds.
+pub fn attention_rows<'a>(a: AttentionRowsArgs<'a, On>) -> Result<AttentionRowsArgs<'a, Host>> {
+    const OP: &str = "attention_rows";
+    let s = checks::attention_rows(&a)?;
+    let kv: Vec<KvView> = a.kv.iter().map(|l| KvView::new(l, OP)).collect::<Result<_>>()?;
+    let positions = &a.positions.u32s(OP)?[..a.n];
+    kv.iter().zip(positions).try_for_each(|(kv, &p)| held(&kv.shape, p, OP))?;
+    let row = s.q_heads * s.head_dim;
+    Ok(AttentionRowsArgs {
         q: &a.q.f32s(OP)?[..a.n * row],
         kv,
         n: a.n,

@@ -8,12 +8,14 @@
 //! activations. Each candidate is one monomorphic driver (`drivers::matmul::matmul::<H, F, P>`),
 //! so the kernel chosen here is the function that runs. Names come from
 //! `gptoss_engine::kernels::kernel_name`. Embedding lookups and sampling touch one row and one
-//! vector per token; their references are fast enough and serve every ISA.
+//! vector per token; their references are fast enough and serve every ISA. A qkv_rope or
+//! attention kernel comes with its form for rows of several sequences ([`WithRows`]): one
+//! choice for both, so a row batched with other sequences runs the code it would run alone.
 
 use gptoss_engine::kernels::{Candidate, check_overrides, choose, kernel_name};
 use gptoss_engine::{
-    AttentionArgs, EmbedArgs, EngineError, KernelChoice, KernelOverrides, MatmulArgs, MoeExpertsArgs, MoeRouteArgs, OpCase, OpKind,
-    QkvRopeArgs, Result, RmsNormArgs, SampleArgs, WeightFormat,
+    AttentionArgs, AttentionRowsArgs, EmbedArgs, EngineError, KernelChoice, KernelOverrides, MatmulArgs, MoeExpertsArgs, MoeRouteArgs,
+    OpCase, OpKind, QkvRopeArgs, QkvRopeRowsArgs, Result, RmsNormArgs, SampleArgs, WeightFormat,
 };
 
 use crate::compiled::{self, Compiled, Visit};
@@ -31,8 +33,16 @@ use crate::workspace::Workspace;
 pub type EmbedKernel = fn(EmbedArgs<Host>, &mut Workspace);
 pub type RmsNormKernel = fn(RmsNormArgs<Host>, &mut Workspace);
 pub type MatmulKernel = fn(MatmulArgs<Host>, &mut Workspace);
-pub type QkvRopeKernel = fn(QkvRopeArgs<Host>, &mut Workspace);
-pub type AttentionKernel = fn(AttentionArgs<Host>, &mut Workspace);
+pub type QkvRopeKernel = WithRows<fn(QkvRopeArgs<Host>, &mut Workspace), fn(QkvRopeRowsArgs<Host>, &mut Workspace)>;
+pub type AttentionKernel = WithRows<fn(AttentionArgs<Host>, &mut Workspace), fn(AttentionRowsArgs<Host>, &mut Workspace)>;
+
+/// A kernel over the rows of one sequence (`one`) and its form over rows of several sequences
+/// (`rows`, one cache each), built on the same code.
+#[derive(Clone, Copy)]
+pub struct WithRows<One, Rows> {
+    pub one: One,
+    pub rows: Rows,
+}
 pub type MoeRouteKernel = fn(MoeRouteArgs<Host>, &mut Workspace);
 pub type MoeExpertsKernel = fn(MoeExpertsArgs<Host>, &mut Workspace);
 pub type SampleKernel = fn(SampleArgs<Host>, &mut Workspace) -> u32;
@@ -129,7 +139,7 @@ fn integer<K>(family: &str, kernel: K) -> Candidate<K> {
 fn q8_reference() -> Candidates {
     Candidates {
         matmul: vec![integer("matmul", reference::q8::matmul as MatmulKernel)],
-        qkv_rope: vec![integer("qkv_rope", reference::q8::qkv_rope as QkvRopeKernel)],
+        qkv_rope: vec![integer("qkv_rope", QkvRopeKernel { one: reference::q8::qkv_rope, rows: reference::q8::qkv_rope_rows })],
         moe_experts: vec![integer("moe_experts_swiglu", reference::q8::moe_experts as MoeExpertsKernel)],
         ..Candidates::default()
     }
@@ -141,8 +151,16 @@ fn exact_reference() -> Candidates {
         embed: vec![any("embed", "ref", reference::embed::embed)],
         rms_norm: vec![any("rms_norm", "ref", reference::rms_norm::rms_norm)],
         matmul: vec![any("matmul", "ref", reference::matmul::matmul)],
-        qkv_rope: vec![any("qkv_rope", "ref", reference::qkv_rope::qkv_rope)],
-        attention: vec![any("sdpa_sinks", "ref", reference::attention::attention)],
+        qkv_rope: vec![any(
+            "qkv_rope",
+            "ref",
+            QkvRopeKernel { one: reference::qkv_rope::qkv_rope, rows: reference::qkv_rope::qkv_rope_rows },
+        )],
+        attention: vec![any(
+            "sdpa_sinks",
+            "ref",
+            AttentionKernel { one: reference::attention::attention, rows: reference::attention::attention_rows },
+        )],
         moe_route: vec![any("moe_route", "ref", reference::moe_route::moe_route)],
         moe_experts: vec![any("moe_experts_swiglu", "ref", reference::moe_experts::moe_experts)],
         sample: vec![any("sample", "ref", reference::sample::sample)],
@@ -154,7 +172,8 @@ fn exact_reference() -> Candidates {
 fn exact<H: Compiled, F: Format>(c: &mut Candidates) {
     let v = H::ISA.name();
     c.matmul.push(for_format::<F, MatmulKernel>("matmul", v, drivers::matmul::matmul::<H, F, Exact>));
-    c.qkv_rope.push(for_format::<F, QkvRopeKernel>("qkv_rope", v, drivers::qkv_rope::qkv_rope::<H, F, Exact>));
+    let qkv_rope = QkvRopeKernel { one: drivers::qkv_rope::qkv_rope::<H, F, Exact>, rows: drivers::qkv_rope::qkv_rope_rows::<H, F, Exact> };
+    c.qkv_rope.push(for_format::<F, QkvRopeKernel>("qkv_rope", v, qkv_rope));
     c.moe_route.push(for_format::<F, MoeRouteKernel>("moe_route", v, drivers::moe_route::moe_route::<H, F>));
     c.moe_experts.push(for_format::<F, MoeExpertsKernel>("moe_experts_swiglu", v, drivers::moe_experts::moe_experts::<H, F, Exact>));
 }
@@ -163,7 +182,9 @@ fn exact<H: Compiled, F: Format>(c: &mut Candidates) {
 fn quantized<H: Compiled, F: IntFormat>(c: &mut Candidates) {
     let v = format!("q8_{}", H::NAME);
     c.matmul.push(for_format::<F, MatmulKernel>("matmul", &v, drivers::matmul::matmul::<H, F, Quantized>));
-    c.qkv_rope.push(for_format::<F, QkvRopeKernel>("qkv_rope", &v, drivers::qkv_rope::qkv_rope::<H, F, Quantized>));
+    let qkv_rope =
+        QkvRopeKernel { one: drivers::qkv_rope::qkv_rope::<H, F, Quantized>, rows: drivers::qkv_rope::qkv_rope_rows::<H, F, Quantized> };
+    c.qkv_rope.push(for_format::<F, QkvRopeKernel>("qkv_rope", &v, qkv_rope));
     c.moe_experts.push(for_format::<F, MoeExpertsKernel>("moe_experts_swiglu", &v, drivers::moe_experts::moe_experts::<H, F, Quantized>));
 }
 
@@ -172,7 +193,8 @@ fn quantized<H: Compiled, F: IntFormat>(c: &mut Candidates) {
 pub fn simd<H: Compiled>(act: Activations) -> Candidates {
     let mut all = Candidates::default();
     all.rms_norm.push(any("rms_norm", H::ISA.name(), drivers::rms_norm::rms_norm::<H> as RmsNormKernel));
-    all.attention.push(any("sdpa_sinks", H::ISA.name(), drivers::attention::attention::<H> as AttentionKernel));
+    let attention = AttentionKernel { one: drivers::attention::attention::<H>, rows: drivers::attention::attention_rows::<H> };
+    all.attention.push(any("sdpa_sinks", H::ISA.name(), attention));
     exact::<H, F32Row>(&mut all);
     exact::<H, Bf16Row>(&mut all);
     exact::<H, I8Row>(&mut all);

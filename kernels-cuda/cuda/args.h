@@ -169,6 +169,33 @@ typedef struct GptossAttentionArgs {
     float scale;
 } GptossAttentionArgs;
 
+/* ---- rows of several sequences (a decode step of several contexts) ---------------------------
+ * Most rows one launch takes: each row's cache addresses travel in the launch's arguments
+ * (2 KiB of them at most), so a recorded step carries its rows' caches with it and nothing in
+ * device memory has to be rewritten between steps. */
+#define GPTOSS_MAX_ROWS 128
+
+/* The KV-cache layers of a launch's rows: row t's keys at k[t], its values at v[t], each
+ * [capacity, kv_heads, head_dim] of the geometry in the launch's other arguments (one for all
+ * rows); entries past the launch's n are unused. */
+typedef struct GptossKvRows {
+    void *k[GPTOSS_MAX_ROWS];
+    void *v[GPTOSS_MAX_ROWS];
+} GptossKvRows;
+
+/* qkv_rope with row t's k and v written to its own cache (a.k_cache and a.v_cache unused). */
+typedef struct GptossQkvRopeRowsArgs {
+    GptossQkvRopeArgs a;
+    GptossKvRows kv;
+} GptossQkvRopeRowsArgs;
+
+/* Split-KV attention with query t reading its own cache (a.k_cache and a.v_cache unused); the
+ * combine pass takes `a` as it is. */
+typedef struct GptossAttentionRowsArgs {
+    GptossAttentionArgs a;
+    GptossKvRows kv;
+} GptossAttentionRowsArgs;
+
 /* Router logits, top-k (descending, lowest id first on ties) and softmax over the k. */
 typedef struct GptossMoeRouteArgs {
     GptossWeight router;
@@ -318,6 +345,11 @@ GPTOSS_AT(GptossQkvRopeArgs, concentration, 236);
 GPTOSS_PIN(GptossAttentionArgs, 104);
 GPTOSS_AT(GptossAttentionArgs, n, 72);
 GPTOSS_AT(GptossAttentionArgs, scale, 100);
+GPTOSS_PIN(GptossKvRows, 2048);
+GPTOSS_PIN(GptossQkvRopeRowsArgs, 2312);
+GPTOSS_AT(GptossQkvRopeRowsArgs, kv, 264);
+GPTOSS_PIN(GptossAttentionRowsArgs, 2152);
+GPTOSS_AT(GptossAttentionRowsArgs, kv, 104);
 GPTOSS_PIN(GptossMoeRouteArgs, 104);
 GPTOSS_AT(GptossMoeRouteArgs, n, 96);
 GPTOSS_PIN(GptossMoeGateUpArgs, 104);

@@ -15,12 +15,15 @@
 // short batches; from the crossover on the launcher picks the FlashAttention-2-style kernels at
 // the bottom (attention_mma.cuh). Head dims 16, 64 and 128 (16 is the reference fixture's;
 // lanes past its dims idle in P·V).
+// Rows of several sequences (a decode step of several contexts) run the same pass 1 with each
+// token's keys and values read from its own cache (addresses in the arguments), split as a
+// single decode token is, and the same pass 2: a row computes exactly what it computes alone.
 #include "attention_mma.cuh"
 
 #define ATT_TILE 32
 
 template <class KV, int D>
-__device__ void attention_split(const GptossAttentionArgs &a) {
+__device__ void attention_split(const GptossAttentionArgs &a, const void *k_cache, const void *v_cache) {
     const unsigned int warp = threadIdx.x / GPTOSS_WARP, lane = threadIdx.x % GPTOSS_WARP;
     constexpr int DPL = D >= GPTOSS_WARP ? D / GPTOSS_WARP : 1;  // head dims per lane in P·V
     const bool dims = lane * DPL < D;  // lanes past a small head's dims idle in P·V
@@ -55,7 +58,7 @@ __device__ void attention_split(const GptossAttentionArgs &a) {
         for (int d = 0; d < DPL; d++) acc[j][d] = 0.0f;
     }
 
-    const KV *kc = static_cast<const KV *>(a.k_cache), *vc = static_cast<const KV *>(a.v_cache);
+    const KV *kc = static_cast<const KV *>(k_cache), *vc = static_cast<const KV *>(v_cache);
     for (unsigned int base = lo + warp * ATT_TILE; base < hi; base += GPTOSS_ATTENTION_WARPS * ATT_TILE) {
         const unsigned int key = base + lane, count = min(hi - base, (unsigned int)ATT_TILE);
         // Logits of this lane's key for every head (−inf past the range).
@@ -152,8 +155,10 @@ extern "C" __global__ void __launch_bounds__(128) f32_sdpa_sinks_combine(const G
     a.out[((unsigned long long)t * a.q_heads + h) * a.head_dim + d] = o / den;
 }
 
-#define ATT_KERNEL(name, KV, D) \
-    extern "C" __global__ void __launch_bounds__(GPTOSS_ATTENTION_WARPS * GPTOSS_WARP, 1) name(const GptossAttentionArgs a) { attention_split<KV, D>(a); }
+#define ATT_KERNEL(name, KV, D)                                                                                               \
+    extern "C" __global__ void __launch_bounds__(GPTOSS_ATTENTION_WARPS * GPTOSS_WARP, 1) name(const GptossAttentionArgs a) { \
+        attention_split<KV, D>(a, a.k_cache, a.v_cache);                                                                      \
+    }
 
 ATT_KERNEL(f32_sdpa_sinks_split_d64_kvbf16, unsigned short, 64)
 ATT_KERNEL(f32_sdpa_sinks_split_d64_kvf32, float, 64)
@@ -161,6 +166,19 @@ ATT_KERNEL(f32_sdpa_sinks_split_d128_kvbf16, unsigned short, 128)
 ATT_KERNEL(f32_sdpa_sinks_split_d128_kvf32, float, 128)
 ATT_KERNEL(f32_sdpa_sinks_split_d16_kvbf16, unsigned short, 16)
 ATT_KERNEL(f32_sdpa_sinks_split_d16_kvf32, float, 16)
+
+// Pass 1 over rows of several sequences: row t = blockIdx.z reads its own cache.
+#define ATT_ROWS_KERNEL(name, KV, D)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(GPTOSS_ATTENTION_WARPS * GPTOSS_WARP, 1) name(const GptossAttentionRowsArgs r) { \
+        attention_split<KV, D>(r.a, r.kv.k[blockIdx.z], r.kv.v[blockIdx.z]);                                                     \
+    }
+
+ATT_ROWS_KERNEL(f32_sdpa_sinks_rows_split_d64_kvbf16, unsigned short, 64)
+ATT_ROWS_KERNEL(f32_sdpa_sinks_rows_split_d64_kvf32, float, 64)
+ATT_ROWS_KERNEL(f32_sdpa_sinks_rows_split_d128_kvbf16, unsigned short, 128)
+ATT_ROWS_KERNEL(f32_sdpa_sinks_rows_split_d128_kvf32, float, 128)
+ATT_ROWS_KERNEL(f32_sdpa_sinks_rows_split_d16_kvbf16, unsigned short, 16)
+ATT_ROWS_KERNEL(f32_sdpa_sinks_rows_split_d16_kvf32, float, 16)
 
 // ---- prefill: the tensor-core kernel (attention_mma.cuh) ----------------------------------------
 

@@ -11,13 +11,28 @@
 // Trade-offs: q, k and v are separate weights (no offline repacking), which costs nothing here
 // because every warp reads exactly its own two rows. Above the crossover (prefill) the launcher
 // picks the tensor-core kernels at the bottom, which end in the same `rope_store`.
+// Rows of several sequences (a decode step of several contexts) run the same GEMV kernel with
+// each token's k and v stored into its own cache (`RowCaches`, addresses in the arguments), so
+// a row computes exactly what it computes alone; that form stays on the GEMV at every size.
 #include "gemm.cuh"
 
+// Where token t's k and v go: the one cache of a sequence's tokens, or each row's own.
+struct OneCache {
+    const GptossQkvRopeArgs &a;
+    __device__ void *k(unsigned int) const { return a.k_cache; }
+    __device__ void *v(unsigned int) const { return a.v_cache; }
+};
+struct RowCaches {
+    const GptossKvRows &kv;
+    __device__ void *k(unsigned int t) const { return kv.k[t]; }
+    __device__ void *v(unsigned int t) const { return kv.v[t]; }
+};
+
 // The rows i and i + d/2 of virtual head `head` (q heads, then k, then v) for token t, bias
-// added: rotated (q, k) and stored (q to q_out, k and v to the cache).
-template <class KV>
-__device__ __forceinline__ void rope_store(const GptossQkvRopeArgs &a, unsigned int head, unsigned int i, unsigned int t, float x0,
-                                           float x1) {
+// added: rotated (q, k) and stored (q to q_out, k and v to token t's cache in `c`).
+template <class KV, class C>
+__device__ __forceinline__ void rope_store(const GptossQkvRopeArgs &a, const C &c, unsigned int head, unsigned int i, unsigned int t,
+                                           float x0, float x1) {
     const unsigned int half = a.head_dim / 2;
     const bool is_q = head < a.q_heads, is_k = !is_q && head < a.q_heads + a.kv_heads;
     const unsigned int h = is_q ? head : is_k ? head - a.q_heads : head - a.q_heads - a.kv_heads;
@@ -38,14 +53,14 @@ __device__ __forceinline__ void rope_store(const GptossQkvRopeArgs &a, unsigned 
         q[i + half] = x1;
     } else {
         const unsigned long long slot = ((unsigned long long)(pos % a.capacity) * a.kv_heads + h) * a.head_dim;
-        KV *cache = static_cast<KV *>(is_k ? a.k_cache : a.v_cache) + slot;
+        KV *cache = static_cast<KV *>(is_k ? c.k(t) : c.v(t)) + slot;
         KvStore<KV>::put(cache + i, x0);
         KvStore<KV>::put(cache + i + half, x1);
     }
 }
 
-template <class F, class KV>
-__device__ void qkv_rope(const GptossQkvRopeArgs &a) {
+template <class F, class KV, class C>
+__device__ void qkv_rope(const GptossQkvRopeArgs &a, const C &c) {
     const unsigned int half = a.head_dim / 2;
     const unsigned int pair = blockIdx.x * GPTOSS_QKV_WARPS + threadIdx.x / GPTOSS_WARP;
     const unsigned int heads = a.q_heads + 2 * a.kv_heads;
@@ -68,13 +83,13 @@ __device__ void qkv_rope(const GptossQkvRopeArgs &a) {
         // Lane t finishes token t0 + t (static indices into acc).
 #pragma unroll
         for (int t = 0; t < NT; t++) {
-            if (lane == (unsigned int)t && t < (int)nt) rope_store<KV>(a, head, i, t0 + t, acc[0][t] + b0, acc[1][t] + b1);
+            if (lane == (unsigned int)t && t < (int)nt) rope_store<KV>(a, c, head, i, t0 + t, acc[0][t] + b0, acc[1][t] + b1);
         }
     }
 }
 
 #define QKV_KERNEL(name, F, KV) \
-    extern "C" __global__ void __launch_bounds__(GPTOSS_QKV_WARPS * GPTOSS_WARP, 2) name(const GptossQkvRopeArgs a) { qkv_rope<F, KV>(a); }
+    extern "C" __global__ void __launch_bounds__(GPTOSS_QKV_WARPS * GPTOSS_WARP, 2) name(const GptossQkvRopeArgs a) { qkv_rope<F, KV>(a, OneCache{a}); }
 
 QKV_KERNEL(f32_f32w_qkv_rope_gemv_kvbf16, FmtF32, unsigned short)
 QKV_KERNEL(f32_bf16w_qkv_rope_gemv_kvbf16, FmtBf16, unsigned short)
@@ -84,6 +99,20 @@ QKV_KERNEL(f32_f32w_qkv_rope_gemv_kvf32, FmtF32, float)
 QKV_KERNEL(f32_bf16w_qkv_rope_gemv_kvf32, FmtBf16, float)
 QKV_KERNEL(f32_i8w_qkv_rope_gemv_kvf32, FmtI8, float)
 QKV_KERNEL(f32_i4w_qkv_rope_gemv_kvf32, FmtI4, float)
+
+#define QKV_ROWS_KERNEL(name, F, KV)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(GPTOSS_QKV_WARPS * GPTOSS_WARP, 2) name(const GptossQkvRopeRowsArgs r) { \
+        qkv_rope<F, KV>(r.a, RowCaches{r.kv});                                                                         \
+    }
+
+QKV_ROWS_KERNEL(f32_f32w_qkv_rope_rows_gemv_kvbf16, FmtF32, unsigned short)
+QKV_ROWS_KERNEL(f32_bf16w_qkv_rope_rows_gemv_kvbf16, FmtBf16, unsigned short)
+QKV_ROWS_KERNEL(f32_i8w_qkv_rope_rows_gemv_kvbf16, FmtI8, unsigned short)
+QKV_ROWS_KERNEL(f32_i4w_qkv_rope_rows_gemv_kvbf16, FmtI4, unsigned short)
+QKV_ROWS_KERNEL(f32_f32w_qkv_rope_rows_gemv_kvf32, FmtF32, float)
+QKV_ROWS_KERNEL(f32_bf16w_qkv_rope_rows_gemv_kvf32, FmtBf16, float)
+QKV_ROWS_KERNEL(f32_i8w_qkv_rope_rows_gemv_kvf32, FmtI8, float)
+QKV_ROWS_KERNEL(f32_i4w_qkv_rope_rows_gemv_kvf32, FmtI4, float)
 
 // ---- prefill: the tensor-core GEMM (gemm.cuh) over q, k and v as one matrix ------------------
 // Rows are virtual: q's, then k's, then v's (every head whole in one 128-row tile, since the
@@ -117,7 +146,7 @@ struct QkvEpilogue {
             const unsigned char *scales = expert_scales(s0.w, 0);
             const float x0 = ct[r0] * F::row_scale(s0.w, scales, s0.row) + bias_at(s0.w, 0, s0.row);
             const float x1 = ct[r0 + half] * F::row_scale(s1.w, scales, s1.row) + bias_at(s1.w, 0, s1.row);
-            rope_store<KV>(a, (m0 + r0) / a.head_dim, pair % half, n0 + t, x0, x1);
+            rope_store<KV>(a, OneCache{a}, (m0 + r0) / a.head_dim, pair % half, n0 + t, x0, x1);
         }
     }
 };

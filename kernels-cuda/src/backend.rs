@@ -4,8 +4,9 @@
 //! positions the ring no longer holds) in a status word that every synchronize reads.
 
 use gptoss_engine::{
-    AttentionArgs, Backend, BackendInfo, Buffers, DType, EmbedArgs, EngineError, HostBytes, KernelChoice, KernelOverrides, MatmulArgs,
-    ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, Result, RmsNormArgs, SampleArgs, Step, StepMode, SynthTensor,
+    AttentionArgs, AttentionRowsArgs, Backend, BackendInfo, Buffers, DType, EmbedArgs, EngineError, HostBytes, KernelChoice,
+    KernelOverrides, MatmulArgs, ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, QkvRopeRowsArgs, Result, RmsNormArgs,
+    SampleArgs, Step, StepMode, SynthTensor,
 };
 
 use crate::args::{GPTOSS_STATUS_EXPERT_RANGE, GPTOSS_STATUS_RING_OVERRUN, GPTOSS_STATUS_TOKEN_RANGE};
@@ -18,7 +19,7 @@ use crate::ops::moe_route::RouteScratch;
 use crate::ops::sample::{MAX_BLOCKS, SampleScratch};
 use crate::ops::split::{self, Planes, Tiles};
 use crate::ops::synth::SynthKernels;
-use crate::ops::{On, attention, embed, matmul, moe_experts, moe_route, qkv_rope, rms_norm, sample, synth};
+use crate::ops::{On, attention, embed, matmul, moe_experts, moe_route, qkv_rope, rms_norm, rows, sample, synth};
 use crate::registry::{Chosen, Resolved, one};
 
 /// The smallest batch the batched ops run on the tensor cores by default: below it the GEMV
@@ -275,6 +276,16 @@ impl<D: Device> Backend for CudaBackend<D> {
         let part = &mut prepared(&mut self.scratch, "attention")?.partials;
         let k = self.kernels.get(OpKind::Attention, None)?;
         attention::attention(&on, k, part, self.mma_from, a)
+    }
+
+    fn qkv_rope_rows(&mut self, a: QkvRopeRowsArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
+        rows::qkv_rope_rows(&self.on(), self.kernels.get(OpKind::QkvRope, Some(a.wq.format))?, a)
+    }
+
+    fn attention_rows(&mut self, a: AttentionRowsArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
+        let on = On { dev: &self.dev, status: self.status.ptr() };
+        let part = &mut prepared(&mut self.scratch, "attention_rows")?.partials;
+        rows::attention_rows(&on, self.kernels.get(OpKind::Attention, None)?, part, a)
     }
 
     fn moe_route(&mut self, a: MoeRouteArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {

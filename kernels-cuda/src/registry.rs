@@ -66,6 +66,14 @@ const ATTENTION_MMA: ByHeadDim = [
     (128, Names::ByKv { bf16: "f32_sdpa_sinks_mma_d128_kvbf16", f32: "f32_sdpa_sinks_mma_d128_kvf32" }),
 ];
 
+/// The split pass of attention over rows of several sequences (a cache each) per head dim
+/// (then the same combine pass).
+const ATTENTION_ROWS_SPLIT: ByHeadDim = [
+    (16, Names::ByKv { bf16: "f32_sdpa_sinks_rows_split_d16_kvbf16", f32: "f32_sdpa_sinks_rows_split_d16_kvf32" }),
+    (64, Names::ByKv { bf16: "f32_sdpa_sinks_rows_split_d64_kvbf16", f32: "f32_sdpa_sinks_rows_split_d64_kvf32" }),
+    (128, Names::ByKv { bf16: "f32_sdpa_sinks_rows_split_d128_kvbf16", f32: "f32_sdpa_sinks_rows_split_d128_kvf32" }),
+];
+
 /// The kernels one candidate launches, by PTX name.
 #[derive(Clone, Copy, Debug)]
 pub enum Ptx {
@@ -77,6 +85,9 @@ pub enum Ptx {
     Batched {
         gemv: Option<Names>,
         mma: Option<(Names, u32)>,
+        /// qkv_rope's form for rows of several sequences (a cache each): a GEMV kernel, in
+        /// every variant (rows run it at every size).
+        rows: Option<Names>,
     },
     /// attention, with a decode form and a prefill form as `Batched`: `split` (the split pass
     /// per head dim, then the combine pass) below the tensor-core crossover, `mma` (the
@@ -85,6 +96,9 @@ pub enum Ptx {
     Attention {
         split: Option<(&'static ByHeadDim, &'static str)>,
         mma: Option<&'static ByHeadDim>,
+        /// The split pass for rows of several sequences (a cache each), then the same combine
+        /// pass: in every variant.
+        rows: (&'static ByHeadDim, &'static str),
     },
     /// sample: arg-max, then the temperature pass or the top-k / top-p one.
     Sample {
@@ -95,9 +109,10 @@ pub enum Ptx {
 }
 
 /// The four variants of a batched op for one weight format, fastest first: the default
-/// (`name`: GEMV below the crossover, the split-activation GEMM from it), then each form forced.
-fn batched(name: &str, supports: fn(&OpCase) -> bool, gemv: Names, x2: Names, x1: Names) -> Vec<Candidate<Ptx>> {
-    let c = |suffix: &str, gemv, mma| Candidate { name: format!("{name}{suffix}"), supports, kernel: Ptx::Batched { gemv, mma } };
+/// (`name`: GEMV below the crossover, the split-activation GEMM from it), then each form forced;
+/// each with the op's form for rows of several sequences, if it has one.
+fn batched(name: &str, supports: fn(&OpCase) -> bool, gemv: Names, x2: Names, x1: Names, rows: Option<Names>) -> Vec<Candidate<Ptx>> {
+    let c = |suffix: &str, gemv, mma| Candidate { name: format!("{name}{suffix}"), supports, kernel: Ptx::Batched { gemv, mma, rows } };
     vec![
         c("", Some(gemv), Some((x2, 2))),
         c("_gemv", Some(gemv), None),
@@ -123,12 +138,34 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                     One("f32_bf16w_matmul_gemv"),
                     One("f32_bf16w_matmul_mma_x2"),
                     One("f32_bf16w_matmul_mma_x1"),
+                    None,
                 ),
-                batched("f32_mf4w_matmul", mf4w, One("f32_mf4w_matmul_gemv"), One("f32_mf4w_matmul_mma_x2"), One("f32_mf4w_matmul_mma_x1")),
-                batched("f32_i8w_matmul", i8w, One("f32_i8w_matmul_gemv"), One("f32_i8w_matmul_mma_x2"), One("f32_i8w_matmul_mma_x1")),
-                batched("f32_i4w_matmul", i4w, One("f32_i4w_matmul_gemv"), One("f32_i4w_matmul_mma_x2"), One("f32_i4w_matmul_mma_x1")),
+                batched(
+                    "f32_mf4w_matmul",
+                    mf4w,
+                    One("f32_mf4w_matmul_gemv"),
+                    One("f32_mf4w_matmul_mma_x2"),
+                    One("f32_mf4w_matmul_mma_x1"),
+                    None,
+                ),
+                batched(
+                    "f32_i8w_matmul",
+                    i8w,
+                    One("f32_i8w_matmul_gemv"),
+                    One("f32_i8w_matmul_mma_x2"),
+                    One("f32_i8w_matmul_mma_x1"),
+                    None,
+                ),
+                batched(
+                    "f32_i4w_matmul",
+                    i4w,
+                    One("f32_i4w_matmul_gemv"),
+                    One("f32_i4w_matmul_mma_x2"),
+                    One("f32_i4w_matmul_mma_x1"),
+                    None,
+                ),
                 // f32 weights have no tensor-core form (bf16 would round them).
-                vec![c("f32_f32w_matmul", f32w, Ptx::Batched { gemv: Some(One("f32_f32w_matmul_gemv")), mma: None })],
+                vec![c("f32_f32w_matmul", f32w, Ptx::Batched { gemv: Some(One("f32_f32w_matmul_gemv")), mma: None, rows: None })],
             ]
             .into_iter()
             .flatten()
@@ -143,6 +180,7 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                     ByKv { bf16: "f32_bf16w_qkv_rope_gemv_kvbf16", f32: "f32_bf16w_qkv_rope_gemv_kvf32" },
                     ByKv { bf16: "f32_bf16w_qkv_rope_mma_x2_kvbf16", f32: "f32_bf16w_qkv_rope_mma_x2_kvf32" },
                     ByKv { bf16: "f32_bf16w_qkv_rope_mma_x1_kvbf16", f32: "f32_bf16w_qkv_rope_mma_x1_kvf32" },
+                    Some(ByKv { bf16: "f32_bf16w_qkv_rope_rows_gemv_kvbf16", f32: "f32_bf16w_qkv_rope_rows_gemv_kvf32" }),
                 ),
                 batched(
                     "f32_i8w_qkv_rope",
@@ -150,6 +188,7 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                     ByKv { bf16: "f32_i8w_qkv_rope_gemv_kvbf16", f32: "f32_i8w_qkv_rope_gemv_kvf32" },
                     ByKv { bf16: "f32_i8w_qkv_rope_mma_x2_kvbf16", f32: "f32_i8w_qkv_rope_mma_x2_kvf32" },
                     ByKv { bf16: "f32_i8w_qkv_rope_mma_x1_kvbf16", f32: "f32_i8w_qkv_rope_mma_x1_kvf32" },
+                    Some(ByKv { bf16: "f32_i8w_qkv_rope_rows_gemv_kvbf16", f32: "f32_i8w_qkv_rope_rows_gemv_kvf32" }),
                 ),
                 batched(
                     "f32_i4w_qkv_rope",
@@ -157,6 +196,7 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                     ByKv { bf16: "f32_i4w_qkv_rope_gemv_kvbf16", f32: "f32_i4w_qkv_rope_gemv_kvf32" },
                     ByKv { bf16: "f32_i4w_qkv_rope_mma_x2_kvbf16", f32: "f32_i4w_qkv_rope_mma_x2_kvf32" },
                     ByKv { bf16: "f32_i4w_qkv_rope_mma_x1_kvbf16", f32: "f32_i4w_qkv_rope_mma_x1_kvf32" },
+                    Some(ByKv { bf16: "f32_i4w_qkv_rope_rows_gemv_kvbf16", f32: "f32_i4w_qkv_rope_rows_gemv_kvf32" }),
                 ),
                 vec![c(
                     "f32_f32w_qkv_rope",
@@ -164,6 +204,7 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                     Ptx::Batched {
                         gemv: Some(ByKv { bf16: "f32_f32w_qkv_rope_gemv_kvbf16", f32: "f32_f32w_qkv_rope_gemv_kvf32" }),
                         mma: None,
+                        rows: Some(ByKv { bf16: "f32_f32w_qkv_rope_rows_gemv_kvbf16", f32: "f32_f32w_qkv_rope_rows_gemv_kvf32" }),
                     },
                 )],
             ]
@@ -174,8 +215,9 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
         OpKind::Attention => {
             let split = (&ATTENTION_SPLIT, "f32_sdpa_sinks_combine");
             let mma = &ATTENTION_MMA;
+            let rows = (&ATTENTION_ROWS_SPLIT, "f32_sdpa_sinks_combine");
             // The default (split below the crossover, tensor cores from it), then each form forced.
-            let att = |suffix: &str, split, mma| c(&format!("f32_sdpa_sinks{suffix}"), any, Ptx::Attention { split, mma });
+            let att = |suffix: &str, split, mma| c(&format!("f32_sdpa_sinks{suffix}"), any, Ptx::Attention { split, mma, rows });
             ("attention", vec![att("", Some(split), Some(mma)), att("_split", Some(split), None), att("_mma", None, Some(mma))])
         }
         OpKind::MoeRoute => (
@@ -198,6 +240,7 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                         moe("f32_mf4w_moe_gate_up_swiglu", "f32_mf4w_moe_down_combine"),
                         moe("f32_mf4w_moe_gate_up_swiglu_mma_x2", "f32_mf4w_moe_down_mma_x2"),
                         moe("f32_mf4w_moe_gate_up_swiglu_mma_x1", "f32_mf4w_moe_down_mma_x1"),
+                        None,
                     ),
                     batched(
                         "f32_bf16w_moe_experts",
@@ -205,6 +248,7 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                         moe("f32_bf16w_moe_gate_up_swiglu", "f32_bf16w_moe_down_combine"),
                         moe("f32_bf16w_moe_gate_up_swiglu_mma_x2", "f32_bf16w_moe_down_mma_x2"),
                         moe("f32_bf16w_moe_gate_up_swiglu_mma_x1", "f32_bf16w_moe_down_mma_x1"),
+                        None,
                     ),
                     batched(
                         "f32_i8w_moe_experts",
@@ -212,6 +256,7 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                         moe("f32_i8w_moe_gate_up_swiglu", "f32_i8w_moe_down_combine"),
                         moe("f32_i8w_moe_gate_up_swiglu_mma_x2", "f32_i8w_moe_down_mma_x2"),
                         moe("f32_i8w_moe_gate_up_swiglu_mma_x1", "f32_i8w_moe_down_mma_x1"),
+                        None,
                     ),
                     batched(
                         "f32_i4w_moe_experts",
@@ -219,12 +264,13 @@ fn candidates(op: OpKind) -> (&'static str, Vec<Candidate<Ptx>>) {
                         moe("f32_i4w_moe_gate_up_swiglu", "f32_i4w_moe_down_combine"),
                         moe("f32_i4w_moe_gate_up_swiglu_mma_x2", "f32_i4w_moe_down_mma_x2"),
                         moe("f32_i4w_moe_gate_up_swiglu_mma_x1", "f32_i4w_moe_down_mma_x1"),
+                        None,
                     ),
                     // f32 weights have no tensor-core form.
                     vec![c(
                         "f32_f32w_moe_experts",
                         f32w,
-                        Ptx::Batched { gemv: Some(moe("f32_f32w_moe_gate_up_swiglu", "f32_f32w_moe_down_combine")), mma: None },
+                        Ptx::Batched { gemv: Some(moe("f32_f32w_moe_gate_up_swiglu", "f32_f32w_moe_down_combine")), mma: None, rows: None },
                     )],
                 ]
                 .into_iter()
@@ -292,8 +338,8 @@ fn mismatch<D: Device>(op: &str) -> EngineError {
 /// The kernels behind one chosen case, loaded.
 pub enum Resolved<D: Device> {
     One(D::Function),
-    Batched { gemv: Option<Loaded<D>>, mma: Option<(Loaded<D>, u32)> },
-    Attention { split: Option<(Loaded<D>, D::Function)>, mma: Option<Loaded<D>> },
+    Batched { gemv: Option<Loaded<D>>, mma: Option<(Loaded<D>, u32)>, rows: Option<Loaded<D>> },
+    Attention { split: Option<(Loaded<D>, D::Function)>, mma: Option<Loaded<D>>, rows: (Loaded<D>, D::Function) },
     Sample { argmax: D::Function, temperature: D::Function, cut: D::Function },
 }
 
@@ -308,11 +354,12 @@ fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Resu
     };
     Ok(match ptx {
         Ptx::One(name) => Resolved::One(f(name)?),
-        Ptx::Batched { gemv, mma } => Resolved::Batched {
+        Ptx::Batched { gemv, mma, rows } => Resolved::Batched {
             gemv: gemv.map(load).transpose()?,
             mma: mma.map(|(names, terms)| Ok::<_, EngineError>((load(names)?, terms))).transpose()?,
+            rows: rows.map(load).transpose()?,
         },
-        Ptx::Attention { split, mma } => {
+        Ptx::Attention { split, mma, rows } => {
             let d = plan.head_dim;
             let of_d = |table: &ByHeadDim| {
                 let found = table.iter().find(|s| s.0 == d).map(|s| s.1);
@@ -334,6 +381,7 @@ fn resolve<D: Device>(dev: &D, module: &str, ptx: Ptx, plan: &ModelPlan) -> Resu
             Resolved::Attention {
                 split: split.map(|(table, combine)| Ok::<_, EngineError>((load(of_d(table)?)?, f(combine)?))).transpose()?,
                 mma,
+                rows: (load(of_d(rows.0)?)?, f(rows.1)?),
             }
         }
         Ptx::Sample { argmax, temperature, cut } => Resolved::Sample { argmax: f(argmax)?, temperature: f(temperature)?, cut: f(cut)? },
@@ -412,7 +460,7 @@ mod tests {
         let forms = |spec: &str| {
             let (c, _) = choose(&case, &list, &KernelOverrides::parse(spec).unwrap()).unwrap();
             match c.kernel {
-                Ptx::Attention { split, mma } => (split.is_some(), mma.is_some()),
+                Ptx::Attention { split, mma, .. } => (split.is_some(), mma.is_some()),
                 other => panic!("attention chose {other:?}"),
             }
         };
@@ -437,8 +485,10 @@ mod tests {
                 };
                 let launched: Vec<&str> = match c.kernel {
                     Ptx::One(n) | Ptx::Sample { argmax: n, .. } => vec![n],
-                    Ptx::Batched { gemv, mma } => gemv.into_iter().chain(mma.map(|m| m.0)).map(first_of).collect(),
-                    Ptx::Attention { split, mma } => split.map(|s| s.0[0].1).into_iter().chain(mma.map(|m| m[0].1)).map(first_of).collect(),
+                    Ptx::Batched { gemv, mma, rows } => gemv.into_iter().chain(mma.map(|m| m.0)).chain(rows).map(first_of).collect(),
+                    Ptx::Attention { split, mma, rows } => {
+                        split.map(|s| s.0[0].1).into_iter().chain(mma.map(|m| m[0].1)).chain([rows.0[0].1]).map(first_of).collect()
+                    }
                 };
                 let stem = c
                     .name

@@ -79,6 +79,46 @@ pub struct Context<Buf> {
 
 static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
 
+/// An id no other context (or batch, see `batch`) of this process has had.
+pub(crate) fn unique_id() -> u64 {
+    NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl<Buf: DeviceBuffer> Activations<Buf> {
+    /// The buffers of `rows` rows of a model with config `c` on `backend`.
+    pub(crate) fn new<B: Backend<Buffer = Buf>>(backend: &mut B, c: &GptOssConfig, rows: usize) -> Result<Self> {
+        let (h, qd, k, v) = (c.hidden_size, c.q_dim(), c.num_experts_per_tok, c.vocab_size);
+        let mut alloc = |dtype, len| backend.alloc(dtype, len);
+        Ok(Activations {
+            tokens: alloc(DType::U32, rows)?,
+            positions: alloc(DType::U32, rows)?,
+            x: alloc(DType::F32, rows * h)?,
+            h: alloc(DType::F32, rows * h)?,
+            q: alloc(DType::F32, rows * qd)?,
+            attn: alloc(DType::F32, rows * qd)?,
+            expert_ids: alloc(DType::U32, rows * k)?,
+            expert_weights: alloc(DType::F32, rows * k)?,
+            last: alloc(DType::F32, rows * h)?,
+            logits: alloc(DType::F32, rows * v)?,
+        })
+    }
+}
+
+impl<Buf: DeviceBuffer> OffloadScratch<Buf> {
+    /// The scratch of `rows` rows of a model with config `c` whose experts stream.
+    pub(crate) fn new<B: Backend<Buffer = Buf>>(backend: &mut B, c: &GptOssConfig, rows: usize) -> Result<Self> {
+        let (h, k) = (c.hidden_size, c.num_experts_per_tok);
+        let mut alloc = |dtype, len| backend.alloc(dtype, len);
+        Ok(OffloadScratch {
+            slot_ids: alloc(DType::U32, rows * k)?,
+            h: alloc(DType::F32, rows * h)?,
+            x: alloc(DType::F32, rows * h)?,
+            weights: alloc(DType::F32, rows * k)?,
+            predicted: alloc(DType::U32, k)?,
+        })
+    }
+}
+
 impl<Buf: DeviceBuffer> Context<Buf> {
     /// An empty context of a model with config `c` on `backend`, for forward calls of at most
     /// `max_batch` tokens.
@@ -102,32 +142,9 @@ impl<Buf: DeviceBuffer> Context<Buf> {
             .map(|l| KvLayerSpec { kv_heads: c.num_key_value_heads, head_dim: c.head_dim, window: c.window(l) })
             .collect();
         let kv = KvCache::new(backend, &specs, opts.kv_dtype, opts.max_context, max_batch)?;
-        let (h, qd, k, v) = (c.hidden_size, c.q_dim(), c.num_experts_per_tok, c.vocab_size);
-        let mut alloc = |dtype, len| backend.alloc(dtype, len);
-        let act = Activations {
-            tokens: alloc(DType::U32, max_batch)?,
-            positions: alloc(DType::U32, max_batch)?,
-            x: alloc(DType::F32, max_batch * h)?,
-            h: alloc(DType::F32, max_batch * h)?,
-            q: alloc(DType::F32, max_batch * qd)?,
-            attn: alloc(DType::F32, max_batch * qd)?,
-            expert_ids: alloc(DType::U32, max_batch * k)?,
-            expert_weights: alloc(DType::F32, max_batch * k)?,
-            last: alloc(DType::F32, max_batch * h)?,
-            logits: alloc(DType::F32, max_batch * v)?,
-        };
-        let offload = match offload {
-            true => Some(OffloadScratch {
-                slot_ids: alloc(DType::U32, max_batch * k)?,
-                h: alloc(DType::F32, max_batch * h)?,
-                x: alloc(DType::F32, max_batch * h)?,
-                weights: alloc(DType::F32, max_batch * k)?,
-                predicted: alloc(DType::U32, k)?,
-            }),
-            false => None,
-        };
-        let id = NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed);
-        Ok(Context { id, kv, act, offload, logits_rows: 0, staging: vec![0; max_batch * 4] })
+        let act = Activations::new(backend, c, max_batch)?;
+        let offload = if offload { Some(OffloadScratch::new(backend, c, max_batch)?) } else { None };
+        Ok(Context { id: unique_id(), kv, act, offload, logits_rows: 0, staging: vec![0; max_batch * 4] })
     }
 
     /// Tokens in the cache; the next token's position.

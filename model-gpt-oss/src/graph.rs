@@ -7,16 +7,28 @@
 //!
 //! The semantics are those of OpenAI's reference (`gpt_oss/torch/model.py`); where it does
 //! something a reader would not guess, the call below says so.
+//!
+//! A decode step over several contexts (`batch`) runs these same ops on its rows, every op
+//! batched but the two that depend on the sequence, which take each row's own cache
+//! ([`Caches::Rows`]).
 
 use gptoss_engine::{
-    AttentionArgs, Backend, EmbedArgs, EngineError, MatmulArgs, MoeRouteArgs, QkvRopeArgs, Result, RmsNormArgs, Step, StepMode, Swiglu,
+    AttentionArgs, AttentionRowsArgs, Backend, EmbedArgs, EngineError, KvCache, KvLayer, MatmulArgs, MoeRouteArgs, QkvRopeArgs,
+    QkvRopeRowsArgs, Result, RmsNormArgs, Step, StepMode, Swiglu,
 };
 
 use crate::config::SWIGLU_ALPHA;
-use crate::context::Context;
+use crate::context::{Activations, Context, OffloadScratch};
 use crate::model::GptOss;
 use crate::probe::Probed;
 use crate::residency::{self, Residency};
+
+/// Where the keys and values of a step's rows live: one sequence's cache (its tokens in order),
+/// or each row's own context (a decode step of several sequences, row t one token of the t-th).
+pub(crate) enum Caches<'c, 'x, Buf> {
+    One(&'c mut KvCache<Buf>),
+    Rows(&'c mut [&'x mut Context<Buf>]),
+}
 
 impl<B: Backend> GptOss<B> {
     /// Appends `tokens` to `ctx` at its next positions and computes logits for the last
@@ -60,66 +72,76 @@ impl<B: Backend> GptOss<B> {
         let replayable = self.probe.is_none() && self.routing.is_none() && matches!(self.residency, Residency::Resident);
         let step = Step { context: ctx.id, tokens: tokens.len(), logits_rows, replayable };
         if self.backend.begin_step(step)? == StepMode::Run {
-            self.ops(ctx, tokens.len(), logits_rows)?;
+            self.ops(&mut ctx.act, ctx.offload.as_mut(), Caches::One(&mut ctx.kv), tokens.len(), logits_rows)?;
             self.backend.end_step()?;
         }
         ctx.logits_rows = logits_rows;
         Ok(())
     }
 
-    /// The ops of one forward step over `n` staged tokens.
-    fn ops(&mut self, ctx: &mut Context<B::Buffer>, n: usize, logits_rows: usize) -> Result<()> {
+    /// The ops of one forward step over `n` staged tokens (rows of `act`), whose keys and values
+    /// go to and come from `caches`; `offload` is the rows' scratch where the experts stream.
+    pub(crate) fn ops(
+        &mut self,
+        act: &mut Activations<B::Buffer>,
+        mut offload: Option<&mut OffloadScratch<B::Buffer>>,
+        mut caches: Caches<'_, '_, B::Buffer>,
+        n: usize,
+        logits_rows: usize,
+    ) -> Result<()> {
         let c = &self.config;
         let (hidden, top_k, eps) = (c.hidden_size, c.num_experts_per_tok, c.rms_norm_eps);
         let scale = 1.0 / (c.head_dim as f32).sqrt();
         let swiglu = Swiglu { alpha: SWIGLU_ALPHA, limit: c.swiglu_limit };
         let layers = c.num_hidden_layers;
-        let (b, w, a) = (&mut self.backend, &self.weights, &mut ctx.act);
+        let (b, w, a) = (&mut self.backend, &self.weights, &mut *act);
 
         // x [n, hidden] = embedding rows
         b.embed(EmbedArgs { table: &w.embed, tokens: &a.tokens, n, out: &mut a.x })?;
-        self.probe_buffer(&ctx.act, "embeddings", Probed::X, n * hidden)?;
+        self.probe_buffer(act, "embeddings", Probed::X, n * hidden)?;
 
         for l in 0..layers {
             // The layer's weights: resident, or (layered) read now while the next is read ahead.
             self.residency.enter_layer(&mut self.backend, &self.config, l)?;
             let w = residency::layer(&self.weights, &self.residency, l)?;
-            let (b, a) = (&mut self.backend, &mut ctx.act);
-            let kv = &mut ctx.kv.layers[l];
+            let (b, a) = (&mut self.backend, &mut *act);
             // h [n, hidden] = RMSNorm(x)
             b.rms_norm(RmsNormArgs { x: &a.x, gain: &w.attn_norm, n, eps, out: &mut a.h })?;
-            // q [n, q_heads·d] rotated; k (rotated) and v into the cache at their positions
-            b.qkv_rope(QkvRopeArgs {
-                wq: &w.q,
-                wk: &w.k,
-                wv: &w.v,
-                x: &a.h,
-                n,
-                positions: &a.positions,
-                rope: &self.rope,
-                kv,
-                q_out: &mut a.q,
-            })?;
+            // q [n, q_heads·d] rotated; k (rotated) and v into the cache at their positions.
             // attn [n, q_heads·d] = softmax([q·kᵀ/√d | sink]) · v over the allowed keys (causal;
             // the last sliding_window positions on sliding layers). The head's learned sink is
             // one more column of the softmax whose value is dropped (model.py's sdpa concatenates
             // S to QK, then keeps W[..., :-1]): it takes probability from the keys, adds no value.
-            b.attention(AttentionArgs { q: &a.q, kv, n, positions: &a.positions, sinks: &w.sinks, scale, out: &mut a.attn })?;
+            let (wq, wk, wv, rope, positions) = (&w.q, &w.k, &w.v, &self.rope, &a.positions);
+            match &mut caches {
+                Caches::One(cache) => {
+                    let kv = &mut cache.layers[l];
+                    b.qkv_rope(QkvRopeArgs { wq, wk, wv, x: &a.h, n, positions, rope, kv, q_out: &mut a.q })?;
+                    b.attention(AttentionArgs { q: &a.q, kv, n, positions, sinks: &w.sinks, scale, out: &mut a.attn })?;
+                }
+                Caches::Rows(contexts) => {
+                    // Row t's cache is its own context's layer l.
+                    let mut kv: Vec<&mut KvLayer<B::Buffer>> = contexts.iter_mut().map(|c| &mut c.kv.layers[l]).collect();
+                    b.qkv_rope_rows(QkvRopeRowsArgs { wq, wk, wv, x: &a.h, n, positions, rope, kv: &mut kv[..], q_out: &mut a.q })?;
+                    let kv: Vec<&KvLayer<B::Buffer>> = contexts.iter().map(|c| &c.kv.layers[l]).collect();
+                    b.attention_rows(AttentionRowsArgs { q: &a.q, kv: &kv[..], n, positions, sinks: &w.sinks, scale, out: &mut a.attn })?;
+                }
+            }
             // x += Wo · attn + bo
             b.matmul(MatmulArgs { w: &w.o, x: &a.attn, n, out: &mut a.x, accumulate: true })?;
             if self.probe.is_some() {
-                self.probe_buffer(&ctx.act, &format!("layers.{l}.attention_residual"), Probed::X, n * hidden)?;
+                self.probe_buffer(act, &format!("layers.{l}.attention_residual"), Probed::X, n * hidden)?;
             }
 
             let w = residency::layer(&self.weights, &self.residency, l)?;
-            let (b, a) = (&mut self.backend, &mut ctx.act);
+            let (b, a) = (&mut self.backend, &mut *act);
             // h [n, hidden] = RMSNorm(x)
             b.rms_norm(RmsNormArgs { x: &a.x, gain: &w.mlp_norm, n, eps, out: &mut a.h })?;
             // expert_ids, expert_weights [n, top_k] = top-k of (Wr·h + br), softmax over those k
             // logits only (not over every expert)
             b.moe_route(MoeRouteArgs { router: &w.router, x: &a.h, n, top_k, ids: &mut a.expert_ids, weights: &mut a.expert_weights })?;
             if let Some(r) = &mut self.routing {
-                r.layer(&mut self.backend, &ctx.act.expert_ids, l, n)?;
+                r.layer(&mut self.backend, &act.expert_ids, l, n)?;
             }
             // x += Σ_k weight_k · (W2[e_k] · swiglu(W1[e_k] · h + b1) + b2), as model.py's
             // MLPBlock: W1's rows interleave gate and up (row 2j is gate j, row 2j+1 is up j:
@@ -127,11 +149,12 @@ impl<B: Backend> GptOss<B> {
             // both sides (±limit); swiglu = gate · σ(α · gate) · (up + 1), the `+1` on the
             // linear branch. The bias b2 is inside the weighted sum. The experts are the layer's
             // own, or (experts mode) read into the expert pool as the router chose them.
-            residency::moe_experts(&mut self.backend, &self.config, &self.weights, &mut self.residency, ctx, l, n, swiglu)?;
+            let scratch = offload.as_deref_mut();
+            residency::moe_experts(&mut self.backend, &self.config, &self.weights, &mut self.residency, act, scratch, l, n, swiglu)?;
             if self.probe.is_some() {
-                self.probe_buffer(&ctx.act, &format!("layers.{l}.router_ids"), Probed::ExpertIds, n * top_k)?;
-                self.probe_buffer(&ctx.act, &format!("layers.{l}.router_weights"), Probed::ExpertWeights, n * top_k)?;
-                self.probe_buffer(&ctx.act, &format!("layers.{l}.output"), Probed::X, n * hidden)?;
+                self.probe_buffer(act, &format!("layers.{l}.router_ids"), Probed::ExpertIds, n * top_k)?;
+                self.probe_buffer(act, &format!("layers.{l}.router_weights"), Probed::ExpertWeights, n * top_k)?;
+                self.probe_buffer(act, &format!("layers.{l}.output"), Probed::X, n * hidden)?;
             }
         }
 
@@ -141,15 +164,15 @@ impl<B: Backend> GptOss<B> {
         if logits_rows == 0 {
             return Ok(());
         }
-        let (b, w, a) = (&mut self.backend, &self.weights, &mut ctx.act);
+        let (b, w, a) = (&mut self.backend, &self.weights, &mut *act);
         let first = n - logits_rows;
         // last [rows, hidden] = RMSNorm(x[first..n])
         b.copy(&a.x, first * hidden, &mut a.h, 0, logits_rows * hidden)?;
         b.rms_norm(RmsNormArgs { x: &a.h, gain: &w.norm, n: logits_rows, eps, out: &mut a.last })?;
         // logits [rows, vocab] = W_U · last
         b.matmul(MatmulArgs { w: &w.unembed, x: &a.last, n: logits_rows, out: &mut a.logits, accumulate: false })?;
-        self.probe_buffer(&ctx.act, "final_norm", Probed::Last, logits_rows * hidden)?;
-        self.probe_buffer(&ctx.act, "logits", Probed::Logits, logits_rows * self.config.vocab_size)?;
+        self.probe_buffer(act, "final_norm", Probed::Last, logits_rows * hidden)?;
+        self.probe_buffer(act, "logits", Probed::Logits, logits_rows * self.config.vocab_size)?;
         Ok(())
     }
 }

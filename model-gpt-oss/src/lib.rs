@@ -4,6 +4,7 @@
 //! format.
 
 pub mod accounting;
+pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod context;
@@ -28,6 +29,7 @@ pub mod tensors;
 pub mod weight_only;
 pub mod weights;
 
+pub use batch::Batch;
 pub use config::GptOssConfig;
 pub use context::{Context, ContextOptions};
 pub use error::{ModelError, Result};

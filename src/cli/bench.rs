@@ -17,6 +17,7 @@ use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel
 
 use super::args::{parse_activations, parse_weights};
 use super::bench_offload::{Ladder, OffloadArgs};
+use super::concurrency;
 use super::progress::{bytes_bar, updater};
 
 #[derive(clap::Args)]
@@ -66,6 +67,11 @@ pub struct Args {
     /// Decode steps timed op by op for the breakdown (0 skips it).
     #[arg(long, default_value_t = 4)]
     profile_tokens: usize,
+    /// Instead of the table: aggregate decode tok/s of this many sequences at once
+    /// (comma-separated, e.g. 1,2,4,8), batched as the server decodes them against one forward
+    /// per sequence (first model only; -n steps, --repetitions rounds).
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Vec<usize>,
     /// Weights of attention and unembedding, one run each (comma-separated): native (as
     /// stored), or quantized while loading to int8, int4 or int4:GROUP.
     #[arg(long, value_delimiter = ',', default_value = "native")]
@@ -113,6 +119,9 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         a.cpu_activations.iter().map(|s| parse_activations(s)).collect::<Result<Vec<_>>>()?
     };
+    if !a.concurrency.is_empty() {
+        return run_concurrency(&a, &sources[0], threads, backend);
+    }
     let machine = describe(env!("GPTOSS_VERSION"));
     eprintln!("measuring the read bandwidth of {threads} threads…");
     let peak = cpu_read_gb_s(threads, DEFAULT_BYTES, 5);
@@ -178,6 +187,35 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Defaults of `--concurrency`: decode steps per measurement, rounds.
+const CONCURRENCY_DEFAULTS: (usize, usize) = (8, 3);
+
+/// `--concurrency`: the levels checked, then `concurrency::run` on the first model.
+fn run_concurrency(a: &Args, source: &ModelSource, threads: usize, backend: gptoss::BackendKind) -> Result<()> {
+    if a.concurrency.contains(&0) {
+        return Err(Error::Usage("--concurrency: every level must be at least 1 sequence".into()));
+    }
+    let plan = concurrency::Plan {
+        levels: a.concurrency.clone(),
+        steps: a.gen_tokens.unwrap_or(CONCURRENCY_DEFAULTS.0).max(1),
+        rounds: a.repetitions.unwrap_or(CONCURRENCY_DEFAULTS.1).max(1),
+    };
+    let rows = a.concurrency.iter().copied().max().unwrap_or(1);
+    let model = source.open()?;
+    let opts = RuntimeOptions {
+        backend,
+        threads: Some(threads),
+        cpu_activations: match a.cpu_activations.first() {
+            Some(s) => parse_activations(s)?,
+            None => Activations::default(),
+        },
+        load: LoadOptions { max_batch: a.batch.max(rows).max(concurrency::PROMPT), ..LoadOptions::default() },
+        context: ContextOptions { max_context: concurrency::PROMPT + plan.steps, kv_dtype: DType::Bf16 },
+        contexts: rows,
+    };
+    concurrency::run(&model, &source.to_string(), &opts, &plan)
 }
 
 /// What one load of a model is benchmarked on.

@@ -5,6 +5,7 @@ mod bench;
 mod bench_offload;
 mod cache_sim;
 mod chat;
+mod concurrency;
 mod eval;
 mod generate;
 mod inspect;

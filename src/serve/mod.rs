@@ -22,8 +22,9 @@
 //! their slots at its next step. SIGINT or SIGTERM stops accepting connections, lets running
 //! and queued requests finish, then exits; a second signal exits at once.
 //!
-//! [`step::decode`] is where a batched forward over all running sequences goes: the scheduler
-//! already calls it once per step with every running sequence's row.
+//! [`step::decode`] runs every running sequence's next token in one batched forward
+//! (`Model::forward_rows` over a [`gptoss::Batch`] of min(--parallel, --batch) rows, allocated
+//! at start-up with the slots); the scheduler calls it once per step.
 
 mod chat;
 mod completions;
@@ -97,6 +98,8 @@ pub fn run(model: &OpenedModel, runtime: &RuntimeOptions, tokenizer: Tokenizer, 
     }
     let contexts = (0..opts.parallel).map(|_| loaded.new_context(runtime.context)).collect::<Result<Vec<_>>>()?;
     let kv_bytes: usize = contexts.iter().map(|c| c.kv_cache_bytes()).sum();
+    // A decode step takes every running slot, in forwards of at most --batch rows.
+    let batch = loaded.new_batch(opts.parallel.min(loaded.max_batch()))?;
     let info = loaded.backend_info();
     let config = loaded.config();
     let (vocab, eos) = (config.vocab_size, config.eos_token_ids.clone());
@@ -104,7 +107,7 @@ pub fn run(model: &OpenedModel, runtime: &RuntimeOptions, tokenizer: Tokenizer, 
 
     let metrics = Arc::new(Metrics::new(opts.parallel));
     let (inbox, jobs) = std::sync::mpsc::channel();
-    let scheduler = Scheduler::new(loaded, contexts, jobs, metrics.clone());
+    let scheduler = Scheduler::new(loaded, batch, contexts, jobs, metrics.clone());
     let thread = std::thread::Builder::new().name("gptoss-scheduler".into()).spawn(move || scheduler.run())?;
 
     let state = Arc::new(AppState::new(

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
-use gptoss::{Context, Model};
+use gptoss::{Batch, Context, Model};
 use gptoss_engine::{Rng, SamplingParams};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedSender;
@@ -95,6 +95,8 @@ struct Slot {
 
 pub struct Scheduler {
     model: Model,
+    /// The activations of a decode step over the running sequences.
+    batch: Batch,
     slots: Vec<Slot>,
     waiting: VecDeque<Job>,
     inbox: Receiver<Job>,
@@ -105,10 +107,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler over `contexts`, one slot each.
-    pub fn new(model: Model, contexts: Vec<Context>, inbox: Receiver<Job>, metrics: Arc<Metrics>) -> Self {
+    /// A scheduler over `contexts`, one slot each, decoding them in steps of `batch`'s rows.
+    pub fn new(model: Model, batch: Batch, contexts: Vec<Context>, inbox: Receiver<Job>, metrics: Arc<Metrics>) -> Self {
         let slots = contexts.into_iter().map(|ctx| Slot { ctx, seq: None }).collect();
-        Self { model, slots, waiting: VecDeque::new(), inbox, metrics, admitted: 0, scratch: Vec::new() }
+        Self { model, batch, slots, waiting: VecDeque::new(), inbox, metrics, admitted: 0, scratch: Vec::new() }
     }
 
     /// Runs until the inbox is closed and every sequence has finished.
@@ -207,7 +209,7 @@ impl Scheduler {
     }
 
     /// One decode step: every running sequence (slots `running`) feeds its last token and
-    /// samples its next, through [`step::decode`] — the one call a batched forward replaces.
+    /// samples its next, all in one forward ([`step::decode`]).
     fn decode_step(&mut self, running: &[usize]) {
         let start = Instant::now();
         let mut rows = Vec::with_capacity(running.len());
@@ -218,13 +220,13 @@ impl Scheduler {
                 rows.push(DecodeRow { ctx: &mut slot.ctx, token, draw: draw(seq) });
             }
         }
-        let results = step::decode(&mut self.model, &mut rows, &mut self.scratch);
+        let results = step::decode(&mut self.model, &mut self.batch, &mut rows, &mut self.scratch);
         drop(rows);
         self.metrics.decoded(running.len(), start.elapsed());
         for (&i, result) in running.iter().zip(results) {
             match result {
                 Ok(sampled) => self.emit(i, sampled),
-                Err(e) => self.fail(i, e.to_string()),
+                Err(e) => self.fail(i, e),
             }
         }
     }
@@ -308,8 +310,9 @@ mod tests {
         };
         let mut loaded = Model::load(&model.open().unwrap(), &opts, &mut |_, _| {}).unwrap();
         let contexts = (0..slots).map(|_| loaded.new_context(opts.context).unwrap()).collect();
+        let batch = loaded.new_batch(slots).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let s = Scheduler::new(loaded, contexts, rx, Arc::new(Metrics::new(slots)));
+        let s = Scheduler::new(loaded, batch, contexts, rx, Arc::new(Metrics::new(slots)));
         (tx, std::thread::spawn(move || s.run()))
     }
 

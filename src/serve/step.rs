@@ -1,13 +1,13 @@
 //! The model calls the scheduler makes: a prefill chunk of one sequence, and a decode step over
 //! every running sequence. These are the only places the server touches the model.
 //!
-//! [`decode`] is the function the batched path replaces: today it runs one single-token forward
-//! per row (each row's context is its own KV cache); with a Backend op for attention over several
-//! sequences it becomes one forward over all rows. Its contract already is the batched one: rows
-//! in, one result per row out, and a row's result depends only on that row (its context, token,
-//! sampling parameters and uniform number), never on the other rows.
+//! [`decode`] runs all running sequences' next tokens in one forward (`Model::forward_rows`: the
+//! dense weights read once for all rows, attention over each row's own cache). A row's result
+//! depends only on that row (its context, token, sampling parameters and uniform number), never
+//! on the other rows: on the CPU its logits equal, bit for bit, those of a forward of its context
+//! alone (`model-gpt-oss/src/batch.rs` says when that holds on CUDA).
 
-use gptoss::{Context, Model, Result};
+use gptoss::{Batch, Context, Model, Result};
 use gptoss_engine::{CausalLm, SamplingParams};
 
 /// How a row's next token is chosen.
@@ -46,19 +46,25 @@ pub struct TokenLogprobs {
 }
 
 /// Appends each row's token to its context and samples each row's next token: one decode step
-/// for every running sequence. One result per row, in row order.
-///
-/// This phase runs one forward per row. The batched path replaces this body by one forward over
-/// all rows (attention over several sequences, each with its own cache and position); the
-/// signature and the row-independence of the results stay.
-pub fn decode(model: &mut Model, rows: &mut [DecodeRow<'_>], scratch: &mut Vec<f32>) -> Vec<Result<Sampled>> {
-    rows.iter_mut()
-        .map(|row| {
-            let mut lm = model.session(row.ctx)?;
-            lm.forward(std::slice::from_ref(&row.token), 1)?;
-            sample(lm.as_mut(), &row.draw, scratch)
-        })
-        .collect()
+/// for every running sequence, in forwards of at most `batch.max_rows()` rows. One result per
+/// row, in row order: its token, or the error's message. A row that cannot take the step (its
+/// context full) fails alone; a forward that fails fails its rows.
+pub fn decode(model: &mut Model, batch: &mut Batch, rows: &mut [DecodeRow<'_>], scratch: &mut Vec<f32>) -> Vec<Result<Sampled, String>> {
+    let mut results: Vec<Option<Result<Sampled, String>>> =
+        rows.iter().map(|r| model.check_decode(r.ctx, r.token).err().map(|e| Err(e.to_string()))).collect();
+    let mut ready: Vec<(usize, &mut DecodeRow<'_>)> = rows.iter_mut().enumerate().filter(|(i, _)| results[*i].is_none()).collect();
+    for group in ready.chunks_mut(batch.max_rows()) {
+        let tokens: Vec<u32> = group.iter().map(|(_, r)| r.token).collect();
+        let mut contexts: Vec<&mut Context> = group.iter_mut().map(|(_, r)| &mut *r.ctx).collect();
+        let step = model.forward_rows(batch, &mut contexts, &tokens);
+        for (row, (i, r)) in group.iter().enumerate() {
+            results[*i] = Some(match &step {
+                Ok(()) => sample(&mut BatchRow { model, batch, row }, &r.draw, scratch).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            });
+        }
+    }
+    results.into_iter().map(|r| r.expect("every row has a result")).collect()
 }
 
 /// Runs `tokens` (a chunk of a prompt) through `ctx` from its current position. With `draw`
@@ -86,14 +92,53 @@ pub fn prefill_chunk(model: &mut Model, ctx: &mut Context) -> Result<usize> {
     Ok(model.session(ctx)?.max_batch())
 }
 
-/// Samples from the last forward's only row of logits.
-fn sample(lm: &mut dyn CausalLm, draw: &Draw, scratch: &mut Vec<f32>) -> Result<Sampled> {
+/// One row of logits on the device: what sampling reads.
+trait LogitsRow {
+    fn vocab(&self) -> usize;
+    fn read(&mut self, out: &mut [f32]) -> Result<()>;
+    fn pick(&mut self, params: &SamplingParams, u: f32) -> Result<u32>;
+}
+
+/// The only row of a single-context forward.
+impl LogitsRow for dyn CausalLm + '_ {
+    fn vocab(&self) -> usize {
+        self.vocab_size()
+    }
+    fn read(&mut self, out: &mut [f32]) -> Result<()> {
+        Ok(self.logits(0, out)?)
+    }
+    fn pick(&mut self, params: &SamplingParams, u: f32) -> Result<u32> {
+        Ok(self.sample(0, params, u)?)
+    }
+}
+
+/// Row `row` of the last decode step.
+struct BatchRow<'a> {
+    model: &'a mut Model,
+    batch: &'a Batch,
+    row: usize,
+}
+
+impl LogitsRow for BatchRow<'_> {
+    fn vocab(&self) -> usize {
+        self.model.config().vocab_size
+    }
+    fn read(&mut self, out: &mut [f32]) -> Result<()> {
+        self.model.batch_logits(self.batch, self.row, out)
+    }
+    fn pick(&mut self, params: &SamplingParams, u: f32) -> Result<u32> {
+        self.model.batch_sample(self.batch, self.row, params, u)
+    }
+}
+
+/// Samples from `logits`, with log-probabilities when the draw asks for them.
+fn sample(logits: &mut (impl LogitsRow + ?Sized), draw: &Draw, scratch: &mut Vec<f32>) -> Result<Sampled> {
     let Some(top) = draw.top_logprobs else {
-        return Ok(Sampled { token: lm.sample(0, &draw.sampling, draw.u)?, logprobs: None });
+        return Ok(Sampled { token: logits.pick(&draw.sampling, draw.u)?, logprobs: None });
     };
-    scratch.resize(lm.vocab_size(), 0.0);
-    lm.logits(0, scratch)?;
-    let token = lm.sample(0, &draw.sampling, draw.u)?;
+    scratch.resize(logits.vocab(), 0.0);
+    logits.read(scratch)?;
+    let token = logits.pick(&draw.sampling, draw.u)?;
     Ok(Sampled { token, logprobs: Some(logprobs(scratch, token, top)) })
 }
 
@@ -124,6 +169,57 @@ pub fn logprobs(logits: &[f32], token: u32, top: usize) -> TokenLogprobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gptoss::{BackendKind, RuntimeOptions};
+    use gptoss_engine::DType;
+    use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource};
+
+    const GREEDY: Draw = Draw { sampling: SamplingParams::GREEDY, u: 0.0, top_logprobs: Some(3) };
+
+    /// synthetic:tiny on the CPU, forwards of at most 2 tokens, contexts of 8.
+    fn model() -> (Model, ContextOptions) {
+        let opts = RuntimeOptions {
+            backend: BackendKind::Cpu,
+            threads: Some(1),
+            load: LoadOptions { max_batch: 2, ..LoadOptions::default() },
+            context: ContextOptions { max_context: 8, kv_dtype: DType::Bf16 },
+            ..Default::default()
+        };
+        let model = Model::load(&"synthetic:tiny".parse::<ModelSource>().unwrap().open().unwrap(), &opts, &mut |_, _| {}).unwrap();
+        (model, opts.context)
+    }
+
+    /// A context holding `prompt`.
+    fn prefilled(model: &mut Model, opts: ContextOptions, prompt: &[u32]) -> Context {
+        let mut ctx = model.new_context(opts).unwrap();
+        for chunk in prompt.chunks(2) {
+            prefill(model, &mut ctx, chunk, None, &mut Vec::new()).unwrap();
+        }
+        ctx
+    }
+
+    #[test]
+    fn a_decode_step_gives_each_row_what_it_gives_alone_and_a_full_context_fails_alone() {
+        let (mut model, opts) = model();
+        let prompts: [&[u32]; 4] = [&[1, 2, 3], &[4, 5, 6, 7, 8, 9, 10, 11], &[12], &[13, 14, 15, 16, 17]];
+        let solo: Vec<Sampled> = [0, 2, 3]
+            .iter()
+            .map(|&i| {
+                let mut ctx = prefilled(&mut model, opts, prompts[i]);
+                let mut batch = model.new_batch(1).unwrap();
+                let mut row = [DecodeRow { ctx: &mut ctx, token: 7, draw: GREEDY }];
+                decode(&mut model, &mut batch, &mut row, &mut Vec::new()).remove(0).unwrap()
+            })
+            .collect();
+        // Four rows in forwards of two; row 1's context is full.
+        let mut contexts: Vec<Context> = prompts.iter().map(|p| prefilled(&mut model, opts, p)).collect();
+        let mut batch = model.new_batch(2).unwrap();
+        let mut rows: Vec<DecodeRow<'_>> = contexts.iter_mut().map(|ctx| DecodeRow { ctx, token: 7, draw: GREEDY }).collect();
+        let mut results = decode(&mut model, &mut batch, &mut rows, &mut Vec::new());
+        let full = results.remove(1).expect_err("a full context cannot take a step");
+        assert!(full.contains("context"), "{full}");
+        let together: Vec<Sampled> = results.into_iter().map(Result::unwrap).collect();
+        assert_eq!(together, solo);
+    }
 
     #[test]
     fn logprobs_are_a_log_softmax_with_the_best_first() {

@@ -1,14 +1,15 @@
 //! The attention input projections as matmuls sharing one preparation of x (`drivers::matmul`),
 //! then RoPE and the KV-cache write. RoPE and the write are cheap (≈ 5k multiplies per token)
-//! and run on the caller.
+//! and run on the caller. The rows form (`qkv_rope_rows`, a decode step of several sequences)
+//! is the same code with a cache per row, so a row computes exactly what it would alone.
 
-use gptoss_engine::QkvRopeArgs;
+use gptoss_engine::{QkvRopeArgs, QkvRopeRowsArgs};
 
 use super::matmul::{Products, run};
 use crate::compiled::Compiled;
 use crate::fast::matmul::format::Format;
 use crate::host::Host;
-use crate::view::{KvDataMut, MAX_HEAD_DIM};
+use crate::view::{KvDataMut, KvViewMut, MAX_HEAD_DIM, RopeView, WeightView};
 use crate::workspace::Workspace;
 
 /// Rotates each `head_dim` slice of `x` by the angles whose cos and sin are `cs` (`[cos | sin]`,
@@ -27,28 +28,50 @@ fn rotate(x: &mut [f32], d: usize, cs: &[f32]) {
 }
 
 pub fn qkv_rope<H: Compiled, F: Format, P: Products<F>>(mut a: QkvRopeArgs<Host>, ws: &mut Workspace) {
-    let (n, d) = (a.n, a.kv.shape.head_dim);
-    let kv_row = a.kv.shape.kv_heads * d;
+    let w = [&a.wq, &a.wk, &a.wv];
+    project::<H, F, P>(w, a.x, a.positions, &a.rope, std::slice::from_mut(&mut a.kv), a.q_out, ws);
+}
+
+pub fn qkv_rope_rows<H: Compiled, F: Format, P: Products<F>>(mut a: QkvRopeRowsArgs<Host>, ws: &mut Workspace) {
+    project::<H, F, P>([&a.wq, &a.wk, &a.wv], a.x, a.positions, &a.rope, &mut a.kv, a.q_out, ws);
+}
+
+/// The projections `[wq, wk, wv]` of `x`, one row per position of `positions` (the weights
+/// read once for all rows), then the rotation and the cache write: row t's into `caches[t]`,
+/// or into `caches[0]` when there is one cache for all rows.
+fn project<H: Compiled, F: Format, P: Products<F>>(
+    [wq, wk, wv]: [&WeightView; 3],
+    x: &[f32],
+    positions: &[u32],
+    rope: &RopeView,
+    caches: &mut [KvViewMut],
+    q_out: &mut [f32],
+    ws: &mut Workspace,
+) {
+    let (n, shape) = (positions.len(), caches[0].shape);
+    let (d, kv_row) = (shape.head_dim, shape.kv_heads * shape.head_dim);
     let Workspace { act: scratch, iota, k: kt, v: vt, .. } = ws;
-    let act = P::prepare::<H>(a.x, a.wq.cols, n, scratch);
+    let act = P::prepare::<H>(x, wq.cols, n, scratch);
     let rows = &iota[..n];
-    run::<H, F, P>(&a.wq, act, rows, rows, a.q_out, a.wq.rows, false);
-    run::<H, F, P>(&a.wk, act, rows, rows, kt, kv_row, false);
-    run::<H, F, P>(&a.wv, act, rows, rows, vt, kv_row, false);
+    run::<H, F, P>(wq, act, rows, rows, q_out, wq.rows, false);
+    run::<H, F, P>(wk, act, rows, rows, kt, kv_row, false);
+    run::<H, F, P>(wv, act, rows, rows, vt, kv_row, false);
+    let shared = caches.len() == 1;
     let mut cs = [0f32; MAX_HEAD_DIM];
-    for (t, &pos) in a.positions.iter().enumerate() {
+    for (t, &pos) in positions.iter().enumerate() {
         for i in 0..d / 2 {
             // As the reference: the angle rounded to f32, its cos and sin in f64.
-            let angle = (pos as f32 * a.rope.inv_freq[i]) as f64;
-            cs[i] = (angle.cos() * a.rope.concentration as f64) as f32;
-            cs[d / 2 + i] = (angle.sin() * a.rope.concentration as f64) as f32;
+            let angle = (pos as f32 * rope.inv_freq[i]) as f64;
+            cs[i] = (angle.cos() * rope.concentration as f64) as f32;
+            cs[d / 2 + i] = (angle.sin() * rope.concentration as f64) as f32;
         }
-        rotate(&mut a.q_out[t * a.wq.rows..(t + 1) * a.wq.rows], d, &cs[..d]);
+        rotate(&mut q_out[t * wq.rows..(t + 1) * wq.rows], d, &cs[..d]);
         let kr = &mut kt[t * kv_row..(t + 1) * kv_row];
         rotate(kr, d, &cs[..d]);
-        let base = a.kv.shape.offset(pos as usize, 0);
-        write_cache(&mut a.kv.k, base, kr);
-        write_cache(&mut a.kv.v, base, &vt[t * kv_row..(t + 1) * kv_row]);
+        let kv = &mut caches[if shared { 0 } else { t }];
+        let base = shape.offset(pos as usize, 0);
+        write_cache(&mut kv.k, base, kr);
+        write_cache(&mut kv.v, base, &vt[t * kv_row..(t + 1) * kv_row]);
     }
 }
 

@@ -5,7 +5,7 @@
 //! reference's, in f64 from those values. In the fused experts the SwiGLU outputs are rounded
 //! to f32 and quantized again before the down projection, as the kernels do.
 
-use gptoss_engine::{MatmulArgs, MoeExpertsArgs, QkvRopeArgs};
+use gptoss_engine::{MatmulArgs, MoeExpertsArgs, QkvRopeArgs, QkvRopeRowsArgs};
 
 use super::{matmul, moe_experts, qkv_rope};
 use crate::host::Host;
@@ -30,11 +30,18 @@ pub fn matmul(a: MatmulArgs<Host>, ws: &mut Workspace) {
     matmul::rows(&a.w, x, a.out, a.accumulate);
 }
 
-pub fn qkv_rope(a: QkvRopeArgs<Host>, ws: &mut Workspace) {
+pub fn qkv_rope(mut a: QkvRopeArgs<Host>, ws: &mut Workspace) {
     // The rounded activations leave the workspace while the projections use the rest of it.
     let (mut x, len) = (std::mem::take(&mut ws.q8_reference), a.x.len());
     quantize_rows(a.x, a.wq.cols, &mut x[..len]);
-    qkv_rope::project(a, &x[..len], ws);
+    qkv_rope::project([&a.wq, &a.wk, &a.wv], &x[..len], a.positions, &a.rope, std::slice::from_mut(&mut a.kv), a.q_out, ws);
+    ws.q8_reference = x;
+}
+
+pub fn qkv_rope_rows(mut a: QkvRopeRowsArgs<Host>, ws: &mut Workspace) {
+    let (mut x, len) = (std::mem::take(&mut ws.q8_reference), a.x.len());
+    quantize_rows(a.x, a.wq.cols, &mut x[..len]);
+    qkv_rope::project([&a.wq, &a.wk, &a.wv], &x[..len], a.positions, &a.rope, &mut a.kv, a.q_out, ws);
     ws.q8_reference = x;
 }
 

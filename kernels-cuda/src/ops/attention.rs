@@ -8,8 +8,8 @@ use super::{On, blocks, u32_of};
 use crate::args::{
     GPTOSS_ATTENTION_MMA_ROWS, GPTOSS_ATTENTION_MMA_SMEM_D16_KVBF16, GPTOSS_ATTENTION_MMA_SMEM_D16_KVF32,
     GPTOSS_ATTENTION_MMA_SMEM_D64_KVBF16, GPTOSS_ATTENTION_MMA_SMEM_D64_KVF32, GPTOSS_ATTENTION_MMA_SMEM_D128_KVBF16,
-    GPTOSS_ATTENTION_MMA_SMEM_D128_KVF32, GPTOSS_ATTENTION_MMA_WARPS, GPTOSS_ATTENTION_WARPS, GPTOSS_MAX_GROUP, GPTOSS_WARP_THREADS,
-    GptossAttentionArgs,
+    GPTOSS_ATTENTION_MMA_SMEM_D128_KVF32, GPTOSS_ATTENTION_MMA_WARPS, GPTOSS_ATTENTION_WARPS, GPTOSS_MAX_GROUP, GPTOSS_MAX_ROWS,
+    GPTOSS_WARP_THREADS, GptossAttentionArgs,
 };
 use crate::buffer::CudaBuffer;
 use crate::device::{Device, Launch};
@@ -18,7 +18,7 @@ use crate::registry::{Loaded, Resolved};
 const OP: &str = "attention";
 /// Keys per split that make splitting worth a block; at most this many splits.
 const KEYS_PER_SPLIT: usize = 256;
-const MAX_SPLITS: usize = 32;
+pub const MAX_SPLITS: usize = 32;
 /// Splits × tokens the partials scratch is sized for (at least; see `scratch_rows`).
 const SPLIT_BUDGET: usize = 128;
 
@@ -29,9 +29,10 @@ pub fn splits(n: usize, capacity: usize) -> usize {
     capacity.div_ceil(KEYS_PER_SPLIT).clamp(1, MAX_SPLITS).min((SPLIT_BUDGET / n.max(1)).max(1))
 }
 
-/// Rows (token · split) of partials the scratch must hold for batches up to `max_tokens`.
+/// Rows (token · split) of partials the scratch must hold for batches up to `max_tokens`, and
+/// for as many rows of several sequences (`ops::rows`), each split as a lone decode token.
 pub fn scratch_rows(max_tokens: usize) -> usize {
-    SPLIT_BUDGET.max(max_tokens)
+    SPLIT_BUDGET.max(max_tokens).max(max_tokens.min(GPTOSS_MAX_ROWS as usize) * MAX_SPLITS)
 }
 
 /// The dynamic shared memory of the tensor-core kernel for head dim `d` and a cache of `kv`
@@ -66,11 +67,11 @@ enum Form<'k, D: Device> {
 /// variant has both forms, the one form a forced variant has otherwise.
 fn form<D: Device>(kernels: &Resolved<D>, n: usize, mma_from: usize) -> Result<Form<'_, D>> {
     match kernels {
-        Resolved::Attention { split: Some((s, combine)), mma: Some(m) } => {
+        Resolved::Attention { split: Some((s, combine)), mma: Some(m), .. } => {
             Ok(if n >= mma_from { Form::Mma(m) } else { Form::Split(s, combine) })
         }
-        Resolved::Attention { split: Some((s, combine)), mma: None } => Ok(Form::Split(s, combine)),
-        Resolved::Attention { split: None, mma: Some(m) } => Ok(Form::Mma(m)),
+        Resolved::Attention { split: Some((s, combine)), mma: None, .. } => Ok(Form::Split(s, combine)),
+        Resolved::Attention { split: None, mma: Some(m), .. } => Ok(Form::Mma(m)),
         _ => Err(EngineError::Backend { backend: D::BACKEND, detail: format!("{OP}: kernel table mismatch") }),
     }
 }

@@ -8,6 +8,7 @@ pub mod moe_experts;
 pub mod moe_route;
 pub mod qkv_rope;
 pub mod rms_norm;
+pub mod rows;
 pub mod sample;
 pub mod split;
 pub mod synth;
@@ -86,11 +87,11 @@ pub fn form<'k, D: Device>(
     op: &'static str,
 ) -> Result<Form<'k, D>> {
     match kernels {
-        Resolved::Batched { gemv: Some(g), mma: Some((m, terms)) } => {
+        Resolved::Batched { gemv: Some(g), mma: Some((m, terms)), .. } => {
             Ok(if n >= mma_from && mma_fits.is_ok() { Form::Mma(m, *terms) } else { Form::Gemv(g) })
         }
-        Resolved::Batched { gemv: Some(g), mma: None } => Ok(Form::Gemv(g)),
-        Resolved::Batched { gemv: None, mma: Some((m, terms)) } => match mma_fits {
+        Resolved::Batched { gemv: Some(g), mma: None, .. } => Ok(Form::Gemv(g)),
+        Resolved::Batched { gemv: None, mma: Some((m, terms)), .. } => match mma_fits {
             Ok(()) => Ok(Form::Mma(m, *terms)),
             Err(why) => Err(EngineError::unsupported(op, format!("the tensor-core kernel was chosen, but {why}"))),
         },

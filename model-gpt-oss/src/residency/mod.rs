@@ -31,7 +31,7 @@ use self::layout::{Extent, Layout, is_expert_stack};
 use self::plan::ResidencyPlan;
 use self::read::{ReadTensors, collect_runs, plan_runs, submit_runs};
 use crate::config::GptOssConfig;
-use crate::context::Context;
+use crate::context::{Activations, OffloadScratch};
 use crate::error::{ModelError, Result};
 use crate::safetensors::StDtype;
 use crate::source::OpenedModel;
@@ -101,7 +101,7 @@ pub(crate) fn layer<'a, Buf: 'static>(
     w.ok_or_else(|| EngineError::invalid(format!("layer {l} is not loaded")))
 }
 
-/// The routed experts of layer `l` for the `n` tokens `ctx` holds:
+/// The routed experts of layer `l` for the `n` rows of `a`:
 /// `x += Σ weight · expert(h)`, from the layer's own expert weights or the expert store.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn moe_experts<B: Backend>(
@@ -109,19 +109,19 @@ pub(crate) fn moe_experts<B: Backend>(
     c: &GptOssConfig,
     weights: &Weights<B::Buffer>,
     residency: &mut Residency<B::Buffer>,
-    ctx: &mut Context<B::Buffer>,
+    a: &mut Activations<B::Buffer>,
+    offload: Option<&mut OffloadScratch<B::Buffer>>,
     l: usize,
     n: usize,
     swiglu: Swiglu,
 ) -> gptoss_engine::Result<()> {
     let top_k = c.num_experts_per_tok;
     if let Residency::Experts(store) = residency {
-        let s = ctx.offload.as_mut().ok_or_else(|| EngineError::invalid("this context was made for another model"))?;
-        return store.run(b, c, l, weights.layers.get(l + 1), &mut ctx.act, s, n, swiglu);
+        let s = offload.ok_or_else(|| EngineError::invalid("these activations were made for another model"))?;
+        return store.run(b, c, l, weights.layers.get(l + 1), a, s, n, swiglu);
     }
     let w = layer(weights, residency, l)?;
     let e = w.experts.as_ref().ok_or_else(|| EngineError::invalid(format!("layer {l} holds no experts")))?;
-    let a = &mut ctx.act;
     b.moe_experts(MoeExpertsArgs {
         gate_up: &e.gate_up,
         down: &e.down,

@@ -256,6 +256,43 @@ macro_rules! cuda_tests {
         }
 
         #[test]
+        fn qkv_rope_rows() {
+            let Some((mut g, mut r)) = $make(64).map(|b| prepared(b, 64)) else { return };
+            let cases = qkv_rope_rows::cases(&DENSE, vec![16, 64, 128]);
+            each_case(cases, $cases / 4, |c| qkv_rope_rows::compare(&c, &mut g, &mut r, budget("qkv_rope", "exact"), "cuda"));
+        }
+
+        #[test]
+        fn attention_rows() {
+            for d in [16, 64, 128] {
+                let Some((mut g, mut r)) = $make(d).map(|b| prepared(b, d)) else { return };
+                each_case(attention_rows::cases(vec![d], 8), $cases / 4, |c| {
+                    attention_rows::compare(&c, &mut g, &mut r, budget("attention", "exact"), "cuda")
+                });
+            }
+        }
+
+        /// A row of a step over several sequences computes exactly what it computes alone (the
+        /// GEMV projection and the split attention of a lone decode token), and a row past what
+        /// its cache holds is reported.
+        #[test]
+        fn rows_of_several_sequences_equal_each_alone() {
+            let Some((mut g, _)) = $make(64).map(|b| prepared(b, 64)) else { return };
+            each_case(qkv_rope_rows::cases(&DENSE, vec![64]), $cases / 8, |c| {
+                if let Some(d) = qkv_rope_rows::differs_from_alone(&c, &mut g) {
+                    panic!("{d}");
+                }
+            });
+            each_case(attention_rows::cases(vec![64], 8), $cases / 8, |c| {
+                if let Some(d) = attention_rows::differs_from_alone(&c, &mut g) {
+                    panic!("{d}");
+                }
+            });
+            let Some((mut g, _)) = $make(16).map(|b| prepared(b, 16)) else { return };
+            attention_rows::overrun_is_reported(&mut g);
+        }
+
+        #[test]
         fn moe_route() {
             let Some((mut g, mut r)) = $make(64).map(|b| prepared(b, 64)) else { return };
             each_case(moe_route::cases(), $cases, |c| moe_route::compare(&c, &mut g, &mut r, "cuda"));

@@ -45,6 +45,16 @@ proptest! {
     }
 
     #[test]
+    fn qkv_rope_rows(case in qkv_rope_rows::cases(&FORMATS, vec![2, 16, 64])) {
+        each(|b, r, on| qkv_rope_rows::compare(&case, b, r, budget("qkv_rope", "exact"), on));
+    }
+
+    #[test]
+    fn attention_rows(case in attention_rows::cases(vec![2, 6, 16, 64], 20)) {
+        each(|b, r, on| attention_rows::compare(&case, b, r, budget("attention", "exact"), on));
+    }
+
+    #[test]
     fn moe_route(case in moe_route::cases()) {
         each(|b, r, on| moe_route::compare(&case, b, r, on));
     }
@@ -71,5 +81,27 @@ proptest! {
             let differs = matmul::batch_dependence(&case, &mut b);
             prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.isa());
         }
+    }
+
+    /// A row of a step over several sequences computes exactly what it computes alone: a
+    /// request's output does not depend on its batch-mates (on the SIMD kernels and the
+    /// reference alike).
+    #[test]
+    fn rows_of_several_sequences_equal_each_alone(
+        qkv in qkv_rope_rows::cases(&FORMATS, vec![2, 16, 64]),
+        att in attention_rows::cases(vec![2, 6, 16, 64], 20),
+    ) {
+        for mut b in cpu::simd(Activations::F32).into_iter().chain([cpu::reference(Activations::F32)]) {
+            let differs = qkv_rope_rows::differs_from_alone(&qkv, &mut b).or_else(|| attention_rows::differs_from_alone(&att, &mut b));
+            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.isa());
+        }
+    }
+}
+
+/// A row past what its own cache holds is an error naming its position, on every backend.
+#[test]
+fn attention_rows_report_a_ring_overrun() {
+    for mut b in cpu::simd(Activations::F32).into_iter().chain([cpu::reference(Activations::F32)]) {
+        attention_rows::overrun_is_reported(&mut b);
     }
 }

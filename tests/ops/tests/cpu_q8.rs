@@ -39,6 +39,11 @@ proptest! {
     }
 
     #[test]
+    fn qkv_rope_rows(case in qkv_rope_rows::cases(&Q8_FORMATS, vec![2, 16, 64])) {
+        each(|b, q8, _, on| qkv_rope_rows::compare(&case, b, q8, budget("qkv_rope", "q8"), on));
+    }
+
+    #[test]
     fn moe_experts(case in moe_experts::cases(&Q8_FORMATS, vec![32, 128, 288], vec![32, 64, 128, 544])) {
         each(|b, q8, exact, on| {
             moe_experts::compare(&case, b, q8, budget("moe_experts", "q8"), on);
@@ -58,6 +63,15 @@ proptest! {
         for mut b in cpu::simd(Activations::Int8) {
             let differs = matmul::batch_dependence(&case, &mut b);
             prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.set().unwrap_or_default());
+        }
+    }
+
+    /// As for the exact kernels: a row of several sequences equals the row alone bit for bit.
+    #[test]
+    fn qkv_rope_rows_equal_each_alone(case in qkv_rope_rows::cases(&Q8_FORMATS, vec![2, 16, 64])) {
+        for mut b in cpu::simd(Activations::Int8).into_iter().chain([cpu::reference(Activations::Int8)]) {
+            let differs = qkv_rope_rows::differs_from_alone(&case, &mut b);
+            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.isa());
         }
     }
 }

@@ -3,11 +3,13 @@
 //! compares a backend with the scalar reference under the family's budget.
 
 pub mod attention;
+pub mod attention_rows;
 pub mod embed;
 pub mod matmul;
 pub mod moe_experts;
 pub mod moe_route;
 pub mod qkv_rope;
+pub mod qkv_rope_rows;
 pub mod rms_norm;
 pub mod sample;
 pub mod synth;
