@@ -69,6 +69,16 @@ typedef enum gptoss_weights {
     GPTOSS_WEIGHTS_INT4 = 2,
 } gptoss_weights;
 
+/* What the CPU's matmuls of int8, int4 and MXFP4 weights multiply (bf16 and f32 weights always
+ * take f32 activations). */
+typedef enum gptoss_cpu_activations {
+    /* Activations quantized to int8 blocks of 32 (integer dot products; ~1e-3 nats of KL on
+     * the reference fixture, bench/NOTES.md). The default. */
+    GPTOSS_CPU_ACTIVATIONS_INT8 = 0,
+    /* Exact f32 activations: the stored weights' exact products. */
+    GPTOSS_CPU_ACTIVATIONS_F32 = 1,
+} gptoss_cpu_activations;
+
 /* Where a model's weights live while it runs (the command line's `--offload`). */
 typedef enum gptoss_offload {
     /* Chosen from the memory budget: every weight in memory when the model fits, else
@@ -116,6 +126,8 @@ typedef struct gptoss_model_options {
      * means no budget. A budget too small for the mode fails the load with
      * GPTOSS_OUT_OF_MEMORY and a message naming the budget and the bytes needed. */
     uint64_t memory_budget;
+    /* A gptoss_cpu_activations value (CPU backend only). */
+    uint32_t cpu_activations;
 } gptoss_model_options;
 
 /* How the next token is drawn. temperature 0 (or top_k 1) is greedy. */
@@ -164,7 +176,7 @@ const char* gptoss_last_error(void);
 /* ---- models --------------------------------------------------------------------------- */
 
 /* Writes the default options (auto backend, all cores, batch 128, native weights, no memory
- * budget) to *options. */
+ * budget, int8 CPU activations) to *options. */
 gptoss_status gptoss_model_options_default(gptoss_model_options* options);
 
 /* Loads a model from a Hugging Face-layout directory or a name `synthetic:tiny`,

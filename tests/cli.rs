@@ -106,6 +106,10 @@ fn int8_activations_are_a_cpu_option_of_every_command() {
     assert_eq!(bench.lines().filter(|l| l.contains("pp4 tg2 @d0")).count(), 1, "{bench}");
     assert!(bench.contains("int8 activations"), "{bench}");
     fails(&[&args[..], &["--cpu-activations", "int4"]].concat(), &["--cpu-activations", "expected f32 or int8"]);
+    // int8 is generate's default; f32 asks for the exact products.
+    let err = |extra: &[&str]| String::from_utf8_lossy(&gptoss(&[&args[..], extra].concat()).stderr).into_owned();
+    assert!(err(&[]).contains("int8 activations"), "{}", err(&[]));
+    assert!(!err(&["--cpu-activations", "f32"]).contains("int8 activations"));
 }
 
 #[test]

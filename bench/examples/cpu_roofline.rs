@@ -106,7 +106,7 @@ fn time(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 
 /// Times every op of one layer (and the unembedding) for `n` tokens on `isa`.
 fn measure(isa: Isa, activations: Activations, a: &Args, n: usize) -> Vec<Op> {
-    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(a.threads), isa, activations }).unwrap();
+    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(a.threads), isa, set: None, activations }).unwrap();
     let cases = OpKind::ALL
         .iter()
         .flat_map(|&op| [None, Some(WeightFormat::Bf16), Some(WeightFormat::Mxfp4)].map(move |format| OpCase { op, format }));

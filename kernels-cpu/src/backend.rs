@@ -1,8 +1,8 @@
 //! `CpuBackend`: checks every op's arguments (`host`, on the engine's `checks`), then runs the
 //! kernel chosen for it at load directly, on its worker pool.
 //! The instruction set and the activations' precision are fixed when the backend is made
-//! (`CpuOptions`: by default `GPTOSS_CPU_ISA` or the best this CPU has, f32 activations);
-//! `prepare` then picks that ISA's kernel for every case of the model.
+//! (`CpuOptions`: by default `GPTOSS_CPU_ISA` or the best this CPU has, its widest compiled set,
+//! f32 activations); `prepare` then picks that set's kernel for every case of the model.
 
 use gptoss_engine::{
     AttentionArgs, AttentionRowsArgs, Backend, BackendInfo, Buffers, DType, DeviceBuffer, EmbedArgs, EngineError, HostBytes, KernelChoice,
@@ -11,6 +11,7 @@ use gptoss_engine::{
 };
 
 use crate::buffer::CpuBuffer;
+use crate::compiled;
 use crate::host;
 use crate::isa::Isa;
 use crate::options::{Activations, CpuOptions};
@@ -24,6 +25,8 @@ pub struct CpuBackend {
     pool: Pool,
     threads: usize,
     isa: Isa,
+    /// The compiled set of `isa` that runs (`None` on the scalar path).
+    set: Option<&'static str>,
     activations: Activations,
     kernels: Chosen,
     scratch: Workspace,
@@ -38,26 +41,41 @@ impl CpuBackend {
 
     /// A backend on a given instruction set, f32 activations; an error if this CPU lacks it.
     pub fn with_isa(threads: Option<usize>, isa: Isa) -> Result<Self> {
-        Self::with_options(CpuOptions { threads, isa, activations: Activations::F32 })
+        Self::with_options(CpuOptions { threads, isa, set: None, activations: Activations::F32 })
     }
 
-    /// A backend with the given settings; an error if this CPU lacks the instruction set.
+    /// A backend with the given settings; an error if this CPU lacks the instruction set or
+    /// the compiled set named.
     pub fn with_options(o: CpuOptions) -> Result<Self> {
         let (threads, isa) = (o.threads, o.isa);
         if !isa.available() {
             return Err(EngineError::unsupported("cpu", format!("this CPU cannot run the {isa} kernels")));
         }
+        let sets = compiled::names_for(isa);
+        let set = match o.set {
+            None => sets.first().copied(),
+            Some(s) if sets.contains(&s) => Some(s),
+            Some(s) => {
+                let runs = if sets.is_empty() { "none".to_string() } else { sets.join(", ") };
+                return Err(EngineError::unsupported("cpu", format!("this CPU cannot run the {s} kernels of {isa} (it runs: {runs})")));
+            }
+        };
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {
             return Err(EngineError::invalid("--threads must be at least 1"));
         }
         let pool = Pool::new(threads)
             .map_err(|e| EngineError::Backend { backend: "cpu", detail: format!("cannot start {threads} threads: {e}") })?;
-        Ok(CpuBackend { pool, threads, isa, activations: o.activations, kernels: Chosen::default(), scratch: Workspace::default() })
+        Ok(CpuBackend { pool, threads, isa, set, activations: o.activations, kernels: Chosen::default(), scratch: Workspace::default() })
     }
 
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The compiled set that runs (`avx512_vnni_vbmi`, `avx2`, …; `None` on the scalar path).
+    pub fn set(&self) -> Option<&'static str> {
+        self.set
     }
 }
 
@@ -98,7 +116,7 @@ impl Backend for CpuBackend {
         if plan.head_dim > MAX_HEAD_DIM || !plan.head_dim.is_multiple_of(2) {
             return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
         }
-        self.kernels = Chosen::new(self.isa, self.activations, &plan.cases, &KernelOverrides::from_env()?)?;
+        self.kernels = Chosen::new(self.isa, self.set, self.activations, &plan.cases, &KernelOverrides::from_env()?)?;
         let q8_reference = self.kernels.report.iter().any(|c| c.kernel.ends_with("_q8_ref"));
         self.scratch = Workspace::new(plan, q8_reference);
         Ok(self.kernels.report.clone())

@@ -1,5 +1,13 @@
 //! CPU buffers: owned 64-byte-aligned memory, or a read-only view of host memory (a region of
 //! a memory-mapped checkpoint) used in place.
+//!
+//! Huge pages: a decode step streams ~2.5 GB of weights through the TLB. With 4 KiB pages that
+//! is ~600k page walks per 20b token, two-dimensional ones in a virtual machine; with 2 MiB
+//! pages ~1,200. So large owned buffers (weights generated or converted at load) are asked for
+//! transparent huge pages (`MADV_HUGEPAGE`: Linux's default THP mode, `madvise`, gives them
+//! only on request), and so are the large regions of mapped checkpoints that the kernels read
+//! in place (where the kernel maps page-cache folios by PMD). `GPTOSS_HUGEPAGES=0` leaves both
+//! at the system's default, for comparison (bench/NOTES.md).
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
@@ -20,6 +28,10 @@ impl Owned {
     fn zeroed(len: usize) -> Option<Self> {
         if len >= Self::PAGES_FROM {
             let map = memmap2::MmapMut::map_anon(len).ok()?;
+            if len >= HUGE_PAGE && huge_pages() {
+                // A hint: where THP is off or short of memory the pages stay small.
+                let _ = map.advise(memmap2::Advice::HugePage);
+            }
             Some(Owned::Pages(map))
         } else {
             Aligned::zeroed(len).map(Owned::Heap)
@@ -39,6 +51,32 @@ impl Owned {
             Owned::Pages(m) => m,
         }
     }
+}
+
+/// The PMD size of x86-64 and aarch64 (4 KiB granule): the smallest region worth the hint.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Whether to ask for huge pages (`GPTOSS_HUGEPAGES` unset or not `0`), read once.
+fn huge_pages() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("GPTOSS_HUGEPAGES").map_or(true, |v| v.trim() != "0"))
+}
+
+/// Asks for huge pages on the whole 2 MiB pages inside `bytes` (host memory the kernels read in
+/// place, e.g. a tensor of a mapped checkpoint). A hint: errors are ignored.
+fn advise_huge(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        let start = (bytes.as_ptr() as usize).next_multiple_of(HUGE_PAGE);
+        let end = (bytes.as_ptr() as usize + bytes.len()) / HUGE_PAGE * HUGE_PAGE;
+        if end > start && huge_pages() {
+            // SAFETY: madvise only changes how the kernel backs these pages, which stay mapped
+            // with their contents; the range lies inside `bytes`.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
 }
 
 /// Heap memory aligned to 64 bytes.
@@ -124,6 +162,7 @@ impl CpuBuffer {
             return Err(EngineError::invalid(format!("{len} elements of {dtype} need {want} bytes, got {}", bytes.len())));
         }
         if (bytes.as_bytes().as_ptr() as usize).is_multiple_of(dtype.size()) {
+            advise_huge(bytes.as_bytes());
             return Ok((CpuBuffer { dtype, len, storage: Storage::Host(bytes) }, false));
         }
         let mut buf = Self::zeroed(dtype, len)?;

@@ -30,7 +30,7 @@ pub trait Compiled: Copy + Send + Sync + 'static {
 
     /// Whether this CPU can run the set.
     fn available() -> bool {
-        Self::ISA.available() && Self::EXTENSION.is_none_or(|e| Self::ISA.q8_extension() == Some(e))
+        Self::ISA.available() && Self::EXTENSION.is_none_or(|e| Self::ISA.has_extension(e))
     }
 
     /// A tile of rows of format `F` times f32 activations (`fast::matmul::tile`).
@@ -58,6 +58,7 @@ pub trait Visit {
 pub fn each_available(v: &mut impl Visit) {
     #[cfg(target_arch = "x86_64")]
     {
+        visit_if::<Avx512VnniVbmi>(v);
         visit_if::<Avx512Vnni>(v);
         visit_if::<Avx512>(v);
         visit_if::<Avx2>(v);
@@ -75,23 +76,41 @@ fn visit_if<H: Compiled>(v: &mut impl Visit) {
     }
 }
 
-/// Calls `v` with the set of `isa` this CPU runs (with its q8 extension where it has one);
-/// false when there is none (the scalar path, or an ISA this CPU or build lacks).
-pub fn for_isa(isa: Isa, v: &mut impl Visit) -> bool {
-    struct First<'a, V> {
+/// The names of the sets of `isa` this CPU runs, widest first (`avx512_vnni_vbmi`,
+/// `avx512_vnni`, `avx512` on a CPU with VNNI and VBMI).
+pub fn names_for(isa: Isa) -> Vec<&'static str> {
+    struct Names(Isa, Vec<&'static str>);
+    impl Visit for Names {
+        fn visit<H: Compiled>(&mut self) {
+            if H::ISA == self.0 {
+                self.1.push(H::NAME);
+            }
+        }
+    }
+    let mut names = Names(isa, Vec::new());
+    each_available(&mut names);
+    names.1
+}
+
+/// Calls `v` with the set of `isa` this CPU runs: the one named `set`, or the widest (with its
+/// q8 extension where it has one) when `None`; false when there is none (the scalar path, an
+/// ISA or set this CPU or build lacks).
+pub fn for_isa(isa: Isa, set: Option<&str>, v: &mut impl Visit) -> bool {
+    struct First<'a, 's, V> {
         isa: Isa,
+        set: Option<&'s str>,
         v: &'a mut V,
         done: bool,
     }
-    impl<V: Visit> Visit for First<'_, V> {
+    impl<V: Visit> Visit for First<'_, '_, V> {
         fn visit<H: Compiled>(&mut self) {
-            if !self.done && H::ISA == self.isa {
+            if !self.done && H::ISA == self.isa && self.set.is_none_or(|s| s == H::NAME) {
                 self.v.visit::<H>();
                 self.done = true;
             }
         }
     }
-    let mut first = First { isa, v, done: false };
+    let mut first = First { isa, set, v, done: false };
     each_available(&mut first);
     first.done
 }
@@ -159,6 +178,12 @@ compiled!(
     /// AVX-512 with VNNI: q8 products with `vpdpbusd`.
     Avx512Vnni = "avx512_vnni", Isa::Avx512, Some("vnni"), "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma",
     crate::simd::avx512::Avx512, crate::simd::avx512::Avx512Vnni
+);
+#[cfg(target_arch = "x86_64")]
+compiled!(
+    /// AVX-512 with VNNI and VBMI: q8 products with `vpdpbusd`, the MXFP4 lookup with `vpermb`.
+    Avx512VnniVbmi = "avx512_vnni_vbmi", Isa::Avx512, Some("vnni_vbmi"), "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma",
+    crate::simd::avx512::Avx512, crate::simd::avx512::Avx512VnniVbmi
 );
 #[cfg(target_arch = "aarch64")]
 compiled!(

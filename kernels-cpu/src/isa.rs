@@ -75,13 +75,21 @@ impl Isa {
         Ok(isa)
     }
 
-    /// The optional extension the q8 kernels use on this CPU: `vnni` (AVX-512) or `dotprod` (NEON).
+    /// The widest q8 extension of this ISA this CPU has: `vnni_vbmi` or `vnni` (AVX-512),
+    /// `dotprod` (NEON).
     pub fn q8_extension(self) -> Option<&'static str> {
+        ["vnni_vbmi", "vnni", "dotprod"].into_iter().find(|e| self.has_extension(e))
+    }
+
+    /// Whether this CPU has the q8 extension `e` of this ISA (`vnni`, `vnni_vbmi`, `dotprod`):
+    /// the narrower sets stay runnable next to the widest.
+    pub fn has_extension(self, e: &str) -> bool {
         let f = features();
-        match self {
-            Isa::Avx512 if f.avx512vnni => Some("vnni"),
-            Isa::Neon if f.dotprod => Some("dotprod"),
-            _ => None,
+        match (self, e) {
+            (Isa::Avx512, "vnni") => f.avx512vnni,
+            (Isa::Avx512, "vnni_vbmi") => f.avx512vnni && f.avx512vbmi,
+            (Isa::Neon, "dotprod") => f.dotprod,
+            _ => false,
         }
     }
 
@@ -91,7 +99,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar".into(),
             Isa::Avx2 => "avx2+fma".into(),
-            Isa::Avx512 => format!("avx512{}", extras(&[("vnni", f.avx512vnni), ("bf16", f.avx512bf16)])),
+            Isa::Avx512 => format!("avx512{}", extras(&[("vnni", f.avx512vnni), ("vbmi", f.avx512vbmi), ("bf16", f.avx512bf16)])),
             Isa::Neon => format!("neon{}", extras(&[("dotprod", f.dotprod)])),
         }
     }
@@ -114,6 +122,7 @@ struct Features {
     avx2_fma: bool,
     avx512: bool,
     avx512vnni: bool,
+    avx512vbmi: bool,
     avx512bf16: bool,
     neon: bool,
     dotprod: bool,
@@ -148,6 +157,7 @@ fn read_features() -> Features {
         avx2_fma,
         avx512: avx2_fma && has!("avx512f") && has!("avx512bw") && has!("avx512vl"),
         avx512vnni: has!("avx512vnni"),
+        avx512vbmi: has!("avx512vbmi"),
         avx512bf16: has!("avx512bf16"),
         ..Features::default()
     }
@@ -179,6 +189,16 @@ mod tests {
         assert!(Isa::Scalar.available());
         assert_eq!(*Isa::available_all().last().unwrap(), Isa::Scalar);
         assert!(Isa::detect().available());
+    }
+
+    #[test]
+    fn the_widest_extension_is_one_this_cpu_has() {
+        for isa in Isa::ALL {
+            assert!(isa.q8_extension().is_none_or(|e| isa.has_extension(e)), "{isa}");
+            // VBMI adds to VNNI: a CPU with the wider set runs the narrower one too.
+            assert!(!isa.has_extension("vnni_vbmi") || isa.has_extension("vnni"), "{isa}");
+            assert!(!isa.has_extension("sse9"));
+        }
     }
 
     #[test]

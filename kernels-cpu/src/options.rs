@@ -52,14 +52,18 @@ pub struct CpuOptions {
     /// Threads in all, the caller's included (all cores when `None`).
     pub threads: Option<usize>,
     pub isa: Isa,
+    /// The compiled set of `isa` whose kernels run (`avx512_vnni`, …; see
+    /// `compiled::names_for`), so tests and comparisons can run a narrower set than this CPU's
+    /// widest; `None`: the widest.
+    pub set: Option<&'static str>,
     pub activations: Activations,
 }
 
 impl CpuOptions {
-    /// `threads`, the instruction set `GPTOSS_CPU_ISA` names or else the best this CPU has, and
-    /// f32 activations.
+    /// `threads`, the instruction set `GPTOSS_CPU_ISA` names or else the best this CPU has (its
+    /// widest set), and f32 activations.
     pub fn from_env(threads: Option<usize>) -> Result<Self> {
-        Ok(CpuOptions { threads, isa: Isa::from_env()?, activations: Activations::F32 })
+        Ok(CpuOptions { threads, isa: Isa::from_env()?, set: None, activations: Activations::F32 })
     }
 }
 

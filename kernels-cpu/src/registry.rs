@@ -219,9 +219,9 @@ pub fn reference(act: Activations) -> Candidates {
     }
 }
 
-/// Every candidate of `isa` (its SIMD kernels on the q8 extension this CPU has, then the
-/// references), in the order `act` prefers.
-pub fn candidates(isa: Isa, act: Activations) -> Candidates {
+/// Every candidate of `isa` (the SIMD kernels of its compiled set `set`, or of the widest this
+/// CPU runs, then the references), in the order `act` prefers.
+pub fn candidates(isa: Isa, set: Option<&str>, act: Activations) -> Candidates {
     struct Simd(Activations, Candidates);
     impl Visit for Simd {
         fn visit<H: Compiled>(&mut self) {
@@ -230,7 +230,7 @@ pub fn candidates(isa: Isa, act: Activations) -> Candidates {
     }
     let mut found = Simd(act, Candidates::default());
     if isa != Isa::Scalar {
-        compiled::for_isa(isa, &mut found);
+        compiled::for_isa(isa, set, &mut found);
     }
     found.1.then(reference(act))
 }
@@ -256,10 +256,10 @@ fn pick<K: Copy>(
 }
 
 impl Chosen {
-    /// The kernels of `isa` (which the caller checked this CPU has) for every case, the q8
-    /// ones first for int8 activations.
-    pub fn new(isa: Isa, act: Activations, cases: &[OpCase], ov: &KernelOverrides) -> Result<Self> {
-        let all = candidates(isa, act);
+    /// The kernels of `isa`'s compiled set `set` (which the caller checked this CPU runs; the
+    /// widest when `None`) for every case, the q8 ones first for int8 activations.
+    pub fn new(isa: Isa, set: Option<&str>, act: Activations, cases: &[OpCase], ov: &KernelOverrides) -> Result<Self> {
+        let all = candidates(isa, set, act);
         let (mut k, mut r) = (ChosenKernels::default(), Vec::new());
         for case in cases {
             match case.op {

@@ -3,6 +3,7 @@
 
 use gptoss_engine::kernels::KernelOverrides;
 use gptoss_engine::{Backend, KernelChoice, ModelPlan, OpCase, OpKind, WeightFormat};
+use gptoss_kernels_cpu::compiled::names_for;
 use gptoss_kernels_cpu::registry::Chosen;
 use gptoss_kernels_cpu::{Activations, CpuBackend, CpuOptions, Isa};
 
@@ -26,7 +27,11 @@ fn plan() -> ModelPlan {
 }
 
 fn choices(isa: Isa, activations: Activations) -> (CpuBackend, Vec<KernelChoice>) {
-    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(1), isa, activations }).unwrap();
+    choices_of(isa, None, activations)
+}
+
+fn choices_of(isa: Isa, set: Option<&'static str>, activations: Activations) -> (CpuBackend, Vec<KernelChoice>) {
+    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(1), isa, set, activations }).unwrap();
     let choices = b.prepare(&plan()).unwrap();
     (b, choices)
 }
@@ -87,9 +92,33 @@ fn f32_activations_keep_the_exact_kernels_and_can_name_a_q8_one() {
         let pick = |c: &Chosen| {
             c.report.iter().find(|k| k.case.op == OpKind::Matmul && k.case.format == Some(WeightFormat::Mxfp4)).unwrap().kernel.clone()
         };
-        let default = Chosen::new(isa, Activations::F32, &cases, &KernelOverrides::default()).unwrap();
+        let default = Chosen::new(isa, None, Activations::F32, &cases, &KernelOverrides::default()).unwrap();
         assert_eq!(pick(&default), format!("f32_mf4w_matmul_{}", isa.name()));
-        let forced = Chosen::new(isa, Activations::F32, &cases, &KernelOverrides::parse(&format!("matmul={q8}")).unwrap()).unwrap();
+        let forced = Chosen::new(isa, None, Activations::F32, &cases, &KernelOverrides::parse(&format!("matmul={q8}")).unwrap()).unwrap();
         assert_eq!(pick(&forced), q8);
+    }
+}
+
+#[test]
+fn every_compiled_set_of_an_isa_can_be_forced() {
+    for isa in simd_isas() {
+        let sets = names_for(isa);
+        assert_eq!(sets[0], q8_suffix(isa), "the widest set runs by default");
+        // One set per q8 extension this CPU has, and the set without one.
+        let extensions = ["vnni", "vnni_vbmi", "dotprod"].into_iter().filter(|e| isa.has_extension(e)).count();
+        assert_eq!(sets.len(), 1 + extensions, "{sets:?}");
+        for set in sets {
+            let (b, c) = choices_of(isa, Some(set), Activations::Int8);
+            assert_eq!(b.set(), Some(set));
+            assert_eq!(name(&c, OpKind::MoeExperts, Some(WeightFormat::Mxfp4)), format!("f32_mf4w_moe_experts_swiglu_q8_{set}"));
+            assert_eq!(name(&c, OpKind::Matmul, Some(WeightFormat::Bf16)), format!("f32_bf16w_matmul_{}", isa.name()));
+        }
+    }
+    let err = |isa, set| CpuBackend::with_options(CpuOptions { threads: Some(1), isa, set: Some(set), activations: Activations::Int8 });
+    let msg = err(Isa::Scalar, "avx2").err().unwrap().to_string();
+    assert!(msg.contains("cannot run the avx2 kernels of scalar (it runs: none)"), "{msg}");
+    if let Some(&isa) = simd_isas().first() {
+        let msg = err(isa, "avx512_nope").err().unwrap().to_string();
+        assert!(msg.contains("cannot run the avx512_nope kernels"), "{msg}");
     }
 }

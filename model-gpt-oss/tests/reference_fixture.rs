@@ -88,7 +88,7 @@ fn default_backend() -> CpuBackend {
 
 /// The CPU backend on `isa` with int8 activations.
 fn int8_backend(isa: Isa) -> CpuBackend {
-    CpuBackend::with_options(CpuOptions { threads: Some(2), isa, activations: Activations::Int8 }).unwrap()
+    CpuBackend::with_options(CpuOptions { threads: Some(2), isa, set: None, activations: Activations::Int8 }).unwrap()
 }
 
 fn simd_isas() -> Vec<Isa> {

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use gptoss_engine::WeightFormat;
 use gptoss_engine::residency::Offload;
 use gptoss_engine::residency::expert_cache::PolicyKind;
+use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::residency::plan::ResidencyOptions;
 use gptoss_model_gpt_oss::weight_only::{DEFAULT_FAMILIES, WeightOnly};
 use gptoss_model_gpt_oss::{LoadOptions, ModelSource};
@@ -48,6 +49,7 @@ pub struct gptoss_model_options {
     pub offload: u32,
     pub expert_cache: u32,
     pub memory_budget: u64,
+    pub cpu_activations: u32,
 }
 
 const DEFAULT_OPTIONS: gptoss_model_options = gptoss_model_options {
@@ -59,6 +61,7 @@ const DEFAULT_OPTIONS: gptoss_model_options = gptoss_model_options {
     offload: 0,
     expert_cache: 0,
     memory_budget: 0,
+    cpu_activations: 0,
 };
 
 /// The memory budget and residency mode the options ask for.
@@ -139,8 +142,14 @@ pub unsafe extern "C" fn gptoss_model_load(
             3 => BackendKind::CudaSim,
             other => return Err(Failure::invalid(format!("options.backend = {other} is not a gptoss_backend"))),
         };
+        let cpu_activations = match o.cpu_activations {
+            0 => Activations::Int8,
+            1 => Activations::F32,
+            other => return Err(Failure::invalid(format!("options.cpu_activations = {other} is not a gptoss_cpu_activations"))),
+        };
         let opts = RuntimeOptions {
             backend,
+            cpu_activations,
             threads: (o.threads != 0).then_some(o.threads as usize),
             load: LoadOptions {
                 max_batch: if o.max_batch == 0 { DEFAULT_OPTIONS.max_batch as usize } else { o.max_batch as usize },

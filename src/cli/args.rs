@@ -34,9 +34,10 @@ pub struct ModelArgs {
     #[arg(long)]
     pub kv_dtype: Option<String>,
     /// What the CPU's matmuls of int8, int4 and MXFP4 weights multiply: f32 (exact) or int8
-    /// (activations quantized in blocks of 32; faster, ~0.5 % error per product).
-    #[arg(long, default_value = "f32")]
-    pub cpu_activations: String,
+    /// (activations quantized in blocks of 32; faster, ~0.5 % error per product). Default:
+    /// int8 for generate, chat and serve, f32 for logits and eval.
+    #[arg(long)]
+    pub cpu_activations: Option<String>,
     /// Weights of attention and unembedding: native (as stored), or quantized while loading to
     /// int8, int4 or int4:GROUP (32, 64, 128).
     #[arg(long, default_value = "native")]
@@ -70,8 +71,8 @@ impl ModelArgs {
         Ok(self.model.parse()?)
     }
 
-    /// Runtime options; `context` and `kv_dtype` fall back to the given defaults.
-    pub fn runtime(&self, default_context: usize, default_kv: DType) -> Result<RuntimeOptions> {
+    /// Runtime options; `context`, `kv_dtype` and `cpu_activations` fall back to the given defaults.
+    pub fn runtime(&self, default_context: usize, default_kv: DType, default_act: Activations) -> Result<RuntimeOptions> {
         let kv_dtype = match self.kv_dtype.as_deref() {
             None => default_kv,
             Some("bf16") => DType::Bf16,
@@ -84,7 +85,7 @@ impl ModelArgs {
         Ok(RuntimeOptions {
             backend: self.backend.parse::<BackendKind>()?,
             threads: self.threads,
-            cpu_activations: parse_activations(&self.cpu_activations)?,
+            cpu_activations: self.cpu_activations.as_deref().map_or(Ok(default_act), parse_activations)?,
             load: LoadOptions { max_batch: self.batch, weights: parse_weights(&self.weights)?, residency: self.residency()? },
             context: ContextOptions { max_context: self.context.unwrap_or(default_context), kv_dtype },
             contexts: 1,

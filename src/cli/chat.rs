@@ -7,6 +7,7 @@ use std::io::{BufRead, Write};
 
 use gptoss::{Error, Result};
 use gptoss_engine::{CausalLm, DType, GenerateOptions, generate};
+use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::harmony::{
     DeveloperContent, HarmonyEncoding, Message, ReasoningEffort, RenderOptions, Role, StreamParser, SystemContent,
 };
@@ -49,7 +50,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let sampling = a.sampling.params()?;
     let model = a.model.source()?.open()?;
-    let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16)?;
+    let opts = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
     let speculation = a.speculation.open(&model)?;
     let mut session = a.model.load(&model, &opts, &mut |_, _| {})?;
     let mut draft = speculation.map(|s| s.load(&mut session, &opts)).transpose()?;

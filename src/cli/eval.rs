@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use gptoss::{Error, Result, Session};
 use gptoss_engine::fidelity::{Fidelity, compare};
 use gptoss_engine::{DType, Rng};
+use gptoss_kernels_cpu::Activations;
 use serde_json::json;
 
 use super::args::{ModelArgs, parse_ids};
@@ -51,9 +52,11 @@ pub fn run(a: Args) -> Result<()> {
     };
 
     // f32 KV caches by default: the comparison should see the weights, not cache rounding.
-    let opts = a.model.runtime(tokens.len(), DType::F32)?;
+    let opts = a.model.runtime(tokens.len(), DType::F32, Activations::F32)?;
     let mut ref_opts = opts;
+    // The reference is exact: its weights as stored, times f32 activations.
     ref_opts.load.weights = None;
+    ref_opts.cpu_activations = Activations::F32;
     let mut m = a.model.load(&model, &opts, &mut |_, _| {})?;
     let mut r = Session::load(&reference, &ref_opts)?;
     let (mut lm, mut lr) = (m.lm()?, r.lm()?);

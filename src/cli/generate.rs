@@ -8,6 +8,7 @@ use gptoss::{Error, Result};
 use gptoss_bench::machine::peak_rss_bytes;
 use gptoss_engine::residency::ByteSize;
 use gptoss_engine::{DType, GenerateOptions, check_request, generate};
+use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::source::tokenizer_for;
 use gptoss_tokenizer::StreamDecoder;
 
@@ -61,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
     let load_start = Instant::now();
     let model = a.model.source()?.open()?;
     let needed = prompt.len() + a.max_tokens;
-    let opts = a.model.runtime(needed.max(4096).min(model.config.max_position_embeddings), DType::Bf16)?;
+    let opts = a.model.runtime(needed.max(4096).min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
     let stop_tokens = match &a.stop_tokens {
         Some(s) => parse_ids(s, "--stop-tokens")?,
         None => model.config.eos_token_ids.clone(),

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use gptoss::Result;
 use gptoss_engine::{DType, Logits, prefill_chunks};
+use gptoss_kernels_cpu::Activations;
 
 use super::args::{ModelArgs, parse_ids};
 
@@ -20,7 +21,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let tokens = parse_ids(&a.tokens, "--tokens")?;
     let model = a.model.source()?.open()?;
-    let opts = a.model.runtime(tokens.len(), DType::F32)?;
+    let opts = a.model.runtime(tokens.len(), DType::F32, Activations::F32)?;
     let mut session = a.model.load(&model, &opts, &mut |_, _| {})?;
     let mut lm = session.lm()?;
     let vocab = lm.vocab_size();

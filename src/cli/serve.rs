@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use gptoss::{Error, Result};
 use gptoss_engine::DType;
+use gptoss_kernels_cpu::Activations;
 use gptoss_model_gpt_oss::ModelSource;
 use gptoss_model_gpt_oss::source::tokenizer_for;
 
@@ -50,7 +51,7 @@ pub fn run(a: Args) -> Result<()> {
         _ => a.model.model.clone(),
     });
     let model = source.open()?;
-    let mut runtime = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16)?;
+    let mut runtime = a.model.runtime(8192.min(model.config.max_position_embeddings), DType::Bf16, Activations::Int8)?;
     runtime.contexts = a.parallel;
     let api_key = a.api_key.clone().or_else(|| std::env::var("GPTOSS_API_KEY").ok()).filter(|k| !k.is_empty());
     if a.parallel == 0 {

@@ -53,7 +53,7 @@ fn layouts_and_values_match_the_rust_side() {
     same_layout!(
         h::gptoss_model_options,
         r::gptoss_model_options,
-        [backend, threads, max_batch, weights, int4_group, offload, expert_cache, memory_budget]
+        [backend, threads, max_batch, weights, int4_group, offload, expert_cache, memory_budget, cpu_activations]
     );
     same_layout!(h::gptoss_sampler, r::gptoss_sampler, [temperature, top_k, top_p, seed]);
     same_layout!(

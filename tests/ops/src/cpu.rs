@@ -2,6 +2,7 @@
 //! every instruction set this CPU has, prepared for a plan that lists every op and format.
 
 use gptoss_engine::{Backend, ModelPlan, OpCase, OpKind};
+use gptoss_kernels_cpu::compiled::names_for;
 use gptoss_kernels_cpu::{Activations, CpuBackend, CpuOptions, Isa};
 
 use crate::shapes::FORMATS;
@@ -23,14 +24,20 @@ pub fn plan() -> ModelPlan {
     }
 }
 
-/// A CPU backend on `isa` with `activations`, prepared for [`plan`].
+/// A CPU backend on `isa` (its widest compiled set) with `activations`, prepared for [`plan`].
 pub fn prepared(isa: Isa, activations: Activations) -> CpuBackend {
     prepared_for(isa, activations, &plan())
 }
 
-/// A CPU backend on `isa` with `activations`, prepared for `plan`.
+/// A CPU backend on `isa` (its widest compiled set) with `activations`, prepared for `plan`.
 pub fn prepared_for(isa: Isa, activations: Activations, plan: &ModelPlan) -> CpuBackend {
-    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(2), isa, activations }).expect("a CPU backend");
+    prepared_set(isa, None, activations, plan)
+}
+
+/// A CPU backend on `isa`'s compiled set `set` (the widest when `None`) with `activations`,
+/// prepared for `plan`.
+pub fn prepared_set(isa: Isa, set: Option<&'static str>, activations: Activations, plan: &ModelPlan) -> CpuBackend {
+    let mut b = CpuBackend::with_options(CpuOptions { threads: Some(2), isa, set, activations }).expect("a CPU backend");
     b.prepare(plan).expect("prepare the CPU backend");
     b
 }
@@ -42,10 +49,18 @@ pub fn reference(activations: Activations) -> CpuBackend {
 }
 
 /// A SIMD backend for every instruction set this CPU has (those it lacks are named on stderr:
-/// their kernels are compiled but not run here).
+/// their kernels are compiled but not run here). With int8 activations, one for every compiled
+/// set of each (`avx512_vnni_vbmi`, `avx512_vnni`, `avx512`: their q8 products and lookups
+/// differ); the exact kernels are the same in every set of an ISA, so with f32 one per ISA.
 pub fn simd(activations: Activations) -> Vec<CpuBackend> {
     for isa in Isa::ALL.into_iter().filter(|i| !i.available()) {
         eprintln!("note: this CPU has no {isa}; its kernels are compiled but not run here");
     }
-    Isa::available_all().into_iter().filter(|&i| i != Isa::Scalar).map(|isa| prepared(isa, activations)).collect()
+    let isas = Isa::available_all().into_iter().filter(|&i| i != Isa::Scalar);
+    match activations {
+        Activations::F32 => isas.map(|isa| prepared(isa, activations)).collect(),
+        Activations::Int8 => {
+            isas.flat_map(|isa| names_for(isa).into_iter().map(move |set| prepared_set(isa, Some(set), activations, &plan()))).collect()
+        }
+    }
 }

@@ -1,10 +1,10 @@
-//! The q8 kernels (int8 activations) on every SIMD instruction set this CPU has, with the q8
-//! extension it has (VNNI, dotprod), two ways: against the scalar reference of the q8
-//! definition (`Isa::Scalar` with int8 activations: the same roundings, then f64), within f32
-//! rounding; and against the exact scalar reference, within what rounding activations to int8
-//! costs, on cases with enough values for the NMSE to settle (widths ≥ 64, ≥ 64 outputs).
+//! The q8 kernels (int8 activations) of every compiled set this CPU runs (every SIMD
+//! instruction set, with and without the q8 extensions it has: VNNI, VBMI, dotprod), two ways:
+//! against the scalar reference of the q8 definition (`Isa::Scalar` with int8 activations: the
+//! same roundings, then f64), within f32 rounding; and against the exact scalar reference,
+//! within what rounding activations to int8 costs, on cases with enough values for the NMSE to
+//! settle (widths ≥ 64, ≥ 64 outputs).
 
-use gptoss_engine::Backend;
 use gptoss_kernels_cpu::{Activations, CpuBackend};
 use gptoss_op_tests::budgets::budget;
 use gptoss_op_tests::cpu;
@@ -15,8 +15,8 @@ use proptest::prelude::*;
 fn each(f: impl Fn(&mut CpuBackend, &mut CpuBackend, &mut CpuBackend, &str)) {
     let (mut q8, mut exact) = (cpu::reference(Activations::Int8), cpu::reference(Activations::F32));
     for mut b in cpu::simd(Activations::Int8) {
-        let on = b.info().device;
-        f(&mut b, &mut q8, &mut exact, &on);
+        let on = b.set().unwrap_or_default();
+        f(&mut b, &mut q8, &mut exact, on);
     }
 }
 
@@ -62,7 +62,7 @@ proptest! {
     fn matmul_results_do_not_depend_on_the_batch(case in matmul::cases(&Q8_FORMATS)) {
         for mut b in cpu::simd(Activations::Int8) {
             let differs = matmul::batch_dependence(&case, &mut b);
-            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.isa());
+            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.set().unwrap_or_default());
         }
     }
 
