@@ -279,7 +279,7 @@ fn bench_runs_one_row_per_weight_format_and_activation() {
 #[test]
 fn bench_concurrency_compares_batched_decode_with_one_forward_per_sequence() {
     let args = ["bench", "--model", "synthetic:tiny", "--backend", "cpu", "--threads", "1", "-n", "3", "--repetitions", "2"];
-    let out = ok(&[&args[..], &["--concurrency", "1,3"]].concat());
+    let out = ok(&[&args[..], &["--concurrency", "1,3", "--profile"]].concat());
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 3 |")).collect();
     assert_eq!(rows.len(), 2, "one row per level: {out}");
     assert!(out.contains("3 decode steps") && out.contains("2 rounds"), "{out}");
@@ -287,7 +287,35 @@ fn bench_concurrency_compares_batched_decode_with_one_forward_per_sequence() {
     assert!(rows.iter().all(|r| r.matches(" / ").count() == 2), "{out}");
     // Batched decoding gives each sequence the tokens it gets alone.
     assert!(out.contains("identical: yes"), "{out}");
+    // --profile: ms per step of every op at each level, and their total.
+    for op in ["| moe_experts |", "| matmul (unembedding) |", "| total |"] {
+        let row = out.lines().find(|l| l.starts_with(op)).unwrap_or_else(|| panic!("no {op} row: {out}"));
+        assert_eq!(row.matches(" | ").count(), 2, "{row}");
+    }
     fails(&[&args[..], &["--concurrency", "2,0"]].concat(), &["--concurrency", "at least 1"]);
+}
+
+#[test]
+fn bench_serve_measures_the_server_it_starts_from_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("serve.json");
+    let args = ["bench", "--serve", "--model", "synthetic:tiny", "--backend", "cpu", "--threads", "1", "-p", "5", "-n", "6"];
+    let out = ok(&[&args[..], &["--concurrency", "1,3", "--repetitions", "2", "--json", json.to_str().unwrap()]].concat());
+    // Every request of each level completed: 2 per client.
+    assert!(out.contains("| 1 | 2 / 0 |") && out.contains("| 3 | 6 / 0 |"), "{out}");
+    assert!(out.contains("5-token prompts, 6 tokens per request"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let levels = v["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for l in levels {
+        // Each request's tokens are the server's own count (greedy, a random model: it may
+        // stop early on an end token, never run past max_tokens).
+        let (done, tokens) = (l["completed"].as_u64().unwrap(), l["output_tokens"].as_u64().unwrap());
+        assert!(tokens <= 6 * done && tokens >= done, "{l}");
+        assert!(l["ttft_p50"].as_f64().unwrap() > 0.0 && l["ttft_p99"].as_f64() >= l["ttft_p50"].as_f64(), "{l}");
+    }
+    fails(&["bench", "--url", "127.0.0.1:1/v1", "--model", "x"], &["--url", "HOST:PORT"]);
+    fails(&["bench", "--url", "127.0.0.1:1", "--model", "x", "--concurrency", "1"], &["did not answer a warm-up request", "127.0.0.1:1"]);
 }
 
 #[test]

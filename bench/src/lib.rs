@@ -5,6 +5,7 @@
 pub mod cold;
 pub mod compare;
 pub mod disk;
+pub mod load;
 pub mod machine;
 pub mod offload;
 pub mod peak;
@@ -12,6 +13,7 @@ pub mod plot;
 pub mod results;
 pub mod run;
 pub mod speculative;
+pub mod sse;
 pub mod stats;
 pub mod table;
 

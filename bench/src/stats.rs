@@ -1,4 +1,4 @@
-//! Medians and spreads over repetitions.
+//! Medians and spreads over repetitions, and percentiles.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,16 @@ impl Spread {
     }
 }
 
+/// The `q`-th quantile (0 < q ≤ 1) of some samples by nearest rank; `None` when there are none.
+pub fn percentile(samples: &[f64], q: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some(s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +49,14 @@ mod tests {
         assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
         assert_eq!(Spread::of(&[]), None);
         assert_eq!(Spread::of(&[9.0, 11.0]).unwrap().half_range_pct(), 10.0);
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let s: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentile(&s, 0.5), Some(50.0));
+        assert_eq!(percentile(&s, 0.99), Some(99.0));
+        assert_eq!(percentile(&[3.0], 0.99), Some(3.0));
+        assert_eq!(percentile(&[], 0.5), None);
     }
 }

@@ -19,6 +19,7 @@ use gptoss_model_gpt_oss::{ContextOptions, LoadOptions, ModelSource, OpenedModel
 
 use super::args::{parse_activations, parse_weights};
 use super::bench_offload::{Ladder, OffloadArgs};
+use super::bench_serve;
 use super::bench_speculative::{self, SpecJob};
 use super::concurrency;
 use super::progress::{bytes_bar, updater};
@@ -67,14 +68,30 @@ pub struct Args {
     /// Compare two result files (old, new) and print the ratio per row.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
     compare: Vec<PathBuf>,
+    /// With --concurrency: also time each op of a batched step at every level.
+    #[arg(long)]
+    profile: bool,
     /// Decode steps timed op by op for the breakdown (0 skips it).
     #[arg(long, default_value_t = 4)]
     profile_tokens: usize,
     /// Instead of the table: aggregate decode tok/s of this many sequences at once
     /// (comma-separated, e.g. 1,2,4,8), batched as the server decodes them against one forward
-    /// per sequence (first model only; -n steps, --repetitions rounds).
+    /// per sequence (first model and weights only; -n steps, --repetitions rounds).
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
+    /// With --concurrency: measure `gptoss serve` from outside instead — that many streaming
+    /// clients at once, each sending --repetitions requests of -p prompt tokens and -n output
+    /// tokens in turn: aggregate tok/s, time to first token, time per output token. The server
+    /// is started on 127.0.0.1 with the first model and a slot per client.
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: measure the OpenAI-compatible server listening at HOST:PORT instead of
+    /// starting one (its --model name is sent as the request's model).
+    #[arg(long, value_name = "HOST:PORT")]
+    url: Option<String>,
+    /// With --serve: the API key the server wants.
+    #[arg(long)]
+    api_key: Option<String>,
     /// Weights of attention and unembedding, one run each (comma-separated): native (as
     /// stored), or quantized while loading to int8, int4 or int4:GROUP.
     #[arg(long, value_delimiter = ',', default_value = "native")]
@@ -137,6 +154,9 @@ pub fn run(a: Args) -> Result<()> {
         (ks, _) if ks.contains(&0) => return Err(Error::Usage("--speculate: k must be at least 1".into())),
         (ks, _) => ks.to_vec(),
     };
+    if a.serve || a.url.is_some() {
+        return run_serve(&a, &models[0], threads);
+    }
     if !a.concurrency.is_empty() {
         return run_concurrency(&a, &sources[0], threads, backend);
     }
@@ -221,6 +241,7 @@ fn run_concurrency(a: &Args, source: &ModelSource, threads: usize, backend: gpto
         levels: a.concurrency.clone(),
         steps: a.gen_tokens.unwrap_or(CONCURRENCY_DEFAULTS.0).max(1),
         rounds: a.repetitions.unwrap_or(CONCURRENCY_DEFAULTS.1).max(1),
+        profile: a.profile,
     };
     let rows = a.concurrency.iter().copied().max().unwrap_or(1);
     let model = source.open()?;
@@ -231,11 +252,47 @@ fn run_concurrency(a: &Args, source: &ModelSource, threads: usize, backend: gpto
             Some(s) => parse_activations(s)?,
             None => Activations::default(),
         },
-        load: LoadOptions { max_batch: a.batch.max(rows).max(concurrency::PROMPT), ..LoadOptions::default() },
+        load: LoadOptions {
+            max_batch: a.batch.max(rows).max(concurrency::PROMPT),
+            weights: parse_weights(&a.weights[0])?,
+            ..LoadOptions::default()
+        },
         context: ContextOptions { max_context: concurrency::PROMPT + plan.steps, kv_dtype: DType::Bf16 },
         contexts: rows,
     };
     concurrency::run(&model, &source.to_string(), &opts, &plan)
+}
+
+/// Defaults of `--serve`: prompt tokens, output tokens, requests per client.
+const SERVE_DEFAULTS: (usize, usize, usize) = (32, 32, 2);
+
+/// `--serve`: the server at each `--concurrency` level (default 1, 2, 4, 8).
+fn run_serve(a: &Args, model: &str, threads: usize) -> Result<()> {
+    let levels = if a.concurrency.is_empty() { vec![1, 2, 4, 8] } else { a.concurrency.clone() };
+    if levels.contains(&0) {
+        return Err(Error::Usage("--concurrency: every level must be at least 1 client".into()));
+    }
+    let mut server_args: Vec<String> =
+        ["--model", model, "--backend", &a.backend, "--threads", &threads.to_string()].into_iter().map(String::from).collect();
+    server_args.extend(["--batch".into(), a.batch.to_string(), "--weights".into(), a.weights[0].clone()]);
+    if let Some(act) = a.cpu_activations.first() {
+        server_args.extend(["--cpu-activations".into(), act.clone()]);
+    }
+    let bench = bench_serve::ServeBench {
+        levels: &levels,
+        load: gptoss_bench::load::Load {
+            model: model.to_owned(),
+            prompt_tokens: a.prompts.first().copied().unwrap_or(SERVE_DEFAULTS.0).max(1),
+            max_tokens: a.gen_tokens.unwrap_or(SERVE_DEFAULTS.1).max(1),
+            requests_per_client: a.repetitions.unwrap_or(SERVE_DEFAULTS.2).max(1),
+            timeout: std::time::Duration::from_secs(3600),
+        },
+        url: a.url.as_deref(),
+        api_key: a.api_key.clone(),
+        server_args,
+        json: a.json.as_deref(),
+    };
+    bench_serve::run(&bench)
 }
 
 /// What one load of a model is benchmarked on.

@@ -4,14 +4,16 @@
 //! server did before batching — with the time between a sequence's tokens (one step), p50 and
 //! p99 over every step. Levels and both ways alternate round by round, so a noisy
 //! machine's drift falls on all of them alike; every measurement decodes the same tokens from
-//! the same prompts, and the two ways' tokens are compared.
+//! the same prompts, and the two ways' tokens are compared. With `--profile`, the ms per step
+//! of each op at each level follow.
 
 use std::time::Instant;
 
 use gptoss::{Batch, Context, Model, Result, RuntimeOptions};
-use gptoss_bench::stats::Spread;
+use gptoss_bench::stats::{Spread, percentile};
 use gptoss_engine::SamplingParams;
 use gptoss_model_gpt_oss::OpenedModel;
+use gptoss_model_gpt_oss::accounting::{op_floor, token_bytes};
 
 /// Prompt tokens of each sequence (distinct per sequence).
 pub const PROMPT: usize = 16;
@@ -22,6 +24,8 @@ pub struct Plan {
     /// Decode steps timed per measurement.
     pub steps: usize,
     pub rounds: usize,
+    /// After the rounds, one more batched measurement per level with per-op timing.
+    pub profile: bool,
 }
 
 /// The sequences of a run: their contexts holding their prompts, and each one's first token.
@@ -96,6 +100,49 @@ pub fn run(model: &OpenedModel, name: &str, opts: &RuntimeOptions, plan: &Plan) 
         "Medians over the rounds ± half their range in % of the median. Greedy tokens of the two ways identical: {}.",
         if identical { "yes" } else { "NO" }
     );
+    if plan.profile {
+        profile(&mut model, &mut batch, &mut seqs, plan)?;
+    }
+    Ok(())
+}
+
+/// Where a batched step's time goes at each level: ms per step of each op, from one more
+/// measurement per level with the backend's per-op timing on (the timing's synchronisation is
+/// in these figures, not in the table above).
+fn profile(model: &mut Model, batch: &mut Batch, seqs: &mut Sequences, plan: &Plan) -> Result<()> {
+    let formats = model.formats(&seqs.contexts[0])?;
+    let config = model.config().clone();
+    let bytes = token_bytes(&config, &formats, config.num_experts_per_tok as f64, 1);
+    // Per op name, ms per step at each level.
+    let mut ops: Vec<(&'static str, Vec<f64>)> = Vec::new();
+    for (l, &r) in plan.levels.iter().enumerate() {
+        model.set_profiling(true);
+        decode_batched(model, batch, seqs, r, plan.steps)?;
+        model.set_profiling(false);
+        for (site, t) in model.op_times() {
+            let name = op_floor(&config, &formats, &bytes, &site).name;
+            let at = match ops.iter().position(|(n, _)| *n == name) {
+                Some(i) => i,
+                None => {
+                    ops.push((name, vec![0.0; plan.levels.len()]));
+                    ops.len() - 1
+                }
+            };
+            ops[at].1[l] += t.total.as_secs_f64() * 1e3 / plan.steps as f64;
+        }
+    }
+    println!();
+    println!("ms per batched step, by op ({} profiled steps per level):", plan.steps);
+    println!();
+    let levels: Vec<String> = plan.levels.iter().map(|r| format!("{r} seq")).collect();
+    println!("| op | {} |", levels.join(" | "));
+    println!("|---|{}", "---:|".repeat(levels.len()));
+    for (name, ms) in &ops {
+        let cells: Vec<String> = ms.iter().map(|m| format!("{m:.1}")).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+    let totals: Vec<String> = (0..plan.levels.len()).map(|l| format!("{:.1}", ops.iter().map(|(_, ms)| ms[l]).sum::<f64>())).collect();
+    println!("| total | {} |", totals.join(" | "));
     Ok(())
 }
 
@@ -105,10 +152,8 @@ fn cell(s: &Spread) -> String {
 
 /// "p50 / p99" of step times in seconds, in ms (nearest rank).
 fn percentiles_ms(steps: &[f64]) -> String {
-    let mut s = steps.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = |p: f64| s[((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1] * 1e3;
-    format!("{:.1} / {:.1}", rank(0.50), rank(0.99))
+    let ms = |q: f64| percentile(steps, q).unwrap_or(f64::NAN) * 1e3;
+    format!("{:.1} / {:.1}", ms(0.50), ms(0.99))
 }
 
 /// Empties sequences `0..r` back to their prompts and returns their first tokens.

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod bench_offload;
+mod bench_serve;
 mod bench_speculative;
 mod cache_sim;
 mod chat;
