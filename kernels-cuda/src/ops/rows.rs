@@ -6,7 +6,10 @@
 //! carries its rows' caches with it, so replaying it needs nothing rewritten and cannot read a
 //! stale table; the model keys a recording on which contexts its rows are (see
 //! `model-gpt-oss/src/batch.rs`), so a step is replayed only for the same rows. At most
-//! `GPTOSS_MAX_ROWS` rows per launch (2 KiB of addresses).
+//! `GPTOSS_MAX_ROWS` rows per launch (2 KiB of addresses): a step over more rows runs as
+//! launches over consecutive groups of at most that many (rows are independent, so the
+//! grouping changes no result; the attention partials are reused group after group, in stream
+//! order).
 //!
 //! Results: a row computes exactly what the single-sequence op computes for it alone at decode
 //! (n = 1): the same GEMV kernel body (its per-token sums do not depend on the batch) and the
@@ -27,12 +30,10 @@ use crate::buffer::CudaBuffer;
 use crate::device::{Device, Launch};
 use crate::registry::Resolved;
 
-/// An error unless `n` rows fit one launch's table of cache addresses.
-fn rows_fit(n: usize, op: &'static str) -> Result<()> {
-    if n > GPTOSS_MAX_ROWS as usize {
-        return Err(EngineError::unsupported(op, format!("{n} rows (at most {GPTOSS_MAX_ROWS} sequences per step on CUDA)")));
-    }
-    Ok(())
+/// The launches of a step over `n` rows: consecutive ranges of at most `GPTOSS_MAX_ROWS` rows
+/// (one launch's table of cache addresses).
+fn row_groups(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(GPTOSS_MAX_ROWS as usize).map(move |r| r..n.min(r + GPTOSS_MAX_ROWS as usize))
 }
 
 /// The addresses of each row's keys and values, in row order.
@@ -48,40 +49,45 @@ fn kv_rows<'l, D: Device + 'l>(layers: impl Iterator<Item = (&'l CudaBuffer<D>, 
 pub fn qkv_rope_rows<D: Device>(on: &On<D>, kernels: &Resolved<D>, a: QkvRopeRowsArgs<'_, Buffers<CudaBuffer<D>>>) -> Result<()> {
     const OP: &str = "qkv_rope_rows";
     let s = checks::qkv_rope_rows(&a)?;
-    rows_fit(a.n, OP)?;
     let Resolved::Batched { rows: Some(kernel), .. } = kernels else {
         return Err(EngineError::Backend { backend: D::BACKEND, detail: format!("{OP}: kernel table mismatch") });
     };
     let kv = &*a.kv[0];
     let f = kernel.for_kv(kv.k.dtype(), OP)?;
-    let args = GptossQkvRopeRowsArgs {
-        a: GptossQkvRopeArgs {
-            q: dense(a.wq, OP)?,
-            k: dense(a.wk, OP)?,
-            v: dense(a.wv, OP)?,
-            x: a.x.ptr() as *const f32,
-            positions: a.positions.ptr() as *const u32,
-            inv_freq: a.rope.inv_freq.ptr() as *const f32,
-            k_cache: ptr::null_mut(),
-            v_cache: ptr::null_mut(),
-            q_out: a.q_out.ptr() as *mut f32,
-            n: u32_of(a.n, OP, "rows")?,
-            head_dim: u32_of(s.head_dim, OP, "head_dim")?,
-            q_heads: u32_of(s.q_heads, OP, "q heads")?,
-            kv_heads: u32_of(s.kv_heads, OP, "kv heads")?,
-            capacity: u32_of(kv.capacity, OP, "capacity")?,
-            concentration: a.rope.concentration,
-            xs: GptossSplit::default(),
-        },
-        kv: kv_rows(a.kv.iter().map(|l| (&l.k, &l.v))),
-    };
+    let (hidden, q_row) = (a.wq.cols, s.q_heads * s.head_dim);
     let pairs = (s.q_heads + 2 * s.kv_heads) * s.head_dim / 2;
     let cfg = Launch::linear([blocks(pairs, GPTOSS_QKV_WARPS, OP)?, 1, 1], GPTOSS_QKV_WARPS * GPTOSS_WARP_THREADS);
-    // SAFETY: the weights match their formats and the caches' geometry, x / positions / inv_freq
-    // / q_out are long enough (`checks::qkv_rope_rows`); row t < n writes only its own cache
-    // (n ≤ GPTOSS_MAX_ROWS addresses, every one of a live layer of the checked geometry) at
-    // slot pos % capacity, always in bounds.
-    unsafe { on.dev.launch(f, cfg, &args) }
+    for rows in row_groups(a.n) {
+        let args = GptossQkvRopeRowsArgs {
+            a: GptossQkvRopeArgs {
+                q: dense(a.wq, OP)?,
+                k: dense(a.wk, OP)?,
+                v: dense(a.wv, OP)?,
+                // Device addresses of the group's first row (never dereferenced on the host).
+                x: (a.x.ptr() as *const f32).wrapping_add(rows.start * hidden),
+                positions: (a.positions.ptr() as *const u32).wrapping_add(rows.start),
+                inv_freq: a.rope.inv_freq.ptr() as *const f32,
+                k_cache: ptr::null_mut(),
+                v_cache: ptr::null_mut(),
+                q_out: (a.q_out.ptr() as *mut f32).wrapping_add(rows.start * q_row),
+                n: u32_of(rows.len(), OP, "rows")?,
+                head_dim: u32_of(s.head_dim, OP, "head_dim")?,
+                q_heads: u32_of(s.q_heads, OP, "q heads")?,
+                kv_heads: u32_of(s.kv_heads, OP, "kv heads")?,
+                capacity: u32_of(kv.capacity, OP, "capacity")?,
+                concentration: a.rope.concentration,
+                xs: GptossSplit::default(),
+            },
+            kv: kv_rows(a.kv[rows.clone()].iter().map(|l| (&l.k, &l.v))),
+        };
+        // SAFETY: the weights match their formats and the caches' geometry, x / positions /
+        // inv_freq / q_out are long enough for all n rows (`checks::qkv_rope_rows`), and this
+        // launch's rows are rows.start..rows.end of them; row t of the group writes only its
+        // own cache (at most GPTOSS_MAX_ROWS addresses, every one of a live layer of the checked
+        // geometry) at slot pos % capacity, always in bounds.
+        unsafe { on.dev.launch(f, cfg, &args)? };
+    }
+    Ok(())
 }
 
 pub fn attention_rows<D: Device>(
@@ -92,7 +98,6 @@ pub fn attention_rows<D: Device>(
 ) -> Result<()> {
     const OP: &str = "attention_rows";
     let s = checks::attention_rows(&a)?;
-    rows_fit(a.n, OP)?;
     let (d, q_heads, kv) = (s.head_dim, s.q_heads, a.kv[0]);
     if s.group > GPTOSS_MAX_GROUP as usize {
         return Err(EngineError::unsupported(OP, format!("{} query heads per kv head (at most {GPTOSS_MAX_GROUP} on CUDA)", s.group)));
@@ -106,38 +111,46 @@ pub fn attention_rows<D: Device>(
     }
     // Each row split as a decode token alone is: the same partial sums, merged in the same order.
     let sp = splits(1, kv.capacity);
-    need(&part.acc, DType::F32, a.n * sp * q_heads * d, OP, "partials (prepared batch)")?;
-    need(&part.ml, DType::F32, a.n * sp * q_heads * 2, OP, "partials (prepared batch)")?;
-    let args = GptossAttentionRowsArgs {
-        a: GptossAttentionArgs {
-            q: a.q.ptr() as *const f32,
-            k_cache: ptr::null(),
-            v_cache: ptr::null(),
-            positions: a.positions.ptr() as *const u32,
-            sinks: a.sinks.ptr() as *const f32,
-            out: a.out.ptr() as *mut f32,
-            part_acc: part.acc.ptr() as *mut f32,
-            part_ml: part.ml.ptr() as *mut f32,
-            status: on.status as *mut u32,
-            n: u32_of(a.n, OP, "rows")?,
-            q_heads: q_heads as u32,
-            kv_heads: kv.kv_heads as u32,
-            head_dim: d as u32,
-            capacity: u32_of(kv.capacity, OP, "capacity")?,
-            window: u32_of(kv.window.unwrap_or(0), OP, "window")?,
-            splits: sp as u32,
-            scale: a.scale,
-        },
-        kv: kv_rows(a.kv.iter().map(|l| (&l.k, &l.v))),
-    };
-    let split_cfg = Launch::linear([kv.kv_heads as u32, sp as u32, args.a.n], GPTOSS_ATTENTION_WARPS * GPTOSS_WARP_THREADS);
-    let combine_cfg = Launch::linear([q_heads as u32, args.a.n, 1], d as u32);
-    // SAFETY: q / out hold n × q_heads × d floats, each row's cache matches the one geometry,
-    // positions hold n ids, the partials n × splits rows (checked above); row t < n reads only
-    // its own cache (n ≤ GPTOSS_MAX_ROWS addresses) at pos % capacity, and positions past what
-    // the ring holds are reported by the kernel, not read out of bounds.
-    unsafe {
-        on.dev.launch(split.for_kv(dtype, OP)?, split_cfg, &args)?;
-        on.dev.launch(combine, combine_cfg, &args.a)
+    let group_rows = a.n.min(GPTOSS_MAX_ROWS as usize);
+    need(&part.acc, DType::F32, group_rows * sp * q_heads * d, OP, "partials (prepared batch)")?;
+    need(&part.ml, DType::F32, group_rows * sp * q_heads * 2, OP, "partials (prepared batch)")?;
+    let q_row = q_heads * d;
+    for rows in row_groups(a.n) {
+        let args = GptossAttentionRowsArgs {
+            a: GptossAttentionArgs {
+                // Device addresses of the group's first row (never dereferenced on the host).
+                q: (a.q.ptr() as *const f32).wrapping_add(rows.start * q_row),
+                k_cache: ptr::null(),
+                v_cache: ptr::null(),
+                positions: (a.positions.ptr() as *const u32).wrapping_add(rows.start),
+                sinks: a.sinks.ptr() as *const f32,
+                out: (a.out.ptr() as *mut f32).wrapping_add(rows.start * q_row),
+                part_acc: part.acc.ptr() as *mut f32,
+                part_ml: part.ml.ptr() as *mut f32,
+                status: on.status as *mut u32,
+                n: u32_of(rows.len(), OP, "rows")?,
+                q_heads: q_heads as u32,
+                kv_heads: kv.kv_heads as u32,
+                head_dim: d as u32,
+                capacity: u32_of(kv.capacity, OP, "capacity")?,
+                window: u32_of(kv.window.unwrap_or(0), OP, "window")?,
+                splits: sp as u32,
+                scale: a.scale,
+            },
+            kv: kv_rows(a.kv[rows.clone()].iter().map(|l| (&l.k, &l.v))),
+        };
+        let split_cfg = Launch::linear([kv.kv_heads as u32, sp as u32, args.a.n], GPTOSS_ATTENTION_WARPS * GPTOSS_WARP_THREADS);
+        let combine_cfg = Launch::linear([q_heads as u32, args.a.n, 1], d as u32);
+        // SAFETY: q / out hold n × q_heads × d floats, each row's cache matches the one
+        // geometry, positions hold n ids (checked above), and this group's rows are
+        // rows.start..rows.end of them; the partials hold the group's rows × splits (the
+        // previous group's combine has read them: one stream); row t of the group reads only
+        // its own cache (at most GPTOSS_MAX_ROWS addresses) at pos % capacity, and positions past
+        // what the ring holds are reported by the kernel, not read out of bounds.
+        unsafe {
+            on.dev.launch(split.for_kv(dtype, OP)?, split_cfg, &args)?;
+            on.dev.launch(combine, combine_cfg, &args.a)?;
+        }
     }
+    Ok(())
 }

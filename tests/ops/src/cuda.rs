@@ -40,6 +40,14 @@ pub fn prepared<D: Device>(mut backend: CudaBackend<D>, head_dim: usize) -> (Cud
     (backend, cpu::reference(Activations::F32))
 }
 
+/// As [`prepared`], both backends for batches (or rows of a step) of up to `max_tokens`.
+pub fn prepared_for_tokens<D: Device>(mut backend: CudaBackend<D>, head_dim: usize, max_tokens: usize) -> (CudaBackend<D>, CpuBackend) {
+    let mut p = plan(head_dim);
+    p.max_tokens = max_tokens;
+    backend.prepare(&p).expect("prepare the CUDA backend");
+    (backend, cpu::prepared_for(Isa::Scalar, Activations::F32, &p))
+}
+
 /// The tokens of the largest tensor-core case.
 pub const MMA_MAX_TOKENS: usize = 2048;
 
@@ -67,7 +75,7 @@ macro_rules! cuda_tests {
     ($make:expr, $cases:expr) => {
         use gptoss_engine::WeightFormat;
         use gptoss_op_tests::budgets::budget;
-        use gptoss_op_tests::cuda::{DENSE, MMA_MAX_TOKENS, forcing, prepared, prepared_mma};
+        use gptoss_op_tests::cuda::{DENSE, MMA_MAX_TOKENS, forcing, prepared, prepared_for_tokens, prepared_mma};
         use gptoss_op_tests::each_case;
         use gptoss_op_tests::families::*;
         use gptoss_op_tests::shapes::{FORMATS, MMA_FORMATS, MMA_TOKENS, mma_cols_for};
@@ -270,6 +278,19 @@ macro_rules! cuda_tests {
                     attention_rows::compare(&c, &mut g, &mut r, budget("attention", "exact"), "cuda")
                 });
             }
+        }
+
+        /// A step over more sequences than one launch's table of cache addresses (128) runs
+        /// as several launches: every row still matches the reference.
+        #[test]
+        fn rows_beyond_one_launch() {
+            let Some((mut g, mut r)) = $make(64).map(|b| prepared_for_tokens(b, 64, 140)) else { return };
+            each_case(qkv_rope_rows::cases_with_rows(&DENSE[..2], vec![64], 129..140), 2, |c| {
+                qkv_rope_rows::compare(&c, &mut g, &mut r, budget("qkv_rope", "exact"), "cuda")
+            });
+            each_case(attention_rows::cases_with_rows(vec![64], 2, 129..140), 2, |c| {
+                attention_rows::compare(&c, &mut g, &mut r, budget("attention", "exact"), "cuda")
+            });
         }
 
         /// A row of a step over several sequences computes exactly what it computes alone (the

@@ -26,6 +26,11 @@ pub struct Case {
 
 /// Cases with head dims from `head_dims` and up to `max_group` query heads per kv head.
 pub fn cases(head_dims: Vec<usize>, max_group: usize) -> impl Strategy<Value = Case> {
+    cases_with_rows(head_dims, max_group, 1..7)
+}
+
+/// Cases with a number of rows from `rows` (a backend's launch limits are crossed by many).
+pub fn cases_with_rows(head_dims: Vec<usize>, max_group: usize, rows: std::ops::Range<usize>) -> impl Strategy<Value = Case> {
     let groups: Vec<usize> = [1usize, 2, 8, 20].into_iter().filter(|&g| g <= max_group).collect();
     (
         prop::sample::select(head_dims),
@@ -33,7 +38,7 @@ pub fn cases(head_dims: Vec<usize>, max_group: usize) -> impl Strategy<Value = C
         prop::sample::select(groups),
         prop::option::of(1..9usize),
         any::<bool>(),
-        prop::collection::vec(0..60usize, 1..7),
+        prop::collection::vec(0..60usize, rows),
         any::<u64>(),
     )
         .prop_map(|(head_dim, kv_heads, group, window, bf16_cache, positions, seed)| Case {

@@ -24,7 +24,16 @@ pub struct Case {
 
 /// Cases over `formats` with head dims from `head_dims`.
 pub fn cases(formats: &'static [WeightFormat], head_dims: Vec<usize>) -> impl Strategy<Value = Case> {
-    (qkv_rope::cases_of(formats, head_dims, vec![1], cols_for), prop::collection::vec(0..1000usize, 1..7))
+    cases_with_rows(formats, head_dims, 1..7)
+}
+
+/// Cases with a number of rows from `rows` (a backend's launch limits are crossed by many).
+pub fn cases_with_rows(
+    formats: &'static [WeightFormat],
+    head_dims: Vec<usize>,
+    rows: std::ops::Range<usize>,
+) -> impl Strategy<Value = Case> {
+    (qkv_rope::cases_of(formats, head_dims, vec![1], cols_for), prop::collection::vec(0..1000usize, rows))
         .prop_map(|(shape, positions)| Case { shape: qkv_rope::Case { n: positions.len(), ..shape }, positions })
 }
 
