@@ -3,8 +3,9 @@
 //!
 //! Parallel strategy: none here, as `fast::tile` (callers split the rows into tasks). Decode
 //! runs 4 rows × 1 token, so one load of a group of activations feeds four rows; prefill runs
-//! 1 row × 4 tokens, so one decoded group of weights feeds four tokens (AVX2's 16 registers
-//! hold the 4 accumulators, the decoded group, its scales and the decoders' constants).
+//! 1 row × 4 tokens (3 or 2 for a remainder), so one decoded group of weights feeds four
+//! tokens (AVX2's 16 registers hold the 4 accumulators, the decoded group, its scales and the
+//! decoders' constants).
 //! Each group's weights are prefetched for the rows of the next micro-kernel call.
 //!
 //! Per group of blocks, row and token: the integer dot per i32 lane, converted to f32, times
@@ -49,7 +50,9 @@ pub unsafe fn bytes<Q: Q8>(t: &Tile<Q8Rows>, lay: Layout) {
     unsafe { walk(t, &ByteMicro::<Q> { t, lay, kind: PhantomData }) }
 }
 
-/// The tile's tokens PREFILL_TOKENS at a time, the rest one at a time (against 4 rows).
+/// The tile's tokens PREFILL_TOKENS at a time; a remainder of 3 or 2 tokens shares each decoded
+/// group too (an expert chosen by 2 or 3 rows of a batched decode step decodes its weights
+/// once, not once per row); a single token runs against 4 rows.
 #[inline(always)]
 unsafe fn walk<M: Micro<X = *const u8>>(t: &Tile<Q8Rows>, m: &M) {
     let Q8Rows { q, stride } = t.act;
@@ -58,12 +61,23 @@ unsafe fn walk<M: Micro<X = *const u8>>(t: &Tile<Q8Rows>, m: &M) {
     unsafe {
         while j < n {
             let ap = |k: usize| q.as_ptr().add(t.xrows[j + k] as usize * stride);
-            if n - j >= PREFILL_TOKENS {
-                walk_rows::<_, _, 1, PREFILL_TOKENS>(t, m, j, std::array::from_fn(ap));
-                j += PREFILL_TOKENS;
-            } else {
-                walk_rows::<_, _, 4, 1>(t, m, j, [ap(0)]);
-                j += 1;
+            match n - j {
+                left if left >= PREFILL_TOKENS => {
+                    walk_rows::<_, _, 1, PREFILL_TOKENS>(t, m, j, std::array::from_fn(ap));
+                    j += PREFILL_TOKENS;
+                }
+                3 => {
+                    walk_rows::<_, _, 1, 3>(t, m, j, [ap(0), ap(1), ap(2)]);
+                    j += 3;
+                }
+                2 => {
+                    walk_rows::<_, _, 2, 2>(t, m, j, [ap(0), ap(1)]);
+                    j += 2;
+                }
+                _ => {
+                    walk_rows::<_, _, 4, 1>(t, m, j, [ap(0)]);
+                    j += 1;
+                }
             }
         }
     }
