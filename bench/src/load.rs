@@ -31,7 +31,7 @@ pub struct Load {
 }
 
 /// What one request measured.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Request {
     /// Seconds from sending to the first streamed text.
     pub ttft: f64,
@@ -142,7 +142,7 @@ pub fn level(to: &Endpoint, load: &Load, clients: usize, first_id: usize) -> Lev
 
 fn summarize(concurrency: usize, wall_s: f64, results: Vec<Result<Request, String>>) -> Level {
     let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
-    let ok: Vec<Request> = ok.into_iter().map(Result::unwrap_or_default).collect();
+    let ok: Vec<Request> = ok.into_iter().flatten().collect();
     let ttft: Vec<f64> = ok.iter().map(|r| r.ttft).collect();
     let tpot: Vec<f64> = ok.iter().filter_map(|r| r.tpot).collect();
     let gaps: Vec<f64> = ok.iter().flat_map(|r| r.gaps.iter().copied()).collect();

@@ -57,26 +57,33 @@ pub fn qkv_rope_rows<D: Device>(on: &On<D>, kernels: &Resolved<D>, a: QkvRopeRow
     let (hidden, q_row) = (a.wq.cols, s.q_heads * s.head_dim);
     let pairs = (s.q_heads + 2 * s.kv_heads) * s.head_dim / 2;
     let cfg = Launch::linear([blocks(pairs, GPTOSS_QKV_WARPS, OP)?, 1, 1], GPTOSS_QKV_WARPS * GPTOSS_WARP_THREADS);
+    let whole = GptossQkvRopeArgs {
+        q: dense(a.wq, OP)?,
+        k: dense(a.wk, OP)?,
+        v: dense(a.wv, OP)?,
+        x: a.x.ptr() as *const f32,
+        positions: a.positions.ptr() as *const u32,
+        inv_freq: a.rope.inv_freq.ptr() as *const f32,
+        k_cache: ptr::null_mut(),
+        v_cache: ptr::null_mut(),
+        q_out: a.q_out.ptr() as *mut f32,
+        n: u32_of(a.n, OP, "rows")?,
+        head_dim: u32_of(s.head_dim, OP, "head_dim")?,
+        q_heads: u32_of(s.q_heads, OP, "q heads")?,
+        kv_heads: u32_of(s.kv_heads, OP, "kv heads")?,
+        capacity: u32_of(kv.capacity, OP, "capacity")?,
+        concentration: a.rope.concentration,
+        xs: GptossSplit::default(),
+    };
     for rows in row_groups(a.n) {
         let args = GptossQkvRopeRowsArgs {
+            // Device addresses of the group's first row (never dereferenced on the host).
             a: GptossQkvRopeArgs {
-                q: dense(a.wq, OP)?,
-                k: dense(a.wk, OP)?,
-                v: dense(a.wv, OP)?,
-                // Device addresses of the group's first row (never dereferenced on the host).
-                x: (a.x.ptr() as *const f32).wrapping_add(rows.start * hidden),
-                positions: (a.positions.ptr() as *const u32).wrapping_add(rows.start),
-                inv_freq: a.rope.inv_freq.ptr() as *const f32,
-                k_cache: ptr::null_mut(),
-                v_cache: ptr::null_mut(),
-                q_out: (a.q_out.ptr() as *mut f32).wrapping_add(rows.start * q_row),
-                n: u32_of(rows.len(), OP, "rows")?,
-                head_dim: u32_of(s.head_dim, OP, "head_dim")?,
-                q_heads: u32_of(s.q_heads, OP, "q heads")?,
-                kv_heads: u32_of(s.kv_heads, OP, "kv heads")?,
-                capacity: u32_of(kv.capacity, OP, "capacity")?,
-                concentration: a.rope.concentration,
-                xs: GptossSplit::default(),
+                x: whole.x.wrapping_add(rows.start * hidden),
+                positions: whole.positions.wrapping_add(rows.start),
+                q_out: whole.q_out.wrapping_add(rows.start * q_row),
+                n: rows.len() as u32,
+                ..whole
             },
             kv: kv_rows(a.kv[rows.clone()].iter().map(|l| (&l.k, &l.v))),
         };
@@ -115,27 +122,34 @@ pub fn attention_rows<D: Device>(
     need(&part.acc, DType::F32, group_rows * sp * q_heads * d, OP, "partials (prepared batch)")?;
     need(&part.ml, DType::F32, group_rows * sp * q_heads * 2, OP, "partials (prepared batch)")?;
     let q_row = q_heads * d;
+    let whole = GptossAttentionArgs {
+        q: a.q.ptr() as *const f32,
+        k_cache: ptr::null(),
+        v_cache: ptr::null(),
+        positions: a.positions.ptr() as *const u32,
+        sinks: a.sinks.ptr() as *const f32,
+        out: a.out.ptr() as *mut f32,
+        part_acc: part.acc.ptr() as *mut f32,
+        part_ml: part.ml.ptr() as *mut f32,
+        status: on.status as *mut u32,
+        n: u32_of(a.n, OP, "rows")?,
+        q_heads: q_heads as u32,
+        kv_heads: kv.kv_heads as u32,
+        head_dim: d as u32,
+        capacity: u32_of(kv.capacity, OP, "capacity")?,
+        window: u32_of(kv.window.unwrap_or(0), OP, "window")?,
+        splits: sp as u32,
+        scale: a.scale,
+    };
     for rows in row_groups(a.n) {
         let args = GptossAttentionRowsArgs {
+            // Device addresses of the group's first row (never dereferenced on the host).
             a: GptossAttentionArgs {
-                // Device addresses of the group's first row (never dereferenced on the host).
-                q: (a.q.ptr() as *const f32).wrapping_add(rows.start * q_row),
-                k_cache: ptr::null(),
-                v_cache: ptr::null(),
-                positions: (a.positions.ptr() as *const u32).wrapping_add(rows.start),
-                sinks: a.sinks.ptr() as *const f32,
-                out: (a.out.ptr() as *mut f32).wrapping_add(rows.start * q_row),
-                part_acc: part.acc.ptr() as *mut f32,
-                part_ml: part.ml.ptr() as *mut f32,
-                status: on.status as *mut u32,
-                n: u32_of(rows.len(), OP, "rows")?,
-                q_heads: q_heads as u32,
-                kv_heads: kv.kv_heads as u32,
-                head_dim: d as u32,
-                capacity: u32_of(kv.capacity, OP, "capacity")?,
-                window: u32_of(kv.window.unwrap_or(0), OP, "window")?,
-                splits: sp as u32,
-                scale: a.scale,
+                q: whole.q.wrapping_add(rows.start * q_row),
+                positions: whole.positions.wrapping_add(rows.start),
+                out: whole.out.wrapping_add(rows.start * q_row),
+                n: rows.len() as u32,
+                ..whole
             },
             kv: kv_rows(a.kv[rows.clone()].iter().map(|l| (&l.k, &l.v))),
         };
