@@ -93,6 +93,9 @@ typedef enum gptoss_offload {
     GPTOSS_OFFLOAD_LAYERED = 3,
     /* Dense weights in memory; routed experts read on demand into a cache of expert slots. */
     GPTOSS_OFFLOAD_EXPERTS = 4,
+    /* A GPU's mode: dense weights on the device, every routed expert in pinned host memory the
+     * device reads in place, the hot ones copied into device slots beside the steps. */
+    GPTOSS_OFFLOAD_HOST = 5,
 } gptoss_offload;
 
 /* The expert cache's replacement policy (GPTOSS_OFFLOAD_EXPERTS). */

@@ -1,8 +1,10 @@
 //! The residency modes on the CUDA backend's emulated device: the expert pool and the streamed
 //! layers live in device memory (misses read from disk into host buffers, then copied to their
 //! slots), and the logits are bit-identical to the device's own with every weight resident,
-//! through chunked prefill and decode, including the smallest pool. The `mmap` mode is refused:
-//! a device computes from its own memory, not from a mapping.
+//! through chunked prefill and decode, including the smallest pool. The `host` mode reads every
+//! expert through a table, from host memory or a device slot, with decode steps recorded and
+//! replayed while experts move between them. The `mmap` mode is refused: a device computes
+//! from its own memory, not from a mapping.
 
 #![cfg(feature = "cuda-sim")]
 
@@ -17,13 +19,20 @@ use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource};
 
 const PROMPT: [u32; 9] = [3, 17, 250, 9, 401, 77, 500, 12, 64];
 const CHUNK: usize = 4;
-const DECODE: usize = 3;
+const DECODE: usize = 6;
 
 /// Every logit's bits (each prompt position, then each decode step), the greedy tokens, and
 /// what streamed.
 fn run(offload: Offload, smallest: bool) -> (Vec<u32>, Vec<u32>, StreamStats) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixture");
-    let opened = ModelSource::Dir(dir).open().unwrap();
+    run_on(fixture(), &PROMPT, DECODE, offload, smallest)
+}
+
+fn fixture() -> ModelSource {
+    ModelSource::Dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixture"))
+}
+
+fn run_on(source: ModelSource, prompt: &[u32], decode: usize, offload: Offload, smallest: bool) -> (Vec<u32>, Vec<u32>, StreamStats) {
+    let opened = source.open().unwrap();
     let mut load = LoadOptions {
         max_batch: CHUNK,
         residency: ResidencyOptions { offload, io_threads: 2, ..Default::default() },
@@ -39,7 +48,7 @@ fn run(offload: Offload, smallest: bool) -> (Vec<u32>, Vec<u32>, StreamStats) {
     {
         let mut lm = model.session(&mut ctx);
         let mut row = vec![0f32; lm.vocab_size()];
-        prefill_chunks(&mut lm, &PROMPT, Logits::All, |lm, _, chunk| {
+        prefill_chunks(&mut lm, prompt, Logits::All, |lm, _, chunk| {
             for i in 0..chunk.len() {
                 lm.logits(i, &mut row)?;
                 bits.extend(row.iter().map(|v| v.to_bits()));
@@ -47,8 +56,8 @@ fn run(offload: Offload, smallest: bool) -> (Vec<u32>, Vec<u32>, StreamStats) {
             Ok::<(), gptoss_engine::EngineError>(())
         })
         .unwrap();
-        let mut token = lm.sample((PROMPT.len() - 1) % CHUNK, &SamplingParams::GREEDY, 0.0).unwrap();
-        for _ in 0..DECODE {
+        let mut token = lm.sample((prompt.len() - 1) % CHUNK, &SamplingParams::GREEDY, 0.0).unwrap();
+        for _ in 0..decode {
             lm.forward(&[token], 1).unwrap();
             lm.logits(0, &mut row).unwrap();
             bits.extend(row.iter().map(|v| v.to_bits()));
@@ -62,13 +71,22 @@ fn run(offload: Offload, smallest: bool) -> (Vec<u32>, Vec<u32>, StreamStats) {
 #[test]
 fn streamed_modes_on_the_emulated_device_give_its_resident_logits() {
     let (want, want_tokens, _) = run(Offload::None, false);
-    for (offload, smallest) in [(Offload::Layered, false), (Offload::Experts, false), (Offload::Experts, true)] {
+    let modes =
+        [(Offload::Layered, false), (Offload::Experts, false), (Offload::Experts, true), (Offload::Host, false), (Offload::Host, true)];
+    for (offload, smallest) in modes {
         let (got, tokens, stats) = run(offload, smallest);
         assert_eq!(tokens, want_tokens, "{offload} (smallest {smallest})");
         assert!(got == want, "{offload} (smallest {smallest}): logits differ from the resident model's");
         match stats {
             StreamStats::Experts { cache, store } => assert!(cache.misses > 0 && store.bytes_read > 0, "{cache:?}"),
             StreamStats::Layered(l) => assert!(l.layers_read > 0),
+            StreamStats::Host { host, cache } => {
+                // Steps read experts from host memory, and from slots once copies landed (the
+                // smallest pool, one slot, evicts its expert at nearly every step).
+                assert!(host.from_host > 0 && host.landed > 0 && (smallest || host.from_slots > 0), "{host:?}");
+                assert_eq!(host.steps as usize, PROMPT.len().div_ceil(CHUNK) + DECODE, "{host:?}");
+                assert!(!smallest || cache.evictions > 0, "{cache:?}");
+            }
             StreamStats::None => panic!("{offload} streamed nothing"),
         }
     }
@@ -76,9 +94,28 @@ fn streamed_modes_on_the_emulated_device_give_its_resident_logits() {
 
 #[test]
 fn the_mmap_mode_is_refused_on_a_device() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixture");
-    let opened = ModelSource::Dir(dir).open().unwrap();
+    let opened = fixture().open().unwrap();
     let load = LoadOptions { residency: ResidencyOptions { offload: Offload::Mmap, ..Default::default() }, ..Default::default() };
     let e = GptOss::load(CudaBackend::sim().unwrap(), &opened, load).err().unwrap().to_string();
     assert!(e.contains("mmap mode") && e.contains("copies weights"), "{e}");
+}
+
+#[test]
+fn the_host_mode_moves_a_generated_model_out_of_device_memory_layer_by_layer() {
+    // One prefill chunk and two decode steps: copies queued after the first step land by the third.
+    let tiny = || "synthetic:tiny".parse::<ModelSource>().unwrap();
+    let prompt = &PROMPT[..CHUNK];
+    let (want, want_tokens, _) = run_on(tiny(), prompt, 2, Offload::None, false);
+    let (got, tokens, stats) = run_on(tiny(), prompt, 2, Offload::Host, true);
+    assert_eq!(tokens, want_tokens);
+    assert!(got == want, "host mode: logits differ from the resident model's");
+    assert!(matches!(stats, StreamStats::Host { host, .. } if host.landed > 0), "{stats:?}");
+}
+
+#[test]
+fn the_host_mode_is_refused_where_host_memory_is_the_device_memory() {
+    let opened = fixture().open().unwrap();
+    let load = LoadOptions { residency: ResidencyOptions { offload: Offload::Host, ..Default::default() }, ..Default::default() };
+    let e = GptOss::load(gptoss_kernels_cpu::CpuBackend::new(Some(1)).unwrap(), &opened, load).err().unwrap().to_string();
+    assert!(e.contains("host mode") && e.contains("none or mmap"), "{e}");
 }

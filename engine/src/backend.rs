@@ -126,6 +126,12 @@ pub trait Backend {
         true
     }
 
+    /// Expert tables over host memory the device reads in place (the `host` residency mode),
+    /// for a backend with memory of its own that has them.
+    fn expert_tables(&mut self) -> Option<&mut dyn crate::residency::ExpertTables<Self::Buffer>> {
+        None
+    }
+
     // ---- steps --------------------------------------------------------------------------
 
     /// Called before the ops of one forward step. A backend that records steps (CUDA graphs)

@@ -128,6 +128,9 @@ impl<B: Backend> Backend for Profiled<B> {
     fn copies_host_bytes(&self) -> bool {
         self.inner.copies_host_bytes()
     }
+    fn expert_tables(&mut self) -> Option<&mut dyn crate::residency::ExpertTables<B::Buffer>> {
+        self.inner.expert_tables()
+    }
     fn begin_step(&mut self, step: Step) -> Result<StepMode> {
         if self.enabled { Ok(StepMode::Run) } else { self.inner.begin_step(step) }
     }

@@ -72,6 +72,10 @@ typedef struct GptossWeight {
     unsigned int cols;
     unsigned int experts;
     unsigned int group; /* int4 group size; 0 for other formats */
+    /* Null, or a stack whose matrices are wherever the table says: u64 [experts, 2], expert e's
+     * data and scales addresses (device memory or host memory mapped for the device); `data`,
+     * `scales` and the strides are then unused. Biases stay in `bias`. */
+    const unsigned long long *table;
 } GptossWeight;
 
 /* Activations as bf16 planes for the tensor cores: x ≈ hi + lo with hi = bf16(x) and
@@ -326,47 +330,48 @@ typedef struct GptossSynthArgs {
 #define GPTOSS_PIN(T, size) GPTOSS_STATIC_ASSERT(sizeof(T) == (size), #T " size changed: update src/args.rs")
 #define GPTOSS_AT(T, f, off) GPTOSS_STATIC_ASSERT(__builtin_offsetof(T, f) == (off), #T "." #f " moved: update src/args.rs")
 
-GPTOSS_PIN(GptossWeight, 56);
+GPTOSS_PIN(GptossWeight, 64);
 GPTOSS_AT(GptossWeight, data_stride, 24);
 GPTOSS_AT(GptossWeight, rows, 40);
 GPTOSS_AT(GptossWeight, group, 52);
-GPTOSS_PIN(GptossEmbedArgs, 88);
+GPTOSS_AT(GptossWeight, table, 56);
+GPTOSS_PIN(GptossEmbedArgs, 96);
 GPTOSS_PIN(GptossRmsNormArgs, 40);
 GPTOSS_PIN(GptossSplit, 24);
 GPTOSS_PIN(GptossSplitArgs, 40);
 GPTOSS_AT(GptossSplitArgs, n, 24);
-GPTOSS_PIN(GptossMatmulArgs, 104);
-GPTOSS_AT(GptossMatmulArgs, n, 72);
-GPTOSS_AT(GptossMatmulArgs, xs, 80);
-GPTOSS_PIN(GptossQkvRopeArgs, 264);
-GPTOSS_AT(GptossQkvRopeArgs, xs, 240);
-GPTOSS_AT(GptossQkvRopeArgs, x, 168);
-GPTOSS_AT(GptossQkvRopeArgs, concentration, 236);
+GPTOSS_PIN(GptossMatmulArgs, 112);
+GPTOSS_AT(GptossMatmulArgs, n, 80);
+GPTOSS_AT(GptossMatmulArgs, xs, 88);
+GPTOSS_PIN(GptossQkvRopeArgs, 288);
+GPTOSS_AT(GptossQkvRopeArgs, xs, 264);
+GPTOSS_AT(GptossQkvRopeArgs, x, 192);
+GPTOSS_AT(GptossQkvRopeArgs, concentration, 260);
 GPTOSS_PIN(GptossAttentionArgs, 104);
 GPTOSS_AT(GptossAttentionArgs, n, 72);
 GPTOSS_AT(GptossAttentionArgs, scale, 100);
 GPTOSS_PIN(GptossKvRows, 2048);
-GPTOSS_PIN(GptossQkvRopeRowsArgs, 2312);
-GPTOSS_AT(GptossQkvRopeRowsArgs, kv, 264);
+GPTOSS_PIN(GptossQkvRopeRowsArgs, 2336);
+GPTOSS_AT(GptossQkvRopeRowsArgs, kv, 288);
 GPTOSS_PIN(GptossAttentionRowsArgs, 2152);
 GPTOSS_AT(GptossAttentionRowsArgs, kv, 104);
-GPTOSS_PIN(GptossMoeRouteArgs, 104);
-GPTOSS_AT(GptossMoeRouteArgs, n, 96);
-GPTOSS_PIN(GptossMoeGateUpArgs, 104);
-GPTOSS_AT(GptossMoeGateUpArgs, alpha, 96);
-GPTOSS_PIN(GptossMoeDownArgs, 104);
-GPTOSS_AT(GptossMoeDownArgs, n, 96);
+GPTOSS_PIN(GptossMoeRouteArgs, 112);
+GPTOSS_AT(GptossMoeRouteArgs, n, 104);
+GPTOSS_PIN(GptossMoeGateUpArgs, 112);
+GPTOSS_AT(GptossMoeGateUpArgs, alpha, 104);
+GPTOSS_PIN(GptossMoeDownArgs, 112);
+GPTOSS_AT(GptossMoeDownArgs, n, 104);
 GPTOSS_PIN(GptossMoeGroups, 32);
 GPTOSS_AT(GptossMoeGroups, max_tiles, 24);
 GPTOSS_PIN(GptossMoeSortArgs, 56);
 GPTOSS_AT(GptossMoeSortArgs, pairs, 48);
-GPTOSS_PIN(GptossMoeGateUpMmaArgs, 144);
-GPTOSS_AT(GptossMoeGateUpMmaArgs, groups, 80);
-GPTOSS_AT(GptossMoeGateUpMmaArgs, act_stride, 128);
-GPTOSS_AT(GptossMoeGateUpMmaArgs, limit, 140);
-GPTOSS_PIN(GptossMoeDownMmaArgs, 128);
-GPTOSS_AT(GptossMoeDownMmaArgs, groups, 80);
-GPTOSS_AT(GptossMoeDownMmaArgs, y, 120);
+GPTOSS_PIN(GptossMoeGateUpMmaArgs, 152);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, groups, 88);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, act_stride, 136);
+GPTOSS_AT(GptossMoeGateUpMmaArgs, limit, 148);
+GPTOSS_PIN(GptossMoeDownMmaArgs, 136);
+GPTOSS_AT(GptossMoeDownMmaArgs, groups, 88);
+GPTOSS_AT(GptossMoeDownMmaArgs, y, 128);
 GPTOSS_PIN(GptossMoeCombineArgs, 40);
 GPTOSS_AT(GptossMoeCombineArgs, experts, 36);
 GPTOSS_PIN(GptossSampleArgs, 72);

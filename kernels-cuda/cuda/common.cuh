@@ -187,11 +187,13 @@ struct KvStore<float> {
 
 // ---- row dot products -----------------------------------------------------------------------
 
-// Expert e's data and scales.
+// Expert e's data and scales: at a fixed stride, or where the stack's table says.
 __device__ __forceinline__ const unsigned char *expert_data(const GptossWeight &w, unsigned int e) {
+    if (w.table) return reinterpret_cast<const unsigned char *>(w.table[2 * e]);
     return static_cast<const unsigned char *>(w.data) + (unsigned long long)e * w.data_stride;
 }
 __device__ __forceinline__ const unsigned char *expert_scales(const GptossWeight &w, unsigned int e) {
+    if (w.table) return reinterpret_cast<const unsigned char *>(w.table[2 * e + 1]);
     return w.scales ? static_cast<const unsigned char *>(w.scales) + (unsigned long long)e * w.scale_stride : nullptr;
 }
 

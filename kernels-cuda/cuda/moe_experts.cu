@@ -250,6 +250,7 @@ __device__ __forceinline__ GptossWeight expert_matrix(const GptossWeight &w, uns
     m.scales = expert_scales(w, e);
     m.bias = w.bias ? w.bias + (unsigned long long)e * w.rows : nullptr;
     m.experts = 1;
+    m.table = nullptr;
     return m;
 }
 

@@ -23,24 +23,24 @@ macro_rules! pin {
     };
 }
 
-pin!(GptossWeight, 56, data_stride @ 24, rows @ 40, group @ 52);
-pin!(GptossEmbedArgs, 88);
+pin!(GptossWeight, 64, data_stride @ 24, rows @ 40, group @ 52, table @ 56);
+pin!(GptossEmbedArgs, 96);
 pin!(GptossRmsNormArgs, 40);
 pin!(GptossSplit, 24);
 pin!(GptossSplitArgs, 40, n @ 24);
-pin!(GptossMatmulArgs, 104, n @ 72, xs @ 80);
-pin!(GptossQkvRopeArgs, 264, x @ 168, concentration @ 236, xs @ 240);
+pin!(GptossMatmulArgs, 112, n @ 80, xs @ 88);
+pin!(GptossQkvRopeArgs, 288, x @ 192, concentration @ 260, xs @ 264);
 pin!(GptossAttentionArgs, 104, n @ 72, scale @ 100);
 pin!(GptossKvRows, 2048);
-pin!(GptossQkvRopeRowsArgs, 2312, kv @ 264);
+pin!(GptossQkvRopeRowsArgs, 2336, kv @ 288);
 pin!(GptossAttentionRowsArgs, 2152, kv @ 104);
-pin!(GptossMoeRouteArgs, 104, n @ 96);
-pin!(GptossMoeGateUpArgs, 104, alpha @ 96);
-pin!(GptossMoeDownArgs, 104, n @ 96);
+pin!(GptossMoeRouteArgs, 112, n @ 104);
+pin!(GptossMoeGateUpArgs, 112, alpha @ 104);
+pin!(GptossMoeDownArgs, 112, n @ 104);
 pin!(GptossMoeGroups, 32, max_tiles @ 24);
 pin!(GptossMoeSortArgs, 56, pairs @ 48);
-pin!(GptossMoeGateUpMmaArgs, 144, groups @ 80, act_stride @ 128, limit @ 140);
-pin!(GptossMoeDownMmaArgs, 128, groups @ 80, y @ 120);
+pin!(GptossMoeGateUpMmaArgs, 152, groups @ 88, act_stride @ 136, limit @ 148);
+pin!(GptossMoeDownMmaArgs, 136, groups @ 88, y @ 128);
 pin!(GptossMoeCombineArgs, 40, experts @ 36);
 pin!(GptossSampleArgs, 72, top_p @ 64);
 pin!(GptossSynthArgs, 40, span @ 36);

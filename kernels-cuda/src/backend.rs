@@ -3,6 +3,7 @@
 //! allocates after `prepare`. Kernels report bad device-side inputs (token ids, expert ids,
 //! positions the ring no longer holds) in a status word that every synchronize reads.
 
+use gptoss_engine::residency::ExpertTables;
 use gptoss_engine::{
     AttentionArgs, AttentionRowsArgs, Backend, BackendInfo, Buffers, DType, EmbedArgs, EngineError, HostBytes, KernelChoice,
     KernelOverrides, MatmulArgs, ModelPlan, MoeExpertsArgs, MoeRouteArgs, OpKind, QkvRopeArgs, QkvRopeRowsArgs, Result, RmsNormArgs,
@@ -32,7 +33,7 @@ pub const MMA_FROM_DEFAULT: usize = 16;
 pub const MMA_FROM_ENV: &str = "GPTOSS_MMA_FROM";
 
 pub struct CudaBackend<D: Device> {
-    dev: D,
+    pub(crate) dev: D,
     kernels: Chosen<D>,
     /// Kernel choices made by the caller, instead of `GPTOSS_KERNELS`.
     overrides: Option<KernelOverrides>,
@@ -46,7 +47,7 @@ pub struct CudaBackend<D: Device> {
     /// u32: bits of `GPTOSS_STATUS_*` set by kernels since the last synchronize.
     status: CudaBuffer<D>,
     scratch: Option<Scratch<D>>,
-    steps: Recorder<D>,
+    pub(crate) steps: Recorder<D>,
 }
 
 /// Per-op scratch, sized once by `prepare` for the model's largest batch.
@@ -237,6 +238,10 @@ impl<D: Device> Backend for CudaBackend<D> {
             // The emulator's device memory is the host's.
             None => gptoss_engine::host_memory::available(),
         }
+    }
+
+    fn expert_tables(&mut self) -> Option<&mut dyn ExpertTables<CudaBuffer<D>>> {
+        Some(self)
     }
 
     fn begin_step(&mut self, step: Step) -> Result<StepMode> {

@@ -10,6 +10,21 @@ pub struct CudaBuffer<D: Device> {
     mem: D::Memory,
     /// The allocation's device address (stable for its lifetime).
     ptr: u64,
+    holds: Holds,
+}
+
+/// What a buffer's memory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holds {
+    /// Its `len` elements of `dtype`.
+    Values,
+    /// The data of a stack of experts reached through a table (`tables.rs`): `dtype` and `len`
+    /// are the stack's, the memory is the table, u64 `[experts, 2]` (each expert's data and
+    /// scales addresses). Only `moe_experts` reads it; it is never read, written or copied as
+    /// values.
+    ExpertTable,
+    /// The scales of such a stack: their addresses are in the table, this holds nothing.
+    Nothing,
 }
 
 impl<D: Device> DeviceBuffer for CudaBuffer<D> {
@@ -30,7 +45,42 @@ impl<D: Device> CudaBuffer<D> {
     pub(crate) fn zeroed(dev: &D, dtype: DType, len: usize) -> Result<Self> {
         let bytes = dtype.bytes(len).ok_or_else(|| EngineError::invalid(format!("{len} × {dtype} overflows")))?;
         let (mem, ptr) = dev.alloc(bytes.div_ceil(GRANULE).max(1) * GRANULE)?;
-        Ok(CudaBuffer { dtype, len, mem, ptr })
+        Ok(CudaBuffer { dtype, len, mem, ptr, holds: Holds::Values })
+    }
+
+    /// A zero-filled buffer of `len` elements in host memory the device reads in place.
+    pub(crate) fn mapped(dev: &D, dtype: DType, len: usize) -> Result<Self> {
+        let bytes = dtype.bytes(len).ok_or_else(|| EngineError::invalid(format!("{len} × {dtype} overflows")))?;
+        let (mem, ptr) = dev.alloc_mapped(bytes.div_ceil(GRANULE).max(1) * GRANULE)?;
+        Ok(CudaBuffer { dtype, len, mem, ptr, holds: Holds::Values })
+    }
+
+    /// A buffer standing for `len` elements of `dtype` whose memory (`bytes`, zeroed) holds
+    /// something else (`holds`).
+    pub(crate) fn standing_for(dev: &D, dtype: DType, len: usize, bytes: usize, holds: Holds) -> Result<Self> {
+        let (mem, ptr) = dev.alloc(bytes.div_ceil(GRANULE).max(1) * GRANULE)?;
+        Ok(CudaBuffer { dtype, len, mem, ptr, holds })
+    }
+
+    pub(crate) fn holds(&self) -> Holds {
+        self.holds
+    }
+
+    /// The buffer's own memory, for the table code that writes addresses into it.
+    pub(crate) fn memory_mut(&mut self) -> &mut D::Memory {
+        &mut self.mem
+    }
+
+    pub(crate) fn memory(&self) -> &D::Memory {
+        &self.mem
+    }
+
+    /// An error unless the buffer holds its values.
+    fn values(&self, what: &'static str) -> Result<()> {
+        match self.holds {
+            Holds::Values => Ok(()),
+            _ => Err(EngineError::invalid(format!("{what}: a stack of experts reached through a table has no bytes of its own"))),
+        }
     }
 
     /// Device address of element `first`.
@@ -48,6 +98,7 @@ impl<D: Device> CudaBuffer<D> {
 
     /// Host bytes into elements `first..`.
     pub(crate) fn write(&mut self, dev: &D, first: usize, bytes: &[u8]) -> Result<()> {
+        self.values("write")?;
         let start = first * self.dtype.size();
         if !bytes.len().is_multiple_of(self.dtype.size()) || start + bytes.len() > self.bytes() {
             return Err(EngineError::shape(
@@ -60,6 +111,7 @@ impl<D: Device> CudaBuffer<D> {
 
     /// Elements `first..` into host bytes (waits for the copy).
     pub(crate) fn read(&self, dev: &D, first: usize, out: &mut [u8]) -> Result<()> {
+        self.values("read")?;
         let start = first * self.dtype.size();
         if start + out.len() > self.bytes() {
             return Err(EngineError::shape(
@@ -72,6 +124,8 @@ impl<D: Device> CudaBuffer<D> {
 
     /// `len` elements from `src[src_first..]` into `self[dst_first..]`, queued.
     pub(crate) fn copy_from(&mut self, dev: &D, src: &CudaBuffer<D>, src_first: usize, dst_first: usize, len: usize) -> Result<()> {
+        self.values("copy")?;
+        src.values("copy")?;
         if src.dtype != self.dtype || src_first + len > src.len || dst_first + len > self.len {
             return Err(EngineError::shape(
                 "copy",

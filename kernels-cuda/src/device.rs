@@ -46,6 +46,18 @@ pub trait Device: Sized + 'static {
     /// `len` bytes from `src` at `src_offset` to `dst` at `dst_offset`, queued (in bounds).
     fn copy(&self, src: &Self::Memory, src_offset: usize, dst: &mut Self::Memory, dst_offset: usize, len: usize) -> Result<()>;
 
+    /// `bytes` of zeroed host memory that the device reads and writes in place (pinned and
+    /// mapped into its address space; on the emulator, its own memory), and its device address.
+    fn alloc_mapped(&self, bytes: usize) -> Result<(Self::Memory, u64)>;
+    /// Queues a copy beside the step: on a second stream, after the work queued so far on the
+    /// first, so later work on the first does not wait for it. Returns a ticket for `copied`.
+    /// Never while a step is recorded.
+    fn copy_beside(&self, src: &Self::Memory, src_offset: usize, dst: &mut Self::Memory, dst_offset: usize, len: usize) -> Result<u64>;
+    /// Whether the copy of `ticket` has landed (never waits). Copies land in the order they
+    /// were queued; a landed ticket, and every one before it, is forgotten: asking about it
+    /// again is an error.
+    fn copied(&self, ticket: u64) -> Result<bool>;
+
     /// Kernel `name` of the module built from `cuda/{module}.cu`.
     fn function(&self, module: &str, name: &str) -> Result<Self::Function>;
     /// Lets `f` use up to `bytes` of dynamic shared memory (beyond 48 KiB needs this).

@@ -1,12 +1,16 @@
-//! The device on a real GPU, through cudarc's driver API: one context, one non-blocking stream,
-//! the fatbins `build.rs` embedded (SASS for sm_80/86/89/90a, PTX for newer), CUDA graphs for
-//! recorded steps, and driver errors mapped to the engine's.
+//! The device on a real GPU, through cudarc's driver API: one context, one non-blocking stream
+//! for the work and a second one for copies beside it, the fatbins `build.rs` embedded (SASS
+//! for sm_80/86/89/90a, PTX for newer), CUDA graphs for recorded steps, pinned host memory
+//! mapped for the device, and driver errors mapped to the engine's.
 
+use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cudarc::driver::sys::{CUevent_flags, CUfunction_attribute_enum, CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::sys::{self, CUevent_flags, CUfunction_attribute_enum, CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaEvent, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError, LaunchConfig,
+    PinnedHostSlice, PushKernelArg, result,
 };
 use cudarc::nvrtc::Ptx;
 use gptoss_engine::{EngineError, Result};
@@ -29,9 +33,52 @@ fn cuda_err(what: &str) -> impl FnOnce(DriverError) -> EngineError + '_ {
 pub struct Gpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// Copies beside the step (`copy_beside`), each with the event that marks it landed.
+    side: Side,
+    beside: RefCell<Vec<(u64, CudaEvent)>>,
+    tickets: std::cell::Cell<u64>,
     modules: Vec<(&'static str, Arc<CudaModule>)>,
     name: String,
 }
+
+/// The second stream, and how many of its copies have not been seen to land: memory is freed
+/// only after they have (a copy may still read or write it).
+#[derive(Clone)]
+struct Side {
+    stream: Arc<CudaStream>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Side {
+    fn settle(&self) {
+        if self.pending.load(Ordering::Acquire) > 0 {
+            // Nothing to report from a drop: a failed wait leaves the error to the next call.
+            let _ = self.stream.synchronize();
+        }
+    }
+}
+
+/// GPU memory: device memory, or pinned host memory mapped for the device.
+pub struct Memory {
+    kind: Kind,
+    /// The device address of its first byte.
+    ptr: u64,
+    side: Side,
+}
+
+enum Kind {
+    Device(CudaSlice<u8>),
+    Mapped(PinnedHostSlice<u8>),
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        self.side.settle();
+    }
+}
+
+// SAFETY: an owned allocation, used through its backend one call at a time.
+unsafe impl Send for Memory {}
 
 /// An instantiated CUDA graph that may move between threads with its backend.
 pub struct Graph(CudaGraph);
@@ -62,6 +109,7 @@ impl Gpu {
         // cudarc would otherwise record (which also break graph capture) are unnecessary.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
+        let side = Side { stream: ctx.new_stream().map_err(cuda_err("creating a stream"))?, pending: Arc::new(AtomicUsize::new(0)) };
         let name = ctx.name().map_err(cuda_err("reading the device name"))?;
         let mut modules = Vec::with_capacity(MODULES.len());
         for &(module, image) in MODULES {
@@ -71,7 +119,15 @@ impl Gpu {
             })?;
             modules.push((module, m));
         }
-        Ok(Gpu { ctx, stream, modules, name })
+        Ok(Gpu { ctx, stream, side, beside: RefCell::new(Vec::new()), tickets: std::cell::Cell::new(0), modules, name })
+    }
+
+    /// `len` bytes from device address `src` to `dst` on `stream` (any memory the device
+    /// addresses: its own or mapped host memory).
+    fn copy_on(&self, stream: &CudaStream, src: u64, dst: u64, len: usize) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(cuda_err("binding the context"))?;
+        // SAFETY: both ranges lie inside live allocations (the callers check the offsets).
+        unsafe { result::memcpy_dtod_async(dst, src, len, stream.cu_stream()) }.map_err(cuda_err("device copy"))
     }
 }
 
@@ -88,7 +144,7 @@ const COPY_BYTES: usize = 1 << 30;
 
 impl Device for Gpu {
     type Function = CudaFunction;
-    type Memory = CudaSlice<u8>;
+    type Memory = Memory;
     type Graph = Graph;
     const BACKEND: &'static str = "cuda";
 
@@ -96,29 +152,91 @@ impl Device for Gpu {
         &self.name
     }
 
-    fn alloc(&self, bytes: usize) -> Result<(CudaSlice<u8>, u64)> {
+    fn alloc(&self, bytes: usize) -> Result<(Memory, u64)> {
         let mem = self
             .stream
             .alloc_zeros::<u8>(bytes)
             .map_err(|e| EngineError::Backend { backend: "cuda", detail: format!("allocating {bytes} bytes on {}: {e}", self.name) })?;
         let ptr = mem.device_ptr(&self.stream).0;
-        Ok((mem, ptr))
+        Ok((Memory { kind: Kind::Device(mem), ptr, side: self.side.clone() }, ptr))
     }
 
-    fn write(&self, mem: &mut CudaSlice<u8>, offset: usize, bytes: &[u8]) -> Result<()> {
-        let mut dst = mem.slice_mut(offset..offset + bytes.len());
-        self.stream.memcpy_htod(bytes, &mut dst).map_err(cuda_err("host to device copy"))
+    fn alloc_mapped(&self, bytes: usize) -> Result<(Memory, u64)> {
+        let flags = sys::CU_MEMHOSTALLOC_DEVICEMAP | sys::CU_MEMHOSTALLOC_PORTABLE;
+        // SAFETY: the memory is zeroed below before anything reads it.
+        let mut host = unsafe { self.ctx.alloc_pinned_with_flags::<u8>(bytes, flags) }
+            .map_err(|e| EngineError::Backend { backend: "cuda", detail: format!("pinning {bytes} bytes of host memory: {e}") })?;
+        let p = host.as_mut_ptr().map_err(cuda_err("pinned memory"))?;
+        // SAFETY: `bytes` bytes just allocated and owned.
+        unsafe { std::ptr::write_bytes(p, 0, bytes) };
+        let mut ptr: sys::CUdeviceptr = 0;
+        // SAFETY: `p` was allocated with DEVICEMAP in this context.
+        unsafe { sys::cuMemHostGetDevicePointer_v2(&mut ptr, p as *mut _, 0) }.result().map_err(cuda_err("mapping pinned memory"))?;
+        Ok((Memory { kind: Kind::Mapped(host), ptr, side: self.side.clone() }, ptr))
     }
 
-    fn read(&self, mem: &CudaSlice<u8>, offset: usize, out: &mut [u8]) -> Result<()> {
-        let src = mem.slice(offset..offset + out.len());
-        self.stream.memcpy_dtoh(&src, out).map_err(cuda_err("device to host copy"))
+    fn write(&self, mem: &mut Memory, offset: usize, bytes: &[u8]) -> Result<()> {
+        match &mut mem.kind {
+            Kind::Device(slice) => {
+                let mut dst = slice.slice_mut(offset..offset + bytes.len());
+                self.stream.memcpy_htod(bytes, &mut dst).map_err(cuda_err("host to device copy"))
+            }
+            Kind::Mapped(host) => {
+                // Kernels may read it: write once the queued work is done.
+                self.synchronize()?;
+                let p = host.as_mut_ptr().map_err(cuda_err("pinned memory"))?;
+                // SAFETY: in bounds (the caller checks), owned, no kernel running.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(offset), bytes.len()) };
+                Ok(())
+            }
+        }
     }
 
-    fn copy(&self, src: &CudaSlice<u8>, src_offset: usize, dst: &mut CudaSlice<u8>, dst_offset: usize, len: usize) -> Result<()> {
-        let from = src.slice(src_offset..src_offset + len);
-        let mut to = dst.slice_mut(dst_offset..dst_offset + len);
-        self.stream.memcpy_dtod(&from, &mut to).map_err(cuda_err("device to device copy"))
+    fn read(&self, mem: &Memory, offset: usize, out: &mut [u8]) -> Result<()> {
+        match &mem.kind {
+            Kind::Device(slice) => {
+                let src = slice.slice(offset..offset + out.len());
+                self.stream.memcpy_dtoh(&src, out).map_err(cuda_err("device to host copy"))
+            }
+            Kind::Mapped(host) => {
+                self.synchronize()?;
+                let p = host.as_ptr().map_err(cuda_err("pinned memory"))?;
+                // SAFETY: in bounds (the caller checks), no kernel running.
+                unsafe { std::ptr::copy_nonoverlapping(p.add(offset), out.as_mut_ptr(), out.len()) };
+                Ok(())
+            }
+        }
+    }
+
+    fn copy(&self, src: &Memory, src_offset: usize, dst: &mut Memory, dst_offset: usize, len: usize) -> Result<()> {
+        self.copy_on(&self.stream, src.ptr + src_offset as u64, dst.ptr + dst_offset as u64, len)
+    }
+
+    fn copy_beside(&self, src: &Memory, src_offset: usize, dst: &mut Memory, dst_offset: usize, len: usize) -> Result<u64> {
+        let queued = self.stream.record_event(None).map_err(cuda_err("recording an event"))?;
+        self.side.stream.wait(&queued).map_err(cuda_err("ordering a copy beside the step"))?;
+        self.copy_on(&self.side.stream, src.ptr + src_offset as u64, dst.ptr + dst_offset as u64, len)?;
+        let landed = self.side.stream.record_event(None).map_err(cuda_err("recording an event"))?;
+        let ticket = self.tickets.get();
+        self.tickets.set(ticket + 1);
+        self.beside.borrow_mut().push((ticket, landed));
+        self.side.pending.fetch_add(1, Ordering::AcqRel);
+        Ok(ticket)
+    }
+
+    fn copied(&self, ticket: u64) -> Result<bool> {
+        let mut beside = self.beside.borrow_mut();
+        let at = beside
+            .iter()
+            .position(|b| b.0 == ticket)
+            .ok_or_else(|| EngineError::invalid(format!("no copy beside the step has ticket {ticket}")))?;
+        if !beside[at].1.try_is_complete().map_err(cuda_err("a copy beside the step"))? {
+            return Ok(false);
+        }
+        // Copies land in the order they were queued: this one and every one before it.
+        beside.drain(..=at);
+        self.side.pending.fetch_sub(at + 1, Ordering::AcqRel);
+        Ok(true)
     }
 
     fn function(&self, module: &str, name: &str) -> Result<CudaFunction> {

@@ -27,6 +27,8 @@ mod ops;
 mod registry;
 #[cfg(feature = "cuda-sim")]
 pub mod sim;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+mod tables;
 
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 pub use args::KernelArgs;

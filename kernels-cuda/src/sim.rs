@@ -101,10 +101,26 @@ pub struct Graph(Vec<Recorded>);
 // SAFETY: as `Function`.
 unsafe impl Send for Graph {}
 
+/// A copy beside the step, not yet landed.
+struct Beside {
+    ticket: u64,
+    src: *const u8,
+    dst: *mut u8,
+    len: usize,
+    /// `copied` queries made before it was queued.
+    queued_at: u64,
+}
+
 pub struct Sim {
     /// Seeds the block and thread orders of each launch (`GPTOSS_SIM_SEED`), advanced per launch.
     seed: Cell<u64>,
     capture: RefCell<Option<Vec<Recorded>>>,
+    /// Copies beside the step: each lands at the second `copied` query (about any copy) after
+    /// it was queued, so code that asks between steps runs at least one step with the copy
+    /// still in flight, as it could on a GPU.
+    beside: RefCell<Vec<Beside>>,
+    tickets: Cell<u64>,
+    queries: Cell<u64>,
     /// The dynamic shared memory each kernel was allowed (`allow_shared`), beyond the default.
     allowed: RefCell<Vec<(*const SimKernel, u32)>>,
 }
@@ -127,7 +143,14 @@ impl Sim {
 
     /// The emulated device, its orders seeded by `seed`.
     pub fn with_seed(seed: u64) -> Self {
-        Sim { seed: Cell::new(seed), capture: RefCell::new(None), allowed: RefCell::new(Vec::new()) }
+        Sim {
+            seed: Cell::new(seed),
+            capture: RefCell::new(None),
+            beside: RefCell::new(Vec::new()),
+            tickets: Cell::new(0),
+            queries: Cell::new(0),
+            allowed: RefCell::new(Vec::new()),
+        }
     }
 
     fn run(&self, f: &Function, cfg: Launch, args: &[u8]) -> Result<()> {
@@ -192,6 +215,41 @@ impl Device for Sim {
         }
         to.copy_from_slice(from);
         Ok(())
+    }
+
+    fn alloc_mapped(&self, bytes: usize) -> Result<(Memory, u64)> {
+        // The emulated device's memory is the host's.
+        self.alloc(bytes)
+    }
+
+    fn copy_beside(&self, src: &Memory, src_offset: usize, dst: &mut Memory, dst_offset: usize, len: usize) -> Result<u64> {
+        if self.capture.borrow().is_some() {
+            return Err(EngineError::invalid("a copy beside the step while the step is recorded"));
+        }
+        let (from, to) = (&src.bytes()[src_offset..src_offset + len], &mut dst.bytes_mut()[dst_offset..dst_offset + len]);
+        let ticket = self.tickets.get();
+        self.tickets.set(ticket + 1);
+        self.beside.borrow_mut().push(Beside { ticket, src: from.as_ptr(), dst: to.as_mut_ptr(), len, queued_at: self.queries.get() });
+        Ok(ticket)
+    }
+
+    fn copied(&self, ticket: u64) -> Result<bool> {
+        let mut beside = self.beside.borrow_mut();
+        let at = beside
+            .iter()
+            .position(|b| b.ticket == ticket)
+            .ok_or_else(|| EngineError::invalid(format!("no copy beside the step has ticket {ticket}")))?;
+        self.queries.set(self.queries.get() + 1);
+        if self.queries.get() - beside[at].queued_at < 2 {
+            return Ok(false);
+        }
+        // Copies land in the order they were queued: this one and every one before it.
+        for b in beside.drain(..=at) {
+            // SAFETY: both ranges were in bounds of live allocations when queued, and the
+            // caller keeps them alive until the copy has landed (it asks before dropping either).
+            unsafe { std::ptr::copy(b.src, b.dst, b.len) };
+        }
+        Ok(true)
     }
 
     fn function(&self, module: &str, name: &str) -> Result<Function> {

@@ -112,13 +112,14 @@ impl<B: Backend> GptOss<B> {
         self.stage_rows(batch, contexts, tokens)?;
         // As a single context's step: host work between ops (streamed weights, recorded
         // routing, probes) rules out a recording.
-        let replayable = self.probe.is_none() && self.routing.is_none() && matches!(self.residency, Residency::Resident);
+        let replayable = self.probe.is_none() && self.routing.is_none() && self.residency.replayable();
         let step = Step { context: batch.key, tokens: n, logits_rows: n, replayable };
         if self.backend.begin_step(step)? == StepMode::Run {
             // The batched rows are the model as loaded (a self-draft decodes alone), none recording routing.
             self.ops(&mut batch.act, batch.offload.as_mut(), Caches::Rows(contexts), Form::Full, None, n, n)?;
             self.backend.end_step()?;
         }
+        self.residency.after_step(&mut self.backend, n)?;
         for ctx in contexts.iter_mut() {
             ctx.kv.advance(1);
         }

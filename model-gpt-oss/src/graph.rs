@@ -21,7 +21,7 @@ use crate::config::SWIGLU_ALPHA;
 use crate::context::{Activations, Context, OffloadScratch};
 use crate::model::GptOss;
 use crate::probe::Probed;
-use crate::residency::{self, Residency};
+use crate::residency;
 use crate::self_draft::{Form, FormWeights};
 use crate::step_reads::{RecordedStep, RoutingRecord};
 
@@ -71,8 +71,7 @@ impl<B: Backend> GptOss<B> {
         self.stage(ctx, tokens)?;
         // A step that streams weights or records routing does host work between ops: it runs
         // op by op, never as a recording.
-        let replayable =
-            self.probe.is_none() && self.routing.is_none() && ctx.routing.is_none() && matches!(self.residency, Residency::Resident);
+        let replayable = self.probe.is_none() && self.routing.is_none() && ctx.routing.is_none() && self.residency.replayable();
         let step = Step { context: ctx.id, tokens: tokens.len(), logits_rows, replayable };
         if self.backend.begin_step(step)? == StepMode::Run {
             self.ops(
@@ -86,6 +85,7 @@ impl<B: Backend> GptOss<B> {
             )?;
             self.backend.end_step()?;
         }
+        self.residency.after_step(&mut self.backend, tokens.len())?;
         ctx.logits_rows = logits_rows;
         let (start, top_k) = (ctx.kv.len(), FormWeights::new(&self.drafts, ctx.form).top_k(&self.config));
         if let Some(record) = ctx.routing.as_mut() {

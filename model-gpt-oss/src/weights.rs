@@ -89,6 +89,11 @@ impl<'a, B: Backend> Loader<'a, B> {
         Loader { backend, source, specs, progress, done: 0, total, convert }
     }
 
+    /// The backend the tensors are loaded onto.
+    pub fn backend(&mut self) -> &mut B {
+        self.backend
+    }
+
     fn spec(&self, name: &str) -> &TensorSpec {
         &self.specs[name]
     }

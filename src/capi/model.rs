@@ -72,6 +72,7 @@ fn residency(o: &gptoss_model_options) -> Result<ResidencyOptions, Failure> {
         2 => Offload::Mmap,
         3 => Offload::Layered,
         4 => Offload::Experts,
+        5 => Offload::Host,
         other => return Err(Failure::invalid(format!("options.offload = {other} is not a gptoss_offload"))),
     };
     let policy = match o.expert_cache {

@@ -48,7 +48,8 @@ pub struct ModelArgs {
     pub memory_budget: Option<String>,
     /// Where weights live: auto (chosen from the budget), none (all in memory), mmap (the
     /// checkpoint mapped, paged by the OS), layered (each layer read before it runs), experts
-    /// (dense weights in memory, routed experts read on demand into a cache).
+    /// (dense weights in memory, routed experts read on demand into a cache), host (GPU: every
+    /// expert in host memory the GPU reads in place, the hot ones copied into device slots).
     #[arg(long, default_value = "auto")]
     pub offload: String,
     /// The expert cache's replacement policy (experts mode): lru or lfu.
@@ -159,6 +160,16 @@ pub fn stream_summary(stats: &StreamStats, tokens: usize) -> String {
             100.0 * cache.hit_rate(),
             cache.evictions,
             if store.prefetched > 0 { format!("; prefetched {}, {} used", store.prefetched, store.prefetch_used) } else { String::new() }
+        ),
+        StreamStats::Host { host, cache } => format!(
+            "experts read from host memory {} ({} per token; {} of {} layer experts from device slots); {} copied into slots ({} experts), {} evictions",
+            ByteSize(host.host_bytes),
+            per_token(host.host_bytes),
+            host.from_slots,
+            host.from_slots + host.from_host,
+            ByteSize(host.copied_bytes),
+            host.landed,
+            cache.evictions,
         ),
     }
 }

@@ -89,8 +89,10 @@ fn runs(a: &OffloadArgs) -> Result<Vec<Run>> {
     let mut out = Vec::new();
     for m in &a.offload {
         let mode = m.parse::<Offload>().map_err(|e| usage("--offload", e))?;
-        if mode == Offload::Auto {
-            return Err(Error::Usage("--offload in the bench names modes: none, mmap, layered, experts".into()));
+        if matches!(mode, Offload::Auto | Offload::Host) {
+            return Err(Error::Usage(
+                "--offload in the bench names modes: none, mmap, layered, experts (the host mode needs a GPU: measure it with generate --backend cuda)".into(),
+            ));
         }
         if mode == Offload::Experts {
             for &policy in &policies {
@@ -262,6 +264,7 @@ fn waits(s: &StreamStats) -> (Duration, Duration, Option<CacheStats>) {
         StreamStats::None => (Duration::ZERO, Duration::ZERO, None),
         StreamStats::Layered(l) => (l.wait, Duration::ZERO, None),
         StreamStats::Experts { store, cache } => (store.wait, store.copy, Some(*cache)),
+        StreamStats::Host { cache, .. } => (Duration::ZERO, Duration::ZERO, Some(*cache)),
     }
 }
 

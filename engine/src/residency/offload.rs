@@ -18,11 +18,15 @@ pub enum Offload {
     Layered,
     /// Dense weights resident; routed experts read on demand into a fixed pool of slots.
     Experts,
+    /// For a device with memory of its own: dense weights on the device, every routed expert in
+    /// host memory the device reads in place, the hot ones copied into a pool of device slots
+    /// beside the steps (which stay recordable).
+    Host,
 }
 
 impl Offload {
     /// The modes a user can force, in the order reports list them.
-    pub const FORCED: [Offload; 4] = [Offload::None, Offload::Mmap, Offload::Layered, Offload::Experts];
+    pub const FORCED: [Offload; 5] = [Offload::None, Offload::Mmap, Offload::Layered, Offload::Experts, Offload::Host];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -31,6 +35,7 @@ impl Offload {
             Offload::Mmap => "mmap",
             Offload::Layered => "layered",
             Offload::Experts => "experts",
+            Offload::Host => "host",
         }
     }
 
@@ -49,7 +54,7 @@ impl FromStr for Offload {
             other => Offload::FORCED
                 .into_iter()
                 .find(|m| m.name() == other)
-                .ok_or_else(|| format!("unknown offload mode '{other}' (expected auto, none, mmap, layered or experts)")),
+                .ok_or_else(|| format!("unknown offload mode '{other}' (expected auto, none, mmap, layered, experts or host)")),
         }
     }
 }
@@ -66,7 +71,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for m in [Offload::Auto, Offload::None, Offload::Mmap, Offload::Layered, Offload::Experts] {
+        for m in [Offload::Auto, Offload::None, Offload::Mmap, Offload::Layered, Offload::Experts, Offload::Host] {
             assert_eq!(m.name().parse::<Offload>(), Ok(m));
         }
         assert!("disk".parse::<Offload>().unwrap_err().contains("expected auto"));

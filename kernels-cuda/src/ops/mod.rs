@@ -18,7 +18,7 @@ use std::ptr;
 use gptoss_engine::{EngineError, Result, Weight, WeightFormat, checks};
 
 use crate::args::GptossWeight;
-use crate::buffer::CudaBuffer;
+use crate::buffer::{CudaBuffer, Holds};
 use crate::device::Device;
 use crate::registry::{Loaded, Resolved};
 
@@ -42,7 +42,23 @@ pub fn u32_of(v: usize, op: &'static str, what: &str) -> Result<u32> {
 
 /// A weight checked against its format's layout (engine/src/weight.rs), as the kernels see it.
 pub fn weight<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<GptossWeight> {
+    if w.data.holds() != Holds::Values {
+        return Err(EngineError::unsupported(op, "a stack of experts reached through a table (only moe_experts reads one)"));
+    }
+    stack(w, op)
+}
+
+/// A weight that may be a stack of experts reached through a table (`tables.rs`): what
+/// `moe_experts` reads, the only kernels that look experts up with `expert_data`.
+pub fn stack<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<GptossWeight> {
     checks::weight(w, op)?;
+    if w.data.holds() == Holds::ExpertTable {
+        return Ok(GptossWeight { data: ptr::null(), scales: ptr::null(), table: w.data.ptr() as *const u64, ..values(w, op)? });
+    }
+    values(w, op)
+}
+
+fn values<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<GptossWeight> {
     let scales = w.scales.as_ref().map_or(ptr::null(), |s| s.ptr() as *const _);
     let bias = w.bias.as_ref().map_or(ptr::null(), |b| b.ptr() as *const f32);
     let group = match w.format {
@@ -59,6 +75,7 @@ pub fn weight<D: Device>(w: &Weight<CudaBuffer<D>>, op: &'static str) -> Result<
         cols: u32_of(w.cols, op, "cols")?,
         experts: u32_of(w.experts, op, "experts")?,
         group: group as u32,
+        table: ptr::null(),
     })
 }
 

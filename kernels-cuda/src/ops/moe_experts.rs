@@ -8,7 +8,7 @@ use gptoss_engine::checks::{self, buffer as need};
 use gptoss_engine::{Buffers, DType, DeviceBuffer, EngineError, MoeExpertsArgs, Result};
 
 use super::split::{self, Planes, Tiles};
-use super::{Form, On, blocks, form, mma_rows_fit, u32_of, weight};
+use super::{Form, On, blocks, form, mma_rows_fit, stack, u32_of};
 use crate::args::{
     GPTOSS_COPY_THREADS, GPTOSS_GEMM_BM, GPTOSS_GEMM_BN, GPTOSS_GEMM_WARPS, GPTOSS_MAX_EXPERTS, GPTOSS_MOE_SORT_THREADS, GPTOSS_MOE_WARPS,
     GPTOSS_WARP_THREADS, GptossMoeCombineArgs, GptossMoeDownArgs, GptossMoeDownMmaArgs, GptossMoeGateUpArgs, GptossMoeGateUpMmaArgs,
@@ -107,7 +107,7 @@ fn gemv<D: Device>(
     let slots = u32_of(n * top_k, OP, "tokens × top-k")?;
     let status = on.status as *mut u32;
     let gate_up_args = GptossMoeGateUpArgs {
-        w: weight(a.gate_up, OP)?,
+        w: stack(a.gate_up, OP)?,
         x: a.x.ptr() as *const f32,
         ids: a.ids.ptr() as *const u32,
         act: act.ptr() as *mut f32,
@@ -118,7 +118,7 @@ fn gemv<D: Device>(
         limit: a.swiglu.limit,
     };
     let down_args = GptossMoeDownArgs {
-        w: weight(a.down, OP)?,
+        w: stack(a.down, OP)?,
         act: act.ptr() as *const f32,
         ids: a.ids.ptr() as *const u32,
         weights: a.weights.ptr() as *const f32,
@@ -183,7 +183,7 @@ fn grouped<D: Device>(
     let sort_args =
         GptossMoeSortArgs { ids: a.ids.ptr() as *const u32, groups, status, pairs: u32_of(pairs, OP, "pairs")?, experts: experts as u32 };
     let gate_up_args = GptossMoeGateUpMmaArgs {
-        w: weight(a.gate_up, OP)?,
+        w: stack(a.gate_up, OP)?,
         xs,
         groups,
         act_hi: act_hi as *mut u16,
@@ -194,7 +194,7 @@ fn grouped<D: Device>(
         limit: a.swiglu.limit,
     };
     let down_args = GptossMoeDownMmaArgs {
-        w: weight(a.down, OP)?,
+        w: stack(a.down, OP)?,
         acts: GptossSplit { hi: act_hi as *const u16, lo: act_lo as *const u16, stride: gate_up_args.act_stride, pad_: 0 },
         groups,
         weights: a.weights.ptr() as *const f32,

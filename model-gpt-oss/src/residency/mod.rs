@@ -8,10 +8,13 @@
 //! - `layered` (`layered.rs`): each layer read before it runs, the next one read meanwhile.
 //! - `experts` (`experts.rs`): dense weights resident; routed experts read on demand into a
 //!   pool of slots.
+//! - `host` (`host.rs`, a device with memory of its own): dense weights on the device, every
+//!   expert in host memory the device reads in place, the hot ones copied into device slots.
 //!
 //! Every mode computes with the same ops on the same bytes, so the logits are identical.
 
 pub mod experts;
+pub mod host;
 pub mod layered;
 pub mod layout;
 pub mod plan;
@@ -26,6 +29,7 @@ use gptoss_engine::residency::{DirectFile, IoPool, Offload};
 use gptoss_engine::{Backend, EngineError, MoeExpertsArgs, Swiglu};
 
 use self::experts::{ExpertStats, ExpertStore};
+use self::host::{HostExperts, HostStats};
 use self::layered::{LayerStats, LayerStream};
 use self::layout::{Extent, Layout, is_expert_stack};
 use self::plan::ResidencyPlan;
@@ -44,6 +48,7 @@ pub(crate) enum Residency<Buf> {
     Resident,
     Layered(LayerStream<Buf>),
     Experts(ExpertStore<Buf>),
+    Host(HostExperts<Buf>),
 }
 
 /// What streaming has done since the model was loaded.
@@ -57,6 +62,10 @@ pub enum StreamStats {
         store: ExpertStats,
         cache: gptoss_engine::residency::expert_cache::CacheStats,
     },
+    Host {
+        host: HostStats,
+        cache: gptoss_engine::residency::expert_cache::CacheStats,
+    },
 }
 
 impl StreamStats {
@@ -66,6 +75,7 @@ impl StreamStats {
             StreamStats::None => 0,
             StreamStats::Layered(s) => s.bytes_read,
             StreamStats::Experts { store, .. } => store.bytes_read,
+            StreamStats::Host { .. } => 0,
         }
     }
 }
@@ -76,6 +86,21 @@ impl<Buf: 'static> Residency<Buf> {
             Residency::Resident => StreamStats::None,
             Residency::Layered(s) => StreamStats::Layered(s.stats()),
             Residency::Experts(s) => StreamStats::Experts { store: s.stats(), cache: s.cache().stats() },
+            Residency::Host(h) => StreamStats::Host { host: h.stats(), cache: h.cache().stats() },
+        }
+    }
+
+    /// Whether a step does only device work, so it may be recorded and replayed.
+    pub fn replayable(&self) -> bool {
+        matches!(self, Residency::Resident | Residency::Host(_))
+    }
+
+    /// After a forward step of `n` tokens, run or replayed (`host`: moves experts between host
+    /// memory and the device's slots as the step's routing says).
+    pub fn after_step<B: Backend<Buffer = Buf>>(&mut self, b: &mut B, n: usize) -> gptoss_engine::Result<()> {
+        match self {
+            Residency::Host(h) => h.after_step(b, n),
+            _ => Ok(()),
         }
     }
 
@@ -116,6 +141,15 @@ pub(crate) fn moe_experts<B: Backend>(
     top_k: usize,
     swiglu: Swiglu,
 ) -> gptoss_engine::Result<()> {
+    if let Residency::Host(h) = residency {
+        if top_k != c.num_experts_per_tok {
+            return Err(EngineError::unsupported(
+                "moe_experts",
+                format!("{top_k} experts per token (a self-draft's) in the host mode; the model routes to {}", c.num_experts_per_tok),
+            ));
+        }
+        return h.run(b, l, a, n, swiglu);
+    }
     if let Residency::Experts(store) = residency {
         // The pool reads the model's own number of experts per token for every token.
         if top_k != c.num_experts_per_tok {
@@ -158,6 +192,7 @@ pub(crate) fn load<B: Backend>(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Loaded<B::Buffer>> {
     let ckpt = match (plan.mode, model.checkpoint()) {
+        (Offload::Host, None) => return load_host_generated(backend, model, plan, convert, max_batch, progress),
         (Offload::Mmap | Offload::None | Offload::Auto, None) | (Offload::Mmap | Offload::Auto, Some(_)) => {
             return Ok((weights::load(backend, model, convert, max_batch, progress)?, Residency::Resident));
         }
@@ -200,22 +235,61 @@ pub(crate) fn load<B: Backend>(
     let mut weights = Loader::new(backend, &globals, &specs, convert, 0, &mut |_, _| {}).globals(Vec::new())?;
     globals.release(&mut reader.spare);
     let mut biases = Vec::new();
+    let mut host_layers = Vec::new();
     for (l, extents) in wanted[1..].iter().enumerate() {
         let t = reader.read(extents, &mut told)?;
         let mut quiet = |_, _| {};
         let mut ld = Loader::new(backend, &t, &specs, convert, 0, &mut quiet);
-        weights.layers.push(ld.layer(c, l, !streams_experts)?);
+        let mut layer = ld.layer(c, l, !streams_experts)?;
         if streams_experts {
             biases.push(ld.expert_biases(l)?);
         }
+        if plan.mode == Offload::Host {
+            host_layers.push(host_layer(backend, &mut layer, l)?);
+        }
+        weights.layers.push(layer);
         t.release(&mut reader.spare);
     }
     let residency = match plan.mode {
         Offload::Layered => Residency::Layered(LayerStream::new(&layout, files.clone(), plan.io_threads, plan.read_ahead, dtypes, specs)?),
         Offload::Experts => Residency::Experts(ExpertStore::new(backend, c, plan, Arc::clone(&layout), files.clone(), biases)?),
+        Offload::Host => Residency::Host(HostExperts::new(backend, c, host_layers, plan.slots, plan.policy, max_batch)?),
         _ => Residency::Resident,
     };
     Ok((weights, residency))
+}
+
+/// Layer `l`'s experts moved out of `layer` into host memory (`host` mode).
+fn host_layer<B: Backend>(backend: &mut B, layer: &mut LayerWeights<B::Buffer>, l: usize) -> Result<host::HostLayer<B::Buffer>> {
+    let experts = layer.experts.take().ok_or_else(|| EngineError::invalid(format!("layer {l} holds no experts")))?;
+    Ok(host::adopt(backend, experts)?)
+}
+
+/// The `host` mode for a model generated in memory: each layer generated on the device, its
+/// experts moved to host memory before the next, so the device never holds more than one
+/// layer's experts.
+fn load_host_generated<B: Backend>(
+    backend: &mut B,
+    model: &OpenedModel,
+    plan: &ResidencyPlan,
+    convert: Option<WeightOnly>,
+    max_batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Loaded<B::Buffer>> {
+    let c = &model.config;
+    weights::check_convert(model, convert)?;
+    let specs = spec_map(c);
+    let total = specs.values().map(|s| s.elements() * model.dtype(s).size()).sum();
+    let mut ld = Loader::new(backend, model, &specs, convert, total, progress);
+    let (mut layers, mut host_layers) = (Vec::new(), Vec::new());
+    for l in 0..c.num_hidden_layers {
+        let mut layer = ld.layer(c, l, true)?;
+        host_layers.push(host_layer(ld.backend(), &mut layer, l)?);
+        layers.push(layer);
+    }
+    let weights = ld.globals(layers)?;
+    let host = HostExperts::new(backend, c, host_layers, plan.slots, plan.policy, max_batch)?;
+    Ok((weights, Residency::Host(host)))
 }
 
 /// Reads sets of tensors into memory at load time.

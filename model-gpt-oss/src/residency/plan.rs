@@ -65,7 +65,8 @@ pub struct ResidencyPlan {
     pub budget: Option<u64>,
     /// Weights held in memory for the whole run.
     pub resident: u64,
-    /// `mmap`: checkpoint bytes computed from in place, paged by the OS.
+    /// `mmap`: checkpoint bytes computed from in place, paged by the OS; `host`: the experts
+    /// in host memory the device reads in place (outside the budget, which is the device's).
     pub mapped: u64,
     /// `layered`: bytes read per forward step (every layer), the layer buffers, and whether
     /// there are two (the next layer read while this one computes) or, when the budget holds
@@ -261,9 +262,30 @@ impl ResidencyPlan {
                 plan.resident = all_dense;
                 plan.staging = (io_threads * STAGING_PER_THREAD) as u64 * (s.largest_piece + 2 * ALIGN as u64);
             }
+            Offload::Host => {
+                if !copies_host_bytes {
+                    return Err(ModelError::Residency(
+                        "the host mode keeps experts out of a device's own memory; this backend computes from host memory already (use none or mmap)"
+                            .into(),
+                    ));
+                }
+                // The device holds the dense weights, every expert's biases and two table
+                // entries of 16 bytes; a slot holds an expert's codes and scales.
+                let experts = plan.experts as u64;
+                plan.resident = all_dense + experts * (slot_bytes - s.expert_bytes) + experts * 2 * 16;
+                plan.mapped = all_experts;
+                plan.slot_bytes = s.expert_bytes;
+            }
         }
         let fixed = plan.resident + plan.layer_buffers + plan.staging + plan.reserved + plan.unplanned;
-        if plan.mode == Offload::Experts {
+        if plan.mode == Offload::Host {
+            let budget = opts.budget.or(available).unwrap_or(u64::MAX);
+            let fit = budget.saturating_sub(fixed) / plan.slot_bytes.max(1);
+            if fit == 0 {
+                return Err(plan.too_small(&source, budget, fixed + plan.slot_bytes));
+            }
+            plan.slots = (fit as usize).min(plan.experts);
+        } else if plan.mode == Offload::Experts {
             let min_slots = 2 * plan.top_k;
             let budget = opts.budget.or(available).unwrap_or(u64::MAX);
             let fit = budget.saturating_sub(fixed) / slot_bytes.max(1);
@@ -286,7 +308,7 @@ impl ResidencyPlan {
     /// The itemised bytes, for messages.
     fn parts(&self, total: u64) -> String {
         let mut p = vec![format!("resident weights {}", ByteSize(self.resident))];
-        if self.mode == Offload::Experts {
+        if matches!(self.mode, Offload::Experts | Offload::Host) {
             let slots = ((total - self.fixed()) / self.slot_bytes.max(1)) as usize;
             p.push(format!("{slots} expert slots of {}", ByteSize(self.slot_bytes)));
         }
@@ -314,6 +336,7 @@ impl ResidencyPlan {
     pub fn minimum(&self) -> u64 {
         match self.mode {
             Offload::Experts => self.fixed() + 2 * self.top_k as u64 * self.slot_bytes,
+            Offload::Host => self.fixed() + self.slot_bytes,
             Offload::Layered => self.fixed() - self.layer_buffers + self.single_layer_buffer,
             _ => self.fixed(),
         }
@@ -353,6 +376,17 @@ impl fmt::Display for ResidencyPlan {
                 if self.prefetch { ", next-layer prefetch" } else { "" },
                 self.io_threads,
                 ByteSize(self.staging),
+            )?,
+            Offload::Host => writeln!(
+                f,
+                "  every expert in pinned host memory the device reads in place, {}; the hot ones in {} device slots of {} = {} ({:.1} % of {} experts), policy {}, copied beside the steps",
+                ByteSize(self.mapped),
+                self.slots,
+                ByteSize(self.slot_bytes),
+                ByteSize(self.slots as u64 * self.slot_bytes),
+                100.0 * self.slots as f64 / self.experts.max(1) as f64,
+                self.experts,
+                self.policy,
             )?,
             Offload::None | Offload::Auto => {}
         }
