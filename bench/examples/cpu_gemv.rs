@@ -3,15 +3,20 @@
 //! ceiling measured just before each cold measurement. The gap between "cold" and
 //! min(ceiling, hot × threads) is what prefetching, row streams and task splitting lose.
 //!
-//! cargo run --release -p gptoss-bench --example cpu_gemv -- [--threads N] [--reps N] [--only TEXT]
+//! cargo run --release -p gptoss-bench --example cpu_gemv -- [--threads N] [--reps N] [--only TEXT] [--tokens 1,8,64]
 //!
-//! `GPTOSS_CPU_ISA` picks the instruction set and `GPTOSS_KERNELS` a kernel, as everywhere.
+//! `GPTOSS_CPU_ISA` picks the instruction set and `GPTOSS_KERNELS` a kernel, as everywhere
+//! (`GPTOSS_KERNELS=matmul=f32_bf16w_matmul_dpbf16_avx512`: bf16 weights by `vdpbf16ps`, where
+//! the CPU has AVX512-BF16).
 //! Each cold row also says how long our threads waited for a CPU (from
 //! `/proc/self/task/*/schedstat`): on a shared machine a kernel that waited is not measured.
 //!
 //! Cases (n = 1 token): dense matmuls of 2880 inputs in bf16, int8 and MXFP4 with f32 (exact)
 //! or int8 activations, and the routed experts (MXFP4, gate_up 5760 × 2880 and down
-//! 2880 × 2880, 4 of 32 drawn at random per call, three layers' experts rotated).
+//! 2880 × 2880, 4 of 32 drawn at random per call, three layers' experts rotated). With
+//! `--tokens`, the dense matmuls also run for n tokens at once (batched decode, prefill tiles):
+//! hot on the same 0.5 MB of weights, cold on `COLD_ROWS / n` rows (at least 5760), and the
+//! GFLOP/s of the hot run (2 · rows · cols · n per call) next to its GB/s.
 
 use std::time::Instant;
 
@@ -33,10 +38,12 @@ struct Args {
     threads: usize,
     reps: usize,
     only: Option<String>,
+    /// Token counts of the dense cases.
+    tokens: Vec<usize>,
 }
 
 fn args() -> Args {
-    let mut a = Args { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), reps: 5, only: None };
+    let mut a = Args { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), reps: 5, only: None, tokens: vec![1] };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let v = pair.get(1).unwrap_or_else(|| panic!("{}: expected a value", pair[0]));
@@ -45,6 +52,10 @@ fn args() -> Args {
             "--threads" => a.threads = num(),
             "--reps" => a.reps = num(),
             "--only" => a.only = Some(v.clone()),
+            "--tokens" => {
+                a.tokens =
+                    v.split(',').map(|t| t.trim().parse().unwrap_or_else(|_| panic!("--tokens: expected numbers, got {v}"))).collect()
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -65,11 +76,11 @@ fn sched() -> (u64, u64) {
     sum
 }
 
-fn backend(isa: Isa, act: Activations, threads: usize, format: WeightFormat, rows: usize) -> CpuBackend {
+fn backend(isa: Isa, act: Activations, threads: usize, format: WeightFormat, rows: usize, tokens: usize) -> CpuBackend {
     let mut b = CpuBackend::with_options(CpuOptions { threads: Some(threads), isa, set: None, activations: act }).unwrap();
     let cases = [OpKind::Matmul, OpKind::MoeExperts].map(|op| OpCase { op, format: Some(format) });
     let plan = ModelPlan {
-        max_tokens: 1,
+        max_tokens: tokens,
         hidden: COLS,
         q_heads: 64,
         kv_heads: 8,
@@ -126,13 +137,13 @@ struct Case {
     experts: bool,
 }
 
-/// One token through a dense matrix of `rows` rows, `reps` times over `copies` copies.
-fn dense(b: &mut CpuBackend, c: &Case, rows: usize, copies: usize, reps: usize) -> (f64, f64) {
+/// `n` tokens through a dense matrix of `rows` rows, `reps` times over `copies` copies.
+fn dense(b: &mut CpuBackend, c: &Case, rows: usize, n: usize, copies: usize, reps: usize) -> (f64, f64) {
     let ws: Vec<_> = (0..copies).map(|i| weight(b, 11 + 16 * i as u64, c.format, 1, rows, COLS)).collect();
-    let x = synth(b, 3, DType::F32, COLS, SynthFill::Uniform { center: 0.0, half_width: 1.0 });
-    let mut out = b.alloc(DType::F32, rows).unwrap();
+    let x = synth(b, 3, DType::F32, n * COLS, SynthFill::Uniform { center: 0.0, half_width: 1.0 });
+    let mut out = b.alloc(DType::F32, n * rows).unwrap();
     let bytes = ws[0].matrix_bytes() as f64;
-    let secs = time(reps, |r| b.matmul(MatmulArgs { w: &ws[r % copies], x: &x, n: 1, out: &mut out, accumulate: false }).unwrap());
+    let secs = time(reps, |r| b.matmul(MatmulArgs { w: &ws[r % copies], x: &x, n, out: &mut out, accumulate: false }).unwrap());
     (bytes, secs)
 }
 
@@ -177,45 +188,53 @@ fn main() {
     ];
     println!("{} ({} threads); GB/s = 1e9 bytes of weights per second", isa.describe(), a.threads);
     println!(
-        "{:22} {:>12} {:>14} {:>10} {:>10} {:>8} {:>8}",
-        "case", "hot 1 thread", "hot × threads", "ceiling", "cold", "% ceil", "waited"
+        "{:26} {:>12} {:>14} {:>10} {:>10} {:>10} {:>8} {:>8}",
+        "case", "hot 1 thread", "hot × threads", "hot GFLOP/s", "ceiling", "cold", "% ceil", "waited"
     );
     for c in cases.iter().filter(|c| a.only.as_ref().is_none_or(|o| c.name.contains(o.as_str()))) {
-        eprintln!("{}:", c.name);
-        let hot = if c.experts {
-            None
-        } else {
-            let mut b = backend(isa, c.act, 1, c.format, COLD_ROWS);
-            let rows = (HOT_BYTES / c.format.matrix_bytes(1, COLS)).next_multiple_of(16);
-            let (bytes, secs) = dense(&mut b, c, rows, 1, 20 * a.reps);
-            Some(bytes / secs / 1e9)
-        };
-        let mut b = backend(isa, c.act, a.threads, c.format, COLD_ROWS);
-        let ceiling = cpu_read_gb_s(a.threads, DEFAULT_BYTES, 2);
-        let before = sched();
-        let start = Instant::now();
-        let (bytes, secs) = if c.experts {
-            experts(&mut b, c, 4 * a.reps)
-        } else {
-            // Copies so that ≥ 1 GB passes between two reads of one matrix.
-            let copies = (1usize << 30).div_ceil(c.format.matrix_bytes(COLD_ROWS, COLS)).max(1);
-            dense(&mut b, c, COLD_ROWS, copies, a.reps)
-        };
-        let after = sched();
-        let wall = start.elapsed().as_secs_f64();
-        let waited = (after.1 - before.1) as f64 / 1e9 / (wall * a.threads as f64);
-        let cold = bytes / secs / 1e9;
-        let hot_s = hot.map_or("-".into(), |h| format!("{h:.1}"));
-        let hot_t = hot.map_or("-".into(), |h| format!("{:.1}", h * a.threads as f64));
-        println!(
-            "{:22} {:>12} {:>14} {:>10.1} {:>10.1} {:>7.0}% {:>7.0}%",
-            c.name,
-            hot_s,
-            hot_t,
-            ceiling,
-            cold,
-            100.0 * cold / ceiling,
-            100.0 * waited
-        );
+        // The experts run one token; the dense matrices every count asked for.
+        let counts = if c.experts { vec![1] } else { a.tokens.clone() };
+        for n in counts {
+            let name = if n == 1 { c.name.to_string() } else { format!("{} ×{n}", c.name) };
+            eprintln!("{name}:");
+            let hot = if c.experts {
+                None
+            } else {
+                let mut b = backend(isa, c.act, 1, c.format, COLD_ROWS, n);
+                let rows = (HOT_BYTES / c.format.matrix_bytes(1, COLS)).next_multiple_of(16);
+                let (bytes, secs) = dense(&mut b, c, rows, n, 1, 20 * a.reps);
+                Some((bytes / secs / 1e9, 2.0 * (rows * COLS * n) as f64 / secs / 1e9))
+            };
+            let cold_rows = if n == 1 { COLD_ROWS } else { (COLD_ROWS / n).next_multiple_of(16).max(5760) };
+            let mut b = backend(isa, c.act, a.threads, c.format, COLD_ROWS, n);
+            let ceiling = cpu_read_gb_s(a.threads, DEFAULT_BYTES, 2);
+            let before = sched();
+            let start = Instant::now();
+            let (bytes, secs) = if c.experts {
+                experts(&mut b, c, 4 * a.reps)
+            } else {
+                // Copies so that ≥ 1 GB passes between two reads of one matrix.
+                let copies = (1usize << 30).div_ceil(c.format.matrix_bytes(cold_rows, COLS)).max(1);
+                dense(&mut b, c, cold_rows, n, copies, a.reps)
+            };
+            let after = sched();
+            let wall = start.elapsed().as_secs_f64();
+            let waited = (after.1 - before.1) as f64 / 1e9 / (wall * a.threads as f64);
+            let cold = bytes / secs / 1e9;
+            let hot_s = hot.map_or("-".into(), |h| format!("{:.1}", h.0));
+            let hot_t = hot.map_or("-".into(), |h| format!("{:.1}", h.0 * a.threads as f64));
+            let hot_f = hot.map_or("-".into(), |h| format!("{:.1}", h.1));
+            println!(
+                "{:26} {:>12} {:>14} {:>10} {:>10.1} {:>10.1} {:>7.0}% {:>7.0}%",
+                name,
+                hot_s,
+                hot_t,
+                hot_f,
+                ceiling,
+                cold,
+                100.0 * cold / ceiling,
+                100.0 * waited
+            );
+        }
     }
 }

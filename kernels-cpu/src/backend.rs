@@ -77,6 +77,23 @@ impl CpuBackend {
     pub fn set(&self) -> Option<&'static str> {
         self.set
     }
+
+    /// `Backend::prepare` with `overrides` in place of `GPTOSS_KERNELS` (tests and comparisons
+    /// that run a kernel other than the first, e.g. `registry::bf16_dot_overrides`).
+    pub fn prepare_with(&mut self, plan: &ModelPlan, overrides: &KernelOverrides) -> Result<Vec<KernelChoice>> {
+        if plan.head_dim > MAX_HEAD_DIM || !plan.head_dim.is_multiple_of(2) {
+            return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
+        }
+        self.kernels = Chosen::new(self.isa, self.set, self.activations, &plan.cases, overrides)?;
+        let q8_reference = self.kernels.report.iter().any(|c| c.kernel.ends_with("_q8_ref"));
+        self.scratch = Workspace::new(plan, q8_reference);
+        Ok(self.kernels.report.clone())
+    }
+
+    /// The kernels chosen by the last `prepare`, per case.
+    pub fn chosen(&self) -> &[KernelChoice] {
+        &self.kernels.report
+    }
 }
 
 impl CpuBackend {
@@ -113,13 +130,7 @@ impl Backend for CpuBackend {
     }
 
     fn prepare(&mut self, plan: &ModelPlan) -> Result<Vec<KernelChoice>> {
-        if plan.head_dim > MAX_HEAD_DIM || !plan.head_dim.is_multiple_of(2) {
-            return Err(EngineError::unsupported("attention", format!("head_dim {} (even and ≤ {MAX_HEAD_DIM} supported)", plan.head_dim)));
-        }
-        self.kernels = Chosen::new(self.isa, self.set, self.activations, &plan.cases, &KernelOverrides::from_env()?)?;
-        let q8_reference = self.kernels.report.iter().any(|c| c.kernel.ends_with("_q8_ref"));
-        self.scratch = Workspace::new(plan, q8_reference);
-        Ok(self.kernels.report.clone())
+        self.prepare_with(plan, &KernelOverrides::from_env()?)
     }
 
     fn alloc(&mut self, dtype: DType, len: usize) -> Result<CpuBuffer> {

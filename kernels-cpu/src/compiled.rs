@@ -1,12 +1,14 @@
 //! Each instruction set's hot loops, compiled for it: the generic bodies of `fast` (over
-//! `simd::Simd` and `simd::Q8`) instantiated inside `#[target_feature]` functions, one
-//! implementation of [`Compiled`] per ISA and q8 extension, all in this file. The build targets
+//! `simd::Simd`, `simd::Q8` and `simd::Bf16Dot`) instantiated inside `#[target_feature]`
+//! functions, one implementation of [`Compiled`] per ISA and extension (q8 products, bf16 dot
+//! products), all in this file. The build targets
 //! the baseline; which of these runs is chosen once, at load, by the registry (after checking
 //! the CPU has it). The drivers (`drivers`) are generic over `Compiled` and call these directly.
 
 use gptoss_engine::Swiglu;
 
 use crate::fast::attention::AttnTask;
+use crate::fast::matmul::bf16_dot::SplitRows;
 use crate::fast::matmul::format::{Format, IntFormat};
 use crate::fast::matmul::tile::{F32Rows, Q8Rows, Tile};
 use crate::isa::Isa;
@@ -15,16 +17,19 @@ use crate::simd::{Q8, Simd};
 /// One ISA's compiled hot loops.
 ///
 /// # Safety
-/// Every function may only run on a CPU with [`Compiled::ISA`] (and the q8 extension the set
-/// is named for, see [`Compiled::available`]); its arguments are as the body it compiles asks.
+/// Every function may only run on a CPU with [`Compiled::ISA`] (and the extension the set is
+/// named for, see [`Compiled::available`]); its arguments are as the body it compiles asks.
 #[allow(clippy::missing_safety_doc)]
 pub trait Compiled: Copy + Send + Sync + 'static {
     /// The suffix of this set's q8 kernel names: `avx2`, `avx512_vnni`, `neon_dotprod`, … (its
-    /// exact kernels, the same in every set of an ISA, take the ISA's name).
+    /// exact kernels, the same in every set of an ISA, take the ISA's name, and so do the bf16
+    /// dot products of the sets that have them: `dpbf16_<isa>`).
     const NAME: &'static str;
     const ISA: Isa;
-    /// The optional extension the q8 products need (`vnni`, `dotprod`), if any.
+    /// The optional extension the set needs (`vnni`, `vnni_vbmi_bf16`, `dotprod`), if any.
     const EXTENSION: Option<&'static str>;
+    /// Whether the set multiplies bf16 weights by bf16 dot products ([`Compiled::tile_bf16_dot`]).
+    const BF16_DOT: bool = false;
     type S: Simd;
     type Q: Q8<S = Self::S>;
 
@@ -47,6 +52,16 @@ pub trait Compiled: Copy + Send + Sync + 'static {
     unsafe fn attention(t: &AttnTask);
     /// The clamped SwiGLU of a row of interleaved (gate, up) pairs (`fast::swiglu`).
     unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]);
+    /// A row of activations split into bf16 planes (`fast::matmul::bf16_dot`); only where
+    /// [`Compiled::BF16_DOT`].
+    unsafe fn split_bf16(_x: &[f32], _out: &mut [u16]) {
+        unreachable!("the {} kernels have no bf16 dot products", Self::NAME)
+    }
+    /// A tile of bf16 rows times activations split into bf16 planes (`fast::matmul::bf16_dot`);
+    /// only where [`Compiled::BF16_DOT`].
+    unsafe fn tile_bf16_dot(_t: &Tile<SplitRows>) {
+        unreachable!("the {} kernels have no bf16 dot products", Self::NAME)
+    }
 }
 
 /// Something done with each compiled set, generically (the registry's lists, tests).
@@ -58,6 +73,7 @@ pub trait Visit {
 pub fn each_available(v: &mut impl Visit) {
     #[cfg(target_arch = "x86_64")]
     {
+        visit_if::<Avx512VnniVbmiBf16>(v);
         visit_if::<Avx512VnniVbmi>(v);
         visit_if::<Avx512Vnni>(v);
         visit_if::<Avx512>(v);
@@ -76,8 +92,8 @@ fn visit_if<H: Compiled>(v: &mut impl Visit) {
     }
 }
 
-/// The names of the sets of `isa` this CPU runs, widest first (`avx512_vnni_vbmi`,
-/// `avx512_vnni`, `avx512` on a CPU with VNNI and VBMI).
+/// The names of the sets of `isa` this CPU runs, widest first (`avx512_vnni_vbmi_bf16`,
+/// `avx512_vnni_vbmi`, `avx512_vnni`, `avx512` on a CPU with VNNI, VBMI and BF16).
 pub fn names_for(isa: Isa) -> Vec<&'static str> {
     struct Names(Isa, Vec<&'static str>);
     impl Visit for Names {
@@ -115,10 +131,10 @@ pub fn for_isa(isa: Isa, set: Option<&str>, v: &mut impl Visit) -> bool {
     first.done
 }
 
-/// One implementation of `Compiled`: `$simd`'s f32 side and `$q8`'s integer dots compiled
-/// with `$features`.
+/// One implementation of `Compiled`: `$simd`'s f32 side, `$q8`'s integer dots and, where
+/// given, `$dot`'s bf16 dot products, compiled with `$features`.
 macro_rules! compiled {
-    ($(#[$doc:meta])* $name:ident = $label:literal, $isa:expr, $ext:expr, $features:literal, $simd:ty, $q8:ty) => {
+    ($(#[$doc:meta])* $name:ident = $label:literal, $isa:expr, $ext:expr, $features:literal, $simd:ty, $q8:ty $(, bf16 = $dot:ty)?) => {
         $(#[$doc])*
         #[derive(Clone, Copy)]
         pub struct $name;
@@ -158,6 +174,17 @@ macro_rules! compiled {
             unsafe fn swiglu(pairs: &[f32], p: Swiglu, out: &mut [f32]) {
                 unsafe { crate::fast::swiglu::swiglu_row::<$simd>(pairs, p, out) }
             }
+            $(
+                const BF16_DOT: bool = true;
+                #[target_feature(enable = $features)]
+                unsafe fn split_bf16(x: &[f32], out: &mut [u16]) {
+                    unsafe { crate::fast::matmul::bf16_dot::split_row::<$dot>(x, out) }
+                }
+                #[target_feature(enable = $features)]
+                unsafe fn tile_bf16_dot(t: &Tile<SplitRows>) {
+                    unsafe { crate::fast::matmul::bf16_dot::tile::<$dot>(t) }
+                }
+            )?
         }
     };
 }
@@ -184,6 +211,15 @@ compiled!(
     /// AVX-512 with VNNI and VBMI: q8 products with `vpdpbusd`, the MXFP4 lookup with `vpermb`.
     Avx512VnniVbmi = "avx512_vnni_vbmi", Isa::Avx512, Some("vnni_vbmi"), "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma",
     crate::simd::avx512::Avx512, crate::simd::avx512::Avx512VnniVbmi
+);
+#[cfg(target_arch = "x86_64")]
+compiled!(
+    /// AVX-512 with VNNI, VBMI and BF16: as `Avx512VnniVbmi`, and bf16 weights by `vdpbf16ps` on
+    /// activations split into two bf16 planes (Sapphire Rapids and later, Zen 4; Cooper Lake,
+    /// which has BF16 without VBMI, keeps `Avx512Vnni`).
+    Avx512VnniVbmiBf16 = "avx512_vnni_vbmi_bf16", Isa::Avx512, Some("vnni_vbmi_bf16"),
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bf16,avx2,fma",
+    crate::simd::avx512::Avx512, crate::simd::avx512::Avx512VnniVbmi, bf16 = crate::simd::avx512::Avx512Bf16
 );
 #[cfg(target_arch = "aarch64")]
 compiled!(

@@ -75,19 +75,20 @@ impl Isa {
         Ok(isa)
     }
 
-    /// The widest q8 extension of this ISA this CPU has: `vnni_vbmi` or `vnni` (AVX-512),
-    /// `dotprod` (NEON).
+    /// The widest extension of this ISA this CPU has (the suffix of its widest compiled set):
+    /// `vnni_vbmi_bf16`, `vnni_vbmi` or `vnni` (AVX-512), `dotprod` (NEON).
     pub fn q8_extension(self) -> Option<&'static str> {
-        ["vnni_vbmi", "vnni", "dotprod"].into_iter().find(|e| self.has_extension(e))
+        ["vnni_vbmi_bf16", "vnni_vbmi", "vnni", "dotprod"].into_iter().find(|e| self.has_extension(e))
     }
 
-    /// Whether this CPU has the q8 extension `e` of this ISA (`vnni`, `vnni_vbmi`, `dotprod`):
-    /// the narrower sets stay runnable next to the widest.
+    /// Whether this CPU has the extension `e` of this ISA (`vnni`, `vnni_vbmi`,
+    /// `vnni_vbmi_bf16`, `dotprod`): the narrower sets stay runnable next to the widest.
     pub fn has_extension(self, e: &str) -> bool {
         let f = features();
         match (self, e) {
             (Isa::Avx512, "vnni") => f.avx512vnni,
             (Isa::Avx512, "vnni_vbmi") => f.avx512vnni && f.avx512vbmi,
+            (Isa::Avx512, "vnni_vbmi_bf16") => f.avx512vnni && f.avx512vbmi && f.avx512bf16,
             (Isa::Neon, "dotprod") => f.dotprod,
             _ => false,
         }
@@ -197,6 +198,7 @@ mod tests {
             assert!(isa.q8_extension().is_none_or(|e| isa.has_extension(e)), "{isa}");
             // VBMI adds to VNNI: a CPU with the wider set runs the narrower one too.
             assert!(!isa.has_extension("vnni_vbmi") || isa.has_extension("vnni"), "{isa}");
+            assert!(!isa.has_extension("vnni_vbmi_bf16") || isa.has_extension("vnni_vbmi"), "{isa}");
             assert!(!isa.has_extension("sse9"));
         }
     }

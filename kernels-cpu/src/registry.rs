@@ -5,7 +5,10 @@
 //! format (`f32_bf16w_matmul_avx2`, `f32_mf4w_moe_experts_swiglu_neon`, …): the exact ones, and
 //! for the integer formats the q8 ones on int8 activations (`f32_mf4w_moe_experts_swiglu_q8_avx2`,
 //! `f32_i8w_matmul_q8_avx512_vnni`, …), the exact first unless the backend runs with int8
-//! activations. Each candidate is one monomorphic driver (`drivers::matmul::matmul::<H, F, P>`),
+//! activations. Where the set has bf16 dot products (AVX512-BF16), those for bf16 weights
+//! (`f32_bf16w_matmul_dpbf16_avx512`) come after the exact bf16 kernels: on the Xeon measured
+//! they are slower at every token count (`bench/NOTES.md`, "bf16 weights with `vdpbf16ps`"),
+//! so they run by name only ([`bf16_dot_overrides`], `GPTOSS_KERNELS`). Each candidate is one monomorphic driver (`drivers::matmul::matmul::<H, F, P>`),
 //! so the kernel chosen here is the function that runs. Names come from
 //! `gptoss_engine::kernels::kernel_name`. Embedding lookups and sampling touch one row and one
 //! vector per token; their references are fast enough and serve every ISA. A qkv_rope or
@@ -20,7 +23,7 @@ use gptoss_engine::{
 
 use crate::compiled::{self, Compiled, Visit};
 use crate::drivers;
-use crate::drivers::matmul::{Exact, Quantized};
+use crate::drivers::matmul::{Bf16Dot, Exact, Products, Quantized};
 use crate::fast::matmul::block_row::{I4Row, I8Row, Mf4Row};
 use crate::fast::matmul::format::{Format, IntFormat};
 use crate::fast::matmul::tile::{Bf16Row, F32Row};
@@ -174,8 +177,22 @@ fn exact<H: Compiled, F: Format>(c: &mut Candidates) {
     c.matmul.push(for_format::<F, MatmulKernel>("matmul", v, drivers::matmul::matmul::<H, F, Exact>));
     let qkv_rope = QkvRopeKernel { one: drivers::qkv_rope::qkv_rope::<H, F, Exact>, rows: drivers::qkv_rope::qkv_rope_rows::<H, F, Exact> };
     c.qkv_rope.push(for_format::<F, QkvRopeKernel>("qkv_rope", v, qkv_rope));
-    c.moe_route.push(for_format::<F, MoeRouteKernel>("moe_route", v, drivers::moe_route::moe_route::<H, F>));
+    c.moe_route.push(for_format::<F, MoeRouteKernel>("moe_route", v, drivers::moe_route::moe_route::<H, F, Exact>));
     c.moe_experts.push(for_format::<F, MoeExpertsKernel>("moe_experts_swiglu", v, drivers::moe_experts::moe_experts::<H, F, Exact>));
+}
+
+/// The bf16-dot kernels of `H` for bf16 weights (`dpbf16_<isa>`: the same in every set that has them).
+fn bf16_dot<H: Compiled>(c: &mut Candidates) {
+    let v = format!("{}_{}", <Bf16Dot as Products<Bf16Row>>::VARIANT, H::ISA.name());
+    c.matmul.push(for_format::<Bf16Row, MatmulKernel>("matmul", &v, drivers::matmul::matmul::<H, Bf16Row, Bf16Dot>));
+    let qkv_rope = QkvRopeKernel {
+        one: drivers::qkv_rope::qkv_rope::<H, Bf16Row, Bf16Dot>,
+        rows: drivers::qkv_rope::qkv_rope_rows::<H, Bf16Row, Bf16Dot>,
+    };
+    c.qkv_rope.push(for_format::<Bf16Row, QkvRopeKernel>("qkv_rope", &v, qkv_rope));
+    c.moe_route.push(for_format::<Bf16Row, MoeRouteKernel>("moe_route", &v, drivers::moe_route::moe_route::<H, Bf16Row, Bf16Dot>));
+    let experts = drivers::moe_experts::moe_experts::<H, Bf16Row, Bf16Dot>;
+    c.moe_experts.push(for_format::<Bf16Row, MoeExpertsKernel>("moe_experts_swiglu", &v, experts));
 }
 
 /// The q8 kernels of `H` for weights of format `F`.
@@ -197,6 +214,9 @@ pub fn simd<H: Compiled>(act: Activations) -> Candidates {
     all.attention.push(any("sdpa_sinks", H::ISA.name(), attention));
     exact::<H, F32Row>(&mut all);
     exact::<H, Bf16Row>(&mut all);
+    if H::BF16_DOT {
+        bf16_dot::<H>(&mut all);
+    }
     exact::<H, I8Row>(&mut all);
     exact::<H, I4Row>(&mut all);
     exact::<H, Mf4Row>(&mut all);
@@ -233,6 +253,29 @@ pub fn candidates(isa: Isa, set: Option<&str>, act: Activations) -> Candidates {
         compiled::for_isa(isa, set, &mut found);
     }
     found.1.then(reference(act))
+}
+
+/// Overrides naming the bf16 dot products (`*_dpbf16_<isa>`) for every op with bf16 weights,
+/// where `isa`'s compiled set `set` (the widest when `None`) has them: how tests and
+/// comparisons run them, since the exact bf16 kernels come first.
+pub fn bf16_dot_overrides(isa: Isa, set: Option<&str>) -> Option<KernelOverrides> {
+    struct Names(Option<String>);
+    impl Visit for Names {
+        fn visit<H: Compiled>(&mut self) {
+            if H::BF16_DOT {
+                let mut c = Candidates::default();
+                bf16_dot::<H>(&mut c);
+                let ops = [("matmul", &c.matmul[0].name), ("qkv_rope", &c.qkv_rope[0].name)];
+                let ops = ops.into_iter().chain([("moe_route", &c.moe_route[0].name), ("moe_experts", &c.moe_experts[0].name)]);
+                self.0 = Some(ops.map(|(op, name)| format!("{op}={name}")).collect::<Vec<_>>().join(","));
+            }
+        }
+    }
+    let mut names = Names(None);
+    if isa != Isa::Scalar {
+        compiled::for_isa(isa, set, &mut names);
+    }
+    names.0.map(|spec| KernelOverrides::parse(&spec).expect("the registry's own kernel names parse"))
 }
 
 /// The kernels chosen for a model's cases, and the report of the choices.

@@ -28,10 +28,23 @@ pub struct Workspace {
 /// (max_tokens rows of hidden or q_dim, max_tokens · top_k rows of intermediate or hidden).
 #[derive(Default)]
 pub struct ActScratch {
-    /// f32 [rows, cols]: reordered for the 4-bit formats (`fast::matmul::prepare`).
+    /// f32 [rows, cols]: reordered for the 4-bit formats (`fast::matmul::prepare`); or, as u16
+    /// [rows, 2 · cols], split into bf16 planes (`planes`).
     pub xp: Vec<f32>,
     /// u8 [rows, q8 row bytes] + 64: quantized to int8 blocks (`fast::matmul::q8`), from a 64-byte boundary.
     pub q8: Vec<u8>,
+}
+
+impl ActScratch {
+    /// `len` u16 in the memory of `xp` (the bf16 planes of `len / 2` activations), or a panic
+    /// when it holds fewer.
+    pub fn planes(&mut self, len: usize) -> &mut [u16] {
+        assert!(len <= 2 * self.xp.len(), "workspace too small for {len} bf16 values");
+        // SAFETY: `xp` owns 2 · xp.len() u16 of memory, aligned for u16 (f32's alignment is
+        // larger), every bit pattern is a valid u16 and a valid f32, and the slice borrows `xp`
+        // mutably for its lifetime.
+        unsafe { std::slice::from_raw_parts_mut(self.xp.as_mut_ptr() as *mut u16, len) }
+    }
 }
 
 /// The routed experts' intermediate results, one row per (token, k) slot.

@@ -4,7 +4,7 @@
 use gptoss_engine::kernels::KernelOverrides;
 use gptoss_engine::{Backend, KernelChoice, ModelPlan, OpCase, OpKind, WeightFormat};
 use gptoss_kernels_cpu::compiled::names_for;
-use gptoss_kernels_cpu::registry::Chosen;
+use gptoss_kernels_cpu::registry::{Chosen, bf16_dot_overrides};
 use gptoss_kernels_cpu::{Activations, CpuBackend, CpuOptions, Isa};
 
 const FORMATS: [WeightFormat; 5] =
@@ -105,7 +105,7 @@ fn every_compiled_set_of_an_isa_can_be_forced() {
         let sets = names_for(isa);
         assert_eq!(sets[0], q8_suffix(isa), "the widest set runs by default");
         // One set per q8 extension this CPU has, and the set without one.
-        let extensions = ["vnni", "vnni_vbmi", "dotprod"].into_iter().filter(|e| isa.has_extension(e)).count();
+        let extensions = ["vnni", "vnni_vbmi", "vnni_vbmi_bf16", "dotprod"].into_iter().filter(|e| isa.has_extension(e)).count();
         assert_eq!(sets.len(), 1 + extensions, "{sets:?}");
         for set in sets {
             let (b, c) = choices_of(isa, Some(set), Activations::Int8);
@@ -120,5 +120,31 @@ fn every_compiled_set_of_an_isa_can_be_forced() {
     if let Some(&isa) = simd_isas().first() {
         let msg = err(isa, "avx512_nope").err().unwrap().to_string();
         assert!(msg.contains("cannot run the avx512_nope kernels"), "{msg}");
+    }
+}
+
+#[test]
+fn bf16_dot_products_come_after_the_exact_bf16_kernels_and_run_by_name() {
+    for isa in simd_isas() {
+        let Some(ov) = bf16_dot_overrides(isa, None) else {
+            assert!(!isa.has_extension("vnni_vbmi_bf16"), "{isa} has AVX512-BF16 but no bf16 dot products");
+            continue;
+        };
+        assert!(bf16_dot_overrides(isa, Some("avx512_vnni_vbmi")).is_none(), "only the set named for BF16 has them");
+        let cases = plan().cases;
+        let pick =
+            |c: &Chosen, op| c.report.iter().find(|k| k.case.op == op && k.case.format == Some(WeightFormat::Bf16)).unwrap().kernel.clone();
+        let forced = Chosen::new(isa, None, Activations::F32, &cases, &ov).unwrap();
+        for (op, family) in [
+            (OpKind::Matmul, "matmul"),
+            (OpKind::QkvRope, "qkv_rope"),
+            (OpKind::MoeRoute, "moe_route"),
+            (OpKind::MoeExperts, "moe_experts_swiglu"),
+        ] {
+            assert_eq!(pick(&forced, op), format!("f32_bf16w_{family}_dpbf16_{}", isa.name()));
+        }
+        // Other formats keep their kernels.
+        let mf4 = forced.report.iter().find(|k| k.case.op == OpKind::Matmul && k.case.format == Some(WeightFormat::Mxfp4)).unwrap();
+        assert_eq!(mf4.kernel, format!("f32_mf4w_matmul_{}", isa.name()));
     }
 }

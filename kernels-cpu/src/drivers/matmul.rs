@@ -4,16 +4,18 @@
 //! computes its rows for all n tokens (`fast::matmul::tile`), so a task's weights are read from
 //! memory once and reused from cache across token groups. The activations are prepared first,
 //! once per matmul, spread over tokens: reordered for the 4-bit formats
-//! (`fast::matmul::prepare`), or quantized to int8 blocks for the q8 tiles (`fast::matmul::q8`).
+//! (`fast::matmul::prepare`), quantized to int8 blocks for the q8 tiles (`fast::matmul::q8`), or
+//! split into two bf16 planes for the bf16 dot products (`fast::matmul::bf16_dot`).
 //! qkv_rope, moe_route and moe_experts prepare and run their projections through the same
 //! functions.
 
 use gptoss_engine::MatmulArgs;
 
 use crate::compiled::Compiled;
+use crate::fast::matmul::bf16_dot::SplitRows;
 use crate::fast::matmul::format::{Format, IntFormat};
 use crate::fast::matmul::q8::max_row_bytes;
-use crate::fast::matmul::tile::{F32Rows, Q8Rows, Tile};
+use crate::fast::matmul::tile::{Bf16Row, F32Rows, Q8Rows, Tile};
 use crate::host::Host;
 use crate::pool::{SendPtr, current_threads, for_each_task};
 use crate::view::WeightView;
@@ -91,6 +93,32 @@ impl<F: IntFormat> Products<F> for Quantized {
 
     unsafe fn tile<H: Compiled>(t: &Tile<Q8Rows>) {
         unsafe { H::tile_q8::<F>(t) }
+    }
+}
+
+/// bf16 weights times the activations split into two bf16 planes, by bf16 dot products
+/// (`fast::matmul::bf16_dot`: ~2⁻¹⁸ of each product left out, inside the exact budget); only
+/// on the sets with [`Compiled::BF16_DOT`].
+pub struct Bf16Dot;
+
+impl Products<Bf16Row> for Bf16Dot {
+    const VARIANT: &'static str = "dpbf16";
+    type Act<'a> = SplitRows<'a>;
+
+    fn prepare<'a, H: Compiled>(x: &'a [f32], cols: usize, n: usize, s: &'a mut ActScratch) -> SplitRows<'a> {
+        let planes = s.planes(2 * n * cols);
+        assert!(H::BF16_DOT && x.len() >= n * cols, "bf16 planes of {n} rows of {cols} on the {} kernels", H::NAME);
+        let pp = SendPtr(planes.as_mut_ptr());
+        for_each_task(n, |t| {
+            // SAFETY: each task writes its own row of `planes` (long enough, see `planes`); the
+            // registry listed `H`'s bf16 dot products only because this CPU runs them.
+            unsafe { H::split_bf16(&x[t * cols..(t + 1) * cols], std::slice::from_raw_parts_mut(pp.get().add(2 * t * cols), 2 * cols)) }
+        });
+        SplitRows { planes, x, cols }
+    }
+
+    unsafe fn tile<H: Compiled>(t: &Tile<SplitRows>) {
+        unsafe { H::tile_bf16_dot(t) }
     }
 }
 

@@ -145,3 +145,27 @@ pub trait Q8: Copy {
     /// `a · b − c`, fused.
     unsafe fn fmsub(a: <Self::S as Simd>::F, b: <Self::S as Simd>::F, c: <Self::S as Simd>::F) -> <Self::S as Simd>::F;
 }
+
+/// bf16 dot products of bf16 weights with f32 activations carried by two bf16 planes
+/// (`fast::matmul::bf16_dot`), for an ISA that has them (AVX512-BF16's `vdpbf16ps`); `S` is
+/// its f32 side. A vector `B` holds 2 · `S::LANES` bf16 values, in the order of the memory it
+/// was loaded from.
+///
+/// # Safety
+/// Every function may only run on a CPU with the ISA and extension, and its pointers must be
+/// valid for the elements it reads or writes.
+#[allow(clippy::missing_safety_doc)]
+pub trait Bf16Dot: Copy {
+    type S: Simd;
+    type B: Copy;
+
+    /// `2 · S::LANES` activations at `x` as `hi = bf16(x)` then `lo = bf16(x − hi)` (each
+    /// rounded to nearest even, denormals flushed to zero: so `x − hi − lo` is within 2⁻¹⁶ of
+    /// `x`, or of 2⁻¹²⁶), stored as `2 · S::LANES` bf16 of `hi` at `out`, then as many of `lo`.
+    unsafe fn split(x: *const f32, out: *mut u16);
+    /// `2 · S::LANES` bf16 values at `p`.
+    unsafe fn load(p: *const u16) -> Self::B;
+    /// `acc` plus, per f32 lane l, the products of the bf16 lanes 2l + 1 and then 2l of `a`
+    /// and `b`, each exact and added with its own rounding.
+    unsafe fn dot(acc: <Self::S as Simd>::F, a: Self::B, b: Self::B) -> <Self::S as Simd>::F;
+}

@@ -1,5 +1,6 @@
 //! Every op family on every SIMD instruction set this CPU has (f32 activations: the exact
-//! kernels) against the scalar reference, under the budgets of `budgets.rs`.
+//! kernels, and the bf16 dot products where the CPU has them) against the scalar reference,
+//! under the budgets of `budgets.rs`.
 
 use gptoss_kernels_cpu::{Activations, CpuBackend};
 use gptoss_op_tests::budgets::budget;
@@ -11,8 +12,8 @@ use proptest::prelude::*;
 fn each(f: impl Fn(&mut CpuBackend, &mut CpuBackend, &str)) {
     let mut reference = cpu::reference(Activations::F32);
     for mut b in cpu::simd(Activations::F32) {
-        let on = b.isa().name();
-        f(&mut b, &mut reference, on);
+        let on = cpu::label(&b);
+        f(&mut b, &mut reference, &on);
     }
 }
 
@@ -79,7 +80,7 @@ proptest! {
     fn matmul_results_do_not_depend_on_the_batch(case in matmul::cases(&FORMATS)) {
         for mut b in cpu::simd(Activations::F32) {
             let differs = matmul::batch_dependence(&case, &mut b);
-            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.isa());
+            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), cpu::label(&b));
         }
     }
 
@@ -93,7 +94,7 @@ proptest! {
     ) {
         for mut b in cpu::simd(Activations::F32).into_iter().chain([cpu::reference(Activations::F32)]) {
             let differs = qkv_rope_rows::differs_from_alone(&qkv, &mut b).or_else(|| attention_rows::differs_from_alone(&att, &mut b));
-            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), b.isa());
+            prop_assert!(differs.is_none(), "{} on {}", differs.unwrap_or_default(), cpu::label(&b));
         }
     }
 }

@@ -3,6 +3,7 @@
 //! (`q8_tile`, over int8 activations quantized by `q8`), and the formats as types (`format`).
 //! qkv_rope, moe_route and moe_experts run their projections through the same tiles.
 
+pub mod bf16_dot;
 pub mod block_row;
 pub mod format;
 pub mod prepare;

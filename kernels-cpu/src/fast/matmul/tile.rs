@@ -148,7 +148,7 @@ impl FloatRow for Bf16Row {
 
 /// How many rows ahead the f32 and bf16 tiles ask for the weights they are about to read:
 /// the rows the next micro-kernel call takes.
-const PREFETCH_ROWS: usize = 4;
+pub const PREFETCH_ROWS: usize = 4;
 
 /// Rows of f32 or bf16 weights (`W`) against f32 tokens.
 struct FloatMicro<'a, S, W> {
