@@ -61,6 +61,9 @@ pub struct RuntimeOptions {
     /// Contexts of `context`'s size the caller will create (their bytes count in a memory
     /// budget): 1 for a session, the slots of a server.
     pub contexts: usize,
+    /// On a CUDA backend, the routed experts computed by the CPU from host memory, the rest on
+    /// the device (`--cpu-experts`).
+    pub cpu_experts: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -72,6 +75,7 @@ impl Default for RuntimeOptions {
             load: LoadOptions::default(),
             context: ContextOptions::default(),
             contexts: 1,
+            cpu_experts: false,
         }
     }
 }
@@ -122,6 +126,25 @@ macro_rules! each_model {
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 const FOREIGN_CONTEXT: &str = "a Context used with a Model of another backend";
 
+/// `opened` on a device backend: everything on it, or (`cpu_experts`) the routed experts on
+/// the CPU beside it.
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+fn device_model<B: gptoss_engine::Backend>(
+    backend: B,
+    opened: &OpenedModel,
+    opts: &RuntimeOptions,
+    load: LoadOptions,
+    on_plan: &mut dyn FnMut(&ResidencyPlan),
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<GptOss<B>> {
+    if opts.cpu_experts {
+        let cpu = CpuOptions { activations: opts.cpu_activations, ..CpuOptions::from_env(opts.threads)? };
+        return Ok(GptOss::load_with_experts_on(backend, CpuBackend::with_options(cpu)?, opened, load, progress)?);
+    }
+    on_plan(&GptOss::plan_residency(&backend, opened, &load)?);
+    Ok(GptOss::load_with_progress(backend, opened, load, progress)?)
+}
+
 impl Model {
     /// Loads `model`, telling `progress` (bytes loaded, bytes in all).
     pub fn load(opened: &OpenedModel, opts: &RuntimeOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Self> {
@@ -137,19 +160,25 @@ impl Model {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
         let load = opts.load_options(&opened.config);
+        if opts.cpu_experts && matches!(opts.backend, BackendKind::Cpu) {
+            return Err(Error::Usage(
+                "--cpu-experts runs the experts on the CPU beside a GPU; --backend cpu runs everything there already".into(),
+            ));
+        }
         match opts.backend {
             BackendKind::Cpu => Self::load_cpu(opened, opts, load, on_plan, progress),
             #[cfg(feature = "cuda")]
             BackendKind::Cuda => Self::load_cuda(
                 CudaBackend::gpu(0).map_err(|e| Error::Unsupported(format!("the CUDA backend cannot start here: {e}")))?,
                 opened,
+                opts,
                 load,
                 on_plan,
                 progress,
             ),
             #[cfg(feature = "cuda")]
             BackendKind::Auto => match CudaBackend::gpu(0) {
-                Ok(gpu) => Self::load_cuda(gpu, opened, load, on_plan, progress),
+                Ok(gpu) => Self::load_cuda(gpu, opened, opts, load, on_plan, progress),
                 // "auto" is the best device available: without a usable GPU, the CPU.
                 Err(_) => Self::load_cpu(opened, opts, load, on_plan, progress),
             },
@@ -160,8 +189,7 @@ impl Model {
             #[cfg(feature = "cuda-sim")]
             BackendKind::CudaSim => {
                 let backend = Profiled::new(CudaBackend::sim()?);
-                on_plan(&GptOss::plan_residency(&backend, opened, &load)?);
-                Ok(Model::CudaSim(Box::new(GptOss::load_with_progress(backend, opened, load, progress)?)))
+                Ok(Model::CudaSim(Box::new(device_model(backend, opened, opts, load, on_plan, progress)?)))
             }
             #[cfg(not(feature = "cuda-sim"))]
             BackendKind::CudaSim => Err(Error::Usage("this build has no emulated CUDA device: rebuild with `--features cuda-sim`".into())),
@@ -185,13 +213,12 @@ impl Model {
     fn load_cuda(
         gpu: CudaBackend<Gpu>,
         opened: &OpenedModel,
+        opts: &RuntimeOptions,
         load: LoadOptions,
         on_plan: &mut dyn FnMut(&ResidencyPlan),
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        let backend = Profiled::new(gpu);
-        on_plan(&GptOss::plan_residency(&backend, opened, &load)?);
-        Ok(Model::Cuda(Box::new(GptOss::load_with_progress(backend, opened, load, progress)?)))
+        Ok(Model::Cuda(Box::new(device_model(Profiled::new(gpu), opened, opts, load, on_plan, progress)?)))
     }
 
     pub fn new_context(&mut self, opts: ContextOptions) -> Result<Context> {

@@ -3,8 +3,9 @@
 //! slots), and the logits are bit-identical to the device's own with every weight resident,
 //! through chunked prefill and decode, including the smallest pool. The `host` mode reads every
 //! expert through a table, from host memory or a device slot, with decode steps recorded and
-//! replayed while experts move between them. The `mmap` mode is refused: a device computes
-//! from its own memory, not from a mapping.
+//! replayed while experts move between them. With the experts on the CPU beside the device
+//! (`--cpu-experts`) the logits are the device's within the CPU kernels' rounding. The `mmap`
+//! mode is refused: a device computes from its own memory, not from a mapping.
 
 #![cfg(feature = "cuda-sim")]
 
@@ -12,7 +13,8 @@ use std::path::Path;
 
 use gptoss_engine::residency::Offload;
 use gptoss_engine::{CausalLm, DType, Logits, SamplingParams, prefill_chunks};
-use gptoss_kernels_cuda::CudaBackend;
+use gptoss_kernels_cpu::{Activations, CpuBackend, CpuOptions};
+use gptoss_kernels_cuda::{CudaBackend, Sim};
 use gptoss_model_gpt_oss::residency::StreamStats;
 use gptoss_model_gpt_oss::residency::plan::ResidencyOptions;
 use gptoss_model_gpt_oss::{ContextOptions, GptOss, LoadOptions, ModelSource};
@@ -42,7 +44,12 @@ fn run_on(source: ModelSource, prompt: &[u32], decode: usize, offload: Offload, 
         let plan = GptOss::plan_residency(&CudaBackend::sim().unwrap(), &opened, &load).unwrap();
         load.residency.budget = Some(plan.minimum());
     }
-    let mut model = GptOss::load(CudaBackend::sim().unwrap(), &opened, load).unwrap();
+    drive(GptOss::load(CudaBackend::sim().unwrap(), &opened, load).unwrap(), prompt, decode)
+}
+
+/// Prefills `prompt` in chunks and decodes `decode` greedy tokens: every logit's bits, the
+/// tokens, and what streamed.
+fn drive(mut model: GptOss<CudaBackend<Sim>>, prompt: &[u32], decode: usize) -> (Vec<u32>, Vec<u32>, StreamStats) {
     let mut ctx = model.new_context(ContextOptions { max_context: 32, kv_dtype: DType::F32 }).unwrap();
     let (mut bits, mut tokens) = (Vec::new(), Vec::new());
     {
@@ -116,6 +123,32 @@ fn the_host_mode_moves_a_generated_model_out_of_device_memory_layer_by_layer() {
 fn the_host_mode_is_refused_where_host_memory_is_the_device_memory() {
     let opened = fixture().open().unwrap();
     let load = LoadOptions { residency: ResidencyOptions { offload: Offload::Host, ..Default::default() }, ..Default::default() };
-    let e = GptOss::load(gptoss_kernels_cpu::CpuBackend::new(Some(1)).unwrap(), &opened, load).err().unwrap().to_string();
+    let e = GptOss::load(CpuBackend::new(Some(1)).unwrap(), &opened, load).err().unwrap().to_string();
     assert!(e.contains("host mode") && e.contains("none or mmap"), "{e}");
+}
+
+#[test]
+fn experts_on_the_cpu_beside_the_device_give_its_logits() {
+    let (want, want_tokens, _) = run(Offload::None, false);
+    let opened = fixture().open().unwrap();
+    let load = LoadOptions { max_batch: CHUNK, ..Default::default() };
+    let cpu = CpuBackend::with_options(CpuOptions { activations: Activations::F32, ..CpuOptions::from_env(Some(1)).unwrap() }).unwrap();
+    let model = GptOss::load_with_experts_on(CudaBackend::sim().unwrap(), cpu, &opened, load, &mut |_, _| {}).unwrap();
+    let (got, tokens, stats) = drive(model, &PROMPT, DECODE);
+    assert_eq!(tokens, want_tokens);
+    assert_eq!(stats, StreamStats::None);
+    // The CPU's expert kernels sum in another order than the device's: agreement to f32 rounding.
+    let (want, got): (Vec<f32>, Vec<f32>) = (want.into_iter().map(f32::from_bits).collect(), got.into_iter().map(f32::from_bits).collect());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = want.iter().zip(&got).fold(0f32, |m, (w, g)| m.max((w - g).abs()));
+    assert!(worst <= 1e-4 * scale, "largest logit difference {worst} against a largest logit of {scale}");
+    let refused = GptOss::load_with_experts_on(
+        CudaBackend::sim().unwrap(),
+        CpuBackend::new(Some(1)).unwrap(),
+        &opened,
+        LoadOptions { residency: ResidencyOptions { budget: Some(1 << 30), ..Default::default() }, ..load },
+        &mut |_, _| {},
+    );
+    let e = refused.err().unwrap().to_string();
+    assert!(e.contains("memory budget"), "{e}");
 }

@@ -1,6 +1,7 @@
 //! gpt-oss loaded on a backend: loading (weights, RoPE table, kernel choice), new contexts, and
 //! what can be asked of a loaded model. The forward pass itself is in `graph`.
 
+use gptoss_engine::residency::Offload;
 use gptoss_engine::{Backend, DType, EngineError, KernelChoice, Rope, SampleArgs, SamplingParams, WeightFormat};
 
 use std::path::Path;
@@ -69,10 +70,48 @@ impl<B: Backend> GptOss<B> {
         opts: LoadOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        let c = model.config.clone();
-        let max_batch = opts.max_batch.clamp(1, c.max_position_embeddings);
+        let max_batch = opts.max_batch.clamp(1, model.config.max_position_embeddings);
         let residency_plan = Self::plan_residency(&backend, model, &opts)?;
         let (weights, residency) = residency::load(&mut backend, model, &residency_plan, opts.weights, max_batch, progress)?;
+        Self::assemble(backend, model, weights, residency, residency_plan, max_batch)
+    }
+
+    /// As `load_with_progress`, with the routed experts computed by `experts_on` (the CPU,
+    /// beside a GPU: `--cpu-experts`) from the model as opened, and the rest on `backend`.
+    /// The memory budget and residency modes are for one backend's weights: they are refused.
+    pub fn load_with_experts_on<C: Backend + Send + 'static>(
+        mut backend: B,
+        experts_on: C,
+        model: &OpenedModel,
+        opts: LoadOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self>
+    where
+        C::Buffer: Send,
+    {
+        let r = &opts.residency;
+        if r.budget.is_some() || !matches!(r.offload, Offload::Auto | Offload::None) {
+            return Err(crate::error::ModelError::Residency(
+                "the experts on a second backend stay in host memory: a memory budget or an offload mode does not combine with it".into(),
+            ));
+        }
+        let max_batch = opts.max_batch.clamp(1, model.config.max_position_embeddings);
+        let plan_opts = LoadOptions { residency: ResidencyOptions { offload: Offload::None, ..*r }, ..opts };
+        let residency_plan = Self::plan_residency(&backend, model, &plan_opts)?;
+        let (weights, residency) = residency::load_elsewhere(&mut backend, experts_on, model, opts.weights, max_batch, progress)?;
+        Self::assemble(backend, model, weights, residency, residency_plan, max_batch)
+    }
+
+    /// A loaded model from its weights: kernels chosen, the RoPE table made.
+    fn assemble(
+        mut backend: B,
+        model: &OpenedModel,
+        weights: Weights<B::Buffer>,
+        residency: Residency<B::Buffer>,
+        residency_plan: ResidencyPlan,
+        max_batch: usize,
+    ) -> Result<Self> {
+        let c = model.config.clone();
         let formats = match weights.layers.first() {
             Some(l0) => Formats {
                 embedding: weights.embed.format,
@@ -89,7 +128,7 @@ impl<B: Backend> GptOss<B> {
             }
         };
         // The expert pool is one stack of `slots` experts: the backend's scratch is sized for it.
-        let expert_matrices = c.num_local_experts.max(residency_plan.slots);
+        let expert_matrices = residency_plan.expert_matrices(c.num_local_experts);
         let kernels = backend.prepare(&plan::<B::Buffer>(&c, &formats, &[], max_batch, expert_matrices))?;
 
         let table = c.rope().table()?;
@@ -139,7 +178,7 @@ impl<B: Backend> GptOss<B> {
     /// did not change).
     pub(crate) fn prepare_for_new_draft(&mut self) -> Result<()> {
         let (c, f, d) = (&self.config, &self.formats, &self.drafts);
-        let experts = c.num_local_experts.max(self.plan.slots);
+        let experts = self.plan.expert_matrices(c.num_local_experts);
         let before = plan(c, f, &d[..d.len().saturating_sub(1)], self.max_batch, experts);
         let after = plan(c, f, d, self.max_batch, experts);
         if after != before {

@@ -197,14 +197,16 @@ impl<'a, B: Backend> Loader<'a, B> {
             sinks: self.vector(&format!("{p}self_attn.sinks"))?,
             mlp_norm: self.vector(&format!("{p}post_attention_layernorm.weight"))?,
             router: self.dense(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), Some(Family::Router))?,
-            experts: if experts {
-                Some(Experts {
-                    gate_up: self.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
-                    down: self.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
-                })
-            } else {
-                None
-            },
+            experts: if experts { Some(self.experts(l)?) } else { None },
+        })
+    }
+
+    /// Layer `l`'s routed experts.
+    pub fn experts(&mut self, l: usize) -> Result<Experts<B::Buffer>> {
+        let p = layer_prefix(l);
+        Ok(Experts {
+            gate_up: self.mxfp4(&format!("{p}mlp.experts.gate_up_proj"))?,
+            down: self.mxfp4(&format!("{p}mlp.experts.down_proj"))?,
         })
     }
 

@@ -65,6 +65,10 @@ pub struct ModelArgs {
     /// trace for `gptoss cache-sim`.
     #[arg(long)]
     pub record_routing: Option<PathBuf>,
+    /// With --backend cuda: the routed experts computed by the CPU from host memory (a mapped
+    /// checkpoint), attention, router and unembedding on the GPU (llama.cpp's --cpu-moe).
+    #[arg(long)]
+    pub cpu_experts: bool,
 }
 
 impl ModelArgs {
@@ -90,6 +94,7 @@ impl ModelArgs {
             load: LoadOptions { max_batch: self.batch, weights: parse_weights(&self.weights)?, residency: self.residency()? },
             context: ContextOptions { max_context: self.context.unwrap_or(default_context), kv_dtype },
             contexts: 1,
+            cpu_experts: self.cpu_experts,
         })
     }
 

@@ -205,6 +205,7 @@ pub fn run(a: Args) -> Result<()> {
                     load: LoadOptions { max_batch: a.batch, weights: weight_only, ..LoadOptions::default() },
                     context: ContextOptions { max_context: context, kv_dtype: DType::Bf16 },
                     contexts: 1,
+                    cpu_experts: false,
                 };
                 if run_session(&mut results, &job, &opts, a.profile_tokens)? != "cpu" {
                     break;
@@ -259,6 +260,7 @@ fn run_concurrency(a: &Args, source: &ModelSource, threads: usize, backend: gpto
         },
         context: ContextOptions { max_context: concurrency::PROMPT + plan.steps, kv_dtype: DType::Bf16 },
         contexts: rows,
+        cpu_experts: false,
     };
     concurrency::run(&model, &source.to_string(), &opts, &plan)
 }

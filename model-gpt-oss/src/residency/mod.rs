@@ -10,9 +10,12 @@
 //!   pool of slots.
 //! - `host` (`host.rs`, a device with memory of its own): dense weights on the device, every
 //!   expert in host memory the device reads in place, the hot ones copied into device slots.
+//! - experts elsewhere (`elsewhere.rs`, `--cpu-experts`): dense weights on the device, the
+//!   experts computed by a second backend (the CPU).
 //!
 //! Every mode computes with the same ops on the same bytes, so the logits are identical.
 
+pub mod elsewhere;
 pub mod experts;
 pub mod host;
 pub mod layered;
@@ -28,6 +31,7 @@ use std::sync::Arc;
 use gptoss_engine::residency::{DirectFile, IoPool, Offload};
 use gptoss_engine::{Backend, EngineError, MoeExpertsArgs, Swiglu};
 
+use self::elsewhere::{Elsewhere, OnBackend};
 use self::experts::{ExpertStats, ExpertStore};
 use self::host::{HostExperts, HostStats};
 use self::layered::{LayerStats, LayerStream};
@@ -49,6 +53,8 @@ pub(crate) enum Residency<Buf> {
     Layered(LayerStream<Buf>),
     Experts(ExpertStore<Buf>),
     Host(HostExperts<Buf>),
+    /// The routed experts on a second backend (`--cpu-experts`).
+    Elsewhere(Elsewhere),
 }
 
 /// What streaming has done since the model was loaded.
@@ -83,7 +89,7 @@ impl StreamStats {
 impl<Buf: 'static> Residency<Buf> {
     pub fn stats(&self) -> StreamStats {
         match self {
-            Residency::Resident => StreamStats::None,
+            Residency::Resident | Residency::Elsewhere(_) => StreamStats::None,
             Residency::Layered(s) => StreamStats::Layered(s.stats()),
             Residency::Experts(s) => StreamStats::Experts { store: s.stats(), cache: s.cache().stats() },
             Residency::Host(h) => StreamStats::Host { host: h.stats(), cache: h.cache().stats() },
@@ -141,6 +147,9 @@ pub(crate) fn moe_experts<B: Backend>(
     top_k: usize,
     swiglu: Swiglu,
 ) -> gptoss_engine::Result<()> {
+    if let Residency::Elsewhere(e) = residency {
+        return e.run(b, l, a, n, c.hidden_size, top_k, swiglu);
+    }
     if let Residency::Host(h) = residency {
         if top_k != c.num_experts_per_tok {
             return Err(EngineError::unsupported(
@@ -257,6 +266,36 @@ pub(crate) fn load<B: Backend>(
         _ => Residency::Resident,
     };
     Ok((weights, residency))
+}
+
+/// The dense weights on `backend` and the routed experts on `elsewhere` (`--cpu-experts`),
+/// both from `model` as it is opened (a mapped checkpoint or a generator); only the dense
+/// families are converted.
+pub(crate) fn load_elsewhere<B: Backend, C: Backend + Send + 'static>(
+    backend: &mut B,
+    mut elsewhere: C,
+    model: &OpenedModel,
+    convert: Option<WeightOnly>,
+    max_batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Loaded<B::Buffer>>
+where
+    C::Buffer: Send,
+{
+    let c = &model.config;
+    weights::check_convert(model, convert)?;
+    let specs = spec_map(c);
+    let dense: usize = specs.values().filter(|s| !is_expert_stack(&s.name)).map(|s| s.elements() * model.dtype(s).size()).sum();
+    let mut ld = Loader::new(backend, model, &specs, convert, dense, progress);
+    let layers = (0..c.num_hidden_layers).map(|l| ld.layer(c, l, false)).collect::<Result<Vec<_>>>()?;
+    let weights = ld.globals(layers)?;
+    let mut quiet = |_, _| {};
+    let mut ld = Loader::new(&mut elsewhere, model, &specs, None, 0, &mut quiet);
+    let experts = (0..c.num_hidden_layers).map(|l| ld.experts(l)).collect::<Result<Vec<_>>>()?;
+    let formats = crate::accounting::stored_formats(model);
+    elsewhere.prepare(&crate::plan::plan::<C::Buffer>(c, &formats, &[], max_batch, c.num_local_experts))?;
+    let on = OnBackend::new(elsewhere, experts, c, max_batch)?;
+    Ok((weights, Residency::Elsewhere(Elsewhere::new(Box::new(on)))))
 }
 
 /// Layer `l`'s experts moved out of `layer` into host memory (`host` mode).

@@ -327,6 +327,12 @@ impl ResidencyPlan {
         self.resident + self.layer_buffers + self.staging + self.reserved + self.unplanned
     }
 
+    /// The most matrices a stack `moe_experts` runs on holds: the pool in the `experts` mode
+    /// (one stack of `slots`), else a layer's `local` experts.
+    pub fn expert_matrices(&self, local: usize) -> usize {
+        if self.mode == Offload::Experts { local.max(self.slots) } else { local }
+    }
+
     /// Every byte the plan counts.
     pub fn planned(&self) -> u64 {
         self.fixed() + self.slots as u64 * self.slot_bytes
