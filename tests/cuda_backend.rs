@@ -9,6 +9,10 @@
 
 #![cfg(any(feature = "cuda", feature = "cuda-sim"))]
 
+#[cfg(feature = "cuda")]
+#[path = "support/gpu.rs"]
+mod support;
+
 use std::path::Path;
 
 use gptoss_engine::speculative::{Draft, ModelDraft, NgramDraft, RandomDraft, Speculate, generate_speculative};
@@ -305,18 +309,7 @@ mod emulated {
 #[cfg(feature = "cuda")]
 mod gpu {
     use super::*;
-    use gptoss_kernels_cuda::Gpu;
-
-    fn gpu() -> Option<CudaBackend<Gpu>> {
-        match CudaBackend::gpu(0) {
-            Ok(g) => Some(g),
-            Err(e) if std::env::var("GPTOSS_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("GPTOSS_REQUIRE_GPU=1 but no GPU: {e}"),
-            Err(e) => {
-                eprintln!("skipped: no usable CUDA device ({e})");
-                None
-            }
-        }
-    }
+    use crate::support::gpu;
 
     #[test]
     fn fixture_logits_match_transformers() {
