@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 
 use gptoss_engine::residency::expert_cache::{ExpertCache, ExpertKey, Lookup, PolicyKind};
-use gptoss_engine::{Backend, DType, EngineError, MoeExpertsArgs, Swiglu, Weight};
+use gptoss_engine::{Backend, DType, EngineError, Swiglu, Weight};
 
 use crate::config::GptOssConfig;
 use crate::context::Activations;
@@ -172,17 +172,7 @@ impl<Buf: 'static> HostExperts<Buf> {
         let top_k = self.top_k;
         b.copy(&a.expert_ids, 0, &mut self.trace, l * n * top_k, n * top_k)?;
         let [gate_up, down] = &self.layers[l].table;
-        b.moe_experts(MoeExpertsArgs {
-            gate_up,
-            down,
-            x: &a.h,
-            n,
-            ids: &a.expert_ids,
-            weights: &a.expert_weights,
-            top_k,
-            swiglu,
-            residual: &mut a.x,
-        })
+        super::experts_of(b, gate_up, down, a, n, top_k, swiglu)
     }
 
     /// After a step of `n` tokens (run or replayed): points the experts whose copies have

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gptoss_engine::residency::{DirectFile, IoPool, Offload};
-use gptoss_engine::{Backend, EngineError, MoeExpertsArgs, Swiglu};
+use gptoss_engine::{Backend, EngineError, MoeExpertsArgs, Swiglu, Weight};
 
 use self::elsewhere::{Elsewhere, OnBackend};
 use self::experts::{ExpertStats, ExpertStore};
@@ -175,9 +175,22 @@ pub(crate) fn moe_experts<B: Backend>(
     }
     let w = layer(weights, residency, l)?;
     let e = w.experts.as_ref().ok_or_else(|| EngineError::invalid(format!("layer {l} holds no experts")))?;
+    experts_of(b, &e.gate_up, &e.down, a, n, top_k, swiglu)
+}
+
+/// `a.x += Σ weight · expert(a.h)` over the `n` rows routed in `a`, by the stacks given.
+pub(crate) fn experts_of<B: Backend>(
+    b: &mut B,
+    gate_up: &Weight<B::Buffer>,
+    down: &Weight<B::Buffer>,
+    a: &mut Activations<B::Buffer>,
+    n: usize,
+    top_k: usize,
+    swiglu: Swiglu,
+) -> gptoss_engine::Result<()> {
     b.moe_experts(MoeExpertsArgs {
-        gate_up: &e.gate_up,
-        down: &e.down,
+        gate_up,
+        down,
         x: &a.h,
         n,
         ids: &a.expert_ids,

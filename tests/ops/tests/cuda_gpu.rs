@@ -4,17 +4,13 @@
 
 #![cfg(feature = "cuda")]
 
+#[path = "../../support/gpu.rs"]
+mod support;
+
 use gptoss_kernels_cuda::{CudaBackend, Gpu};
 
 fn gpu(_head_dim: usize) -> Option<CudaBackend<Gpu>> {
-    match CudaBackend::gpu(0) {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("GPTOSS_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("GPTOSS_REQUIRE_GPU=1 but no GPU: {e}"),
-        Err(e) => {
-            eprintln!("skipped: no usable CUDA device ({e})");
-            None
-        }
-    }
+    support::gpu()
 }
 
 gptoss_op_tests::cuda_tests!(gpu, 48);
