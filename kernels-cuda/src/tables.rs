@@ -13,8 +13,12 @@ use crate::device::Device;
 /// Bytes of one table entry: an expert's data and scales addresses.
 const ENTRY: usize = 16;
 
-/// Every address a kernel loads 16 bytes from must be 16-byte aligned.
-const ALIGN: u64 = 16;
+/// The alignment every matrix of a stack has, allocations being 16-byte aligned: the largest
+/// power of two dividing a matrix's `bytes`, at most 16. A table entry must keep it, so the
+/// kernels' vector loads see what they would in a stack.
+fn stack_alignment(bytes: usize) -> u64 {
+    1u64 << bytes.trailing_zeros().min(4)
+}
 
 /// Matrix `m` of `w`: the device addresses of its data and its scales (0 without scales).
 fn matrix<D: Device>(w: &Weight<CudaBuffer<D>>, m: usize, op: &'static str) -> Result<[u64; 2]> {
@@ -24,11 +28,12 @@ fn matrix<D: Device>(w: &Weight<CudaBuffer<D>>, m: usize, op: &'static str) -> R
     if m >= w.experts {
         return Err(EngineError::shape(op, format!("matrix {m} of a stack of {}", w.experts)));
     }
-    let (_, data) = w.format.data_layout(w.rows, w.cols);
-    let scales = w.format.scales_layout(w.rows, w.cols).map_or(0, |(_, n)| n);
+    let (dt, data) = w.format.data_layout(w.rows, w.cols);
+    let (st, scales) = w.format.scales_layout(w.rows, w.cols).unwrap_or((DType::U8, 0));
     let at = [w.data.at(m * data), w.scales.as_ref().map_or(0, |s| s.at(m * scales))];
-    if at.iter().any(|a| a % ALIGN != 0) {
-        return Err(EngineError::unsupported(op, format!("matrix {m} is not {ALIGN}-byte aligned ({} × {})", w.rows, w.cols)));
+    let align = [stack_alignment(data * dt.size()), stack_alignment((scales * st.size()).max(1))];
+    if at.iter().zip(align).any(|(a, al)| a % al != 0) {
+        return Err(EngineError::unsupported(op, format!("matrix {m} lacks its stack's alignment ({} × {})", w.rows, w.cols)));
     }
     Ok(at)
 }

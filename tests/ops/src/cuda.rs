@@ -326,6 +326,18 @@ macro_rules! cuda_tests {
             each_case(cases, $cases, |c| moe_experts::compare(&c, &mut g, &mut r, budget("moe_experts", "exact"), "cuda"));
         }
 
+        /// Experts reached through tables (host memory read in place, slots filled beside the
+        /// step), in the GEMV and the tensor-core forms: the plain stacks' results bit for bit.
+        #[test]
+        fn moe_experts_through_tables() {
+            let Some((mut g, _)) = $make(64).map(|b| prepared_mma(b, 64, "")) else { return };
+            each_case(moe_experts::mma_cases(&FORMATS), $cases / 4, |c| moe_experts::through_tables(&c, &mut g));
+            let Some((mut g, _)) = $make(64).map(|b| prepared(b, 64)) else { return };
+            let cases = moe_experts::cases(&FORMATS, vec![32, 128], vec![32, 64, 128]);
+            each_case(cases, $cases / 2, |c| moe_experts::through_tables(&c, &mut g));
+            moe_experts::table_misuse(&mut g);
+        }
+
         /// The grouped MoE GEMM, every batch on the tensor cores (two bf16 planes), routings
         /// spread, crowded onto one expert or onto top_k experts with the rest idle; widths the
         /// GEMM cannot stream, and f32 weights, go to the GEMV kernels.

@@ -5,7 +5,7 @@
 //! GEMM's 64-pair tiles' edges, widths either side of its k steps and 128-row tiles, and
 //! skewed routings.
 
-use gptoss_engine::{Backend, MoeExpertsArgs, Result, Swiglu, WeightFormat};
+use gptoss_engine::{Backend, DType, DeviceBuffer, MatmulArgs, MoeExpertsArgs, Result, Swiglu, Weight, WeightFormat};
 use proptest::prelude::*;
 
 use crate::io::{f32s, read_f32, u32s};
@@ -139,11 +139,16 @@ impl Case {
     /// The same, or the error the op reported (at the call or at the next synchronize).
     pub fn try_run<B: Backend>(&self, inputs: &Inputs, b: &mut B) -> Result<Vec<f32>> {
         let (g, d) = (inputs.gate_up.load(b), inputs.down.load(b));
+        self.try_run_on(inputs, b, &g, &d)
+    }
+
+    /// The residual after the experts of the stacks `g` and `d`, on `b`.
+    fn try_run_on<B: Backend>(&self, inputs: &Inputs, b: &mut B, g: &Weight<B::Buffer>, d: &Weight<B::Buffer>) -> Result<Vec<f32>> {
         let (x, ids, weights) = (f32s(b, &inputs.x), u32s(b, &inputs.ids), f32s(b, &inputs.weights));
         let mut res = f32s(b, &inputs.residual);
         let args = MoeExpertsArgs {
-            gate_up: &g,
-            down: &d,
+            gate_up: g,
+            down: d,
             x: &x,
             n: self.n,
             ids: &ids,
@@ -179,4 +184,94 @@ pub fn bad_expert_id<B: Backend>(case: &Case, b: &mut B) {
     let err = case.try_run(&inputs, b).expect_err("an expert id beyond the experts").to_string();
     assert!(err.contains("expert id"), "moe_experts {case:?}: {err}");
     b.synchronize().expect("the error is reported once");
+}
+
+/// A stack's copy, matrix `order[m]` of `w` into matrix `m` (`home`: in host memory the device
+/// reads in place), without biases.
+fn reordered<B: Backend>(b: &mut B, w: &Weight<B::Buffer>, order: &[usize], home: bool) -> Weight<B::Buffer> {
+    let (dt, n) = w.format.data_layout(w.rows, w.cols);
+    let scales = w.format.scales_layout(w.rows, w.cols);
+    let alloc = |b: &mut B, dt, len| match home {
+        true => b.expert_tables().expect("expert tables").alloc_mapped(dt, len).expect("mapped memory"),
+        false => b.alloc(dt, len).expect("device memory"),
+    };
+    let data = alloc(b, dt, n * w.experts);
+    let scale_buf = scales.map(|(st, sn)| alloc(b, st, sn * w.experts));
+    let mut out = Weight { format: w.format, experts: w.experts, rows: w.rows, cols: w.cols, data, scales: scale_buf, bias: None };
+    for (m, &from) in order.iter().enumerate() {
+        b.copy(&w.data, from * n, &mut out.data, m * n, n).expect("copy a matrix");
+        if let (Some(src), Some(dst), Some((_, sn))) = (&w.scales, &mut out.scales, scales) {
+            b.copy(src, from * sn, dst, m * sn, sn).expect("copy a matrix's scales");
+        }
+    }
+    out
+}
+
+/// The stacks as a backend with expert tables reads them in the `host` mode: every expert at
+/// first in mapped host memory (in reverse order, so the table is no identity), then the even
+/// experts copied beside the step into device slots in another order and pointed at there.
+/// The op must give the plain stacks' result bit for bit (the same bytes, the same kernels).
+pub fn through_tables<B: Backend>(case: &Case, b: &mut B) {
+    let inputs = case.inputs();
+    let (g, d) = (inputs.gate_up.load(b), inputs.down.load(b));
+    let want = case.try_run_on(&inputs, b, &g, &d).expect("moe_experts on the plain stacks");
+    let experts = case.experts;
+    let reversed: Vec<usize> = (0..experts).rev().collect();
+    let mut tables = Vec::new();
+    for w in [&g, &d] {
+        let home = reordered(b, w, &reversed, true);
+        let mut bias = b.alloc(DType::F32, experts * w.rows).expect("bias");
+        b.copy(w.bias.as_ref().expect("expert biases"), 0, &mut bias, 0, experts * w.rows).expect("copy the biases");
+        // The table starts pointing at home's matrix e for expert e: re-point each at its own.
+        let t = b.expert_tables().expect("expert tables");
+        let mut table = t.table_stack(&home, bias).expect("a table stack");
+        for e in 0..experts {
+            t.point(&mut table, e, &home, experts - 1 - e).expect("point at host memory");
+        }
+        // Slots for the even experts, filled beside the step, in reverse order of expert.
+        let evens: Vec<usize> = (0..experts).step_by(2).collect();
+        let mut slots = reordered(b, w, &vec![0; evens.len()], false);
+        let t = b.expert_tables().expect("expert tables");
+        let mut ticket = 0;
+        for (slot, &e) in evens.iter().rev().enumerate() {
+            ticket = t.copy_beside(&home, experts - 1 - e, &mut slots, slot).expect("a copy beside the step");
+        }
+        while !t.copied(ticket).expect("copies beside the step") {}
+        for (slot, &e) in evens.iter().rev().enumerate() {
+            t.point(&mut table, e, &slots, slot).expect("point at a slot");
+        }
+        tables.push((home, slots, table));
+    }
+    let got = case.try_run_on(&inputs, b, &tables[0].2, &tables[1].2).expect("moe_experts through tables");
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert!(bits(&got) == bits(&want), "moe_experts {case:?}: through tables differs from the plain stacks");
+}
+
+/// A stack reached through a table is read by `moe_experts` alone: every other use is an error
+/// naming it, as is a table entry or a copy out of range.
+pub fn table_misuse<B: Backend>(b: &mut B) {
+    let case =
+        Case { format: WeightFormat::Mxfp4, experts: 2, top_k: 1, n: 1, hidden: 32, intermediate: 32, routing: Routing::Spread, seed: 3 };
+    let inputs = case.inputs();
+    let g = inputs.gate_up.load(b);
+    let bias = b.alloc(DType::F32, g.experts * g.rows).expect("bias");
+    let t = b.expert_tables().expect("expert tables");
+    let mut table = t.table_stack(&g, bias).expect("a table stack");
+    let e = t.point(&mut table, 2, &g, 0).expect_err("expert 2 of 2").to_string();
+    assert!(e.contains("expert 2"), "{e}");
+    let e = t.point(&mut table, 0, &g, 2).expect_err("matrix 2 of 2").to_string();
+    assert!(e.contains("matrix 2"), "{e}");
+    // A stack of one matrix passes matmul's shape checks: the table is what it refuses.
+    let one = Case { experts: 1, ..case }.inputs().gate_up.load(b);
+    let bias = b.alloc(DType::F32, one.rows).expect("bias");
+    let single = b.expert_tables().expect("expert tables").table_stack(&one, bias).expect("a table stack of one");
+    let (x, mut out) = (f32s(b, &inputs.x), f32s(b, &vec![0.0; one.rows]));
+    let e = b
+        .matmul(MatmulArgs { w: &single, x: &x, n: 1, out: &mut out, accumulate: false })
+        .expect_err("a table stack in matmul")
+        .to_string();
+    assert!(e.contains("table"), "{e}");
+    let e = b.write(&mut table.data, 0, &[0; 16]).expect_err("writing a table stack's data").to_string();
+    assert!(e.contains("table"), "{e}");
+    assert_eq!(table.data.len(), g.data.len(), "a table stack stands for the stack's bytes");
 }
