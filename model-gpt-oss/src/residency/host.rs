@@ -66,8 +66,11 @@ pub(crate) struct HostExperts<Buf> {
     trace: Buf,
     max_tokens: usize,
     top_k: usize,
-    /// The last step's routed ids, on the host.
+    /// The last step's routed ids on the host; per layer, which experts it used; the step's
+    /// distinct (layer, expert) uses. Kept between steps: a step allocates nothing.
     ids: Vec<u32>,
+    seen: Vec<bool>,
+    used: Vec<ExpertKey>,
     /// Bytes of one expert's codes and scales (both stacks).
     expert_bytes: u64,
     stats: HostStats,
@@ -150,6 +153,8 @@ impl<Buf: 'static> HostExperts<Buf> {
             max_tokens,
             top_k,
             ids: Vec::new(),
+            seen: vec![false; experts],
+            used: Vec::new(),
             expert_bytes,
             stats: HostStats::default(),
         })
@@ -186,16 +191,15 @@ impl<Buf: 'static> HostExperts<Buf> {
         self.ids.resize(layers * n * top_k, 0);
         b.read(&self.trace, 0, bytemuck::cast_slice_mut(&mut self.ids))?;
         // Each layer's distinct experts, where the step found them.
-        let mut used = Vec::with_capacity(self.ids.len());
-        let mut seen = vec![false; self.experts];
+        self.used.clear();
         for l in 0..layers {
-            seen.fill(false);
+            self.seen.fill(false);
             for &e in &self.ids[l * n * top_k..(l + 1) * n * top_k] {
                 let e = e as usize;
                 if e >= self.experts {
                     return Err(EngineError::invalid(format!("layer {l} routed to expert {e} of {}", self.experts)));
                 }
-                if std::mem::replace(&mut seen[e], true) {
+                if std::mem::replace(&mut self.seen[e], true) {
                     continue;
                 }
                 if self.in_slot[l * self.experts + e] {
@@ -204,14 +208,14 @@ impl<Buf: 'static> HostExperts<Buf> {
                     self.stats.from_host += 1;
                     self.stats.host_bytes += self.expert_bytes;
                 }
-                used.push(ExpertKey { layer: l as u32, expert: e as u32 });
+                self.used.push(ExpertKey { layer: l as u32, expert: e as u32 });
             }
         }
         self.stats.steps += 1;
         self.stats.routed += self.ids.len() as u64;
         self.land(b)?;
-        for key in used {
-            self.keep(b, key)?;
+        for i in 0..self.used.len() {
+            self.keep(b, self.used[i])?;
         }
         self.cache.release_all();
         Ok(())
