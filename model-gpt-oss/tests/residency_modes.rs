@@ -46,6 +46,8 @@ struct Setup {
     /// `None`: no budget; `Some(0)`: the smallest budget the mode accepts.
     budget: Option<u64>,
     policy: PolicyKind,
+    /// The largest read of an expert's piece (0: the default).
+    read_chunk: u64,
 }
 
 /// What a run produced: every logit's bits (each prefill position, then each decode step)
@@ -62,7 +64,8 @@ const DECODE: usize = 12;
 
 fn load(dir: &Path, s: Setup, trace: Option<&Path>) -> (GptOss<CpuBackend>, gptoss_model_gpt_oss::Context<gptoss_kernels_cpu::CpuBuffer>) {
     let opened = ModelSource::Dir(dir.to_path_buf()).open().unwrap();
-    let residency = ResidencyOptions { offload: s.offload, policy: s.policy, io_threads: 2, ..ResidencyOptions::default() };
+    let residency =
+        ResidencyOptions { offload: s.offload, policy: s.policy, io_threads: 2, read_chunk: s.read_chunk, ..ResidencyOptions::default() };
     let mut opts = LoadOptions { max_batch: CHUNK, weights: None, residency };
     if let Some(b) = s.budget {
         let plan = GptOss::plan_residency(&CpuBackend::new(Some(2)).unwrap(), &opened, &opts).unwrap();
@@ -110,7 +113,7 @@ fn outputs(dir: &Path, s: Setup) -> (Outputs, StreamStats) {
 }
 
 fn setups() -> Vec<Setup> {
-    let s = |offload, budget| Setup { offload, budget, policy: PolicyKind::Lru };
+    let s = |offload, budget| Setup { offload, budget, policy: PolicyKind::Lru, read_chunk: 0 };
     vec![
         s(Offload::Mmap, None),
         s(Offload::Layered, None),
@@ -118,14 +121,17 @@ fn setups() -> Vec<Setup> {
         s(Offload::Layered, Some(0)),
         s(Offload::Experts, None),
         s(Offload::Experts, Some(0)),
-        Setup { offload: Offload::Experts, budget: Some(0), policy: PolicyKind::Lfu },
+        Setup { offload: Offload::Experts, budget: Some(0), policy: PolicyKind::Lfu, read_chunk: 0 },
+        // Every piece read in chunks of an odd size: reads that start and end inside blocks,
+        // several per piece, landing at their place in the slot.
+        Setup { read_chunk: 1000, ..s(Offload::Experts, Some(0)) },
     ]
 }
 
 /// Checks every setup against `none`; returns the token groups each `experts` setup ran.
 fn all_modes_agree(dir: &Path, layer_count: usize) -> Vec<u64> {
     let mut groups = Vec::new();
-    let (want, _) = outputs(dir, Setup { offload: Offload::None, budget: None, policy: PolicyKind::Lru });
+    let (want, _) = outputs(dir, Setup { offload: Offload::None, budget: None, policy: PolicyKind::Lru, read_chunk: 0 });
     for s in setups() {
         let (got, stats) = outputs(dir, s);
         assert_eq!(got.tokens, want.tokens, "{s:?}");
@@ -133,6 +139,9 @@ fn all_modes_agree(dir: &Path, layer_count: usize) -> Vec<u64> {
         match (s.offload, stats) {
             (Offload::Experts, StreamStats::Experts { cache, store }) => {
                 assert!(cache.misses > 0 && store.bytes_read > 0, "{s:?}: {cache:?}");
+                // Four pieces an expert, more reads when they are cut into chunks.
+                let chunked = store.reads > 4 * store.experts_read;
+                assert_eq!(chunked, s.read_chunk != 0, "{s:?}: {} reads for {} experts", store.reads, store.experts_read);
                 groups.push(store.groups);
             }
             (Offload::Layered, StreamStats::Layered(l)) => {
@@ -179,7 +188,8 @@ fn every_mode_gives_the_same_logits_on_a_model_with_more_experts_than_the_pool()
 fn with_the_smallest_pool_every_decoded_token_misses_every_expert() {
     let dir = tempfile::tempdir().unwrap();
     many_experts(dir.path());
-    let (mut model, mut ctx) = load(dir.path(), Setup { offload: Offload::Experts, budget: Some(0), policy: PolicyKind::Lru }, None);
+    let (mut model, mut ctx) =
+        load(dir.path(), Setup { offload: Offload::Experts, budget: Some(0), policy: PolicyKind::Lru, read_chunk: 0 }, None);
     assert_eq!(model.residency_plan().slots, 8);
     let mut lm = model.session(&mut ctx);
     prefill_chunks(&mut lm, &PROMPT, Logits::None, |_, _, _| Ok::<(), gptoss_engine::EngineError>(())).unwrap();
@@ -203,7 +213,8 @@ fn the_simulator_gets_the_engine_s_hit_counts_from_its_trace() {
     many_experts(dir.path());
     let trace_path = dir.path().join("routing.trace");
     for policy in PolicyKind::ALL {
-        let (mut model, mut ctx) = load(dir.path(), Setup { offload: Offload::Experts, budget: Some(0), policy }, Some(&trace_path));
+        let (mut model, mut ctx) =
+            load(dir.path(), Setup { offload: Offload::Experts, budget: Some(0), policy, read_chunk: 0 }, Some(&trace_path));
         run_model(&mut model, &mut ctx);
         let StreamStats::Experts { cache, .. } = model.stream_stats() else { panic!() };
         let slots = model.residency_plan().slots;
@@ -252,7 +263,7 @@ fn a_checkpoint_truncated_while_streaming_fails_the_step_and_the_next_one_works(
     for offload in [Offload::Experts, Offload::Layered] {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&fixture(), dir.path());
-        let setup = Setup { offload, budget: Some(0), policy: PolicyKind::Lru };
+        let setup = Setup { offload, budget: Some(0), policy: PolicyKind::Lru, read_chunk: 0 };
         let (want, _) = outputs(dir.path(), setup);
         let (mut model, mut ctx) = load(dir.path(), setup, None);
         let shard = expert_shard(dir.path());
@@ -275,7 +286,7 @@ fn a_checkpoint_deleted_while_streaming_goes_on_from_its_open_files() {
     let model_dir = dir.path().join("m");
     std::fs::create_dir(&model_dir).unwrap();
     copy_dir(&fixture(), &model_dir);
-    let setup = Setup { offload: Offload::Experts, budget: Some(0), policy: PolicyKind::Lru };
+    let setup = Setup { offload: Offload::Experts, budget: Some(0), policy: PolicyKind::Lru, read_chunk: 0 };
     let (want, _) = outputs(&model_dir, setup);
     let (mut model, mut ctx) = load(&model_dir, setup, None);
     std::fs::remove_dir_all(&model_dir).unwrap();

@@ -106,6 +106,7 @@ impl ModelArgs {
             policy: self.expert_cache.parse().map_err(|e| Error::Usage(format!("--expert-cache: {e}")))?,
             prefetch: self.prefetch,
             io_threads: self.io_threads,
+            read_chunk: 0,
             reserved: 0,
         })
     }

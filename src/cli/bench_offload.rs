@@ -293,6 +293,7 @@ fn measure_into(row: &mut OffloadRow, l: &Ladder, a: &OffloadArgs, run: &Run, bu
         policy: run.policy,
         prefetch: run.prefetch,
         io_threads: a.io_threads,
+        read_chunk: 0,
         reserved: 0,
     };
     let opts = RuntimeOptions {

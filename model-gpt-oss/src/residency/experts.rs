@@ -38,7 +38,8 @@ use crate::weights::LayerWeights;
 /// What the store has done, for reports and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ExpertStats {
-    /// Bytes read from disk (whole blocks), pieces read, and experts read.
+    /// Bytes read from disk (whole blocks), reads (pieces, or chunks of the larger ones), and
+    /// experts read.
     pub bytes_read: u64,
     pub reads: u64,
     pub experts_read: u64,
@@ -53,7 +54,7 @@ pub struct ExpertStats {
     pub copy: Duration,
 }
 
-/// One piece of one expert to read into one slot.
+/// A read of one piece of one expert into one slot: the whole piece, or a chunk of it.
 #[derive(Clone, Copy, Debug)]
 struct Piece {
     slot: usize,
@@ -61,6 +62,9 @@ struct Piece {
     shard: usize,
     offset: u64,
     len: usize,
+    /// Where the chunk starts in the piece, and the whole piece's length (a slot's stride).
+    at: usize,
+    piece_len: usize,
 }
 
 /// The pool on the backend: `slots` experts of every layer's shape, and each layer's biases.
@@ -76,13 +80,14 @@ struct Reader {
     io: IoPool,
     files: Vec<Arc<DirectFile>>,
     staging: Vec<AlignedBuf>,
-    /// Bytes a staging buffer holds.
+    /// Bytes a staging buffer holds, and the largest read.
     staging_bytes: usize,
+    read_chunk: usize,
     queue: VecDeque<Piece>,
     /// Submitted pieces, by tag.
     submitted: Vec<Option<Piece>>,
-    /// Pieces of each slot not yet in the pool, and the first read error of each slot.
-    outstanding: Vec<u8>,
+    /// Reads of each slot not yet in the pool, and the first read error of each slot.
+    outstanding: Vec<u16>,
     failed: Vec<Option<EngineError>>,
     /// Slots filled by prefetch and not used since.
     prefetched: Vec<bool>,
@@ -125,7 +130,9 @@ impl<Buf: 'static> ExpertStore<Buf> {
             })
         };
         let pool = Pool { gate_up: stack(2 * i, h, p[0], p[1])?, down: stack(h, i, p[2], p[3])?, biases };
-        let staging_bytes = p.iter().map(|&len| DirectFile::span(0, len) + gptoss_engine::residency::aligned::ALIGN).max().unwrap_or(0);
+        let read_chunk = plan.read_chunk as usize;
+        let staging_bytes =
+            p.iter().map(|&len| DirectFile::span(0, len.min(read_chunk)) + gptoss_engine::residency::aligned::ALIGN).max().unwrap_or(0);
         let buffers = plan.io_threads * 2;
         let staging = (0..buffers).map(|_| take_buffer(&mut Vec::new(), staging_bytes)).collect::<Result<Vec<_>>>()?;
         let reader = Reader {
@@ -133,6 +140,7 @@ impl<Buf: 'static> ExpertStore<Buf> {
             files,
             staging,
             staging_bytes,
+            read_chunk,
             queue: VecDeque::new(),
             submitted: Vec::new(),
             outstanding: vec![0; slots],
@@ -287,7 +295,8 @@ fn copy_biases<B: Backend>(b: &mut B, pool: &mut Pool<B::Buffer>, slot: usize, l
 
 impl Reader {
     /// Queues the four pieces of expert `e` of layer `l` into `slot` (marked busy until they
-    /// are in), copies its biases into the slot, and starts what the staging buffers allow.
+    /// are in), in reads of at most `read_chunk` bytes, copies its biases into the slot, and
+    /// starts what the staging buffers allow.
     #[allow(clippy::too_many_arguments)]
     fn request<B: Backend>(
         &mut self,
@@ -303,11 +312,16 @@ impl Reader {
             cache.forget(slot);
             return Err(e);
         }
+        let mut reads = 0;
         for part in 0..4 {
-            let (shard, offset, len) = layout.expert_piece(l, e, part);
-            self.queue.push_back(Piece { slot, part, shard, offset, len });
+            let (shard, offset, piece_len) = layout.expert_piece(l, e, part);
+            for at in (0..piece_len).step_by(self.read_chunk) {
+                let len = (piece_len - at).min(self.read_chunk);
+                self.queue.push_back(Piece { slot, part, shard, offset: offset + at as u64, len, at, piece_len });
+                reads += 1;
+            }
         }
-        self.outstanding[slot] = 4;
+        self.outstanding[slot] = reads;
         self.failed[slot] = None;
         cache.set_busy(slot, true);
         self.stats.experts_read += 1;
@@ -372,9 +386,10 @@ impl Reader {
         let written = result.and_then(|range| {
             let start = Instant::now();
             let (w, scales) = if p.part < 2 { (&mut pool.gate_up, p.part == 1) } else { (&mut pool.down, p.part == 3) };
+            let at = p.slot * p.piece_len + p.at;
             let r = match (scales, &mut w.scales) {
-                (false, _) => b.write(&mut w.data, p.slot * p.len, &buf.as_slice()[range]),
-                (true, Some(dst)) => b.write(dst, p.slot * p.len, &buf.as_slice()[range]),
+                (false, _) => b.write(&mut w.data, at, &buf.as_slice()[range]),
+                (true, Some(dst)) => b.write(dst, at, &buf.as_slice()[range]),
                 (true, None) => Err(EngineError::invalid("expert store: the pool has no scales")),
             };
             self.stats.copy += start.elapsed();

@@ -41,6 +41,12 @@ pub const DEFAULT_IO_THREADS: usize = 4;
 /// Staging buffers per I/O thread: one being read while the other waits to be copied.
 const STAGING_PER_THREAD: usize = 2;
 
+/// The largest read of an expert's piece unless told otherwise: larger pieces (the gate/up
+/// codes of 20b and 120b are 8.3 MB) are read in chunks of this size on several I/O threads at
+/// once, so one missed expert is not one thread reading its largest piece while the others
+/// idle (1 MiB decoded 20b under 8 GiB faster than 2 or 4 MiB and than 256 KiB: bench/NOTES.md).
+pub const DEFAULT_READ_CHUNK: u64 = 1 << 20;
+
 /// How a load places weights (part of `LoadOptions`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ResidencyOptions {
@@ -54,6 +60,8 @@ pub struct ResidencyOptions {
     pub prefetch: bool,
     /// I/O threads for streamed reads (0: [`DEFAULT_IO_THREADS`]).
     pub io_threads: usize,
+    /// The largest read of a piece of a missed expert, in bytes (0: [`DEFAULT_READ_CHUNK`]).
+    pub read_chunk: u64,
     /// Bytes the caller's contexts (KV caches, activations) will take, counted in the budget.
     pub reserved: u64,
 }
@@ -85,6 +93,8 @@ pub struct ResidencyPlan {
     pub reserved: u64,
     pub unplanned: u64,
     pub io_threads: usize,
+    /// `experts`: the largest read of an expert's piece.
+    pub read_chunk: u64,
     pub policy: PolicyKind,
     pub prefetch: bool,
     pub top_k: usize,
@@ -183,6 +193,7 @@ impl ResidencyPlan {
         let s = sizes(model, convert);
         let on_disk = model.dir().is_some();
         let io_threads = if opts.io_threads == 0 { DEFAULT_IO_THREADS } else { opts.io_threads };
+        let read_chunk = if opts.read_chunk == 0 { DEFAULT_READ_CHUNK } else { opts.read_chunk };
         let slot_bytes = s.expert_bytes + 4 * (2 * c.intermediate_size + c.hidden_size) as u64;
         let all_dense: u64 = s.globals + s.layer_dense.iter().sum::<u64>();
         let all_experts: u64 = s.layer_experts.iter().sum();
@@ -202,6 +213,7 @@ impl ResidencyPlan {
             reserved: opts.reserved,
             unplanned: UNPLANNED_BYTES,
             io_threads,
+            read_chunk,
             policy: opts.policy,
             prefetch: opts.prefetch,
             top_k: c.num_experts_per_tok,
@@ -260,7 +272,7 @@ impl ResidencyPlan {
             Offload::Experts => {
                 needs_disk(Offload::Experts)?;
                 plan.resident = all_dense;
-                plan.staging = (io_threads * STAGING_PER_THREAD) as u64 * (s.largest_piece + 2 * ALIGN as u64);
+                plan.staging = (io_threads * STAGING_PER_THREAD) as u64 * (s.largest_piece.min(read_chunk) + 2 * ALIGN as u64);
             }
             Offload::Host => {
                 if !copies_host_bytes {
@@ -371,7 +383,7 @@ impl fmt::Display for ResidencyPlan {
             )?,
             Offload::Experts => writeln!(
                 f,
-                "  expert cache: {} of {} experts ({:.1} %) in {} slots of {} = {}, policy {}{}; misses read on demand by {} I/O threads into {} of buffers",
+                "  expert cache: {} of {} experts ({:.1} %) in {} slots of {} = {}, policy {}{}; misses read on demand by {} I/O threads, in reads of at most {}, into {} of buffers",
                 self.slots,
                 self.experts,
                 100.0 * self.slots as f64 / self.experts.max(1) as f64,
@@ -381,6 +393,7 @@ impl fmt::Display for ResidencyPlan {
                 self.policy,
                 if self.prefetch { ", next-layer prefetch" } else { "" },
                 self.io_threads,
+                ByteSize(self.read_chunk),
                 ByteSize(self.staging),
             )?,
             Offload::Host => writeln!(
